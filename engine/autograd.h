@@ -1,0 +1,52 @@
+/* engine/autograd.h — the define-by-run graph and reverse-mode differentiation.
+ *
+ * An op that runs while grad mode is on and with any input that requires a gradient records a node:
+ * its inputs, its output, a backward function and what that function needs (saved tensors and scalars).
+ * kd_backward() orders the nodes reachable from the root (iteratively: deep graphs do not recurse) and
+ * calls each backward once, outputs before inputs; each backward adds its inputs' gradients into their
+ * grad buffers. Leaves (no node) keep their gradient across calls until kd_zero_grad(). */
+#ifndef KD_AUTOGRAD_H
+#define KD_AUTOGRAD_H
+
+#include "engine/tensor.h"
+
+#define KD_NODE_MAX_IN 6
+
+typedef struct kd_node {
+    const char *op;
+    int n_in;
+    kd_tensor *in[KD_NODE_MAX_IN];
+    kd_tensor *out;
+    void (*backward)(struct kd_node *n);
+    kd_tensor *saved[4];     /* tensors the backward needs beyond inputs and output */
+    double f[4];             /* scalars the backward needs */
+    int64_t i[4];
+    uint64_t seq;            /* creation order */
+} kd_node;
+
+/* Grad mode. kd_set_grad_enabled returns the previous mode, to restore it. */
+int kd_grad_enabled(void);
+int kd_set_grad_enabled(int on);
+
+/* Mark a leaf as requiring a gradient (an error on a tensor made by an op). */
+kd_status kd_set_requires_grad(kd_tensor *t, int on);
+/* A view of t's storage with no graph and no gradient. */
+kd_tensor *kd_detach(const kd_tensor *t);
+
+/* Reverse-mode from root. upstream: the gradient of the final quantity w.r.t. root (same shape), or NULL
+ * when root has one element (then 1). Fails with KD_ERR_STATE when root has more than one element and no
+ * upstream is given, or root does not require a gradient. Calling it twice on one graph adds the leaves'
+ * gradients twice (intermediate gradients start from zero each call). */
+kd_status kd_backward(kd_tensor *root, const kd_tensor *upstream);
+
+void kd_zero_grad(kd_tensor *const *params, size_t n);
+
+/* For op authors. kd_record: the node for `out` if grad mode is on and an input requires a gradient,
+ * else NULL (and nothing is recorded). kd_grad_buf: t's gradient buffer (contiguous, t's dtype), zeroed
+ * on first use: heap for persistent leaves, arena otherwise. */
+kd_node *kd_record(kd_tensor *out, const char *op, void (*backward)(kd_node *), int n_in, kd_tensor *const *in);
+void *kd_grad_buf(kd_tensor *t);
+/* Does input i of n want a gradient? */
+static inline int kd_wants_grad(const kd_node *n, int i) { return n->in[i] && n->in[i]->requires_grad; }
+
+#endif

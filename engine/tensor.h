@@ -1,0 +1,104 @@
+/* engine/tensor.h — tensors: dtype, device, shape, strides, storage; creation, views, the per-step arena.
+ *
+ * Ownership, in one paragraph. Every tensor lives in one of two places:
+ *   - the step arena (the default): everything ops create, their graph nodes, saved buffers and
+ *     intermediate gradients. kd_arena_reset() frees all of it at once; a training loop calls it after each
+ *     optimizer step, so memory is the same every step. Pointers to arena tensors die at the reset.
+ *   - the heap, for what lives across steps: parameters, their gradients, optimizer state. These are made
+ *     by kd_param() / kd_persist() and freed by kd_tensor_free().
+ * No reference counts: lifetimes follow the training loop, not the graph.
+ */
+#ifndef KD_TENSOR_H
+#define KD_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/status.h"
+
+#define KD_MAX_DIMS 6
+
+typedef enum kd_dtype { KD_F32 = 0, KD_F64 = 1, KD_I32 = 2 } kd_dtype;
+typedef enum kd_device { KD_CPU = 0, KD_CUDA = 1 } kd_device;
+
+typedef struct kd_storage {
+    void *data;
+    size_t nbytes;
+    kd_device device;
+    int persistent;         /* heap (freed with its tensor) or arena */
+} kd_storage;
+
+struct kd_node;
+
+typedef struct kd_tensor {
+    kd_dtype dtype;
+    kd_device device;
+    int ndim;
+    int64_t shape[KD_MAX_DIMS];
+    int64_t stride[KD_MAX_DIMS];  /* in elements */
+    int64_t offset;               /* in elements, into storage */
+    kd_storage *storage;
+    int requires_grad;
+    int persistent;
+    struct kd_tensor *grad;       /* contiguous, same shape; NULL until a backward reaches it */
+    struct kd_node *node;         /* the op that made it; NULL for leaves */
+    uint64_t visit;               /* scratch for graph walks */
+    char name[96];                /* parameters carry their checkpoint name */
+} kd_tensor;
+
+size_t kd_dtype_size(kd_dtype dt);
+const char *kd_dtype_name(kd_dtype dt);
+
+/* Creation (in the arena). shape has ndim entries, each >= 0; ndim 0 is a scalar. */
+kd_tensor *kd_empty(kd_dtype dt, int ndim, const int64_t *shape);
+kd_tensor *kd_zeros(kd_dtype dt, int ndim, const int64_t *shape);
+kd_tensor *kd_ones(kd_dtype dt, int ndim, const int64_t *shape);
+kd_tensor *kd_full(kd_dtype dt, int ndim, const int64_t *shape, double value);
+kd_tensor *kd_scalar(kd_dtype dt, double value);
+/* A copy of `data` (numel elements of dt, row-major). */
+kd_tensor *kd_from_buffer(kd_dtype dt, int ndim, const int64_t *shape, const void *data);
+/* Random tensors: element i is a pure function of (seed, i), so the result does not depend on threads.
+ * uniform in [lo, hi); normal(mean, std); truncated normal: normal(0, std) redrawn outside [lo, hi]. */
+kd_tensor *kd_rand_uniform(kd_dtype dt, int ndim, const int64_t *shape, double lo, double hi, uint64_t seed);
+kd_tensor *kd_randn(kd_dtype dt, int ndim, const int64_t *shape, double mean, double std, uint64_t seed);
+kd_tensor *kd_trunc_normal(kd_dtype dt, int ndim, const int64_t *shape, double std, double lo, double hi,
+                           uint64_t seed);
+
+/* Heap tensors (live across arena resets). kd_param: zeros, requires_grad set, named.
+ * kd_persist: a contiguous heap copy of t (a leaf; no graph). kd_tensor_free: heap tensors only (and
+ * their grad); NULL-safe. */
+kd_tensor *kd_param(kd_dtype dt, int ndim, const int64_t *shape, const char *name);
+kd_tensor *kd_persist(const kd_tensor *t);
+void kd_tensor_free(kd_tensor *t);
+
+/* Overwrite dst's elements with src's (same shape; dtypes may differ between f32/f64). No graph. */
+kd_status kd_copy_into(kd_tensor *dst, const kd_tensor *src);
+/* Fill every element of t with v. No graph. */
+void kd_fill(kd_tensor *t, double v);
+
+/* Queries. */
+int64_t kd_numel(const kd_tensor *t);
+int kd_is_contiguous(const kd_tensor *t);
+void *kd_data(const kd_tensor *t);                 /* address of the first element */
+double kd_get(const kd_tensor *t, const int64_t *idx);  /* one element as double */
+double kd_item(const kd_tensor *t);                /* the value of a one-element tensor (NAN otherwise) */
+int kd_same_shape(const kd_tensor *a, const kd_tensor *b);
+/* "[2, 3, 4]" into buf (for messages); returns buf. */
+const char *kd_shape_str(const kd_tensor *t, char *buf, size_t n);
+void kd_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+
+/* The step arena. Allocation failure or passing the limit (0 = none) sets KD_ERR_NOMEM and returns NULL. */
+void *kd_arena_alloc(size_t nbytes);
+void kd_arena_reset(void);
+size_t kd_arena_used(void);
+size_t kd_arena_peak(void);       /* highest `used` since start */
+size_t kd_arena_capacity(void);   /* bytes held from the system now */
+void kd_arena_set_limit(size_t nbytes);
+/* Bytes of heap tensors alive now. */
+size_t kd_heap_bytes(void);
+
+/* A tensor header viewing `base`'s storage with new shape/strides/offset (arena). Used by view ops. */
+kd_tensor *kd_view_of(const kd_tensor *base, int ndim, const int64_t *shape, const int64_t *stride,
+                      int64_t offset);
+
+#endif

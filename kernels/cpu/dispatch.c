@@ -1,0 +1,48 @@
+/* kernels/cpu/dispatch.c — read the CPU's features once and pick the fastest f32 kernel table it runs. */
+#include <string.h>
+
+#include "kernels/kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+
+static unsigned long long xgetbv0(void)
+{
+    unsigned int lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+#endif
+
+kd_cpu_features kd_cpu_detect(void)
+{
+    kd_cpu_features f;
+    memset(&f, 0, sizeof f);
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+    int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, avx = (c >> 28) & 1;
+    if (!osxsave || !avx) return f;
+    unsigned long long xcr0 = xgetbv0();
+    int ymm_ok = (xcr0 & 0x6) == 0x6;          /* SSE and AVX state saved by the OS */
+    int zmm_ok = (xcr0 & 0xE6) == 0xE6;        /* plus opmask and the upper ZMM state */
+    if (!ymm_ok) return f;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+    f.fma = fma;
+    f.avx2 = (b >> 5) & 1;
+    if (zmm_ok) {
+        f.avx512f = (b >> 16) & 1;
+        f.avx512dq = (b >> 17) & 1;
+        f.avx512bw = (b >> 30) & 1;
+        f.avx512vl = (b >> 31) & 1;
+    }
+#endif
+    return f;
+}
+
+const kd_kernels *kd_kernels_cpu_f32(const char *prefer)
+{
+    if (prefer && strcmp(prefer, "ref") == 0) return kd_kernels_ref_f32();
+    if (prefer && strcmp(prefer, "ref") != 0) return NULL; /* no fast tables in this build */
+    return kd_kernels_ref_f32();
+}

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
+#include "kernels/cpu/cpu_kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -40,9 +41,30 @@ kd_cpu_features kd_cpu_detect(void)
     return f;
 }
 
+#ifdef KD_HAVE_AVX2
+static int cpu_runs_avx2(kd_cpu_features f) { return f.avx2 && f.fma; }
+#endif
+#ifdef KD_HAVE_AVX512
+/* The AVX-512 table also runs AVX2 code (its row kernels), which every AVX-512 CPU has. */
+static int cpu_runs_avx512(kd_cpu_features f)
+{
+    return f.avx2 && f.fma && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
+}
+#endif
+
+/* The SIMD tables exist only when the compiler could build them (KD_HAVE_AVX2 / KD_HAVE_AVX512, set by
+ * kernels/meson.build), and are returned only when the CPU (and the OS) can run them. */
 const kd_kernels *kd_kernels_cpu_f32(const char *prefer)
 {
-    if (prefer && strcmp(prefer, "ref") == 0) return kd_kernels_ref_f32();
-    if (prefer && strcmp(prefer, "ref") != 0) return NULL; /* no fast tables in this build */
-    return kd_kernels_ref_f32();
+    kd_cpu_features f = kd_cpu_detect();
+    int best = !prefer || strcmp(prefer, "best") == 0;
+    (void)f;
+    if (!best && strcmp(prefer, "ref") == 0) return kd_kernels_ref_f32();
+#ifdef KD_HAVE_AVX512
+    if ((best || strcmp(prefer, "avx512") == 0) && cpu_runs_avx512(f)) return kd_kernels_avx512_f32();
+#endif
+#ifdef KD_HAVE_AVX2
+    if ((best || strcmp(prefer, "avx2") == 0) && cpu_runs_avx2(f)) return kd_kernels_avx2_f32();
+#endif
+    return best ? kd_kernels_ref_f32() : NULL;
 }

@@ -1,0 +1,34 @@
+/* kernels/cpu/cpu_kernels.h — the SIMD CPU kernels (f32) and the tables that collect them.
+ *
+ * Each kernel follows kernels/kernels.h: fn(args, ith, nth), no barriers, same semantics as kernels/ref.
+ * The functions exist only when the build could compile them (KD_HAVE_AVX2 / KD_HAVE_AVX512); callers
+ * must also check kd_cpu_detect() before running one. */
+#ifndef KD_CPU_KERNELS_H
+#define KD_CPU_KERNELS_H
+
+#include "kernels/kernels.h"
+
+/* Tables: the reference table with every entry that has a fast variant replaced. */
+const kd_kernels *kd_kernels_avx2_f32(void);
+const kd_kernels *kd_kernels_avx512_f32(void);
+
+/* GEMM: packed, cache-blocked, register-tiled (6x16 on AVX2, 12x32 on AVX-512). */
+void kd_gemm_avx2_f32(const kd_gemm_args *g, int ith, int nth);
+void kd_gemm_avx512_f32(const kd_gemm_args *g, int ith, int nth);
+
+/* Row and element-wise kernels (AVX2+FMA; the AVX-512 table uses them too: they are bandwidth-bound). */
+void kd_unary_avx2_f32(const kd_map_args *m, int ith, int nth);
+void kd_binary_avx2_f32(const kd_map_args *m, int ith, int nth);
+void kd_softmax_avx2_f32(const kd_softmax_args *s, int ith, int nth);
+void kd_softmax_bwd_avx2_f32(const kd_softmax_bwd_args *s, int ith, int nth);
+void kd_layernorm_avx2_f32(const kd_layernorm_args *l, int ith, int nth);
+void kd_layernorm_bwd_avx2_f32(const kd_layernorm_bwd_args *l, int ith, int nth);
+void kd_xent_avx2_f32(const kd_xent_args *x, int ith, int nth);
+void kd_xent_bwd_avx2_f32(const kd_xent_args *x, int ith, int nth);
+void kd_kl_avx2_f32(const kd_kl_args *k, int ith, int nth);
+void kd_kl_bwd_avx2_f32(const kd_kl_args *k, int ith, int nth);
+void kd_adamw_avx2_f32(const kd_adamw_args *o, int ith, int nth);
+void kd_attention_avx2_f32(const kd_attention_args *a, int ith, int nth);
+void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth);
+
+#endif

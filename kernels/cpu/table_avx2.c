@@ -1,0 +1,20 @@
+/* kernels/cpu/table_avx2.c — the AVX2+FMA f32 table: the reference table with the fast entries swapped in. */
+#include <pthread.h>
+
+#include "kernels/cpu/cpu_kernels.h"
+
+static kd_kernels table_avx2;
+static pthread_once_t table_avx2_once = PTHREAD_ONCE_INIT;
+
+static void table_avx2_build(void)
+{
+    table_avx2 = *kd_kernels_ref_f32();
+    table_avx2.name = "avx2";
+    table_avx2.gemm = kd_gemm_avx2_f32;
+}
+
+const kd_kernels *kd_kernels_avx2_f32(void)
+{
+    pthread_once(&table_avx2_once, table_avx2_build);
+    return &table_avx2;
+}

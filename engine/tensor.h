@@ -16,7 +16,7 @@
 
 #include "engine/status.h"
 
-#define KD_MAX_DIMS 6
+#define KD_MAX_DIMS 8   /* equal to KD_KMAX_DIMS in kernels/kernels.h */
 
 typedef enum kd_dtype { KD_F32 = 0, KD_F64 = 1, KD_I32 = 2 } kd_dtype;
 typedef enum kd_device { KD_CPU = 0, KD_CUDA = 1 } kd_device;

@@ -1,0 +1,184 @@
+/* engine/autograd.c — recording nodes, the iterative topological order, and backward(). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/internal.h"
+
+static int grad_mode = 1;
+static uint64_t node_seq;
+static uint64_t walk_epoch;
+
+int kd_grad_enabled(void) { return grad_mode; }
+
+int kd_set_grad_enabled(int on)
+{
+    int prev = grad_mode;
+    grad_mode = on ? 1 : 0;
+    return prev;
+}
+
+kd_status kd_set_requires_grad(kd_tensor *t, int on)
+{
+    if (!t) return kd_fail(KD_ERR_ARG, "set_requires_grad: NULL tensor");
+    if (t->node) return kd_fail(KD_ERR_STATE, "set_requires_grad: '%s' was made by op %s; only leaves can be marked",
+                                t->name[0] ? t->name : "tensor", t->node->op);
+    if (on && t->dtype == KD_I32) return kd_fail(KD_ERR_DTYPE, "set_requires_grad: i32 tensors have no gradient");
+    t->requires_grad = on ? 1 : 0;
+    return KD_OK;
+}
+
+kd_tensor *kd_detach(const kd_tensor *t)
+{
+    if (!t) return NULL;
+    kd_tensor *v = kd_view_of(t, t->ndim, t->shape, t->stride, t->offset);
+    if (v) snprintf(v->name, sizeof v->name, "%s", t->name);
+    return v;
+}
+
+kd_node *kd_record(kd_tensor *out, const char *op, void (*backward)(kd_node *), int n_in, kd_tensor *const *in)
+{
+    if (!grad_mode) return NULL;
+    int any = 0;
+    for (int i = 0; i < n_in; i++)
+        if (in[i] && in[i]->requires_grad) any = 1;
+    if (!any) return NULL;
+    KD_CHECK(n_in <= KD_NODE_MAX_IN);
+    kd_node *n = kd_arena_alloc(sizeof *n);
+    if (!n) return NULL;
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->n_in = n_in;
+    for (int i = 0; i < n_in; i++) n->in[i] = in[i];
+    n->out = out;
+    n->backward = backward;
+    n->seq = ++node_seq;
+    out->node = n;
+    out->requires_grad = 1;
+    return n;
+}
+
+void *kd_grad_buf(kd_tensor *t)
+{
+    if (!t->grad) {
+        kd_tensor *g = t->persistent && !t->node ? kd_param(t->dtype, t->ndim, t->shape, NULL)
+                                                  : kd_zeros(t->dtype, t->ndim, t->shape);
+        if (!g) return NULL;
+        g->requires_grad = 0;
+        t->grad = g;
+    }
+    return kd_data(t->grad);
+}
+
+void kd_zero_grad(kd_tensor *const *params, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (params[i] && params[i]->grad) kd_fill(params[i]->grad, 0.0);
+}
+
+/* Post-order DFS from root with an explicit stack: a node is emitted after all nodes it depends on, so the
+ * reversed list visits every output before its inputs. */
+static kd_node **topo_order(kd_tensor *root, size_t *count)
+{
+    size_t cap = 256, len = 0, sp = 0, scap = 256;
+    kd_node **order = malloc(cap * sizeof *order);
+    struct frame { kd_node *n; int next; } *stack = malloc(scap * sizeof *stack);
+    if (!order || !stack) {
+        free(order);
+        free(stack);
+        return NULL;
+    }
+    uint64_t epoch = ++walk_epoch;
+    root->visit = epoch;
+    stack[sp++] = (struct frame){ root->node, 0 };
+    while (sp) {
+        struct frame *f = &stack[sp - 1];
+        if (f->next < f->n->n_in) {
+            kd_tensor *in = f->n->in[f->next++];
+            if (!in || !in->node || in->visit == epoch) continue;
+            in->visit = epoch;
+            if (sp == scap) {
+                scap *= 2;
+                void *p = realloc(stack, scap * sizeof *stack);
+                if (!p) goto fail;
+                stack = p;
+            }
+            stack[sp++] = (struct frame){ in->node, 0 };
+        } else {
+            if (len == cap) {
+                cap *= 2;
+                void *p = realloc(order, cap * sizeof *order);
+                if (!p) goto fail;
+                order = p;
+            }
+            order[len++] = f->n;
+            sp--;
+        }
+    }
+    free(stack);
+    *count = len;
+    return order;
+fail:
+    free(order);
+    free(stack);
+    kd_fail(KD_ERR_NOMEM, "backward: cannot allocate the graph order");
+    return NULL;
+}
+
+kd_status kd_backward(kd_tensor *root, const kd_tensor *upstream)
+{
+    char a[64], b[64];
+    if (!root) return kd_fail(KD_ERR_ARG, "backward: NULL root (an earlier op failed: %s)", kd_last_error());
+    if (!root->requires_grad)
+        return kd_fail(KD_ERR_STATE, "backward: the root %s does not require a gradient (no input requires one, "
+                       "or it was computed in no-grad mode)", kd_shape_str(root, a, sizeof a));
+    if (!upstream && kd_numel(root) != 1)
+        return kd_fail(KD_ERR_STATE, "backward: the root has shape %s; a non-scalar root needs an upstream gradient",
+                       kd_shape_str(root, a, sizeof a));
+    if (upstream && (!kd_same_shape(root, upstream) || upstream->dtype != root->dtype))
+        return kd_fail(KD_ERR_SHAPE, "backward: upstream gradient %s %s does not match the root %s %s",
+                       kd_dtype_name(upstream->dtype), kd_shape_str(upstream, b, sizeof b),
+                       kd_dtype_name(root->dtype), kd_shape_str(root, a, sizeof a));
+    if (!root->node) {
+        /* A leaf: its gradient is the upstream itself. */
+        if (!kd_grad_buf(root)) return kd_last_status();
+        kd_tensor *g = kd_view_of(root->grad, root->ndim, root->shape, root->grad->stride, root->grad->offset);
+        if (!g) return kd_last_status();
+        if (upstream) {
+            kd_accumulate_strided(root->dtype, root->ndim, root->shape, kd_data(g), g->stride, kd_data(upstream),
+                                  upstream->stride);
+        } else {
+            int64_t idx[KD_MAX_DIMS] = {0};
+            double v = kd_get(root->grad, idx) + 1.0;
+            kd_fill(root->grad, v);
+        }
+        return KD_OK;
+    }
+
+    size_t n = 0;
+    kd_node **order = topo_order(root, &n);
+    if (!order) return kd_last_status();
+    /* Intermediate gradients start from zero on every call. */
+    for (size_t i = 0; i < n; i++) order[i]->out->grad = NULL;
+
+    if (!kd_grad_buf(root)) {
+        free(order);
+        return kd_last_status();
+    }
+    if (upstream) {
+        kd_accumulate_strided(root->dtype, root->ndim, root->shape, kd_data(root->grad), root->grad->stride,
+                              kd_data(upstream), upstream->stride);
+    } else {
+        kd_fill(root->grad, 1.0);
+    }
+    kd_clear_error();
+    int prev = kd_set_grad_enabled(0);   /* backward passes build no graph */
+    for (size_t i = n; i-- > 0;) {
+        kd_node *node = order[i];
+        if (!node->out->grad) continue;  /* nothing flowed into it */
+        node->backward(node);
+        if (kd_last_status() == KD_ERR_NOMEM) break;
+    }
+    kd_set_grad_enabled(prev);
+    free(order);
+    return kd_last_status() == KD_ERR_NOMEM ? KD_ERR_NOMEM : KD_OK;
+}

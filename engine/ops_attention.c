@@ -1,0 +1,132 @@
+/* engine/ops_attention.c — fused scaled dot-product attention with an additive key mask and dropout on
+ * the probabilities, forward and backward (see kernels/kernels.h for the exact definition). q, k, v are
+ * [B, T, H, D] so the heads of a [B, T, H*D] projection are read in place; the kernel keeps the
+ * log-sum-exp of each score row and the backward recomputes the probabilities from it. */
+#include "engine/internal.h"
+#include "engine/rng.h"
+
+static void fill_args(kd_attention_args *a, const kd_tensor *q, const kd_tensor *k, const kd_tensor *v,
+                      const kd_tensor *o, const kd_tensor *mask)
+{
+    a->batch = q->shape[0];
+    a->tq = q->shape[1];
+    a->heads = q->shape[2];
+    a->dim = q->shape[3];
+    a->tk = k->shape[1];
+    a->q = kd_data(q); a->q_sb = q->stride[0]; a->q_st = q->stride[1]; a->q_sh = q->stride[2];
+    a->k = kd_data(k); a->k_sb = k->stride[0]; a->k_st = k->stride[1]; a->k_sh = k->stride[2];
+    a->v = kd_data(v); a->v_sb = v->stride[0]; a->v_st = v->stride[1]; a->v_sh = v->stride[2];
+    a->o = kd_data(o); a->o_sb = o->stride[0]; a->o_st = o->stride[1]; a->o_sh = o->stride[2];
+    a->mask = mask ? kd_data(mask) : NULL;
+    a->mask_sb = mask ? mask->stride[0] : 0;
+}
+
+/* A view of t's gradient buffer with t's strides, when t's strides describe a compact layout; the
+ * gradient buffer is contiguous, so q/k/v views get contiguous-stride gradient args. */
+static void attention_backward(kd_node *n)
+{
+    kd_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *mask = n->in[3], *o = n->out;
+    kd_attention_args a = {0};
+    fill_args(&a, q, k, v, o, mask);
+    a.scale = n->f[0];
+    a.dropout_p = n->f[1];
+    a.seed = (uint64_t)n->i[0];
+    a.offset = (uint64_t)n->i[1];
+    a.lse = kd_data(n->saved[0]);
+    a.d_o = kd_data(o->grad);
+    /* The kernel writes dq/dk/dv with q/k/v strides; gradients are contiguous [B, T, H, D], so route
+     * through contiguous scratch when an input is a strided view. */
+    kd_tensor *t[3] = { q, k, v };
+    void *g[3];
+    kd_tensor *scratch[3] = { NULL, NULL, NULL };
+    for (int i = 0; i < 3; i++) {
+        if (!kd_wants_grad(n, i) || kd_is_contiguous(t[i])) {
+            g[i] = kd_wants_grad(n, i) ? kd_grad_buf(t[i]) : NULL;
+            if (kd_wants_grad(n, i) && !g[i]) return;
+            if (!g[i]) {  /* the kernel writes all three: give it a throwaway buffer */
+                scratch[i] = kd_zeros(t[i]->dtype, t[i]->ndim, t[i]->shape);
+                if (!scratch[i]) return;
+                g[i] = kd_data(scratch[i]);
+            }
+        } else {
+            scratch[i] = kd_zeros(t[i]->dtype, t[i]->ndim, t[i]->shape);
+            if (!scratch[i]) return;
+            g[i] = kd_data(scratch[i]);
+        }
+    }
+    /* With contiguous gradient buffers the strides are the contiguous ones of [B, T, H, D]. */
+    int64_t st[3][KD_MAX_DIMS];
+    for (int i = 0; i < 3; i++) kd_contiguous_strides(4, t[i]->shape, st[i]);
+    a.q_sb = st[0][0]; a.q_st = st[0][1]; a.q_sh = st[0][2];
+    a.k_sb = st[1][0]; a.k_st = st[1][1]; a.k_sh = st[1][2];
+    a.v_sb = st[2][0]; a.v_st = st[2][1]; a.v_sh = st[2][2];
+    kd_tensor *qc = kd_contiguous(q), *kc = kd_contiguous(k), *vc = kd_contiguous(v);
+    if (!qc || !kc || !vc) return;
+    a.q = kd_data(qc); a.k = kd_data(kc); a.v = kd_data(vc);
+    a.dq = g[0]; a.dk = g[1]; a.dv = g[2];
+    kd_k_attention_bwd(q->dtype, &a);
+    for (int i = 0; i < 3; i++) {
+        if (scratch[i] && kd_wants_grad(n, i) && !kd_is_contiguous(t[i])) {
+            void *gi = kd_grad_buf(t[i]);
+            if (!gi) return;
+            kd_accumulate_strided(t[i]->dtype, 4, t[i]->shape, gi, st[i], kd_data(scratch[i]), st[i]);
+        }
+    }
+}
+
+kd_tensor *kd_attention(kd_tensor *q, kd_tensor *k, kd_tensor *v, kd_tensor *mask, double scale, double dropout_p,
+                        int training)
+{
+    if (!q || !k || !v) return NULL;
+    char s1[64], s2[64], s3[64], s4[64];
+    if (!kd_need_float("attention", "q", q) || !kd_need_same_dtype("attention", q, k) || !kd_need_same_dtype("attention", q, v))
+        return NULL;
+    int ok = q->ndim == 4 && k->ndim == 4 && v->ndim == 4 && q->shape[0] == k->shape[0] && k->shape[0] == v->shape[0] &&
+             q->shape[2] == k->shape[2] && k->shape[2] == v->shape[2] && q->shape[3] == k->shape[3] &&
+             k->shape[3] == v->shape[3] && k->shape[1] == v->shape[1];
+    if (!ok) {
+        kd_fail(KD_ERR_SHAPE, "attention: q %s, k %s, v %s: expected q [B, Tq, H, D] and k, v [B, Tk, H, D]",
+                kd_shape_str(q, s1, sizeof s1), kd_shape_str(k, s2, sizeof s2), kd_shape_str(v, s3, sizeof s3));
+        return NULL;
+    }
+    if (mask && (mask->dtype != q->dtype || mask->ndim != 2 || mask->shape[0] != q->shape[0] || mask->shape[1] != k->shape[1])) {
+        kd_fail(KD_ERR_SHAPE, "attention: mask is %s %s, expected %s [B, Tk] = [%lld, %lld] for q %s",
+                kd_dtype_name(mask->dtype), kd_shape_str(mask, s4, sizeof s4), kd_dtype_name(q->dtype),
+                (long long)q->shape[0], (long long)k->shape[1], kd_shape_str(q, s1, sizeof s1));
+        return NULL;
+    }
+    if (!(dropout_p >= 0.0 && dropout_p < 1.0)) {
+        kd_fail(KD_ERR_ARG, "attention: dropout p is %g, expected 0 <= p < 1", dropout_p);
+        return NULL;
+    }
+    /* The kernel needs a unit stride along D; anything else is copied. */
+    if (q->stride[3] != 1) q = kd_contiguous(q);
+    if (k->stride[3] != 1) k = kd_contiguous(k);
+    if (v->stride[3] != 1) v = kd_contiguous(v);
+    if (mask && mask->stride[1] != 1) mask = kd_contiguous(mask);
+    if (!q || !k || !v || (mask && !mask)) return NULL;
+    double p = training ? dropout_p : 0.0;
+    kd_tensor *o = kd_empty(q->dtype, 4, q->shape);
+    int64_t lshape[3] = { q->shape[0], q->shape[2], q->shape[1] };
+    kd_tensor *lse = kd_empty(q->dtype, 3, lshape);
+    if (!o || !lse) return NULL;
+    kd_attention_args a = {0};
+    fill_args(&a, q, k, v, o, mask);
+    a.scale = scale;
+    a.dropout_p = p;
+    kd_generator g = kd_generator_get();
+    a.seed = g.seed;
+    a.offset = p > 0 ? kd_generator_take((uint64_t)(a.batch * a.heads * a.tq * a.tk)) : 0;
+    a.lse = kd_data(lse);
+    kd_k_attention(q->dtype, &a);
+    kd_tensor *in[4] = { q, k, v, mask };
+    kd_node *n = kd_record(o, "attention", attention_backward, 4, in);
+    if (n) {
+        n->saved[0] = lse;
+        n->f[0] = scale;
+        n->f[1] = p;
+        n->i[0] = (int64_t)a.seed;
+        n->i[1] = (int64_t)a.offset;
+    }
+    return o;
+}

@@ -1,0 +1,39 @@
+/* engine/ops_dropout.c — inverted dropout: y = x * keep / (1 - p), keep ~ Bernoulli(1 - p) from the
+ * counter-based generator; the backward replays the same keep decisions on the gradient. */
+#include "engine/internal.h"
+#include "engine/rng.h"
+
+static void dropout_backward(kd_node *n)
+{
+    kd_tensor *x = n->in[0], *y = n->out;
+    void *gx = kd_grad_buf(x);
+    if (!gx) return;
+    kd_dropout_args a = { .n = kd_numel(x), .p = n->f[0], .seed = (uint64_t)n->i[0], .offset = (uint64_t)n->i[1],
+                          .accumulate = 1, .x = kd_data(y->grad), .out = gx };
+    kd_k_dropout(x->dtype, &a);
+}
+
+kd_tensor *kd_dropout(kd_tensor *x, double p, int training)
+{
+    if (!x || !kd_need_float("dropout", "x", x)) return NULL;
+    if (!(p >= 0.0 && p < 1.0)) {
+        kd_fail(KD_ERR_ARG, "dropout: p is %g, expected 0 <= p < 1", p);
+        return NULL;
+    }
+    if (!training || p == 0.0) return x;
+    x = kd_contiguous(x);
+    if (!x) return NULL;
+    kd_tensor *y = kd_empty_like(x);
+    if (!y) return NULL;
+    kd_generator g = kd_generator_get();
+    uint64_t offset = kd_generator_take((uint64_t)kd_numel(x));
+    kd_dropout_args a = { .n = kd_numel(x), .p = p, .seed = g.seed, .offset = offset, .x = kd_data(x), .out = kd_data(y) };
+    kd_k_dropout(x->dtype, &a);
+    kd_node *n = kd_record(y, "dropout", dropout_backward, 1, &x);
+    if (n) {
+        n->f[0] = p;
+        n->i[0] = (int64_t)g.seed;
+        n->i[1] = (int64_t)offset;
+    }
+    return y;
+}

@@ -1,0 +1,158 @@
+/* engine/ops_elementwise.c — add, sub, mul, div with broadcasting, scale and add_scalar; forward and
+ * backward. Broadcasting aligns shapes at the right; a size-1 (or missing) dim of an input is read with
+ * stride 0, and its gradient is the sum of the output gradient over that dim. */
+#include <string.h>
+
+#include "engine/internal.h"
+
+/* Strides of t seen from an output of shape (ndim, shape): 0 on broadcast dims. `st` gives t's strides
+ * (its own or its gradient's). */
+static void aligned_strides(const kd_tensor *t, const int64_t *st, int ndim, int64_t *out)
+{
+    int lead = ndim - t->ndim;
+    for (int d = 0; d < ndim; d++) {
+        int td = d - lead;
+        out[d] = (td < 0 || t->shape[td] == 1) ? 0 : st[td];
+    }
+}
+
+static int broadcast_shape(const char *op, const kd_tensor *a, const kd_tensor *b, int *ndim, int64_t *shape)
+{
+    int n = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int d = 0; d < n; d++) {
+        int ad = d - (n - a->ndim), bd = d - (n - b->ndim);
+        int64_t as = ad < 0 ? 1 : a->shape[ad], bs = bd < 0 ? 1 : b->shape[bd];
+        if (as != bs && as != 1 && bs != 1) {
+            char x[64], y[64];
+            kd_fail(KD_ERR_SHAPE, "%s: shapes %s and %s do not broadcast (dim %d: %lld vs %lld)", op,
+                    kd_shape_str(a, x, sizeof x), kd_shape_str(b, y, sizeof y), d, (long long)as, (long long)bs);
+            return 0;
+        }
+        shape[d] = as == 1 ? bs : as;
+    }
+    *ndim = n;
+    return 1;
+}
+
+/* grad(x) += alpha * g (g contiguous with shape of out), summing over x's broadcast dims. */
+static void add_grad_reduced(kd_tensor *x, const kd_tensor *out, const void *g, double alpha)
+{
+    void *gx = kd_grad_buf(x);
+    if (!gx) return;
+    int64_t gst[KD_MAX_DIMS], xst[KD_MAX_DIMS], ost[KD_MAX_DIMS];
+    kd_contiguous_strides(x->ndim, x->shape, gst);
+    kd_contiguous_strides(out->ndim, out->shape, ost);
+    aligned_strides(x, gst, out->ndim, xst);
+    kd_map_args m;
+    kd_map_setup(&m, KD_UN_SCALE, out);
+    m.out = gx;
+    m.a = g;
+    m.alpha = alpha;
+    memcpy(m.out_stride, xst, sizeof(int64_t) * (size_t)out->ndim);
+    memcpy(m.a_stride, ost, sizeof(int64_t) * (size_t)out->ndim);
+    if (kd_numel(x) == kd_numel(out)) {
+        m.accumulate = 1;
+        kd_k_unary(x->dtype, &m);
+    } else {
+        kd_k_reduce(x->dtype, &m);
+    }
+}
+
+/* out = a (op) b over the broadcast shape of out, reading a and b through their own strides. */
+static void run_binary(int op, kd_tensor *out, const kd_tensor *a, const void *adata, const int64_t *ast,
+                       const kd_tensor *b, const void *bdata, const int64_t *bst)
+{
+    kd_map_args m;
+    kd_map_setup(&m, op, out);
+    m.out = kd_data(out);
+    memcpy(m.out_stride, out->stride, sizeof(int64_t) * (size_t)out->ndim);
+    m.a = adata;
+    m.b = bdata;
+    aligned_strides(a, ast, out->ndim, m.a_stride);
+    aligned_strides(b, bst, out->ndim, m.b_stride);
+    kd_k_binary(out->dtype, &m);
+}
+
+static void add_backward(kd_node *n)
+{
+    const void *g = kd_data(n->out->grad);
+    if (kd_wants_grad(n, 0)) add_grad_reduced(n->in[0], n->out, g, 1.0);
+    if (kd_wants_grad(n, 1)) add_grad_reduced(n->in[1], n->out, g, n->f[0]);   /* +1 add, -1 sub */
+}
+
+/* d(a*b)/da = b, d(a/b)/da = 1/b; d(a*b)/db = a, d(a/b)/db = -a/b^2 = -out/b. */
+static void muldiv_backward(kd_node *n)
+{
+    kd_tensor *a = n->in[0], *b = n->in[1], *out = n->out, *g = out->grad;
+    int is_div = n->i[0];
+    if (kd_wants_grad(n, 0)) {
+        kd_tensor *t = kd_empty_like(out);
+        if (!t) return;
+        run_binary(is_div ? KD_BIN_DIV : KD_BIN_MUL, t, g, kd_data(g), g->stride, b, kd_data(b), b->stride);
+        add_grad_reduced(a, out, kd_data(t), 1.0);
+    }
+    if (kd_wants_grad(n, 1)) {
+        kd_tensor *t = kd_empty_like(out);
+        if (!t) return;
+        if (is_div) {
+            run_binary(KD_BIN_MUL, t, g, kd_data(g), g->stride, out, kd_data(out), out->stride);
+            run_binary(KD_BIN_DIV, t, t, kd_data(t), t->stride, b, kd_data(b), b->stride);
+            add_grad_reduced(b, out, kd_data(t), -1.0);
+        } else {
+            run_binary(KD_BIN_MUL, t, g, kd_data(g), g->stride, a, kd_data(a), a->stride);
+            add_grad_reduced(b, out, kd_data(t), 1.0);
+        }
+    }
+}
+
+static kd_tensor *binary_op(const char *name, int op, kd_tensor *a, kd_tensor *b)
+{
+    if (!a || !b) return NULL;
+    if (!kd_need_float(name, "a", a) || !kd_need_float(name, "b", b) || !kd_need_same_dtype(name, a, b)) return NULL;
+    int ndim;
+    int64_t shape[KD_MAX_DIMS];
+    if (!broadcast_shape(name, a, b, &ndim, shape)) return NULL;
+    kd_tensor *out = kd_empty(a->dtype, ndim, shape);
+    if (!out) return NULL;
+    run_binary(op, out, a, kd_data(a), a->stride, b, kd_data(b), b->stride);
+    kd_tensor *in[2] = { a, b };
+    kd_node *n;
+    if (op == KD_BIN_ADD || op == KD_BIN_SUB) {
+        n = kd_record(out, name, add_backward, 2, in);
+        if (n) n->f[0] = op == KD_BIN_ADD ? 1.0 : -1.0;
+    } else {
+        n = kd_record(out, name, muldiv_backward, 2, in);
+        if (n) n->i[0] = op == KD_BIN_DIV;
+    }
+    return out;
+}
+
+kd_tensor *kd_add(kd_tensor *a, kd_tensor *b) { return binary_op("add", KD_BIN_ADD, a, b); }
+kd_tensor *kd_sub(kd_tensor *a, kd_tensor *b) { return binary_op("sub", KD_BIN_SUB, a, b); }
+kd_tensor *kd_mul(kd_tensor *a, kd_tensor *b) { return binary_op("mul", KD_BIN_MUL, a, b); }
+kd_tensor *kd_div(kd_tensor *a, kd_tensor *b) { return binary_op("div", KD_BIN_DIV, a, b); }
+
+/* --- scale: out = s x (d/dx = s); add_scalar: out = x + s (d/dx = 1). */
+static void scale_backward(kd_node *n) { add_grad_reduced(n->in[0], n->out, kd_data(n->out->grad), n->f[0]); }
+
+static kd_tensor *scalar_op(const char *name, int op, kd_tensor *x, double s)
+{
+    if (!x) return NULL;
+    if (!kd_need_float(name, "x", x)) return NULL;
+    kd_tensor *out = kd_empty_like(x);
+    if (!out) return NULL;
+    kd_map_args m;
+    kd_map_setup(&m, op, x);
+    m.out = kd_data(out);
+    m.a = kd_data(x);
+    m.alpha = s;
+    memcpy(m.out_stride, out->stride, sizeof m.out_stride);
+    memcpy(m.a_stride, x->stride, sizeof m.a_stride);
+    kd_k_unary(x->dtype, &m);
+    kd_node *n = kd_record(out, name, scale_backward, 1, &x);
+    if (n) n->f[0] = op == KD_UN_SCALE ? s : 1.0;
+    return out;
+}
+
+kd_tensor *kd_scale(kd_tensor *x, double s) { return scalar_op("scale", KD_UN_SCALE, x, s); }
+kd_tensor *kd_add_scalar(kd_tensor *x, double s) { return scalar_op("add_scalar", KD_UN_ADD_SCALAR, x, s); }

@@ -1,0 +1,72 @@
+/* models/bert.h — BERT for sequence classification on the engine: configuration and presets, parameters
+ * (named as Hugging Face names them), forward in train or eval mode, checkpoints in Hugging Face's format
+ * (config.json + model.safetensors + vocab.txt), and students built from a teacher's layers. */
+#ifndef KD_BERT_H
+#define KD_BERT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/tensor.h"
+
+#define KD_BERT_MAX_LABELS 64
+
+typedef struct kd_bert_config {
+    int vocab_size, hidden_size, num_layers, num_heads, intermediate_size;
+    int max_position, type_vocab_size, pad_token_id;
+    double layer_norm_eps, hidden_dropout, attention_dropout, initializer_range;
+    char hidden_act[32];          /* "gelu" (erf form); anything else is an error */
+    int num_labels;
+    char labels[KD_BERT_MAX_LABELS][64];   /* id2label */
+    char name[64];                /* preset name or "checkpoint" */
+} kd_bert_config;
+
+/* Presets: bert-large, bert-base, distil-base, bert-medium, bert-small, bert-mini, bert-tiny, minilm-l6.
+ * vocab 30522, 512 positions, 2 token types, eps 1e-12, dropout 0.1, 2 labels ("0", "1") unless changed. */
+kd_status kd_bert_preset(const char *name, kd_bert_config *cfg);
+/* Names of all presets, NULL-terminated. */
+const char *const *kd_bert_preset_names(void);
+/* Sizes that fit together (hidden % heads == 0, everything > 0, act known, ...); the message names the
+ * field. `what` names the source in messages (a file path or a preset). */
+kd_status kd_bert_config_check(const kd_bert_config *cfg, const char *what);
+kd_status kd_bert_config_load(const char *path, kd_bert_config *cfg);      /* config.json */
+kd_status kd_bert_config_save(const char *path, const kd_bert_config *cfg);
+
+typedef struct kd_bert kd_bert;
+
+/* A new model with BERT's initialisation (truncated normal std initializer_range, LayerNorm 1/0,
+ * biases 0) from `seed`. NULL with the error set on failure. */
+kd_bert *kd_bert_new(const kd_bert_config *cfg, uint64_t seed);
+/* Load dir/config.json and dir/model.safetensors (F32, F16 or BF16; names with or without "bert.";
+ * BertModel or BertForSequenceClassification; a missing pooler/classifier is initialised from `seed`
+ * and reported through *missing_head when not NULL). num_labels_override > 0 replaces the head size. */
+kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, int *missing_head);
+/* Write dir/config.json and dir/model.safetensors (F32), each to a temporary name renamed into place;
+ * creates dir. vocab.txt is copied by the caller (kd_bert_copy_vocab). */
+kd_status kd_bert_save(const kd_bert *m, const char *dir);
+kd_status kd_bert_copy_vocab(const char *vocab_path, const char *dir);
+/* A student of config `scfg` whose embeddings and layers come from the teacher: layer i of the student
+ * is teacher layer layers[i] (NULL: every k-th, k = teacher layers / student layers, DistilBERT-style).
+ * Hidden sizes must agree, else KD_ERR_SHAPE naming both. */
+kd_bert *kd_bert_from_teacher(const kd_bert *teacher, const kd_bert_config *scfg, const int *layers, uint64_t seed);
+void kd_bert_free(kd_bert *m);
+
+const kd_bert_config *kd_bert_get_config(const kd_bert *m);
+/* The parameter tensors (heap tensors named as in Hugging Face checkpoints, "bert." prefix included
+ * for the encoder); *n receives the count. */
+kd_tensor **kd_bert_parameters(kd_bert *m, size_t *n);
+int64_t kd_bert_num_parameters(const kd_bert *m);
+void kd_bert_set_training(kd_bert *m, int training);
+
+/* A batch of token ids, row-major [batch, seq]; mask 1 = token, 0 = padding; type_ids may be NULL. */
+typedef struct kd_bert_input {
+    int64_t batch, seq;
+    const int32_t *ids, *type_ids, *mask;
+} kd_bert_input;
+
+/* Last hidden states [batch, seq, hidden] and classification logits [batch, num_labels] (arena tensors,
+ * part of the graph when grad mode is on). */
+kd_tensor *kd_bert_encode(kd_bert *m, const kd_bert_input *in);
+kd_tensor *kd_bert_logits(kd_bert *m, const kd_bert_input *in);
+
+#endif

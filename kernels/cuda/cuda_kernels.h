@@ -1,0 +1,35 @@
+/* kernels/cuda/cuda_kernels.h — the CUDA kernel entries behind kd_kernels_cuda_f32() (internal: the table
+ * in table.cu names them). Same signatures as the kd_kernels fields; device pointers; ith/nth ignored. */
+#ifndef KD_CUDA_KERNELS_H
+#define KD_CUDA_KERNELS_H
+
+#include "kernels/kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void kd_cu_gemm_f32(const kd_gemm_args *g, int ith, int nth);
+void kd_cu_unary(const kd_map_args *m, int ith, int nth);
+void kd_cu_binary(const kd_map_args *m, int ith, int nth);
+void kd_cu_reduce(const kd_reduce_args *m, int ith, int nth);
+void kd_cu_softmax(const kd_softmax_args *s, int ith, int nth);
+void kd_cu_softmax_bwd(const kd_softmax_bwd_args *s, int ith, int nth);
+void kd_cu_layernorm(const kd_layernorm_args *l, int ith, int nth);
+void kd_cu_layernorm_bwd(const kd_layernorm_bwd_args *l, int ith, int nth);
+void kd_cu_embedding(const kd_embedding_args *e, int ith, int nth);
+void kd_cu_embedding_bwd(const kd_embedding_args *e, int ith, int nth);
+void kd_cu_dropout(const kd_dropout_args *d, int ith, int nth);
+void kd_cu_attention(const kd_attention_args *a, int ith, int nth);
+void kd_cu_attention_bwd(const kd_attention_args *a, int ith, int nth);
+void kd_cu_xent(const kd_xent_args *x, int ith, int nth);
+void kd_cu_xent_bwd(const kd_xent_args *x, int ith, int nth);
+void kd_cu_kl(const kd_kl_args *k, int ith, int nth);
+void kd_cu_kl_bwd(const kd_kl_args *k, int ith, int nth);
+void kd_cu_adamw(const kd_adamw_args *o, int ith, int nth);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,82 @@
+/* kernels/cuda/cuda_runtime.h — the raw device layer the engine calls: device query, memory, a per-step
+ * arena, copies, the one stream, and the CUDA kernel table. C-callable; no CUDA types appear here.
+ *
+ * Every CUDA call and launch behind these functions is checked; a failure is recorded with kd_fail() as
+ * "file:line: what failed: CUDA's message" and returned as KD_ERR_DEVICE (KD_ERR_NOMEM for allocation).
+ * Kernels of the table return nothing, so a failed launch also sets a sticky status that
+ * kd_cuda_status() reports until kd_cuda_clear_status(). */
+#ifndef KD_CUDA_RUNTIME_H
+#define KD_CUDA_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/status.h"
+#include "kernels/kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when a usable CUDA device is present, 0 otherwise (no driver, no device, driver too old). Never aborts
+ * and leaves no error behind. */
+int kd_cuda_available(void);
+
+typedef struct kd_cuda_device_info {
+    char name[256];
+    int major, minor;          /* compute capability */
+    int sm_count;
+    size_t global_mem;         /* bytes */
+    size_t smem_per_block_optin;
+    double mem_clock_khz;
+    int bus_width_bits;
+} kd_cuda_device_info;
+
+/* Select `device`, create the stream the kernels run on. Idempotent for the same device. */
+kd_status kd_cuda_init(int device);
+kd_status kd_cuda_device_query(kd_cuda_device_info *info);
+/* Destroy the stream (end of program). */
+void kd_cuda_shutdown(void);
+/* The stream every kd kernel launches on, as an opaque cudaStream_t. */
+void *kd_cuda_stream(void);
+
+/* Plain cudaMalloc / cudaFree (no managed memory). *p is NULL on failure. */
+kd_status kd_cuda_malloc(void **p, size_t bytes);
+void kd_cuda_free(void *p);
+
+/* Copies on the kd stream; h2d and d2h return when the copy is complete (host memory may be reused). */
+kd_status kd_cuda_h2d(void *dst_device, const void *src_host, size_t bytes);
+kd_status kd_cuda_d2h(void *dst_host, const void *src_device, size_t bytes);
+kd_status kd_cuda_d2d(void *dst_device, const void *src_device, size_t bytes);
+kd_status kd_cuda_memset(void *p_device, int byte, size_t bytes);
+/* Fill n floats with `value` on the device (poisoning outputs with NaN, zeroing accumulators). */
+kd_status kd_cuda_fill_f32(float *p_device, float value, int64_t n);
+/* Wait for the stream; reports any error raised by a kernel since the last check. */
+kd_status kd_cuda_sync(void);
+
+/* The per-step device arena: one cudaMalloc'd block, bump allocation (256-byte aligned), reset after the
+ * optimizer step. Running out fails with KD_ERR_NOMEM naming the request and the capacity. */
+typedef struct kd_cuda_arena {
+    char *base;            /* device pointer */
+    size_t cap, used, peak;
+} kd_cuda_arena;
+
+kd_status kd_cuda_arena_init(kd_cuda_arena *a, size_t bytes);
+/* *p = 256-byte aligned block of `bytes` from the arena, or NULL with an error. */
+kd_status kd_cuda_arena_alloc(kd_cuda_arena *a, size_t bytes, void **p);
+void kd_cuda_arena_reset(kd_cuda_arena *a);
+void kd_cuda_arena_free(kd_cuda_arena *a);
+
+/* The first error raised by a table kernel since the last clear (KD_OK if none). */
+kd_status kd_cuda_status(void);
+void kd_cuda_clear_status(void);
+
+/* The f32 CUDA kernel table: same argument structs as kernels/kernels.h, DEVICE pointers, launched
+ * asynchronously on the kd stream (ith/nth ignored: call with 0, 1). NULL when no device is present. */
+const kd_kernels *kd_kernels_cuda_f32(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

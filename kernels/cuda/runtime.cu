@@ -1,0 +1,196 @@
+/* kernels/cuda/runtime.cu — device query, memory, the per-step arena, copies, the kd stream and the sticky
+ * error status behind kernels/cuda/cuda_runtime.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda_check.h"
+
+static cudaStream_t g_stream;
+static int g_device = -1;
+static kd_status g_sticky = KD_OK;
+
+kd_status kd_cuda_record(cudaError_t err, kd_status st, const char *file, int line, const char *what)
+{
+    /* A launch failure is "sticky" in CUDA too; clear the non-sticky ones so the next call is not blamed. */
+    (void)cudaGetLastError();
+    kd_fail(st, "%s:%d: %s failed: %s (%s)", file, line, what, cudaGetErrorString(err), cudaGetErrorName(err));
+    if (g_sticky == KD_OK) g_sticky = st;
+    return st;
+}
+
+kd_status kd_cuda_note(kd_status st)
+{
+    if (st != KD_OK && g_sticky == KD_OK) g_sticky = st;
+    return st;
+}
+
+kd_status kd_cuda_status(void) { return g_sticky; }
+void kd_cuda_clear_status(void) { g_sticky = KD_OK; }
+
+int kd_cuda_available(void)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError(); /* no driver or no device: not an error for the caller */
+        return 0;
+    }
+    return n > 0;
+}
+
+kd_status kd_cuda_init(int device)
+{
+    if (g_device == device && g_stream) return KD_OK;
+    if (!kd_cuda_available())
+        return kd_fail(KD_ERR_DEVICE, "%s:%d: no CUDA device present (wanted device %d)", __FILE__, __LINE__,
+                       device);
+    if (g_stream) {
+        KD_CU(cudaStreamSynchronize(g_stream));
+        KD_CU(cudaStreamDestroy(g_stream));
+        g_stream = NULL;
+    }
+    KD_CU(cudaSetDevice(device));
+    KD_CU(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
+    g_device = device;
+    return KD_OK;
+}
+
+kd_status kd_cuda_device_query(kd_cuda_device_info *info)
+{
+    memset(info, 0, sizeof *info);
+    int dev = 0;
+    KD_CU(cudaGetDevice(&dev));
+    cudaDeviceProp p;
+    KD_CU(cudaGetDeviceProperties(&p, dev));
+    snprintf(info->name, sizeof info->name, "%s", p.name);
+    info->major = p.major;
+    info->minor = p.minor;
+    info->sm_count = p.multiProcessorCount;
+    info->global_mem = p.totalGlobalMem;
+    info->smem_per_block_optin = p.sharedMemPerBlockOptin;
+    int clk = 0, bus = 0;
+    KD_CU(cudaDeviceGetAttribute(&clk, cudaDevAttrMemoryClockRate, dev));
+    KD_CU(cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, dev));
+    info->mem_clock_khz = clk;
+    info->bus_width_bits = bus;
+    return KD_OK;
+}
+
+void kd_cuda_shutdown(void)
+{
+    if (g_stream) {
+        (void)cudaStreamSynchronize(g_stream);
+        (void)cudaStreamDestroy(g_stream);
+    }
+    g_stream = NULL;
+    g_device = -1;
+}
+
+void *kd_cuda_stream(void) { return (void *)g_stream; }
+
+kd_status kd_cuda_malloc(void **p, size_t bytes)
+{
+    *p = NULL;
+    cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        *p = NULL;
+        return kd_cuda_record(e, KD_ERR_NOMEM, __FILE__, __LINE__, "cudaMalloc");
+    }
+    return KD_OK;
+}
+
+void kd_cuda_free(void *p)
+{
+    if (p) (void)cudaFree(p);
+}
+
+kd_status kd_cuda_h2d(void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return KD_OK;
+    KD_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_stream));
+    KD_CU(cudaStreamSynchronize(g_stream));
+    return KD_OK;
+}
+
+kd_status kd_cuda_d2h(void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return KD_OK;
+    KD_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g_stream));
+    KD_CU(cudaStreamSynchronize(g_stream));
+    return KD_OK;
+}
+
+kd_status kd_cuda_d2d(void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return KD_OK;
+    KD_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_stream));
+    return KD_OK;
+}
+
+kd_status kd_cuda_memset(void *p, int byte, size_t bytes)
+{
+    if (!bytes) return KD_OK;
+    KD_CU(cudaMemsetAsync(p, byte, bytes, g_stream));
+    return KD_OK;
+}
+
+static __global__ void fill_f32(float *p, float v, long long n)
+{
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        p[i] = v;
+}
+
+kd_status kd_cuda_fill_f32(float *p, float value, int64_t n)
+{
+    if (n <= 0) return KD_OK;
+    unsigned blocks = kd_cu_blocks(n, 256);
+    if (blocks > 65535u * 8u) blocks = 65535u * 8u;
+    fill_f32<<<blocks, 256, 0, g_stream>>>(p, value, (long long)n);
+    KD_CU_LAUNCH();
+    return KD_OK;
+}
+
+kd_status kd_cuda_sync(void)
+{
+    KD_CU(cudaStreamSynchronize(g_stream));
+    KD_CU(cudaGetLastError());
+    if (g_sticky != KD_OK) return g_sticky;
+    return KD_OK;
+}
+
+/* ---- the per-step arena ---- */
+
+enum { KD_CUDA_ARENA_ALIGN = 256 };
+
+kd_status kd_cuda_arena_init(kd_cuda_arena *a, size_t bytes)
+{
+    memset(a, 0, sizeof *a);
+    void *p = NULL;
+    kd_status st = kd_cuda_malloc(&p, bytes);
+    if (st != KD_OK) return st;
+    a->base = (char *)p;
+    a->cap = bytes;
+    return KD_OK;
+}
+
+kd_status kd_cuda_arena_alloc(kd_cuda_arena *a, size_t bytes, void **p)
+{
+    *p = NULL;
+    size_t off = (a->used + KD_CUDA_ARENA_ALIGN - 1) / KD_CUDA_ARENA_ALIGN * KD_CUDA_ARENA_ALIGN;
+    if (off > a->cap || bytes > a->cap - off)
+        return kd_fail(KD_ERR_NOMEM,
+                       "%s:%d: device arena exhausted: %zu bytes wanted, %zu of %zu in use (raise the arena size)",
+                       __FILE__, __LINE__, bytes, a->used, a->cap);
+    *p = a->base + off;
+    a->used = off + bytes;
+    if (a->used > a->peak) a->peak = a->used;
+    return KD_OK;
+}
+
+void kd_cuda_arena_reset(kd_cuda_arena *a) { a->used = 0; }
+
+void kd_cuda_arena_free(kd_cuda_arena *a)
+{
+    kd_cuda_free(a->base);
+    memset(a, 0, sizeof *a);
+}

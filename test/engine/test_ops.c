@@ -2,6 +2,7 @@
  * written here from the definitions, at several shapes (1 and odd sizes included), in f32 and f64.
  * Tolerance: atol + rtol |ref| with rtol = 4 * k * eps(dtype) for a reduction of length k. */
 #include <float.h>
+#include <string.h>
 
 #include "engine/backend.h"
 #include "engine/ops.h"
@@ -325,8 +326,29 @@ static void test_random(void)
     kd_arena_reset();
 }
 
+/* Random numbers depend on (seed, element), not on how many threads draw them. */
+static void test_thread_independence(void)
+{
+    int64_t n = 1 << 17;
+    kd_tensor *x = kd_rand_uniform(KD_F32, 1, &n, -1, 1, 3);
+    float *out[2];
+    for (int t = 0; t < 2; t++) {
+        kd_set_threads(t + 1);
+        kd_manual_seed(99);
+        kd_tensor *y = kd_dropout(x, 0.1, 1);
+        out[t] = malloc((size_t)n * sizeof(float));
+        memcpy(out[t], kd_data(y), (size_t)n * sizeof(float));
+    }
+    CHECK(memcmp(out[0], out[1], (size_t)n * sizeof(float)) == 0, "dropout: identical with 1 and 2 threads");
+    free(out[0]);
+    free(out[1]);
+    kd_set_threads(2);
+    kd_arena_reset();
+}
+
 int main(void)
 {
+    test_thread_independence();
     kd_dtype dts[2] = { KD_F32, KD_F64 };
     for (int i = 0; i < 2; i++) {
         test_matmul(dts[i]);

@@ -45,6 +45,9 @@ kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, i
  * creates dir. vocab.txt is copied by the caller (kd_bert_copy_vocab). */
 kd_status kd_bert_save(const kd_bert *m, const char *dir);
 kd_status kd_bert_copy_vocab(const char *vocab_path, const char *dir);
+/* A vocab.txt with more tokens than the word-embedding matrix has rows is KD_ERR_SHAPE naming both
+ * (kd_bert_load checks dir/vocab.txt when present). */
+kd_status kd_bert_check_vocab(const kd_bert *m, const char *vocab_path);
 /* A student of config `scfg` whose embeddings and layers come from the teacher: layer i of the student
  * is teacher layer layers[i] (NULL: every k-th, k = teacher layers / student layers, DistilBERT-style).
  * Hidden sizes must agree, else KD_ERR_SHAPE naming both. */

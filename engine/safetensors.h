@@ -1,0 +1,58 @@
+/* engine/safetensors.h — read and write the safetensors format (Hugging Face's model.safetensors).
+ *
+ * The format: an 8-byte little-endian header length N, N bytes of JSON mapping each tensor name to
+ * {"dtype", "shape", "data_offsets": [begin, end]} (offsets into the data section that follows; an optional
+ * "__metadata__" object of strings), then the raw little-endian data. Reading maps the file and checks
+ * every entry against the file before anything is used (truncated files and headers that lie about offsets
+ * are errors naming the tensor); writing stores F32 through a temporary name renamed into place. */
+#ifndef KD_SAFETENSORS_H
+#define KD_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/tensor.h"
+
+typedef struct kd_st_entry {
+    char *name;
+    char dtype[8];            /* as in the file: "F32", "F16", "BF16", "F64", "I64", "I32", ... */
+    int ndim;
+    int64_t shape[KD_MAX_DIMS];
+    uint64_t begin, end;      /* byte range in the data section */
+} kd_st_entry;
+
+typedef struct kd_safetensors {
+    char *path;
+    const unsigned char *map; /* the whole file, mapped read-only */
+    size_t map_len;
+    const unsigned char *data;/* the data section */
+    size_t data_len;
+    kd_st_entry *entries;     /* in header order */
+    size_t count;
+} kd_safetensors;
+
+/* Open and validate path. NULL with the error set (KD_ERR_IO, KD_ERR_FORMAT) on failure. */
+kd_safetensors *kd_st_open(const char *path);
+void kd_st_close(kd_safetensors *st);
+/* The entry named `name`, or NULL. */
+const kd_st_entry *kd_st_find(const kd_safetensors *st, const char *name);
+/* Bytes per element of a safetensors dtype name, 0 when unknown. */
+size_t kd_st_dtype_size(const char *dtype);
+int64_t kd_st_numel(const kd_st_entry *e);
+/* "[2, 3]" into buf; returns buf. */
+const char *kd_st_shape_str(const kd_st_entry *e, char *buf, size_t n);
+/* Convert entry e (F32, F16, BF16 or F64) into dst (kd_st_numel(e) floats). KD_ERR_DTYPE for other
+ * dtypes, naming the tensor. */
+kd_status kd_st_read_f32(const kd_safetensors *st, const kd_st_entry *e, float *dst);
+
+/* Write n tensors (f32 or f64, any strides; stored as F32) to path under names[i] (or each tensor's own
+ * name when names is NULL). meta: n_meta key/value string pairs for "__metadata__" (may be NULL). The
+ * file is written to "<path>.tmp" and renamed into place. */
+kd_status kd_st_save(const char *path, kd_tensor *const *tensors, const char *const *names, size_t n,
+                     const char *const *meta, size_t n_meta);
+
+/* Half-precision conversions (IEEE binary16 with subnormals; bfloat16 is the top half of a binary32). */
+float kd_f16_to_f32(uint16_t h);
+float kd_bf16_to_f32(uint16_t h);
+
+#endif

@@ -1,0 +1,245 @@
+/* models/bert.c — BERT for sequence classification: parameters (named as Hugging Face names them), BERT's
+ * initialisation, and the forward pass built from engine ops (autograd records it when grad mode is on).
+ *
+ *   x   = LayerNorm(word[ids] + pos[0..T) + type[type_ids]);  dropout
+ *   per layer:  a = Attention(x W_q^T + b_q, x W_k^T + b_k, x W_v^T + b_v, mask)  (heads as [B, T, H, D] views)
+ *               x = LayerNorm(x + dropout(a W_o^T + b_o))
+ *               x = LayerNorm(x + dropout(gelu(x W_i^T + b_i) W_out^T + b_out))
+ *   pooled = tanh(x[:, 0] W_p^T + b_p);  logits = dropout(pooled) W_c^T + b_c */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/ops.h"
+#include "models/bert_internal.h"
+
+static kd_tensor *new_param(kd_bert *m, int64_t rows, int64_t cols, const char *fmt, int layer, const char *what)
+{
+    char name[96];
+    if (layer >= 0) snprintf(name, sizeof name, fmt, layer, what);
+    else snprintf(name, sizeof name, fmt, what);
+    int64_t shape[2] = { rows, cols };
+    kd_tensor *t = kd_param(KD_F32, cols > 0 ? 2 : 1, shape, name);
+    if (t) m->params[m->n_params++] = t;
+    return t;
+}
+
+kd_bert *kd_bert_alloc(const kd_bert_config *cfg)
+{
+    if (kd_bert_config_check(cfg, cfg->name[0] ? cfg->name : "config") != KD_OK) return NULL;
+    kd_bert *m = calloc(1, sizeof *m);
+    size_t cap = 9 + (size_t)cfg->num_layers * KD_BERT_LAYER_TENSORS;
+    if (!m || !(m->params = calloc(cap, sizeof *m->params)) ||
+        !(m->layers = calloc((size_t)cfg->num_layers, sizeof *m->layers))) {
+        if (m) free(m->params);
+        free(m);
+        kd_fail(KD_ERR_NOMEM, "bert: out of memory for the parameter table");
+        return NULL;
+    }
+    m->cfg = *cfg;
+    int64_t V = cfg->vocab_size, H = cfg->hidden_size, F = cfg->intermediate_size;
+    const char *E = "bert.embeddings.%s", *L = "bert.encoder.layer.%d.%s";
+    int ok = 1;
+    ok &= (m->word = new_param(m, V, H, E, -1, "word_embeddings.weight")) != NULL;
+    ok &= (m->pos = new_param(m, cfg->max_position, H, E, -1, "position_embeddings.weight")) != NULL;
+    ok &= (m->type = new_param(m, cfg->type_vocab_size, H, E, -1, "token_type_embeddings.weight")) != NULL;
+    ok &= (m->eln_w = new_param(m, H, 0, E, -1, "LayerNorm.weight")) != NULL;
+    ok &= (m->eln_b = new_param(m, H, 0, E, -1, "LayerNorm.bias")) != NULL;
+    for (int l = 0; ok && l < cfg->num_layers; l++) {
+        kd_bert_layer *y = &m->layers[l];
+        ok &= (y->q_w = new_param(m, H, H, L, l, "attention.self.query.weight")) != NULL;
+        ok &= (y->q_b = new_param(m, H, 0, L, l, "attention.self.query.bias")) != NULL;
+        ok &= (y->k_w = new_param(m, H, H, L, l, "attention.self.key.weight")) != NULL;
+        ok &= (y->k_b = new_param(m, H, 0, L, l, "attention.self.key.bias")) != NULL;
+        ok &= (y->v_w = new_param(m, H, H, L, l, "attention.self.value.weight")) != NULL;
+        ok &= (y->v_b = new_param(m, H, 0, L, l, "attention.self.value.bias")) != NULL;
+        ok &= (y->ao_w = new_param(m, H, H, L, l, "attention.output.dense.weight")) != NULL;
+        ok &= (y->ao_b = new_param(m, H, 0, L, l, "attention.output.dense.bias")) != NULL;
+        ok &= (y->aln_w = new_param(m, H, 0, L, l, "attention.output.LayerNorm.weight")) != NULL;
+        ok &= (y->aln_b = new_param(m, H, 0, L, l, "attention.output.LayerNorm.bias")) != NULL;
+        ok &= (y->i_w = new_param(m, F, H, L, l, "intermediate.dense.weight")) != NULL;
+        ok &= (y->i_b = new_param(m, F, 0, L, l, "intermediate.dense.bias")) != NULL;
+        ok &= (y->o_w = new_param(m, H, F, L, l, "output.dense.weight")) != NULL;
+        ok &= (y->o_b = new_param(m, H, 0, L, l, "output.dense.bias")) != NULL;
+        ok &= (y->oln_w = new_param(m, H, 0, L, l, "output.LayerNorm.weight")) != NULL;
+        ok &= (y->oln_b = new_param(m, H, 0, L, l, "output.LayerNorm.bias")) != NULL;
+    }
+    ok = ok && (m->pool_w = new_param(m, H, H, "bert.pooler.%s", -1, "dense.weight")) != NULL;
+    ok = ok && (m->pool_b = new_param(m, H, 0, "bert.pooler.%s", -1, "dense.bias")) != NULL;
+    ok = ok && (m->cls_w = new_param(m, cfg->num_labels, H, "classifier.%s", -1, "weight")) != NULL;
+    ok = ok && (m->cls_b = new_param(m, cfg->num_labels, 0, "classifier.%s", -1, "bias")) != NULL;
+    if (!ok) {
+        kd_bert_free(m);
+        kd_fail(KD_ERR_NOMEM, "bert: out of memory allocating %s parameters", cfg->name);
+        return NULL;
+    }
+    KD_CHECK(m->n_params == cap);
+    return m;
+}
+
+void kd_bert_free(kd_bert *m)
+{
+    if (!m) return;
+    for (size_t i = 0; i < m->n_params; i++) kd_tensor_free(m->params[i]);
+    free(m->params);
+    free(m->layers);
+    free(m);
+}
+
+kd_tensor *kd_bert_param(kd_bert *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_params; i++)
+        if (strcmp(m->params[i]->name, name) == 0) return m->params[i];
+    return NULL;
+}
+
+/* --- initialisation. A parameter's values are a function of (seed, its name), so a model's layers do not
+ * depend on which other tensors exist. SplitMix64 gives the bits; Box-Muller the normals. */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double uniform01(uint64_t *s) { return ((double)(splitmix64(s) >> 11) + 0.5) * 0x1p-53; }  /* (0, 1) */
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+void kd_bert_init_param(kd_bert *m, kd_tensor *p, uint64_t seed)
+{
+    float *d = kd_data(p);
+    int64_t n = kd_numel(p);
+    const char *name = p->name;
+    int is_ln = strstr(name, "LayerNorm") != NULL;
+    if (is_ln && ends_with(name, ".weight")) {
+        for (int64_t i = 0; i < n; i++) d[i] = 1.0f;
+        return;
+    }
+    if (ends_with(name, ".bias")) {
+        memset(d, 0, (size_t)n * sizeof *d);
+        return;
+    }
+    /* Truncated normal N(0, std^2) cut at +-2 std (BERT's TensorFlow initialiser), redrawn outside. */
+    uint64_t s = seed;
+    for (const char *c = name; *c; c++) s = (s ^ (unsigned char)*c) * 0x100000001B3ull;  /* FNV-1a of the name */
+    double std = m->cfg.initializer_range;
+    for (int64_t i = 0; i < n; i += 2) {
+        double z0, z1;
+        do {
+            double r = sqrt(-2.0 * log(uniform01(&s))), th = 2.0 * M_PI * uniform01(&s);
+            z0 = r * cos(th);
+            z1 = r * sin(th);
+        } while (fabs(z0) > 2.0 || fabs(z1) > 2.0);
+        d[i] = (float)(std * z0);
+        if (i + 1 < n) d[i + 1] = (float)(std * z1);
+    }
+    /* nn.Embedding(padding_idx) in Hugging Face's BERT keeps the padding row at zero. */
+    if (p == m->word) memset(d + (int64_t)m->cfg.pad_token_id * p->shape[1], 0, (size_t)p->shape[1] * sizeof *d);
+}
+
+kd_bert *kd_bert_new(const kd_bert_config *cfg, uint64_t seed)
+{
+    kd_bert *m = kd_bert_alloc(cfg);
+    if (!m) return NULL;
+    for (size_t i = 0; i < m->n_params; i++) kd_bert_init_param(m, m->params[i], seed);
+    return m;
+}
+
+const kd_bert_config *kd_bert_get_config(const kd_bert *m) { return &m->cfg; }
+
+kd_tensor **kd_bert_parameters(kd_bert *m, size_t *n)
+{
+    if (n) *n = m->n_params;
+    return m->params;
+}
+
+int64_t kd_bert_num_parameters(const kd_bert *m)
+{
+    int64_t s = 0;
+    for (size_t i = 0; i < m->n_params; i++) s += kd_numel(m->params[i]);
+    return s;
+}
+
+void kd_bert_set_training(kd_bert *m, int training) { m->training = training != 0; }
+
+/* --- forward */
+
+static kd_tensor *encoder_layer(const kd_bert *m, const kd_bert_layer *y, kd_tensor *x, kd_tensor *mask,
+                                int64_t B, int64_t T)
+{
+    const kd_bert_config *c = &m->cfg;
+    int64_t heads = c->num_heads, dh = c->hidden_size / c->num_heads;
+    int64_t hshape[4] = { B, T, heads, dh }, flat[3] = { B, T, c->hidden_size };
+    /* Each projection [B, T, hidden] is viewed as [B, T, heads, dh]: no copies, the kernel reads strides. */
+    kd_tensor *q = kd_reshape(kd_linear(x, y->q_w, y->q_b), 4, hshape);
+    kd_tensor *k = kd_reshape(kd_linear(x, y->k_w, y->k_b), 4, hshape);
+    kd_tensor *v = kd_reshape(kd_linear(x, y->v_w, y->v_b), 4, hshape);
+    kd_tensor *a = kd_attention(q, k, v, mask, 1.0 / sqrt((double)dh), c->attention_dropout, m->training);
+    a = kd_linear(kd_reshape(a, 3, flat), y->ao_w, y->ao_b);
+    a = kd_dropout(a, c->hidden_dropout, m->training);
+    x = kd_layernorm(kd_add(a, x), y->aln_w, y->aln_b, c->layer_norm_eps);
+    kd_tensor *f = kd_gelu(kd_linear(x, y->i_w, y->i_b));
+    f = kd_dropout(kd_linear(f, y->o_w, y->o_b), c->hidden_dropout, m->training);
+    return kd_layernorm(kd_add(f, x), y->oln_w, y->oln_b, c->layer_norm_eps);
+}
+
+kd_tensor *kd_bert_encode(kd_bert *m, const kd_bert_input *in)
+{
+    const kd_bert_config *c = &m->cfg;
+    int64_t B = in->batch, T = in->seq;
+    if (B < 1 || T < 1 || !in->ids) {
+        kd_fail(KD_ERR_ARG, "bert: input batch %lld x %lld, expected both >= 1 and ids given", (long long)B, (long long)T);
+        return NULL;
+    }
+    if (T > c->max_position) {
+        kd_fail(KD_ERR_SHAPE, "bert: sequence length %lld exceeds max_position_embeddings %d", (long long)T,
+                c->max_position);
+        return NULL;
+    }
+    int64_t shape[2] = { B, T };
+    kd_tensor *ids = kd_from_buffer(KD_I32, 2, shape, in->ids);
+    kd_tensor *types = in->type_ids ? kd_from_buffer(KD_I32, 2, shape, in->type_ids) : kd_zeros(KD_I32, 2, shape);
+    kd_tensor *pos = kd_empty(KD_I32, 1, &T);
+    kd_tensor *mask = NULL;
+    if (!ids || !types || !pos) return NULL;
+    int32_t *pp = kd_data(pos);
+    for (int64_t t = 0; t < T; t++) pp[t] = (int32_t)t;
+    if (in->mask) {
+        /* Additive mask as Hugging Face builds it: (1 - mask) * finfo(float32).min. */
+        if (!(mask = kd_empty(KD_F32, 2, shape))) return NULL;
+        float *mp = kd_data(mask);
+        for (int64_t i = 0; i < B * T; i++) {
+            if (in->mask[i] != 0 && in->mask[i] != 1) {
+                kd_fail(KD_ERR_ARG, "bert: attention mask [%lld, %lld] is %d, expected 0 or 1", (long long)(i / T),
+                        (long long)(i % T), (int)in->mask[i]);
+                return NULL;
+            }
+            mp[i] = in->mask[i] ? 0.0f : -FLT_MAX;
+        }
+    }
+    kd_tensor *x = kd_add(kd_add(kd_embedding(m->word, ids), kd_embedding(m->type, types)), kd_embedding(m->pos, pos));
+    x = kd_layernorm(x, m->eln_w, m->eln_b, c->layer_norm_eps);
+    x = kd_dropout(x, c->hidden_dropout, m->training);
+    for (int l = 0; l < c->num_layers && x; l++) x = encoder_layer(m, &m->layers[l], x, mask, B, T);
+    return x;
+}
+
+kd_tensor *kd_bert_logits(kd_bert *m, const kd_bert_input *in)
+{
+    kd_tensor *h = kd_bert_encode(m, in);
+    if (!h) return NULL;
+    int64_t shape[2] = { in->batch, m->cfg.hidden_size };
+    kd_tensor *cls = kd_reshape(kd_narrow(h, 1, 0, 1), 2, shape);   /* [CLS] = position 0 */
+    kd_tensor *pooled = kd_tanh(kd_linear(cls, m->pool_w, m->pool_b));
+    pooled = kd_dropout(pooled, m->cfg.hidden_dropout, m->training);
+    return kd_linear(pooled, m->cls_w, m->cls_b);
+}

@@ -1,0 +1,247 @@
+/* models/bert_checkpoint.c — checkpoints in Hugging Face's format (config.json + model.safetensors +
+ * vocab.txt), the mapping between our parameter names and a checkpoint's (with or without "bert.", old
+ * gamma/beta LayerNorm names), and students built from a teacher's layers. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/safetensors.h"
+#include "models/bert_internal.h"
+
+/* mkdir -p */
+static kd_status make_dir(const char *dir)
+{
+    char buf[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof buf) return kd_fail(KD_ERR_ARG, "checkpoint directory name '%s' is empty or too long", dir);
+    memcpy(buf, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char c = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return kd_fail(KD_ERR_IO, "%s: cannot create directory: %s", buf, strerror(errno));
+        buf[i] = c;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return kd_fail(KD_ERR_IO, "%s: not a directory", dir);
+    return KD_OK;
+}
+
+static void join(char *out, size_t n, const char *dir, const char *file) { snprintf(out, n, "%s/%s", dir, file); }
+
+/* The checkpoint entry for our parameter `name`: with our "bert." prefix or without it (BertModel), and
+ * LayerNorm's weight/bias under their old names gamma/beta. */
+static const kd_st_entry *find_entry(const kd_safetensors *st, const char *name, int strip_bert)
+{
+    const char *n = strip_bert && strncmp(name, "bert.", 5) == 0 ? name + 5 : name;
+    const kd_st_entry *e = kd_st_find(st, n);
+    if (e || !strstr(n, "LayerNorm.")) return e;
+    char alt[128];
+    size_t len = strlen(n);
+    if (len > 7 && strcmp(n + len - 7, ".weight") == 0) snprintf(alt, sizeof alt, "%.*s.gamma", (int)(len - 7), n);
+    else if (len > 5 && strcmp(n + len - 5, ".bias") == 0) snprintf(alt, sizeof alt, "%.*s.beta", (int)(len - 5), n);
+    else return NULL;
+    return kd_st_find(st, alt);
+}
+
+static int is_head(const char *name) { return strncmp(name, "classifier.", 11) == 0; }
+static int is_pooler(const char *name) { return strncmp(name, "bert.pooler.", 12) == 0; }
+
+/* Number of lines (tokens) of a vocab.txt, as Hugging Face's load_vocab counts them; -1 when absent. */
+static long count_vocab_lines(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    long lines = 0;
+    int c, last = '\n';
+    while ((c = getc(f)) != EOF) {
+        if (c == '\n') lines++;
+        last = c;
+    }
+    if (last != '\n') lines++;
+    fclose(f);
+    return lines;
+}
+
+kd_status kd_bert_check_vocab(const kd_bert *m, const char *vocab_path)
+{
+    long n = count_vocab_lines(vocab_path);
+    if (n < 0) return kd_fail(KD_ERR_IO, "%s: cannot open: %s", vocab_path, strerror(errno));
+    /* A vocabulary larger than the embedding matrix makes ids with no row; a smaller one is how some
+     * checkpoints pad their matrix (rows never produced), so it is accepted. */
+    if (n > m->word->shape[0])
+        return kd_fail(KD_ERR_SHAPE,
+                       "%s: vocabulary has %ld tokens, but bert.embeddings.word_embeddings.weight has %lld rows "
+                       "(vocab_size %d): vocabulary and checkpoint do not match",
+                       vocab_path, n, (long long)m->word->shape[0], m->cfg.vocab_size);
+    return KD_OK;
+}
+
+kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, int *missing_head)
+{
+    char path[4096];
+    kd_bert_config cfg;
+    join(path, sizeof path, dir, "config.json");
+    if (kd_bert_config_load(path, &cfg) != KD_OK) return NULL;
+    if (num_labels_override > 0 && num_labels_override != cfg.num_labels) {
+        if (num_labels_override > KD_BERT_MAX_LABELS) {
+            kd_fail(KD_ERR_ARG, "num_labels %d, expected at most %d", num_labels_override, KD_BERT_MAX_LABELS);
+            return NULL;
+        }
+        cfg.num_labels = num_labels_override;
+        for (int i = 0; i < cfg.num_labels; i++) snprintf(cfg.labels[i], sizeof cfg.labels[i], "%d", i);
+    }
+    kd_bert *m = kd_bert_alloc(&cfg);
+    if (!m) return NULL;
+    join(path, sizeof path, dir, "model.safetensors");
+    kd_safetensors *st = kd_st_open(path);
+    if (!st) goto fail;
+    int strip = kd_st_find(st, "bert.embeddings.word_embeddings.weight") == NULL &&
+                kd_st_find(st, "embeddings.word_embeddings.weight") != NULL;
+    int head_missing = 0;
+    for (size_t i = 0; i < m->n_params; i++) {
+        kd_tensor *p = m->params[i];
+        const kd_st_entry *e = find_entry(st, p->name, strip);
+        /* The pooler may be absent (BertModel(add_pooling_layer=False)); the classifier is absent from a
+         * BertModel, and replaced when its size is overridden. Those are initialised fresh. */
+        int head = is_head(p->name) || is_pooler(p->name);
+        int resized = is_head(p->name) && num_labels_override > 0 && e && e->ndim >= 1 && e->shape[0] != cfg.num_labels;
+        if (head && (!e || resized)) {
+            kd_bert_init_param(m, p, seed);
+            head_missing = 1;
+            continue;
+        }
+        if (!e) {
+            kd_fail(KD_ERR_FORMAT, "%s: tensor '%s'%s is missing", path, strip ? p->name + 5 : p->name,
+                    strip ? " (BertModel naming)" : "");
+            goto fail;
+        }
+        char s1[64], s2[64];
+        int same = e->ndim == p->ndim;
+        for (int d = 0; same && d < p->ndim; d++) same = e->shape[d] == p->shape[d];
+        if (!same) {
+            kd_fail(KD_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s from config.json", path, e->name,
+                    kd_st_shape_str(e, s1, sizeof s1), kd_shape_str(p, s2, sizeof s2));
+            goto fail;
+        }
+        if (strcmp(e->dtype, "F32") && strcmp(e->dtype, "F16") && strcmp(e->dtype, "BF16")) {
+            kd_fail(KD_ERR_DTYPE, "%s: tensor '%s' has dtype %s, expected F32, F16 or BF16", path, e->name, e->dtype);
+            goto fail;
+        }
+        if (kd_st_read_f32(st, e, kd_data(p)) != KD_OK) goto fail;
+    }
+    kd_st_close(st);
+    st = NULL;
+    join(path, sizeof path, dir, "vocab.txt");
+    if (access(path, F_OK) == 0 && kd_bert_check_vocab(m, path) != KD_OK) goto fail;
+    if (missing_head) *missing_head = head_missing;
+    return m;
+fail:
+    kd_st_close(st);
+    kd_bert_free(m);
+    return NULL;
+}
+
+kd_status kd_bert_save(const kd_bert *m, const char *dir)
+{
+    kd_status s = make_dir(dir);
+    if (s != KD_OK) return s;
+    char path[4096];
+    join(path, sizeof path, dir, "model.safetensors");
+    const char *meta[2] = { "format", "pt" };
+    if ((s = kd_st_save(path, m->params, NULL, m->n_params, meta, 1)) != KD_OK) return s;
+    join(path, sizeof path, dir, "config.json");
+    return kd_bert_config_save(path, &m->cfg);
+}
+
+kd_status kd_bert_copy_vocab(const char *vocab_path, const char *dir)
+{
+    kd_status s = make_dir(dir);
+    if (s != KD_OK) return s;
+    char path[4096], tmp[4200];
+    join(path, sizeof path, dir, "vocab.txt");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *in = fopen(vocab_path, "rb");
+    if (!in) return kd_fail(KD_ERR_IO, "%s: cannot open: %s", vocab_path, strerror(errno));
+    FILE *out = fopen(tmp, "wb");
+    if (!out) {
+        fclose(in);
+        return kd_fail(KD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    }
+    char buf[65536];
+    size_t n;
+    int ok = 1;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, out) == n;
+    ok = !ferror(in) && ok;
+    fclose(in);
+    ok = fflush(out) == 0 && ok;
+    ok = fsync(fileno(out)) == 0 && ok;
+    ok = fclose(out) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return kd_fail(KD_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return KD_OK;
+}
+
+/* Copy src's values into dst (same shape, checked by the caller's configuration checks). */
+static void copy_param(kd_tensor *dst, const kd_tensor *src)
+{
+    KD_CHECK(kd_same_shape(dst, src));
+    memcpy(kd_data(dst), kd_data(src), (size_t)kd_numel(dst) * sizeof(float));
+}
+
+kd_bert *kd_bert_from_teacher(const kd_bert *teacher, const kd_bert_config *scfg, const int *layers, uint64_t seed)
+{
+    const kd_bert_config *t = &teacher->cfg;
+    if (kd_bert_config_check(scfg, "student") != KD_OK) return NULL;
+    const struct { const char *field; int tv, sv; } same[] = {
+        { "hidden_size", t->hidden_size, scfg->hidden_size },
+        { "intermediate_size", t->intermediate_size, scfg->intermediate_size },
+        { "num_attention_heads", t->num_heads, scfg->num_heads },
+        { "vocab_size", t->vocab_size, scfg->vocab_size },
+        { "max_position_embeddings", t->max_position, scfg->max_position },
+        { "type_vocab_size", t->type_vocab_size, scfg->type_vocab_size },
+    };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        if (same[i].tv != same[i].sv) {
+            kd_fail(KD_ERR_SHAPE,
+                    "student from teacher: %s differs (teacher %d, student %d); copying layers needs them equal",
+                    same[i].field, same[i].tv, same[i].sv);
+            return NULL;
+        }
+    }
+    int ns = scfg->num_layers, nt = t->num_layers;
+    if (!layers && ns > nt) {
+        kd_fail(KD_ERR_SHAPE, "student from teacher: student has %d layers, teacher only %d", ns, nt);
+        return NULL;
+    }
+    for (int i = 0; layers && i < ns; i++) {
+        if (layers[i] < 0 || layers[i] >= nt) {
+            kd_fail(KD_ERR_INDEX, "student from teacher: layer list entry %d is %d, expected in [0, %d)", i, layers[i], nt);
+            return NULL;
+        }
+    }
+    kd_bert *s = kd_bert_new(scfg, seed);
+    if (!s) return NULL;
+    copy_param(s->word, teacher->word);
+    copy_param(s->pos, teacher->pos);
+    copy_param(s->type, teacher->type);
+    copy_param(s->eln_w, teacher->eln_w);
+    copy_param(s->eln_b, teacher->eln_b);
+    int k = nt / ns;   /* DistilBERT-style: every k-th teacher layer, starting at the first */
+    for (int i = 0; i < ns; i++) {
+        int from = layers ? layers[i] : i * k;
+        for (int j = 0; j < KD_BERT_LAYER_TENSORS; j++) copy_param(s->layers[i].t[j], teacher->layers[from].t[j]);
+    }
+    copy_param(s->pool_w, teacher->pool_w);
+    copy_param(s->pool_b, teacher->pool_b);
+    if (scfg->num_labels == t->num_labels) {
+        copy_param(s->cls_w, teacher->cls_w);
+        copy_param(s->cls_b, teacher->cls_b);
+    }
+    return s;
+}

@@ -1,0 +1,39 @@
+/* models/bert_internal.h — the model's layout, shared by the files of models/ (not part of the public API):
+ * one table of parameters in Hugging Face order, with named pointers into it. */
+#ifndef KD_BERT_INTERNAL_H
+#define KD_BERT_INTERNAL_H
+
+#include "models/bert.h"
+
+/* Tensors per encoder layer, in the order of kd_bert_layer. */
+#define KD_BERT_LAYER_TENSORS 16
+
+typedef union kd_bert_layer {
+    struct {
+    kd_tensor *q_w, *q_b, *k_w, *k_b, *v_w, *v_b;   /* attention.self.{query,key,value} */
+    kd_tensor *ao_w, *ao_b, *aln_w, *aln_b;         /* attention.output.{dense,LayerNorm} */
+    kd_tensor *i_w, *i_b;                           /* intermediate.dense */
+    kd_tensor *o_w, *o_b, *oln_w, *oln_b;           /* output.{dense,LayerNorm} */
+    };
+    kd_tensor *t[KD_BERT_LAYER_TENSORS];             /* the same, as a table */
+} kd_bert_layer;
+_Static_assert(sizeof(kd_bert_layer) == KD_BERT_LAYER_TENSORS * sizeof(kd_tensor *), "layer table");
+
+struct kd_bert {
+    kd_bert_config cfg;
+    int training;
+    kd_tensor **params;       /* every parameter, named; the pointers below point into this table */
+    size_t n_params;
+    kd_tensor *word, *pos, *type, *eln_w, *eln_b;
+    kd_bert_layer *layers;
+    kd_tensor *pool_w, *pool_b, *cls_w, *cls_b;
+};
+
+/* A model with every parameter allocated (zeros) and named, not initialised. */
+kd_bert *kd_bert_alloc(const kd_bert_config *cfg);
+/* BERT's initialisation of one parameter (by its name: LayerNorm 1/0, biases 0, else truncated normal). */
+void kd_bert_init_param(kd_bert *m, kd_tensor *p, uint64_t seed);
+/* The parameter named `name` (full Hugging Face name), or NULL. */
+kd_tensor *kd_bert_param(kd_bert *m, const char *name);
+
+#endif

@@ -12,6 +12,14 @@
 #include "kernels/rng.h"
 #include "test/testutil.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define KD_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KD_ASAN 1
+#endif
+#endif
+
 #define V 6
 #define T 8
 #define D 16
@@ -116,7 +124,13 @@ int main(void)
     CHECK(kd_arena_capacity() == cap2, "arena held %zu bytes after step 2, %zu after step %d", cap2, kd_arena_capacity(), STEPS);
     CHECK(kd_arena_peak() == peak2, "arena peak use grew from %zu to %zu", peak2, kd_arena_peak());
     CHECK(kd_heap_bytes() == heap2, "heap tensors grew from %zu to %zu bytes", heap2, kd_heap_bytes());
+#if defined(KD_ASAN)
+    /* AddressSanitizer quarantines freed blocks, so RSS grows by design there; the arena and heap checks
+     * above still hold. */
+    printf("max RSS check skipped under AddressSanitizer\n");
+#else
     CHECK(maxrss_kb() - rss2 < 4096, "max RSS grew by %ld KiB after step 2 (want < 4 MiB)", maxrss_kb() - rss2);
+#endif
     for (int i = 0; i < NPARAM; i++) kd_tensor_free(P[i]);
     kd_shutdown();
     return kd_test_finish("test_train");

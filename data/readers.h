@@ -1,0 +1,64 @@
+/* data/readers.h — labelled text classification data sets and their readers: GLUE TSV, TweetEval
+ * (*_text.txt + *_labels.txt), CSV with a header (RFC 4180), JSON lines; label names <-> ids.
+ *
+ * Every malformed input is an error (kd_status + kd_last_error()) naming the file, the line and what
+ * was expected: missing or empty file, ragged row, unknown or out-of-range label, text/label line-count
+ * mismatch, invalid UTF-8, unterminated quote, bad JSON. Nothing is silently skipped. */
+#ifndef KD_READERS_H
+#define KD_READERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/status.h"
+
+#define KD_MAX_LABELS 1000
+
+/* Label names by id (0..n-1). */
+typedef struct kd_labels {
+    int32_t n;
+    char **names;
+} kd_labels;
+
+/* Id of name, or -1. */
+int32_t kd_labels_id(const kd_labels *l, const char *name);
+/* Name of id, or NULL. */
+const char *kd_labels_name(const kd_labels *l, int32_t id);
+/* Set l to a copy of names[0..n). */
+kd_status kd_labels_set(kd_labels *l, const char *const *names, int32_t n);
+kd_status kd_labels_copy(kd_labels *dst, const kd_labels *src);
+void kd_labels_free(kd_labels *l);
+
+typedef enum kd_data_format {
+    KD_FORMAT_UNKNOWN, KD_FORMAT_TSV, KD_FORMAT_CSV, KD_FORMAT_JSONL, KD_FORMAT_TWEETEVAL
+} kd_data_format;
+
+typedef struct kd_dataset {
+    size_t n;
+    char **text;        /* UTF-8, NUL-terminated */
+    size_t *text_len;
+    int32_t *label;     /* 0 .. labels.n-1 */
+    kd_labels labels;
+    kd_data_format format;
+} kd_dataset;
+
+/* The format of a file from its name: .tsv, .csv, .jsonl/.json/.ndjson, *_text.txt or *_labels.txt
+ * (TweetEval, the other file of the pair beside it). */
+kd_data_format kd_data_format_of(const char *path);
+const char *kd_data_format_name(kd_data_format f);
+
+/* Read one file (format from its name). Labels: with `known` (may be NULL) every label must be one of
+ * its names or an id below known->n, and out->labels is a copy of it. Without, integer labels are used
+ * as ids (0 .. KD_MAX_LABELS-1, names "0", "1", ...), or names get ids in sorted order; a TweetEval
+ * directory's mapping.txt ("id<TAB>name" lines) names integer labels. On failure out is empty. */
+kd_status kd_dataset_load(const char *path, const kd_labels *known, kd_dataset *out);
+
+/* A split from a directory: "train" reads train.{tsv,csv,jsonl} or train_text.txt; "dev" reads
+ * dev.*, validation.*, val.* or val_text.txt; "test" reads test.*. Which file it read goes into
+ * *chosen (may be NULL; PATH_MAX bytes). */
+kd_status kd_dataset_load_split(const char *dir, const char *split, const kd_labels *known, kd_dataset *out,
+                                char *chosen, size_t chosen_len);
+
+void kd_dataset_free(kd_dataset *d);
+
+#endif

@@ -19,6 +19,17 @@ static size_t trim_newlines(const char *b, size_t n)
     return n;
 }
 
+/* digits, possibly with surrounding spaces or a '\r' */
+static int is_int_label(const char *s, size_t n)
+{
+    size_t digits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] >= '0' && s[i] <= '9') digits++;
+        else if (s[i] != ' ' && s[i] != '\r' && s[i] != '\t') return 0;
+    }
+    return digits > 0;
+}
+
 /* mapping.txt in the directory of text_path, if present. */
 static kd_status read_mapping(const char *text_path, kd_labels *out)
 {
@@ -92,6 +103,9 @@ kd_status kd_read_tweeteval(const char *text_path, const char *labels_path, kd_r
         size_t ll = lbe - lp;
         if (ll == 0 || (ll == 1 && lb[lp] == '\r'))
             st = kd_fail(KD_ERR_FORMAT, "%s:%zu: empty label, expected an integer label", labels_path, line);
+        else if (!is_int_label(lb + lp, ll))
+            st = kd_fail(KD_ERR_FORMAT, "%s:%zu: label '%.*s', expected an integer id", labels_path, line,
+                         (int)(ll < 40 ? ll : 40), lb + lp);
         else {
             /* a bad label is reported at the labels file's line */
             st = kd_raw_add(r, text_path, line, tb + tp, tl, lb + lp, ll);

@@ -188,7 +188,7 @@ static void count_mismatch(void)
     bad(lp, NULL, KD_ERR_FORMAT, lp, 3, "2 labels for 3 texts");
     PUT("t2_text.txt", "one\n");
     snprintf(lp, sizeof lp, "%s", PUT("t2_labels.txt", "7x\n"));
-    bad(lp, NULL, KD_ERR_FORMAT, lp, 1, "label '7x'");
+    bad(lp, NULL, KD_ERR_FORMAT, lp, 1, "label '7x', expected an integer id");
 }
 
 static void invalid_utf8(void)

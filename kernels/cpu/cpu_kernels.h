@@ -12,7 +12,7 @@
 const kd_kernels *kd_kernels_avx2_f32(void);
 const kd_kernels *kd_kernels_avx512_f32(void);
 
-/* GEMM: packed, cache-blocked, register-tiled (6x16 on AVX2, 12x32 on AVX-512). */
+/* GEMM: packed, cache-blocked, register-tiled (6x16 on AVX2, 6x64 on AVX-512). */
 void kd_gemm_avx2_f32(const kd_gemm_args *g, int ith, int nth);
 void kd_gemm_avx512_f32(const kd_gemm_args *g, int ith, int nth);
 

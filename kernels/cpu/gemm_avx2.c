@@ -4,13 +4,20 @@
 
 #include "kernels/cpu/cpu_kernels.h"
 
-/* Blocks for a Zen 5 core (48 KiB L1d, 1 MiB L2, shared 32 MiB L3): a kc x 16 B micro-panel (16 KiB at
- * kc = 256) stays in L1, the mc x kc A block (504 KiB) in L2, the kc x nc B block (3 MiB) in L3. */
+/* Blocks for a Zen 5 core (48 KiB L1d, 1 MiB L2, shared 32 MiB L3): a kc x 16 B micro-panel (12 KiB at
+ * kc = 192) stays in L1, the mc x kc A block (90 KiB) in L2, the kc x nc B block (2.3 MiB) in L3.
+ * kc = 192 and mc = 120 measured best in a sweep of kc 192..512 and mc 120..504. */
 #define GEMM_MR 6
 #define GEMM_NR 16
-#define GEMM_MC 504
-#define GEMM_KC 256
+#ifndef GEMM_MC
+#define GEMM_MC 120
+#endif
+#ifndef GEMM_KC
+#define GEMM_KC 192
+#endif
+#ifndef GEMM_NC
 #define GEMM_NC 3072
+#endif
 
 /* c[0..6) x [0..16) = alpha * sum_p a[p*6 + i] b[p*16 + j] + beta c (unread if beta == 0) + bias[j]. */
 static inline void ukr_6x16(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,

@@ -1,0 +1,555 @@
+/* bench/bench_kernels.c — kernel benchmark: measures the machine (FMA peak, triad bandwidth), then
+ * validates and times every f32 kernel variant (ref, avx2, avx512) at BERT-base shapes, next to
+ * OpenBLAS's sgemm when libopenblas.so.0 is installed (loaded with dlopen, never linked).
+ *
+ *   bench_kernels [--quick] [--no-openblas] [--reps N]
+ *   bench_kernels --openblas-core Haswell|SkylakeX    (child mode: OpenBLAS rows only; the parent re-runs
+ *                                                      itself this way because OPENBLAS_CORETYPE is read
+ *                                                      once, when the library loads)
+ * Every figure is the median of the repeats after one warm-up run. */
+#include <dlfcn.h>
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench/bench_util.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "kernels/kernels.h"
+
+static int g_reps = 7;
+static int g_quick = 0;
+
+/* ---------------------------------------------------------------- machine limits */
+
+#define FMA_ITERS_AVX2 40000000LL
+#define FMA_ITERS_AVX512 20000000LL
+
+/* 12 independent accumulators per thread: more than latency (4) x FMA pipes (2), so no chain stalls. */
+__attribute__((target("avx2,fma"))) static float fma_loop_avx2(int64_t iters)
+{
+    /* Distinct starting values: identical chains would be merged by the compiler. */
+    __m256 x = _mm256_set1_ps(0.999999f), y = _mm256_set1_ps(1e-6f);
+#define KD_INIT(i) __m256 a##i = _mm256_set1_ps(1.0f + 0.01f * (i));
+    KD_INIT(0) KD_INIT(1) KD_INIT(2) KD_INIT(3) KD_INIT(4) KD_INIT(5)
+    KD_INIT(6) KD_INIT(7) KD_INIT(8) KD_INIT(9) KD_INIT(10) KD_INIT(11)
+#undef KD_INIT
+    for (int64_t i = 0; i < iters; i++) {
+        a0 = _mm256_fmadd_ps(a0, x, y); a1 = _mm256_fmadd_ps(a1, x, y); a2 = _mm256_fmadd_ps(a2, x, y);
+        a3 = _mm256_fmadd_ps(a3, x, y); a4 = _mm256_fmadd_ps(a4, x, y); a5 = _mm256_fmadd_ps(a5, x, y);
+        a6 = _mm256_fmadd_ps(a6, x, y); a7 = _mm256_fmadd_ps(a7, x, y); a8 = _mm256_fmadd_ps(a8, x, y);
+        a9 = _mm256_fmadd_ps(a9, x, y); a10 = _mm256_fmadd_ps(a10, x, y); a11 = _mm256_fmadd_ps(a11, x, y);
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11)));
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return out[0] + out[7];
+}
+
+__attribute__((target("avx512f,fma"))) static float fma_loop_avx512(int64_t iters)
+{
+    __m512 x = _mm512_set1_ps(0.999999f), y = _mm512_set1_ps(1e-6f);
+#define KD_INIT(i) __m512 a##i = _mm512_set1_ps(1.0f + 0.01f * (i));
+    KD_INIT(0) KD_INIT(1) KD_INIT(2) KD_INIT(3) KD_INIT(4) KD_INIT(5) KD_INIT(6) KD_INIT(7)
+    KD_INIT(8) KD_INIT(9) KD_INIT(10) KD_INIT(11) KD_INIT(12) KD_INIT(13) KD_INIT(14) KD_INIT(15)
+#undef KD_INIT
+    for (int64_t i = 0; i < iters; i++) {
+        a0 = _mm512_fmadd_ps(a0, x, y); a1 = _mm512_fmadd_ps(a1, x, y); a2 = _mm512_fmadd_ps(a2, x, y);
+        a3 = _mm512_fmadd_ps(a3, x, y); a4 = _mm512_fmadd_ps(a4, x, y); a5 = _mm512_fmadd_ps(a5, x, y);
+        a6 = _mm512_fmadd_ps(a6, x, y); a7 = _mm512_fmadd_ps(a7, x, y); a8 = _mm512_fmadd_ps(a8, x, y);
+        a9 = _mm512_fmadd_ps(a9, x, y); a10 = _mm512_fmadd_ps(a10, x, y); a11 = _mm512_fmadd_ps(a11, x, y);
+        a12 = _mm512_fmadd_ps(a12, x, y); a13 = _mm512_fmadd_ps(a13, x, y); a14 = _mm512_fmadd_ps(a14, x, y);
+        a15 = _mm512_fmadd_ps(a15, x, y);
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15)));
+    return _mm512_reduce_add_ps(s);
+}
+
+typedef struct fma_ctx { int wide; volatile float sink[64]; } fma_ctx;
+
+static void fma_task(void *p, int ith, int nth)
+{
+    fma_ctx *c = p;
+    (void)nth;
+    c->sink[ith] = c->wide ? fma_loop_avx512(FMA_ITERS_AVX512) : fma_loop_avx2(FMA_ITERS_AVX2);
+}
+
+/* GFLOP/s of the FMA loop on nth threads. */
+static double measure_fma_peak(int wide, int nth)
+{
+    fma_ctx c = { .wide = wide };
+    double flops = wide ? (double)FMA_ITERS_AVX512 * 16 * 16 * 2 : (double)FMA_ITERS_AVX2 * 12 * 8 * 2;
+    double t[5];
+    bench_run(fma_task, &c, nth); /* warm-up: clocks settle */
+    for (int r = 0; r < 5; r++) {
+        double t0 = bench_now();
+        bench_run(fma_task, &c, nth);
+        t[r] = bench_now() - t0;
+    }
+    return flops * nth / bench_median(t, 5) * 1e-9;
+}
+
+/* Triad a = b + s c over each thread's slice; bytes moved = 12 per element (two loads, one store). */
+typedef struct triad_ctx { float *a, *b, *c; int64_t n; int passes; } triad_ctx;
+
+__attribute__((target("avx2,fma"))) static void triad_task(void *p, int ith, int nth)
+{
+    triad_ctx *t = p;
+    int64_t lo, hi;
+    kd_split_range(t->n / 8, ith, nth, &lo, &hi);
+    const __m256 s = _mm256_set1_ps(0.5f);
+    for (int pass = 0; pass < t->passes; pass++)
+        for (int64_t i = lo * 8; i < hi * 8; i += 8)
+            _mm256_storeu_ps(t->a + i, _mm256_fmadd_ps(s, _mm256_loadu_ps(t->c + i), _mm256_loadu_ps(t->b + i)));
+}
+
+static double measure_triad(int64_t n, int passes, int nth)
+{
+    triad_ctx t = { malloc((size_t)n * 4), malloc((size_t)n * 4), malloc((size_t)n * 4), n, passes };
+    if (!t.a || !t.b || !t.c) { fprintf(stderr, "bench: out of memory for triad\n"); exit(1); }
+    for (int64_t i = 0; i < n; i++) { t.a[i] = 0.0f; t.b[i] = 1.0f; t.c[i] = 2.0f; }
+    double tt[7];
+    bench_run(triad_task, &t, nth);
+    for (int r = 0; r < 7; r++) {
+        double t0 = bench_now();
+        bench_run(triad_task, &t, nth);
+        tt[r] = bench_now() - t0;
+    }
+    double gbs = 12.0 * (double)n * passes / bench_median(tt, 7) * 1e-9;
+    free(t.a); free(t.b); free(t.c);
+    return gbs;
+}
+
+/* ---------------------------------------------------------------- GEMM */
+
+typedef struct gshape { const char *name; int64_t m, n, k, batch; int ta, tb; } gshape;
+
+/* BERT-base, batch 16 x 128 tokens. nn.Linear keeps W as n x k, so the forward is X W^T (tb = 1),
+ * dX = dY W (no transposes), dW = dY^T X (ta = 1). */
+static const gshape g_shapes[] = {
+    { "qkv  fwd  X W^T", 2048, 2304, 768, 1, 0, 1 },
+    { "out  fwd  X W^T", 2048, 768, 768, 1, 0, 1 },
+    { "ffn1 fwd  X W^T", 2048, 3072, 768, 1, 0, 1 },
+    { "ffn2 fwd  X W^T", 2048, 768, 3072, 1, 0, 1 },
+    { "qkv  dX   dY W ", 2048, 768, 2304, 1, 0, 0 },
+    { "out  dX   dY W ", 2048, 768, 768, 1, 0, 0 },
+    { "ffn1 dX   dY W ", 2048, 768, 3072, 1, 0, 0 },
+    { "ffn2 dX   dY W ", 2048, 3072, 768, 1, 0, 0 },
+    { "qkv  dW   dY^T X", 2304, 768, 2048, 1, 1, 0 },
+    { "out  dW   dY^T X", 768, 768, 2048, 1, 1, 0 },
+    { "ffn1 dW   dY^T X", 3072, 768, 2048, 1, 1, 0 },
+    { "ffn2 dW   dY^T X", 768, 3072, 2048, 1, 1, 0 },
+    { "attn Q K^T x192", 128, 128, 64, 192, 0, 1 },
+    { "attn P V   x192", 128, 64, 128, 192, 0, 0 },
+};
+#define N_SHAPES ((int)(sizeof g_shapes / sizeof g_shapes[0]))
+
+typedef struct gbufs { float *a, *b, *c; int64_t lda, ldb, ldc, sa, sb, sc; } gbufs;
+
+static gbufs gemm_bufs(const gshape *s)
+{
+    gbufs g;
+    int64_t ra = s->ta ? s->k : s->m, ca = s->ta ? s->m : s->k;
+    int64_t rb = s->tb ? s->n : s->k, cb = s->tb ? s->k : s->n;
+    g.lda = ca; g.ldb = cb; g.ldc = s->n;
+    g.sa = ra * ca; g.sb = rb * cb; g.sc = s->m * s->n;
+    g.a = malloc((size_t)(g.sa * s->batch) * 4);
+    g.b = malloc((size_t)(g.sb * s->batch) * 4);
+    g.c = malloc((size_t)(g.sc * s->batch) * 4);
+    if (!g.a || !g.b || !g.c) { fprintf(stderr, "bench: out of memory\n"); exit(1); }
+    uint64_t x = 88172645463325252ull;
+    for (int64_t i = 0; i < g.sa * s->batch; i++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; g.a[i] = (float)((double)(x >> 40) / 16777216.0 - 0.5); }
+    for (int64_t i = 0; i < g.sb * s->batch; i++) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; g.b[i] = (float)((double)(x >> 40) / 16777216.0 - 0.5); }
+    return g;
+}
+static void gemm_bufs_free(gbufs *g) { free(g->a); free(g->b); free(g->c); }
+
+typedef struct gemm_ctx { const kd_kernels *t; kd_gemm_args g; } gemm_ctx;
+static void gemm_task(void *p, int ith, int nth) { gemm_ctx *c = p; c->t->gemm(&c->g, ith, nth); }
+
+/* Check 512 sampled elements of C against a double-precision dot product. */
+static int gemm_validate(const gshape *s, const gbufs *g)
+{
+    uint64_t x = 12345;
+    for (int r = 0; r < 512; r++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int64_t b = (int64_t)((x >> 20) % (uint64_t)s->batch), i = (int64_t)((x >> 30) % (uint64_t)s->m);
+        int64_t j = (int64_t)((x >> 44) % (uint64_t)s->n);
+        double sum = 0, mag = 0;
+        for (int64_t p = 0; p < s->k; p++) {
+            double av = s->ta ? g->a[b * g->sa + p * g->lda + i] : g->a[b * g->sa + i * g->lda + p];
+            double bv = s->tb ? g->b[b * g->sb + j * g->ldb + p] : g->b[b * g->sb + p * g->ldb + j];
+            sum += av * bv;
+            mag += fabs(av * bv);
+        }
+        double got = g->c[b * g->sc + i * g->ldc + j];
+        if (!(fabs(got - sum) <= ((double)s->k + 4) * 5.96e-8 * mag + 1e-30)) {
+            fprintf(stderr, "  MISMATCH at [%lld][%lld][%lld]: %.9g vs %.9g\n", (long long)b, (long long)i,
+                    (long long)j, got, sum);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Median seconds of one call, or -1 when the result is wrong. */
+static double time_gemm(const kd_kernels *t, const gshape *s, gbufs *g, int nth)
+{
+    gemm_ctx c = { t, { .trans_a = s->ta, .trans_b = s->tb, .m = s->m, .n = s->n, .k = s->k, .batch = s->batch,
+                        .a = g->a, .lda = g->lda, .stride_a = g->sa, .b = g->b, .ldb = g->ldb, .stride_b = g->sb,
+                        .c = g->c, .ldc = g->ldc, .stride_c = g->sc, .alpha = 1.0, .beta = 0.0 } };
+    for (int64_t i = 0; i < g->sc * s->batch; i++) g->c[i] = NAN;
+    bench_run(gemm_task, &c, nth);
+    if (!gemm_validate(s, g)) return -1;
+    double tt[64];
+    int reps = g_reps < 64 ? g_reps : 64;
+    for (int r = 0; r < reps; r++) {
+        double t0 = bench_now();
+        bench_run(gemm_task, &c, nth);
+        tt[r] = bench_now() - t0;
+    }
+    return bench_median(tt, reps);
+}
+
+static double gemm_flops(const gshape *s) { return 2.0 * (double)s->m * s->n * s->k * s->batch; }
+
+/* ---------------------------------------------------------------- OpenBLAS (dlopen) */
+
+typedef void (*cblas_sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int,
+                               float, float *, int);
+typedef void (*openblas_set_threads_fn)(int);
+typedef char *(*openblas_corename_fn)(void);
+
+/* Child mode: print "OB <shape> <threads> <seconds>" lines for the parent to read. */
+static int openblas_child(const char *core)
+{
+    void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!h) { printf("OBNONE %s\n", dlerror()); return 0; }
+    cblas_sgemm_fn sgemm;
+    openblas_set_threads_fn set_threads;
+    openblas_corename_fn corename;
+    /* POSIX: dlsym's void * converts to a function pointer through memcpy without a pedantic warning. */
+    void *p = dlsym(h, "cblas_sgemm");
+    memcpy(&sgemm, &p, sizeof p);
+    p = dlsym(h, "openblas_set_num_threads");
+    memcpy(&set_threads, &p, sizeof p);
+    p = dlsym(h, "openblas_get_corename");
+    memcpy(&corename, &p, sizeof p);
+    if (!sgemm || !set_threads) { printf("OBNONE missing cblas_sgemm\n"); dlclose(h); return 0; }
+    printf("OBCORE %s %s\n", core, corename ? corename() : "(unknown)");
+    for (int nth = 1; nth <= 2; nth++) {
+        set_threads(nth);
+        for (int si = 0; si < N_SHAPES; si++) {
+            const gshape *s = &g_shapes[si];
+            if (g_quick && s->m * s->n * s->k * s->batch > 2048LL * 3072 * 768) continue;
+            gbufs g = gemm_bufs(s);
+            double tt[64];
+            int reps = g_reps < 64 ? g_reps : 64;
+            for (int r = -1; r < reps; r++) {
+                double t0 = bench_now();
+                for (int64_t b = 0; b < s->batch; b++)
+                    sgemm(101 /* row major */, s->ta ? 112 : 111, s->tb ? 112 : 111, (int)s->m, (int)s->n,
+                          (int)s->k, 1.0f, g.a + b * g.sa, (int)g.lda, g.b + b * g.sb, (int)g.ldb, 0.0f,
+                          g.c + b * g.sc, (int)g.ldc);
+                if (r >= 0) tt[r] = bench_now() - t0;
+                else if (!gemm_validate(s, &g)) { printf("OBBAD %d\n", si); break; }
+            }
+            printf("OB %d %d %.9g\n", si, nth, bench_median(tt, reps));
+            fflush(stdout);
+            gemm_bufs_free(&g);
+        }
+    }
+    dlclose(h);
+    return 0;
+}
+
+/* Results from one OpenBLAS core type: seconds[shape][threads-1], 0 when absent. */
+typedef struct ob_result { char core[64]; double sec[N_SHAPES][2]; int ok; } ob_result;
+
+static void openblas_run(const char *self, const char *core, ob_result *r)
+{
+    memset(r, 0, sizeof *r);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "OPENBLAS_CORETYPE=%s '%s' --openblas-core %s --reps %d%s", core, self, core, g_reps,
+             g_quick ? " --quick" : "");
+    FILE *f = popen(cmd, "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        int si, nth;
+        double sec;
+        char a[64], b[64];
+        if (sscanf(line, "OB %d %d %lf", &si, &nth, &sec) == 3 && si >= 0 && si < N_SHAPES && nth >= 1 && nth <= 2) {
+            r->sec[si][nth - 1] = sec;
+            r->ok = 1;
+        } else if (sscanf(line, "OBCORE %63s %63s", a, b) == 2) {
+            snprintf(r->core, sizeof r->core, "%s", b);
+        } else if (strncmp(line, "OBNONE", 6) == 0) {
+            printf("OpenBLAS not available: %s", line + 7);
+        }
+    }
+    pclose(f);
+}
+
+/* ---------------------------------------------------------------- row kernels */
+
+typedef struct row_ctx {
+    const kd_kernels *t;
+    int which;
+    kd_softmax_args sm;
+    kd_layernorm_args ln;
+    kd_map_args map;
+} row_ctx;
+
+static void row_task(void *p, int ith, int nth)
+{
+    row_ctx *c = p;
+    if (c->which == 0) c->t->softmax(&c->sm, ith, nth);
+    else if (c->which == 1) c->t->layernorm(&c->ln, ith, nth);
+    else c->t->unary(&c->map, ith, nth);
+}
+
+static double time_task(bench_task fn, void *ctx, int nth)
+{
+    double tt[64];
+    int reps = g_reps < 64 ? g_reps : 64;
+    bench_run(fn, ctx, nth);
+    for (int r = 0; r < reps; r++) {
+        double t0 = bench_now();
+        bench_run(fn, ctx, nth);
+        tt[r] = bench_now() - t0;
+    }
+    return bench_median(tt, reps);
+}
+
+/* Softmax over 16*12*128 rows of 128 (attention scores), LayerNorm and GELU over 2048 x 768: each reads
+ * its input once and writes its output once (8 bytes per element), data L3-resident between repeats. */
+static void bench_rows(const kd_kernels **tabs, int ntab, const double *l3_gbs)
+{
+    const int64_t sm_rows = 16 * 12 * 128, sm_cols = 128, ln_rows = 2048, ln_cols = 768;
+    const int64_t n = sm_rows * sm_cols > ln_rows * ln_cols ? sm_rows * sm_cols : ln_rows * ln_cols;
+    float *x = malloc((size_t)n * 4), *y = malloc((size_t)n * 4), *yref = malloc((size_t)n * 4);
+    float *gamma = malloc((size_t)ln_cols * 4), *beta = malloc((size_t)ln_cols * 4);
+    float *mean = malloc((size_t)ln_rows * 4), *rstd = malloc((size_t)ln_rows * 4);
+    if (!x || !y || !yref || !gamma || !beta || !mean || !rstd) { fprintf(stderr, "bench: out of memory\n"); exit(1); }
+    uint64_t s = 7;
+    for (int64_t i = 0; i < n; i++) { s = s * 6364136223846793005ull + 1; x[i] = (float)((double)(s >> 40) / 4194304.0 - 2.0); }
+    for (int64_t j = 0; j < ln_cols; j++) { gamma[j] = 1.0f + 0.001f * (float)j; beta[j] = 0.01f * (float)(j % 7); }
+    static const char *names[] = { "softmax 24576x128", "layernorm 2048x768", "gelu 2048x768" };
+    printf("\n%-20s %-8s %3s %10s %9s %8s\n", "row kernel", "variant", "thr", "time(us)", "GB/s", "%L3bw");
+    for (int which = 0; which < 3; which++) {
+        int64_t elems = which == 0 ? sm_rows * sm_cols : ln_rows * ln_cols;
+        row_ctx c;
+        memset(&c, 0, sizeof c);
+        c.which = which;
+        c.sm = (kd_softmax_args){ .log = 0, .rows = sm_rows, .cols = sm_cols, .x = x, .y = y };
+        c.ln = (kd_layernorm_args){ .rows = ln_rows, .cols = ln_cols, .eps = 1e-12, .x = x, .gamma = gamma,
+                                    .beta = beta, .y = y, .mean = mean, .rstd = rstd };
+        c.map = (kd_map_args){ .op = KD_UN_GELU, .ndim = 1, .shape = { elems }, .out = y, .out_stride = { 1 },
+                               .a = x, .a_stride = { 1 } };
+        /* Reference output once, for validation. */
+        c.t = kd_kernels_ref_f32();
+        c.sm.y = yref; c.ln.y = yref; c.map.out = yref;
+        row_task(&c, 0, 1);
+        c.sm.y = y; c.ln.y = y; c.map.out = y;
+        for (int t = -1; t < ntab; t++) {
+            c.t = t < 0 ? kd_kernels_ref_f32() : tabs[t];
+            const kd_kernels *ref = kd_kernels_ref_f32();
+            int same_as_ref = t >= 0 && ((which == 0 && c.t->softmax == ref->softmax) ||
+                                         (which == 1 && c.t->layernorm == ref->layernorm) ||
+                                         (which == 2 && c.t->unary == ref->unary));
+            for (int64_t i = 0; i < elems; i++) y[i] = NAN;
+            row_task(&c, 0, 1);
+            double maxerr = 0;
+            int64_t bad = 0;
+            for (int64_t i = 0; i < elems; i++) {
+                double e = fabs((double)y[i] - yref[i]);
+                if (!(e <= 1e-5 * (1.0 + fabs(yref[i])))) bad++;
+                if (e > maxerr) maxerr = e;
+            }
+            if (bad) {
+                printf("%-20s %-8s MISMATCH: %lld elements, max err %g\n", names[which], c.t->name, (long long)bad, maxerr);
+                continue;
+            }
+            for (int nth = 1; nth <= 2; nth++) {
+                double sec = time_task(row_task, &c, nth);
+                double gbs = 8.0 * (double)elems / sec * 1e-9;
+                printf("%-20s %-8s %3d %10.1f %9.1f %7.0f%%%s\n", names[which], c.t->name, nth, sec * 1e6, gbs,
+                       100.0 * gbs / l3_gbs[nth - 1], same_as_ref ? "  (reference entry)" : "");
+            }
+        }
+    }
+    free(x); free(y); free(yref); free(gamma); free(beta); free(mean); free(rstd);
+}
+
+/* ---------------------------------------------------------------- attention */
+
+typedef struct attn_ctx { const kd_kernels *t; kd_attention_args a; int bwd; } attn_ctx;
+static void attn_task(void *p, int ith, int nth)
+{
+    attn_ctx *c = p;
+    if (c->bwd) c->t->attention_bwd(&c->a, ith, nth);
+    else c->t->attention(&c->a, ith, nth);
+}
+
+static void bench_attention(const kd_kernels **tabs, int ntab)
+{
+    const int64_t B = g_quick ? 2 : 16, H = 12, T = 128, D = 64;
+    const int64_t n = B * T * H * D;
+    float *q = malloc((size_t)n * 4), *k = malloc((size_t)n * 4), *v = malloc((size_t)n * 4);
+    float *o = malloc((size_t)n * 4), *oref = malloc((size_t)n * 4), *lse = malloc((size_t)(B * H * T) * 4);
+    float *mask = malloc((size_t)(B * T) * 4);
+    float *dq = calloc((size_t)n, 4), *dk = calloc((size_t)n, 4), *dv = calloc((size_t)n, 4);
+    if (!q || !k || !v || !o || !oref || !lse || !mask || !dq || !dk || !dv) { fprintf(stderr, "bench: out of memory\n"); exit(1); }
+    uint64_t s = 99;
+    for (int64_t i = 0; i < n; i++) {
+        s = s * 6364136223846793005ull + 1; q[i] = (float)((double)(s >> 40) / 16777216.0 - 0.5);
+        s = s * 6364136223846793005ull + 1; k[i] = (float)((double)(s >> 40) / 16777216.0 - 0.5);
+        s = s * 6364136223846793005ull + 1; v[i] = (float)((double)(s >> 40) / 16777216.0 - 0.5);
+    }
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < T; t++) mask[b * T + t] = t < T - 8 * b % T ? 0.0f : -INFINITY;
+    attn_ctx c = { kd_kernels_ref_f32(), { .batch = B, .heads = H, .tq = T, .tk = T, .dim = D,
+        .q = q, .q_sb = T * H * D, .q_st = H * D, .q_sh = D, .k = k, .k_sb = T * H * D, .k_st = H * D, .k_sh = D,
+        .v = v, .v_sb = T * H * D, .v_st = H * D, .v_sh = D, .o = oref, .o_sb = T * H * D, .o_st = H * D, .o_sh = D,
+        .mask = mask, .mask_sb = T, .scale = 0.125, .dropout_p = 0.1, .seed = 5, .offset = 0, .lse = lse,
+        .d_o = v, .dq = dq, .dk = dk, .dv = dv }, 0 };
+    bench_run(attn_task, &c, 2);
+    c.a.o = o;
+    double flops = 4.0 * (double)B * H * T * T * D;
+    printf("\n%-28s %-8s %3s %10s %9s\n", "attention (B=16 H=12 T=128 D=64)", "variant", "thr", "time(ms)", "GFLOP/s");
+    if (g_quick) printf("(quick: B=2)\n");
+    for (int t = -1; t < ntab; t++) {
+        c.t = t < 0 ? kd_kernels_ref_f32() : tabs[t];
+        const kd_kernels *ref = kd_kernels_ref_f32();
+        for (int64_t i = 0; i < n; i++) o[i] = NAN;
+        c.bwd = 0;
+        bench_run(attn_task, &c, 2);
+        int64_t bad = 0;
+        for (int64_t i = 0; i < n; i++) bad += !(fabs((double)o[i] - oref[i]) <= 1e-5 * (1.0 + fabs(oref[i])));
+        if (bad) { printf("%-28s %-8s MISMATCH: %lld elements\n", "forward", c.t->name, (long long)bad); continue; }
+        for (int bwd = 0; bwd <= 1; bwd++) {
+            c.bwd = bwd;
+            if (t >= 0 && (bwd ? c.t->attention_bwd == ref->attention_bwd : c.t->attention == ref->attention) &&
+                !bwd) { /* still timed below: labelled */ }
+            for (int nth = 1; nth <= 2; nth++) {
+                double sec = time_task(attn_task, &c, nth);
+                int same = t >= 0 && (bwd ? c.t->attention_bwd == ref->attention_bwd : c.t->attention == ref->attention);
+                printf("%-28s %-8s %3d %10.2f %9.1f%s\n", bwd ? "backward" : "forward", c.t->name, nth, sec * 1e3,
+                       (bwd ? 2.0 : 1.0) * flops / sec * 1e-9, same ? "  (reference entry)" : "");
+            }
+        }
+    }
+    free(q); free(k); free(v); free(o); free(oref); free(lse); free(mask); free(dq); free(dk); free(dv);
+}
+
+/* ---------------------------------------------------------------- main */
+
+int main(int argc, char **argv)
+{
+    const char *ob_core = NULL;
+    int use_openblas = 1, only_gemm = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--openblas-core") == 0 && i + 1 < argc) ob_core = argv[++i];
+        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) g_reps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--quick") == 0) g_quick = 1;
+        else if (strcmp(argv[i], "--no-openblas") == 0) use_openblas = 0;
+        else if (strcmp(argv[i], "--gemm-only") == 0) only_gemm = 1;
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--reps N] [--no-openblas] [--gemm-only] [--openblas-core NAME]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (g_reps < 1) g_reps = 1;
+    if (ob_core) return openblas_child(ob_core);
+
+    kd_cpu_features f = kd_cpu_detect();
+    const kd_kernels *tabs[2];
+    int ntab = 0;
+    if (kd_kernels_cpu_f32("avx2")) tabs[ntab++] = kd_kernels_cpu_f32("avx2");
+    if (kd_kernels_cpu_f32("avx512")) tabs[ntab++] = kd_kernels_cpu_f32("avx512");
+    printf("kd kernel benchmark: tables:");
+    for (int t = 0; t < ntab; t++) printf(" %s", tabs[t]->name);
+    printf(" (ref always); median of %d repeats after a warm-up\n\n", g_reps);
+
+    /* Machine limits. */
+    double peak2[2] = { 0, 0 }, peak5[2] = { 0, 0 }, l3[2], dram[2];
+    for (int nth = 1; nth <= 2; nth++) {
+        if (f.avx2 && f.fma) peak2[nth - 1] = measure_fma_peak(0, nth);
+        if (f.avx512f && f.fma) peak5[nth - 1] = measure_fma_peak(1, nth);
+        l3[nth - 1] = measure_triad(1 << 20, 50, nth);        /* 3 x 4 MiB: past L2, inside L3 */
+        dram[nth - 1] = measure_triad(32 << 20, 2, nth);       /* 3 x 128 MiB */
+        printf("threads %d: FMA peak AVX2 %.1f GFLOP/s, AVX-512 %.1f GFLOP/s; triad L3 %.1f GB/s, DRAM %.1f GB/s\n",
+               nth, peak2[nth - 1], peak5[nth - 1], l3[nth - 1], dram[nth - 1]);
+    }
+
+    /* Our GEMMs. */
+    double sec[N_SHAPES][2][2]; /* shape, table, threads */
+    memset(sec, 0, sizeof sec);
+    for (int si = 0; si < N_SHAPES; si++) {
+        const gshape *s = &g_shapes[si];
+        if (g_quick && s->m * s->n * s->k * s->batch > 2048LL * 3072 * 768) continue;
+        gbufs g = gemm_bufs(s);
+        for (int t = 0; t < ntab; t++)
+            for (int nth = 1; nth <= 2; nth++) sec[si][t][nth - 1] = time_gemm(tabs[t], s, &g, nth);
+        gemm_bufs_free(&g);
+    }
+    /* The reference at one small shape, to show the distance. */
+    {
+        gshape small = { "attn Q K^T x8", 128, 128, 64, 8, 0, 1 };
+        gbufs g = gemm_bufs(&small);
+        double ts = time_gemm(kd_kernels_ref_f32(), &small, &g, 1);
+        printf("\nref gemm 8 x (128x64 @ 64x128), 1 thread: %.1f GFLOP/s\n", ts > 0 ? gemm_flops(&small) / ts * 1e-9 : 0.0);
+        gemm_bufs_free(&g);
+    }
+
+    ob_result ob[2];
+    memset(ob, 0, sizeof ob);
+    if (use_openblas) {
+        openblas_run(argv[0], "Haswell", &ob[0]);
+        openblas_run(argv[0], "SkylakeX", &ob[1]);
+    }
+    for (int nth = 1; nth <= 2; nth++) {
+        printf("\nGEMM, %d thread%s: GFLOP/s (%% of measured FMA peak of the same ISA)\n", nth, nth > 1 ? "s" : "");
+        printf("%-17s %-6s %-6s %-6s | %-15s %-15s %6s | %-15s %-15s %6s\n", "shape", "m", "n", "k", "kd avx2",
+               ob[0].ok ? "OpenBLAS Hsw" : "-", "ratio", "kd avx512", ob[1].ok ? "OpenBLAS SKX" : "-", "ratio");
+        for (int si = 0; si < N_SHAPES; si++) {
+            const gshape *s = &g_shapes[si];
+            double fl = gemm_flops(s);
+            char col[4][32];
+            double gf[4] = { 0, 0, 0, 0 };
+            const double pk[4] = { peak2[nth - 1], peak2[nth - 1], peak5[nth - 1], peak5[nth - 1] };
+            double secs[4] = { ntab > 0 ? sec[si][0][nth - 1] : 0, ob[0].sec[si][nth - 1],
+                               ntab > 1 ? sec[si][1][nth - 1] : 0, ob[1].sec[si][nth - 1] };
+            for (int c = 0; c < 4; c++) {
+                if (secs[c] > 0) {
+                    gf[c] = fl / secs[c] * 1e-9;
+                    snprintf(col[c], sizeof col[c], "%6.1f (%3.0f%%)", gf[c], pk[c] > 0 ? 100 * gf[c] / pk[c] : 0.0);
+                } else {
+                    snprintf(col[c], sizeof col[c], "%s", secs[c] < 0 ? "WRONG" : "-");
+                }
+            }
+            char r0[16] = "-", r1[16] = "-";
+            if (gf[0] > 0 && gf[1] > 0) snprintf(r0, sizeof r0, "%.2fx", gf[0] / gf[1]);
+            if (gf[2] > 0 && gf[3] > 0) snprintf(r1, sizeof r1, "%.2fx", gf[2] / gf[3]);
+            printf("%-17s %-6lld %-6lld %-6lld | %-15s %-15s %6s | %-15s %-15s %6s\n", s->name, (long long)s->m,
+                   (long long)s->n, (long long)s->k, col[0], col[1], r0, col[2], col[3], r1);
+        }
+    }
+    for (int c = 0; c < 2; c++)
+        if (ob[c].ok) printf("OpenBLAS run with OPENBLAS_CORETYPE=%s reported core %s\n", c ? "SkylakeX" : "Haswell",
+                             ob[c].core[0] ? ob[c].core : "(unknown)");
+
+    if (!only_gemm) {
+        bench_rows(tabs, ntab, l3);
+        bench_attention(tabs, ntab);
+    }
+    return 0;
+}

@@ -1,0 +1,145 @@
+/* test/train/test_loss.c — the distillation loss: the seed notebook's soft targets for teacher logits
+ * [10, 2] at T = 1, 2, 5; the loss and its gradient on random logits against the formula evaluated here
+ * independently in double; alpha's two ends; bad alpha, T and shapes as named errors. */
+#include <math.h>
+
+#include "engine/autograd.h"
+#include "engine/backend.h"
+#include "engine/ops.h"
+#include "test/testutil.h"
+#include "train/loss.h"
+
+/* Independent double evaluation of L and dL/dzs for one batch. */
+static double ref_loss(const double *zs, const double *zt, const int *y, int n, int c, double alpha, double T,
+                       double *grad)
+{
+    double total_kl = 0.0, total_ce = 0.0;
+    for (int i = 0; i < n; i++) {
+        const double *s = zs + i * c, *t = zt + i * c;
+        double ms = -INFINITY, mt = -INFINITY, m1 = -INFINITY;
+        for (int j = 0; j < c; j++) {
+            ms = fmax(ms, s[j] / T);
+            mt = fmax(mt, t[j] / T);
+            m1 = fmax(m1, s[j]);
+        }
+        double zsT = 0, ztT = 0, z1 = 0;
+        for (int j = 0; j < c; j++) {
+            zsT += exp(s[j] / T - ms);
+            ztT += exp(t[j] / T - mt);
+            z1 += exp(s[j] - m1);
+        }
+        for (int j = 0; j < c; j++) {
+            double logq = s[j] / T - ms - log(zsT), logp = t[j] / T - mt - log(ztT), p = exp(logp);
+            total_kl += p * (logp - logq);
+            double q = exp(logq), sm = exp(s[j] - m1) / z1;
+            grad[i * c + j] = alpha * T * (q - p) / n + (1 - alpha) * (sm - (j == y[i])) / n;
+        }
+        total_ce += -(s[y[i]] - m1 - log(z1));
+    }
+    return alpha * T * T * total_kl / n + (1 - alpha) * total_ce / n;
+}
+
+static void seed_example(void)
+{
+    const float zt[2] = { 10.0f, 2.0f };
+    const double T[3] = { 1.0, 2.0, 5.0 };
+    /* The seed notebook's printed values, and the exact ones e^(8/T) / (1 + e^(8/T)). */
+    const double want0[3] = { 0.9997, 0.982, 0.83 };
+    const double tol[3] = { 5e-5, 5e-4, 5e-3 };
+    int64_t shape[2] = { 1, 2 };
+    for (int k = 0; k < 3; k++) {
+        kd_tensor *p = kd_soft_targets(kd_from_buffer(KD_F32, 2, shape, zt), T[k]);
+        CHECK(p != NULL, "soft targets at T=%g: %s", T[k], kd_last_error());
+        if (!p) continue;
+        int64_t i0[2] = { 0, 0 }, i1[2] = { 0, 1 };
+        double exact = 1.0 / (1.0 + exp(-8.0 / T[k]));
+        CHECK_CLOSE(kd_get(p, i0), want0[k], tol[k], 0, "p[0] vs the notebook");
+        CHECK_CLOSE(kd_get(p, i1), 1.0 - want0[k], tol[k], 0, "p[1] vs the notebook");
+        CHECK_CLOSE(kd_get(p, i0), exact, 1e-6, 1e-6, "p[0] vs e^(8/T)/(1+e^(8/T))");
+        CHECK(p->node == NULL && !p->requires_grad, "soft targets carry no graph");
+        printf("T=%g: p = [%.4f, %.4f]\n", T[k], kd_get(p, i0), kd_get(p, i1));
+    }
+    kd_arena_reset();
+}
+
+static void random_logits(void)
+{
+    enum { N = 7, C = 5 };
+    int64_t shape[2] = { N, C }, ns = N;
+    const double alphas[4] = { 0.0, 0.3, 0.5, 1.0 }, Ts[3] = { 1.0, 2.0, 4.5 };
+    uint64_t seed = 11;
+    for (int ai = 0; ai < 4; ai++) {
+        for (int ti = 0; ti < 3; ti++) {
+            kd_tensor *zs = kd_persist(kd_randn(KD_F64, 2, shape, 0.0, 3.0, seed++));
+            kd_tensor *zt = kd_randn(KD_F64, 2, shape, 0.0, 3.0, seed++);
+            kd_set_requires_grad(zs, 1);
+            int y[N];
+            int32_t y32[N];
+            for (int i = 0; i < N; i++) y[i] = y32[i] = (i * 3 + ai + ti) % C;
+            kd_tensor *tg = kd_from_buffer(KD_I32, 1, &ns, y32);
+            double want_grad[N * C];
+            double want = ref_loss(kd_data(zs), kd_data(zt), y, N, C, alphas[ai], Ts[ti], want_grad);
+            kd_loss_parts lp;
+            kd_status st = kd_distill_loss(zs, zt, tg, alphas[ai], Ts[ti], &lp);
+            CHECK(st == KD_OK, "loss alpha=%g T=%g: %s", alphas[ai], Ts[ti], kd_last_error());
+            if (st == KD_OK) {
+                CHECK_CLOSE(kd_item(lp.total), want, 1e-12, 1e-10, "loss vs double formula");
+                CHECK_CLOSE(alphas[ai] * lp.soft + (1 - alphas[ai]) * lp.hard, want, 1e-12, 1e-10,
+                            "alpha*soft + (1-alpha)*hard == total");
+                CHECK(kd_backward(lp.total, NULL) == KD_OK, "backward: %s", kd_last_error());
+                const double *g = zs->grad ? kd_data(zs->grad) : NULL;
+                CHECK(g != NULL, "student logits got a gradient");
+                for (int i = 0; g && i < N * C; i++)
+                    CHECK_CLOSE(g[i], want_grad[i], 1e-12, 1e-9, "dL/dzs");
+                CHECK(zt->grad == NULL, "teacher logits got no gradient");
+            }
+            kd_tensor_free(zs);
+            kd_arena_reset();
+        }
+    }
+    /* f32 as the trainer runs it: the same numbers to float precision. */
+    kd_tensor *zs = kd_randn(KD_F32, 2, shape, 0.0, 2.0, 99), *zt = kd_randn(KD_F32, 2, shape, 0.0, 2.0, 98);
+    int y[N];
+    int32_t y32[N];
+    double zsd[N * C], ztd[N * C], gd[N * C];
+    for (int i = 0; i < N; i++) y[i] = y32[i] = i % C;
+    for (int i = 0; i < N * C; i++) {
+        zsd[i] = ((float *)kd_data(zs))[i];
+        ztd[i] = ((float *)kd_data(zt))[i];
+    }
+    kd_loss_parts lp;
+    CHECK(kd_distill_loss(zs, zt, kd_from_buffer(KD_I32, 1, &ns, y32), 0.5, 2.0, &lp) == KD_OK, "f32 loss");
+    CHECK_CLOSE(kd_item(lp.total), ref_loss(zsd, ztd, y, N, C, 0.5, 2.0, gd), 1e-6, 1e-5, "f32 loss vs double");
+    kd_arena_reset();
+}
+
+static void bad_input(void)
+{
+    int64_t shape[2] = { 2, 3 }, s3[2] = { 2, 4 }, ns = 2;
+    int32_t y[2] = { 0, 1 };
+    kd_tensor *zs = kd_zeros(KD_F32, 2, shape), *zt = kd_zeros(KD_F32, 2, shape), *tg = kd_from_buffer(KD_I32, 1, &ns, y);
+    kd_loss_parts lp;
+    CHECK(kd_distill_loss(zs, zt, tg, 1.5, 2.0, &lp) == KD_ERR_ARG && strstr(kd_last_error(), "alpha"),
+          "alpha 1.5 is an error naming alpha");
+    CHECK(kd_distill_loss(zs, zt, tg, -0.1, 2.0, &lp) == KD_ERR_ARG, "alpha -0.1 is an error");
+    CHECK(kd_distill_loss(zs, zt, tg, 0.5, 0.0, &lp) == KD_ERR_ARG && strstr(kd_last_error(), "temperature"),
+          "T 0 is an error naming the temperature");
+    CHECK(kd_distill_loss(zs, zt, tg, 0.5, -1.0, &lp) == KD_ERR_ARG, "T -1 is an error");
+    CHECK(kd_distill_loss(zs, zt, tg, 0.5, NAN, &lp) == KD_ERR_ARG, "T NaN is an error");
+    CHECK(kd_distill_loss(zs, kd_zeros(KD_F32, 2, s3), tg, 0.5, 2.0, &lp) == KD_ERR_SHAPE &&
+              strstr(kd_last_error(), "label count"),
+          "teacher with 4 labels vs student with 3 is a shape error naming the label count");
+    CHECK(kd_distill_loss(zs, NULL, tg, 0.5, 2.0, &lp) == KD_ERR_ARG, "alpha > 0 without a teacher is an error");
+    CHECK(kd_distill_loss(zs, NULL, tg, 0.0, 2.0, &lp) == KD_OK, "alpha 0 needs no teacher");
+    CHECK_CLOSE(kd_item(lp.total), log(3.0), 1e-6, 1e-6, "uniform logits: CE = log 3");
+    kd_arena_reset();
+}
+
+int main(void)
+{
+    seed_example();
+    random_logits();
+    bad_input();
+    kd_shutdown();
+    return kd_test_finish("test_loss");
+}

@@ -1,0 +1,212 @@
+/* train/adamw.c — AdamW state, the fused update (kd_k_adamw over each parameter's flat array), gradient
+ * clipping and the state file. See adamw.h for the update rule. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/backend.h"
+#include "train/adamw.h"
+
+static const char ADAMW_MAGIC[8] = { 'K', 'D', 'A', 'D', 'A', 'M', 'W', '1' };
+
+kd_adamw_config kd_adamw_defaults(void)
+{
+    kd_adamw_config c = { .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .weight_decay = 0.01 };
+    return c;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+int kd_adamw_decays(const char *name)
+{
+    /* Hugging Face's recipe: no_decay = ["bias", "LayerNorm.weight"]. */
+    if (ends_with(name, "bias") || strstr(name, "LayerNorm") || strstr(name, "layer_norm")) return 0;
+    return 1;
+}
+
+void kd_adamw_free(kd_adamw *o)
+{
+    if (!o) return;
+    for (size_t i = 0; i < o->n; i++) {
+        if (o->m) free(o->m[i]);
+        if (o->v) free(o->v[i]);
+    }
+    free(o->m);
+    free(o->v);
+    free(o->decay);
+    free(o->params);
+    free(o);
+}
+
+kd_adamw *kd_adamw_new(kd_tensor *const *params, size_t n, const kd_adamw_config *cfg)
+{
+    kd_adamw *o = calloc(1, sizeof *o);
+    if (!o) goto nomem;
+    o->cfg = *cfg;
+    o->n = n;
+    o->params = calloc(n ? n : 1, sizeof *o->params);
+    o->m = calloc(n ? n : 1, sizeof *o->m);
+    o->v = calloc(n ? n : 1, sizeof *o->v);
+    o->decay = calloc(n ? n : 1, 1);
+    if (!o->params || !o->m || !o->v || !o->decay) goto nomem;
+    for (size_t i = 0; i < n; i++) {
+        kd_tensor *p = params[i];
+        if (!p->persistent || !kd_is_contiguous(p) || (p->dtype != KD_F32 && p->dtype != KD_F64)) {
+            kd_adamw_free(o);
+            kd_fail(KD_ERR_ARG, "adamw: parameter '%s' must be a contiguous f32/f64 heap tensor", p->name);
+            return NULL;
+        }
+        size_t bytes = (size_t)kd_numel(p) * kd_dtype_size(p->dtype);
+        o->params[i] = p;
+        o->m[i] = calloc(bytes ? bytes : 1, 1);
+        o->v[i] = calloc(bytes ? bytes : 1, 1);
+        if (!o->m[i] || !o->v[i]) goto nomem;
+        o->decay[i] = (unsigned char)kd_adamw_decays(p->name);
+    }
+    return o;
+nomem:
+    kd_adamw_free(o);
+    kd_fail(KD_ERR_NOMEM, "adamw: out of memory for the optimizer state of %zu parameters", n);
+    return NULL;
+}
+
+kd_status kd_adamw_step(kd_adamw *o, double lr)
+{
+    if (!(lr >= 0.0) || !isfinite(lr)) return kd_fail(KD_ERR_ARG, "adamw: learning rate %g, expected >= 0", lr);
+    o->step++;
+    double bias1 = 1.0 - pow(o->cfg.beta1, (double)o->step);
+    double bias2 = 1.0 - pow(o->cfg.beta2, (double)o->step);
+    for (size_t i = 0; i < o->n; i++) {
+        kd_tensor *p = o->params[i];
+        if (!p->grad) continue;
+        kd_adamw_args a = { .n = kd_numel(p), .param = kd_data(p), .grad = kd_data(p->grad), .m = o->m[i],
+                            .v = o->v[i], .lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,
+                            .eps = o->cfg.eps, .weight_decay = o->decay[i] ? o->cfg.weight_decay : 0.0,
+                            .bias1 = bias1, .bias2 = bias2 };
+        kd_k_adamw(p->dtype, &a);
+    }
+    return KD_OK;
+}
+
+static double grad_sumsq(const kd_tensor *g)
+{
+    int64_t n = kd_numel(g);
+    double s = 0.0;
+    if (g->dtype == KD_F32) {
+        const float *x = kd_data(g);
+        for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    } else {
+        const double *x = kd_data(g);
+        for (int64_t i = 0; i < n; i++) s += x[i] * x[i];
+    }
+    return s;
+}
+
+kd_status kd_clip_grad_norm(kd_tensor *const *params, size_t n, double max_norm, double *norm_out)
+{
+    double total = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (!params[i]->grad) continue;
+        double s = grad_sumsq(params[i]->grad);
+        if (!isfinite(s)) {
+            if (norm_out) *norm_out = s;
+            return kd_fail(KD_ERR_STATE, "gradient of '%s' holds NaN or Inf", params[i]->name);
+        }
+        total += s;
+    }
+    double norm = sqrt(total);
+    if (norm_out) *norm_out = norm;
+    if (!isfinite(norm)) return kd_fail(KD_ERR_STATE, "gradient norm overflowed (%g)", norm);
+    if (max_norm > 0.0 && norm > max_norm) {
+        double c = max_norm / (norm + 1e-6);   /* torch.nn.utils.clip_grad_norm_'s coefficient */
+        for (size_t i = 0; i < n; i++) {
+            kd_tensor *g = params[i]->grad;
+            if (!g) continue;
+            int64_t k = kd_numel(g);
+            if (g->dtype == KD_F32) {
+                float *x = kd_data(g);
+                for (int64_t j = 0; j < k; j++) x[j] = (float)(x[j] * c);
+            } else {
+                double *x = kd_data(g);
+                for (int64_t j = 0; j < k; j++) x[j] *= c;
+            }
+        }
+    }
+    return KD_OK;
+}
+
+kd_status kd_adamw_save(const kd_adamw *o, const char *path)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return kd_fail(KD_ERR_ARG, "adamw: path too long: %s", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return kd_fail(KD_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    uint64_t hdr[2] = { (uint64_t)o->step, (uint64_t)o->n };
+    int ok = fwrite(ADAMW_MAGIC, 1, 8, f) == 8 && fwrite(hdr, sizeof hdr, 1, f) == 1;
+    for (size_t i = 0; ok && i < o->n; i++) {
+        const kd_tensor *p = o->params[i];
+        uint32_t namelen = (uint32_t)strlen(p->name);
+        uint64_t meta[2] = { (uint64_t)kd_numel(p), (uint64_t)kd_dtype_size(p->dtype) };
+        size_t bytes = (size_t)meta[0] * (size_t)meta[1];
+        ok = fwrite(&namelen, 4, 1, f) == 1 && fwrite(p->name, 1, namelen, f) == namelen &&
+             fwrite(meta, sizeof meta, 1, f) == 1 && fwrite(o->m[i], 1, bytes, f) == bytes &&
+             fwrite(o->v[i], 1, bytes, f) == bytes;
+    }
+    if (fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return kd_fail(KD_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    }
+    return KD_OK;
+}
+
+kd_status kd_adamw_load(kd_adamw *o, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return kd_fail(KD_ERR_IO, "%s: cannot open the optimizer state: %s", path, strerror(errno));
+    char magic[8];
+    uint64_t hdr[2];
+    kd_status st = KD_OK;
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, ADAMW_MAGIC, 8) != 0 || fread(hdr, sizeof hdr, 1, f) != 1) {
+        st = kd_fail(KD_ERR_FORMAT, "%s: not an optimizer state file (expected magic KDADAMW1)", path);
+        goto done;
+    }
+    if (hdr[1] != o->n) {
+        st = kd_fail(KD_ERR_FORMAT, "%s: holds %llu parameters, the model has %zu", path, (unsigned long long)hdr[1], o->n);
+        goto done;
+    }
+    for (size_t i = 0; i < o->n; i++) {
+        const kd_tensor *p = o->params[i];
+        uint32_t namelen;
+        char name[sizeof p->name];
+        uint64_t meta[2];
+        if (fread(&namelen, 4, 1, f) != 1 || namelen >= sizeof name || fread(name, 1, namelen, f) != namelen ||
+            fread(meta, sizeof meta, 1, f) != 1) {
+            st = kd_fail(KD_ERR_FORMAT, "%s: truncated at parameter %zu", path, i);
+            goto done;
+        }
+        name[namelen] = '\0';
+        if (strcmp(name, p->name) != 0 || meta[0] != (uint64_t)kd_numel(p) || meta[1] != kd_dtype_size(p->dtype)) {
+            st = kd_fail(KD_ERR_FORMAT, "%s: parameter %zu is '%s' (%llu elements), expected '%s' (%lld elements)",
+                         path, i, name, (unsigned long long)meta[0], p->name, (long long)kd_numel(p));
+            goto done;
+        }
+        size_t bytes = (size_t)meta[0] * (size_t)meta[1];
+        if (fread(o->m[i], 1, bytes, f) != bytes || fread(o->v[i], 1, bytes, f) != bytes) {
+            st = kd_fail(KD_ERR_FORMAT, "%s: truncated in the state of '%s'", path, name);
+            goto done;
+        }
+    }
+    o->step = (int64_t)hdr[0];
+done:
+    fclose(f);
+    return st;
+}

@@ -1,0 +1,30 @@
+/* train/loss.h — the distillation loss: soft targets from the teacher, the student's KL to them and its
+ * cross-entropy to the labels, mixed by alpha.
+ *
+ *   p_T = softmax(z_T / T),  log q_S = log_softmax(z_S / T)
+ *   L = alpha * T^2 * KL(p_T || q_S) + (1 - alpha) * CE(z_S, y)        (KL with batchmean reduction)
+ *
+ * alpha weights the soft (teacher) term: alpha = 0 is plain fine-tuning, alpha = 1 pure distillation.
+ * T^2 keeps the soft gradients on the scale of the hard ones (Hinton et al. 2015). */
+#ifndef KD_TRAIN_LOSS_H
+#define KD_TRAIN_LOSS_H
+
+#include "engine/tensor.h"
+
+typedef struct kd_loss_parts {
+    kd_tensor *total;   /* the scalar to differentiate (arena; part of the graph) */
+    double soft;        /* T^2 * KL(p_T || q_S), before the alpha weight; 0 when no teacher */
+    double hard;        /* CE(z_S, y), before the (1 - alpha) weight */
+} kd_loss_parts;
+
+/* p_T = softmax(z_T / T) as a new arena tensor with no graph (the teacher is frozen). T > 0. */
+kd_tensor *kd_soft_targets(const kd_tensor *teacher_logits, double temperature);
+
+/* The loss above. student_logits [N, C] (in the graph), teacher_logits [N, C] or NULL (only with alpha 0),
+ * targets i32 [N]. alpha in [0, 1], temperature > 0; the teacher's logits never receive a gradient.
+ * Fails with KD_ERR_ARG on a bad alpha or T, KD_ERR_SHAPE when the teacher and student disagree on the
+ * label count. */
+kd_status kd_distill_loss(kd_tensor *student_logits, const kd_tensor *teacher_logits, kd_tensor *targets,
+                          double alpha, double temperature, kd_loss_parts *out);
+
+#endif

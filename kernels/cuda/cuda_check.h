@@ -9,7 +9,6 @@
 
 #include <cuda_runtime.h>
 
-#include "engine/status.h"
 #include "kernels/cuda/cuda_runtime.h"
 
 /* Record a CUDA failure: message via kd_fail, sticky status for the void kernel entries. */

@@ -10,13 +10,17 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
-#include "engine/status.h"
 #include "kernels/kernels.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* engine/status.h has no C++ guards; its kd_fail is a C symbol, so declare it that way to nvcc too. */
+#include "engine/status.h"
 
 /* 1 when a usable CUDA device is present, 0 otherwise (no driver, no device, driver too old). Never aborts
  * and leaves no error behind. */

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "engine/status.h"
+#include "kernels/cuda/cuda_runtime.h"   /* kd_status, C linkage under nvcc */
 #include "kernels/kernels.h"
 
 #ifdef __cplusplus

@@ -1,0 +1,124 @@
+/* test/gpu/gpu_test.h — device buffers with guard regions for the CUDA kernel tests: each buffer lives
+ * between two guard zones filled with a sentinel, has a host mirror, and is compared back against the
+ * reference after the kernel; a guard that changed is an out-of-bounds write. Skips (77) without a GPU. */
+#ifndef KD_GPU_TEST_H
+#define KD_GPU_TEST_H
+
+#include <float.h>
+#include <stdint.h>
+
+#include "kernels/cuda/cuda_runtime.h"
+#include "kernels/kernels.h"
+#include "test/testutil.h"
+
+#define GT_GUARD 64                  /* floats each side */
+#define GT_SENTINEL 1234.5678f
+
+typedef struct gt_buf {
+    int64_t n;         /* interior elements */
+    float *h;          /* host mirror, n + 2 GT_GUARD */
+    float *d;          /* device, same layout */
+} gt_buf;
+
+static uint64_t gt_rng_state = 0x1234567ull;
+/* Standard normal-ish draws (sum of uniforms is enough for test inputs, and needs no libm extras). */
+static inline float gt_randn(void)
+{
+    double s = 0.0;
+    for (int i = 0; i < 4; i++) {
+        gt_rng_state = gt_rng_state * 6364136223846793005ull + 1442695040888963407ull;
+        s += (double)(gt_rng_state >> 11) / 9007199254740992.0;
+    }
+    return (float)((s - 2.0) * 1.7320508075688772);
+}
+static inline uint32_t gt_randu(uint32_t mod)
+{
+    gt_rng_state = gt_rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)((gt_rng_state >> 33) % mod);
+}
+
+static inline void gt_die(const char *what)
+{
+    fprintf(stderr, "FAIL: %s: %s\n", what, kd_last_error());
+    exit(1);
+}
+
+static inline void gt_skip_without_gpu(const char *name)
+{
+    if (!kd_cuda_available()) {
+        printf("%s: no CUDA device present, skipping\n", name);
+        exit(KD_TEST_SKIP);
+    }
+    if (kd_cuda_init(0) != KD_OK) gt_die("kd_cuda_init");
+}
+
+/* A buffer of n floats; interior set to `fill` (NAN poisons outputs) or random when randomize. */
+static inline gt_buf gt_new(int64_t n, int randomize, float fill)
+{
+    gt_buf b;
+    b.n = n;
+    size_t total = (size_t)(n + 2 * GT_GUARD);
+    b.h = malloc(total * sizeof(float));
+    if (!b.h) gt_die("malloc");
+    for (size_t i = 0; i < total; i++) b.h[i] = GT_SENTINEL;
+    for (int64_t i = 0; i < n; i++) b.h[GT_GUARD + i] = randomize ? gt_randn() : fill;
+    void *d = NULL;
+    if (kd_cuda_malloc(&d, total * sizeof(float)) != KD_OK) gt_die("kd_cuda_malloc");
+    b.d = d;
+    if (kd_cuda_h2d(b.d, b.h, total * sizeof(float)) != KD_OK) gt_die("kd_cuda_h2d");
+    return b;
+}
+
+static inline float *gt_h(gt_buf *b) { return b->h + GT_GUARD; }
+static inline float *gt_d(gt_buf *b) { return b->d + GT_GUARD; }
+/* Re-upload after changing the host interior. */
+static inline void gt_push(gt_buf *b)
+{
+    if (kd_cuda_h2d(b->d, b->h, (size_t)(b->n + 2 * GT_GUARD) * sizeof(float)) != KD_OK) gt_die("kd_cuda_h2d");
+}
+
+/* Download into `got` (n + 2 guards), check the guards; returns the interior. */
+static inline float *gt_pull(gt_buf *b, const char *what)
+{
+    if (kd_cuda_sync() != KD_OK) gt_die(what);
+    size_t total = (size_t)(b->n + 2 * GT_GUARD);
+    float *got = malloc(total * sizeof(float));
+    if (!got) gt_die("malloc");
+    if (kd_cuda_d2h(got, b->d, total * sizeof(float)) != KD_OK) gt_die("kd_cuda_d2h");
+    int bad = 0;
+    for (int i = 0; i < GT_GUARD; i++) {
+        bad += got[i] != GT_SENTINEL;
+        bad += got[GT_GUARD + b->n + i] != GT_SENTINEL;
+    }
+    CHECK(bad == 0, "%s: %d guard values overwritten (out-of-bounds write)", what, bad);
+    return got;
+}
+
+/* Compare the device interior against want[0..n) with atol + rtol |want|; reports the first few misses. */
+static inline void gt_compare(gt_buf *b, const float *want, double atol, double rtol, const char *what)
+{
+    float *got = gt_pull(b, what);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < b->n; i++) {
+        double g = got[GT_GUARD + i], w = want[i];
+        if (!kd_close(g, w, atol, rtol)) {
+            if (bad < 5) fprintf(stderr, "  %s[%lld]: got %.9g, want %.9g\n", what, (long long)i, g, w);
+            bad++;
+        }
+    }
+    CHECK(bad == 0, "%s: %lld of %lld values off (atol %g, rtol %g)", what, (long long)bad, (long long)b->n, atol, rtol);
+    free(got);
+}
+
+static inline void gt_free(gt_buf *b)
+{
+    free(b->h);
+    kd_cuda_free(b->d);
+    b->h = NULL;
+    b->d = NULL;
+}
+
+/* f32 tolerance for a value that is a reduction of length n (rounding grows like sqrt(n)). */
+static inline double gt_tol(int64_t n) { return FLT_EPSILON * (16.0 + 4.0 * sqrt((double)n)); }
+
+#endif

@@ -11,6 +11,15 @@ static void table_avx2_build(void)
     table_avx2 = *kd_kernels_ref_f32();
     table_avx2.name = "avx2";
     table_avx2.gemm = kd_gemm_avx2_f32;
+    table_avx2.unary = kd_unary_avx2_f32;
+    table_avx2.binary = kd_binary_avx2_f32;
+    table_avx2.softmax = kd_softmax_avx2_f32;
+    table_avx2.softmax_bwd = kd_softmax_bwd_avx2_f32;
+    table_avx2.layernorm = kd_layernorm_avx2_f32;
+    table_avx2.layernorm_bwd = kd_layernorm_bwd_avx2_f32;
+    table_avx2.xent = kd_xent_avx2_f32;
+    table_avx2.xent_bwd = kd_xent_bwd_avx2_f32;
+    table_avx2.adamw = kd_adamw_avx2_f32;
 }
 
 const kd_kernels *kd_kernels_avx2_f32(void)

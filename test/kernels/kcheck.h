@@ -95,4 +95,26 @@ static inline int kc_tables(const kd_kernels **out)
         for (int ith_ = 0; ith_ < (nth); ith_++) (fn)((args), ith_, (nth));                          \
     } while (0)
 
+/* Compare got[0..n) with want[0..n) under kc_tol(red, mag[i]) (mag NULL: |want|); NaN in want must be
+ * NaN in got; atol (may be NULL) adds a known absolute error of the reference itself. One CHECK per call, naming the first mismatch; returns the number of mismatches. */
+static inline int64_t kc_compare_atol(const char *what, const float *got, const float *want, const double *mag,
+                                      const double *atol, int64_t n, double red, int nth)
+{
+    int64_t bad = 0, first = -1;
+    for (int64_t i = 0; i < n; i++) {
+        double w = want[i], g = got[i];
+        int ok = isnan(w) ? isnan(g) : isinf(w) ? g == w : kd_close(g, w, kc_tol(red, mag ? mag[i] : fabs(w)) + (atol ? atol[i] : 0.0), 0.0);
+        if (!ok && bad++ == 0) first = i;
+    }
+    CHECK(bad == 0, "%s (nth=%d): %lld of %lld wrong, first [%lld] got %.9g want %.9g", what, nth, (long long)bad,
+          (long long)n, (long long)first, first >= 0 ? (double)got[first] : 0.0, first >= 0 ? (double)want[first] : 0.0);
+    return bad;
+}
+
+static inline int64_t kc_compare(const char *what, const float *got, const float *want, const double *mag, int64_t n,
+                                 double red, int nth)
+{
+    return kc_compare_atol(what, got, want, mag, NULL, n, red, nth);
+}
+
 #endif

@@ -20,6 +20,8 @@ static void table_avx2_build(void)
     table_avx2.xent = kd_xent_avx2_f32;
     table_avx2.xent_bwd = kd_xent_bwd_avx2_f32;
     table_avx2.adamw = kd_adamw_avx2_f32;
+    table_avx2.attention = kd_attention_avx2_f32;
+    table_avx2.attention_bwd = kd_attention_bwd_avx2_f32;
 }
 
 const kd_kernels *kd_kernels_avx2_f32(void)

@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum kd_status {
     KD_OK = 0,
     KD_ERR_SHAPE,      /* shapes that do not fit the op */
@@ -31,6 +35,10 @@ void kd_clear_error(void);
 const char *kd_status_name(kd_status st);
 
 /* An internal invariant: stays on in release builds; a failure is a bug in kd, not bad input. */
+#ifdef __cplusplus
+}
+#endif
+
 #define KD_CHECK(cond)                                                                             \
     do {                                                                                           \
         if (!(cond)) {                                                                             \

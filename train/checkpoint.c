@@ -1,0 +1,308 @@
+/* train/checkpoint.c — checkpoint directories: model through models/, trainer state as JSON, optimizer
+ * state through train/adamw.c, all under DIR.tmp and swapped in with renames (see checkpoint.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine/json.h"
+#include "train/checkpoint.h"
+
+kd_status kd_series_push(kd_series *s, double x, double y)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        double *nx = realloc(s->x, cap * sizeof *nx);
+        if (!nx) return kd_fail(KD_ERR_NOMEM, "series: out of memory");
+        s->x = nx;
+        double *ny = realloc(s->y, cap * sizeof *ny);
+        if (!ny) return kd_fail(KD_ERR_NOMEM, "series: out of memory");
+        s->y = ny;
+        s->cap = cap;
+    }
+    s->x[s->n] = x;
+    s->y[s->n] = y;
+    s->n++;
+    return KD_OK;
+}
+
+void kd_series_free(kd_series *s)
+{
+    free(s->x);
+    free(s->y);
+    memset(s, 0, sizeof *s);
+}
+
+void kd_train_state_free(kd_train_state *s)
+{
+    kd_series_free(&s->loss);
+    kd_series_free(&s->dev);
+}
+
+kd_status kd_make_dirs(const char *dir)
+{
+    char buf[PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) return kd_fail(KD_ERR_ARG, "path too long: %s", dir);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return kd_fail(KD_ERR_IO, "%s: cannot create the directory: %s", buf, strerror(errno));
+            *p = c;
+            if (c == '\0') break;
+        }
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return kd_fail(KD_ERR_IO, "%s: exists and is not a directory", dir);
+    return KD_OK;
+}
+
+kd_status kd_remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? KD_OK : kd_fail(KD_ERR_IO, "%s: cannot open: %s", dir, strerror(errno));
+    struct dirent *e;
+    char path[PATH_MAX];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        remove(path);
+    }
+    closedir(d);
+    if (rmdir(dir) != 0) return kd_fail(KD_ERR_IO, "%s: cannot remove: %s", dir, strerror(errno));
+    return KD_OK;
+}
+
+kd_status kd_write_file_atomic(const char *path, const char *text, size_t len)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return kd_fail(KD_ERR_ARG, "path too long: %s", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return kd_fail(KD_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    int ok = fwrite(text, 1, len, f) == len;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return kd_fail(KD_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    }
+    return KD_OK;
+}
+
+kd_status kd_read_whole_file(const char *path, char **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return kd_fail(KD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        if (got == 0) break;
+        n += got;
+    }
+    fclose(f);
+    if (!buf) return kd_fail(KD_ERR_NOMEM, "%s: out of memory reading it", path);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return KD_OK;
+}
+
+static void write_series(kd_jw *w, const char *key, const kd_series *s)
+{
+    kd_jw_key(w, key);
+    kd_jw_array_begin(w);
+    for (size_t i = 0; i < s->n; i++) {
+        kd_jw_array_begin(w);
+        kd_jw_number(w, s->x[i]);
+        kd_jw_number(w, s->y[i]);
+        kd_jw_array_end(w);
+    }
+    kd_jw_array_end(w);
+}
+
+static kd_status save_state_json(const char *path, const kd_train_state *s)
+{
+    kd_jw w;
+    kd_jw_init(&w, 1);
+    char hex[3][32];
+    snprintf(hex[0], sizeof hex[0], "%016llx", (unsigned long long)s->seed);
+    snprintf(hex[1], sizeof hex[1], "%016llx", (unsigned long long)s->rng.seed);
+    snprintf(hex[2], sizeof hex[2], "%016llx", (unsigned long long)s->rng.counter);
+    kd_jw_object_begin(&w);
+    kd_jw_key(&w, "format");
+    kd_jw_string(&w, "kd-trainer-state-1");
+    kd_jw_key(&w, "global_step");
+    kd_jw_int(&w, s->global_step);
+    kd_jw_key(&w, "total_steps");
+    kd_jw_int(&w, s->total_steps);
+    kd_jw_key(&w, "epoch");
+    kd_jw_int(&w, s->epoch);
+    kd_jw_key(&w, "next_batch");
+    kd_jw_int(&w, s->next_batch);
+    kd_jw_key(&w, "seed");
+    kd_jw_string(&w, hex[0]);
+    kd_jw_key(&w, "rng_seed");
+    kd_jw_string(&w, hex[1]);
+    kd_jw_key(&w, "rng_counter");
+    kd_jw_string(&w, hex[2]);
+    kd_jw_key(&w, "best_accuracy");
+    kd_jw_number(&w, s->best_accuracy);
+    kd_jw_key(&w, "best_epoch");
+    kd_jw_int(&w, s->best_epoch);
+    kd_jw_key(&w, "train_seconds");
+    kd_jw_number(&w, s->train_seconds);
+    write_series(&w, "loss_history", &s->loss);
+    write_series(&w, "dev_history", &s->dev);
+    kd_jw_object_end(&w);
+    const char *text = kd_jw_text(&w);
+    kd_status st = text ? kd_write_file_atomic(path, text, strlen(text))
+                        : kd_fail(KD_ERR_NOMEM, "%s: out of memory writing the trainer state", path);
+    kd_jw_free(&w);
+    return st;
+}
+
+kd_status kd_checkpoint_save(const char *dir, const kd_bert *m, const char *vocab_path, const kd_adamw *opt,
+                             const kd_train_state *state)
+{
+    char tmp[PATH_MAX], old[PATH_MAX], path[PATH_MAX + 64];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", dir) >= (int)sizeof tmp || snprintf(old, sizeof old, "%s.old", dir) >= (int)sizeof old)
+        return kd_fail(KD_ERR_ARG, "checkpoint path too long: %s", dir);
+    kd_status st = kd_remove_dir(tmp);
+    if (st == KD_OK) st = kd_make_dirs(tmp);
+    if (st == KD_OK) st = kd_bert_save(m, tmp);
+    if (st == KD_OK && vocab_path) st = kd_bert_copy_vocab(vocab_path, tmp);
+    if (st == KD_OK && opt) {
+        snprintf(path, sizeof path, "%s/optimizer.bin", tmp);
+        st = kd_adamw_save(opt, path);
+    }
+    if (st == KD_OK && state) {
+        snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
+        st = save_state_json(path, state);
+    }
+    if (st != KD_OK) return st;
+    /* Swap: DIR -> DIR.old, DIR.tmp -> DIR, drop DIR.old. At every instant one whole copy exists. */
+    struct stat sb;
+    kd_remove_dir(old);
+    if (stat(dir, &sb) == 0 && rename(dir, old) != 0)
+        return kd_fail(KD_ERR_IO, "%s: cannot move the previous checkpoint aside: %s", dir, strerror(errno));
+    if (rename(tmp, dir) != 0) return kd_fail(KD_ERR_IO, "%s: cannot move the checkpoint into place: %s", dir, strerror(errno));
+    kd_remove_dir(old);
+    return KD_OK;
+}
+
+const char *kd_checkpoint_find(const char *dir, char *buf, size_t n)
+{
+    struct stat sb;
+    char probe[PATH_MAX];
+    snprintf(probe, sizeof probe, "%s/trainer_state.json", dir);
+    if (stat(probe, &sb) == 0) {
+        snprintf(buf, n, "%s", dir);
+        return buf;
+    }
+    snprintf(probe, sizeof probe, "%s.old/trainer_state.json", dir);
+    if (stat(probe, &sb) == 0) {
+        snprintf(buf, n, "%s.old", dir);
+        return buf;
+    }
+    return NULL;
+}
+
+static int get_int(const kd_json *o, const char *key, int64_t *v)
+{
+    const kd_json *j = kd_json_get(o, key);
+    if (!j || j->type != KD_JSON_NUMBER || !j->is_integer) return 0;
+    *v = j->integer;
+    return 1;
+}
+
+static int get_hex(const kd_json *o, const char *key, uint64_t *v)
+{
+    const kd_json *j = kd_json_get(o, key);
+    if (!j || j->type != KD_JSON_STRING) return 0;
+    char *end;
+    errno = 0;
+    *v = strtoull(j->string, &end, 16);
+    return errno == 0 && *end == '\0' && end != j->string;
+}
+
+static int get_num(const kd_json *o, const char *key, double *v)
+{
+    const kd_json *j = kd_json_get(o, key);
+    if (!j || j->type != KD_JSON_NUMBER) return 0;
+    *v = j->number;
+    return 1;
+}
+
+static int get_series(const kd_json *o, const char *key, kd_series *s)
+{
+    const kd_json *a = kd_json_get(o, key);
+    if (!a || a->type != KD_JSON_ARRAY) return 0;
+    for (size_t i = 0; i < a->count; i++) {
+        const kd_json *p = a->items[i];
+        if (p->type != KD_JSON_ARRAY || p->count != 2 || p->items[0]->type != KD_JSON_NUMBER ||
+            p->items[1]->type != KD_JSON_NUMBER)
+            return 0;
+        if (kd_series_push(s, p->items[0]->number, p->items[1]->number) != KD_OK) return 0;
+    }
+    return 1;
+}
+
+kd_status kd_checkpoint_load_state(const char *dir, kd_adamw *opt, kd_train_state *s)
+{
+    char path[PATH_MAX], err[160];
+    memset(s, 0, sizeof *s);
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    char *text;
+    size_t len;
+    kd_status st = kd_read_whole_file(path, &text, &len);
+    if (st != KD_OK) return st;
+    kd_json *j = kd_json_parse(text, len, err, sizeof err);
+    free(text);
+    if (!j) return kd_fail(KD_ERR_FORMAT, "%s: %s", path, err);
+    int64_t step, total, epoch, next, best_epoch;
+    const kd_json *fmt = kd_json_get(j, "format");
+    int ok = fmt && fmt->type == KD_JSON_STRING && strcmp(fmt->string, "kd-trainer-state-1") == 0 &&
+             get_int(j, "global_step", &step) && get_int(j, "total_steps", &total) && get_int(j, "epoch", &epoch) &&
+             get_int(j, "next_batch", &next) && get_hex(j, "seed", &s->seed) && get_hex(j, "rng_seed", &s->rng.seed) &&
+             get_hex(j, "rng_counter", &s->rng.counter) && get_num(j, "best_accuracy", &s->best_accuracy) &&
+             get_int(j, "best_epoch", &best_epoch) && get_num(j, "train_seconds", &s->train_seconds) &&
+             get_series(j, "loss_history", &s->loss) && get_series(j, "dev_history", &s->dev);
+    kd_json_free(j);
+    if (!ok) {
+        kd_train_state_free(s);
+        return kd_fail(KD_ERR_FORMAT,
+                       "%s: expected format kd-trainer-state-1 with global_step, total_steps, epoch, next_batch, seed, "
+                       "rng_seed, rng_counter, best_accuracy, best_epoch, train_seconds and the histories",
+                       path);
+    }
+    s->global_step = step;
+    s->total_steps = total;
+    s->epoch = (int)epoch;
+    s->next_batch = next;
+    s->best_epoch = (int)best_epoch;
+    if (opt) {
+        snprintf(path, sizeof path, "%s/optimizer.bin", dir);
+        st = kd_adamw_load(opt, path);
+        if (st != KD_OK) kd_train_state_free(s);
+    }
+    return st;
+}

@@ -1,0 +1,61 @@
+/* train/checkpoint.h — checkpoints a run can ship or resume from: a directory in Hugging Face's format
+ * (config.json, model.safetensors, vocab.txt) plus, for resuming, trainer_state.json (step, epoch,
+ * position in the epoch, RNG, best score, the history the chart is drawn from) and optimizer.bin
+ * (AdamW's m, v and step). The directory is written under DIR.tmp and swapped into place by renames,
+ * so a crash leaves the previous checkpoint whole (DIR, or DIR.old during the swap). */
+#ifndef KD_TRAIN_CHECKPOINT_H
+#define KD_TRAIN_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/rng.h"
+#include "models/bert.h"
+#include "train/adamw.h"
+
+/* A growing series of (x, y) points. */
+typedef struct kd_series {
+    size_t n, cap;
+    double *x, *y;
+} kd_series;
+
+kd_status kd_series_push(kd_series *s, double x, double y);
+void kd_series_free(kd_series *s);
+
+typedef struct kd_train_state {
+    int64_t global_step;      /* optimizer steps done */
+    int64_t total_steps;
+    int epoch;                /* the epoch in progress (0-based) */
+    int64_t next_batch;       /* first micro-batch of `epoch` not yet trained */
+    uint64_t seed;
+    kd_generator rng;         /* the engine's dropout stream */
+    double best_accuracy;     /* -1 before the first evaluation */
+    int best_epoch;
+    double train_seconds;     /* wall time spent training so far, over every resumed piece */
+    kd_series loss;           /* (step, mean training loss since the last log line) */
+    kd_series dev;            /* (step, dev accuracy) per evaluation */
+} kd_train_state;
+
+void kd_train_state_free(kd_train_state *s);
+
+/* Write the checkpoint directory. vocab_path: the vocab.txt to copy beside the model. opt and state may
+ * be NULL (a model-only checkpoint, as `best`). */
+kd_status kd_checkpoint_save(const char *dir, const kd_bert *m, const char *vocab_path, const kd_adamw *opt,
+                             const kd_train_state *state);
+
+/* The checkpoint directory to resume from: dir, or dir.old when a swap was interrupted; NULL if none. */
+const char *kd_checkpoint_find(const char *dir, char *buf, size_t n);
+
+/* Read trainer_state.json (into *state, which the caller frees) and optimizer.bin (into opt). */
+kd_status kd_checkpoint_load_state(const char *dir, kd_adamw *opt, kd_train_state *state);
+
+/* Remove a flat directory and its files (checkpoint directories have no subdirectories). */
+kd_status kd_remove_dir(const char *dir);
+/* mkdir -p; an existing directory is fine; a path that cannot be made is KD_ERR_IO naming it. */
+kd_status kd_make_dirs(const char *dir);
+/* Write text to path via path.tmp and a rename. */
+kd_status kd_write_file_atomic(const char *path, const char *text, size_t len);
+/* A whole file into a malloc'd NUL-terminated buffer. */
+kd_status kd_read_whole_file(const char *path, char **out, size_t *len);
+
+#endif

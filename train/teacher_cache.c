@@ -1,0 +1,86 @@
+/* train/teacher_cache.c — the teacher-logits cache file: magic "KDTCACHE", version 1, key, rows, cols,
+ * then rows * cols little-endian f32 (see teacher_cache.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/evaluate.h"
+#include "train/teacher_cache.h"
+
+static const char MAGIC[8] = { 'K', 'D', 'T', 'C', 'A', 'C', 'H', 'E' };
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+uint64_t kd_teacher_cache_key(kd_bert *teacher, const kd_dataset *d, int max_len)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    size_t np;
+    kd_tensor **ps = kd_bert_parameters(teacher, &np);
+    for (size_t i = 0; i < np; i++) {
+        h = fnv(h, ps[i]->name, strlen(ps[i]->name) + 1);
+        h = fnv(h, kd_data(ps[i]), (size_t)kd_numel(ps[i]) * kd_dtype_size(ps[i]->dtype));
+    }
+    h = fnv(h, &max_len, sizeof max_len);
+    h = fnv(h, &d->n, sizeof d->n);
+    for (size_t i = 0; i < d->n; i++) {
+        h = fnv(h, d->text[i], d->text_len[i] + 1);
+        h = fnv(h, &d->label[i], sizeof d->label[i]);
+    }
+    return h;
+}
+
+kd_status kd_teacher_cache_get(const char *path, kd_bert *teacher, const kd_dataset *d, const kd_tokenizer *tok,
+                               int max_len, int batch_size, float **out, int *cached)
+{
+    int c = kd_bert_get_config(teacher)->num_labels;
+    uint64_t key = kd_teacher_cache_key(teacher, d, max_len);
+    size_t count = d->n * (size_t)c;
+    float *z = malloc((count ? count : 1) * sizeof *z);
+    *out = NULL;
+    *cached = 0;
+    if (!z) return kd_fail(KD_ERR_NOMEM, "teacher cache: out of memory for %zu logits", count);
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        char magic[8];
+        uint64_t hdr[4];
+        int ok = fread(magic, 1, 8, f) == 8 && memcmp(magic, MAGIC, 8) == 0 && fread(hdr, sizeof hdr, 1, f) == 1;
+        if (ok && hdr[0] == 1 && hdr[1] == key && hdr[2] == d->n && hdr[3] == (uint64_t)c &&
+            fread(z, sizeof *z, count, f) == count) {
+            fclose(f);
+            *out = z;
+            *cached = 1;
+            return KD_OK;
+        }
+        fclose(f);
+        fprintf(stderr, "kd: %s was made for another teacher or other data (key mismatch): not used, recomputing\n",
+                path);
+    }
+    kd_status st = kd_model_logits(teacher, d, tok, max_len, batch_size, z);
+    if (st != KD_OK) {
+        free(z);
+        return st;
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    f = fopen(tmp, "wb");
+    if (!f) {
+        free(z);
+        return kd_fail(KD_ERR_IO, "%s: cannot write the teacher cache: %s", tmp, strerror(errno));
+    }
+    uint64_t hdr[4] = { 1, key, d->n, (uint64_t)c };
+    int ok = fwrite(MAGIC, 1, 8, f) == 8 && fwrite(hdr, sizeof hdr, 1, f) == 1 && fwrite(z, sizeof *z, count, f) == count;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        free(z);
+        return kd_fail(KD_ERR_IO, "%s: writing the teacher cache failed", path);
+    }
+    *out = z;
+    return KD_OK;
+}

@@ -1,0 +1,429 @@
+/* train/trainer.c — the training loop (see trainer.h). Everything a step makes lives in the engine's
+ * arena and is dropped by kd_arena_reset() after each micro-batch's backward: the parameters' gradients
+ * are heap buffers, so they accumulate across the micro-batches of one optimizer step. */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/batch.h"
+#include "engine/autograd.h"
+#include "engine/json.h"
+#include "engine/ops.h"
+#include "engine/rng.h"
+#include "train/checkpoint.h"
+#include "train/evaluate.h"
+#include "train/loss.h"
+#include "train/progress.h"
+#include "train/schedule.h"
+#include "train/svg_chart.h"
+#include "train/teacher_cache.h"
+#include "train/trainer.h"
+
+kd_train_config kd_train_config_default(void)
+{
+    kd_train_config c = { .epochs = 3, .batch_size = 16, .eval_batch_size = 64, .grad_accum = 1, .max_len = 128,
+                          .lr = 5e-5, .warmup_ratio = 0.1, .max_grad_norm = 1.0, .warmup_steps = -1,
+                          .alpha = 0.5, .temperature = 2.0, .adamw = kd_adamw_defaults(), .seed = 42,
+                          .progress_tty = -1, .log_every = 10 };
+    return c;
+}
+
+/* Everything one run holds, so that one cleanup path frees it. */
+typedef struct run {
+    const kd_train_config *c;
+    const kd_train_data *d;
+    kd_bert *student;
+    kd_batcher *sb, *tb;
+    kd_batch sbatch, tbatch;
+    kd_adamw *opt;
+    kd_train_state state;
+    kd_metrics metrics;
+    float *teacher_logits, *dev_logits;
+    FILE *jsonl;
+    char dir_last[PATH_MAX], dir_best[PATH_MAX];
+    char path_metrics[PATH_MAX + 32], path_chart[PATH_MAX + 32], path_cache[PATH_MAX + 32];
+} run;
+
+static kd_status check_config(const kd_train_config *c, const kd_train_data *d, kd_bert *student)
+{
+    if (c->epochs < 1) return kd_fail(KD_ERR_ARG, "train: epochs %d, expected >= 1", c->epochs);
+    if (c->batch_size < 1 || c->eval_batch_size < 1)
+        return kd_fail(KD_ERR_ARG, "train: batch size %d, expected >= 1", c->batch_size);
+    if (c->grad_accum < 1) return kd_fail(KD_ERR_ARG, "train: gradient accumulation %d, expected >= 1", c->grad_accum);
+    if (!(c->lr >= 0.0) || !isfinite(c->lr)) return kd_fail(KD_ERR_ARG, "train: learning rate %g, expected >= 0", c->lr);
+    if (!(c->alpha >= 0.0 && c->alpha <= 1.0)) return kd_fail(KD_ERR_ARG, "train: alpha %g, expected a value in [0, 1]", c->alpha);
+    if (!(c->temperature > 0.0) || !isfinite(c->temperature))
+        return kd_fail(KD_ERR_ARG, "train: temperature %g, expected > 0", c->temperature);
+    if (c->alpha > 0.0 && !d->teacher)
+        return kd_fail(KD_ERR_ARG, "train: alpha %g weights a teacher's soft targets, but there is no teacher", c->alpha);
+    if (!d->train || d->train->n == 0) return kd_fail(KD_ERR_ARG, "train: the training set is empty");
+    if (!d->dev || d->dev->n == 0) return kd_fail(KD_ERR_ARG, "train: the dev set is empty");
+    int sc = kd_bert_get_config(student)->num_labels;
+    if (d->teacher && kd_bert_get_config(d->teacher)->num_labels != sc)
+        return kd_fail(KD_ERR_SHAPE, "label-set mismatch: the teacher has %d labels, the student %d",
+                       kd_bert_get_config(d->teacher)->num_labels, sc);
+    if (d->train->labels.n > sc)
+        return kd_fail(KD_ERR_SHAPE, "label-set mismatch: the data has %d labels, the model %d", d->train->labels.n, sc);
+    if (!c->out_dir) return kd_fail(KD_ERR_ARG, "train: no output directory");
+    return KD_OK;
+}
+
+static void write_train_line(run *r, int epoch, double loss, double soft, double hard, double lr, double norm, double sps)
+{
+    kd_jw w;
+    kd_jw_init(&w, 0);
+    kd_jw_object_begin(&w);
+    kd_jw_key(&w, "type");
+    kd_jw_string(&w, "train");
+    kd_jw_key(&w, "step");
+    kd_jw_int(&w, r->state.global_step);
+    kd_jw_key(&w, "epoch");
+    kd_jw_int(&w, epoch + 1);
+    kd_jw_key(&w, "loss");
+    kd_jw_number(&w, loss);
+    kd_jw_key(&w, "soft");
+    kd_jw_number(&w, soft);
+    kd_jw_key(&w, "hard");
+    kd_jw_number(&w, hard);
+    kd_jw_key(&w, "lr");
+    kd_jw_number(&w, lr);
+    kd_jw_key(&w, "grad_norm");
+    kd_jw_number(&w, norm);
+    kd_jw_key(&w, "samples_per_s");
+    kd_jw_number(&w, sps);
+    kd_jw_object_end(&w);
+    if (kd_jw_text(&w)) fprintf(r->jsonl, "%s\n", kd_jw_text(&w));
+    fflush(r->jsonl);
+    kd_jw_free(&w);
+}
+
+static void write_eval_line(run *r, int epoch)
+{
+    const kd_metrics *m = &r->metrics;
+    kd_jw w;
+    kd_jw_init(&w, 0);
+    kd_jw_object_begin(&w);
+    kd_jw_key(&w, "type");
+    kd_jw_string(&w, "eval");
+    kd_jw_key(&w, "step");
+    kd_jw_int(&w, r->state.global_step);
+    kd_jw_key(&w, "epoch");
+    kd_jw_int(&w, epoch + 1);
+    kd_jw_key(&w, "accuracy");
+    kd_jw_number(&w, m->accuracy);
+    kd_jw_key(&w, "macro_f1");
+    kd_jw_number(&w, m->macro_f1);
+    kd_jw_key(&w, "macro_recall");
+    kd_jw_number(&w, m->macro_recall);
+    kd_jw_key(&w, "loss");
+    kd_jw_number(&w, m->loss);
+    kd_jw_key(&w, "per_class");
+    kd_jw_array_begin(&w);
+    for (int c = 0; c < m->num_labels; c++) {
+        kd_jw_object_begin(&w);
+        kd_jw_key(&w, "label");
+        const char *name = kd_labels_name(&r->d->train->labels, c);
+        if (name) kd_jw_string(&w, name);
+        else kd_jw_int(&w, c);
+        kd_jw_key(&w, "precision");
+        kd_jw_number(&w, m->precision[c]);
+        kd_jw_key(&w, "recall");
+        kd_jw_number(&w, m->recall[c]);
+        kd_jw_key(&w, "f1");
+        kd_jw_number(&w, m->f1[c]);
+        kd_jw_key(&w, "support");
+        kd_jw_int(&w, m->support[c]);
+        kd_jw_object_end(&w);
+    }
+    kd_jw_array_end(&w);
+    kd_jw_object_end(&w);
+    if (kd_jw_text(&w)) fprintf(r->jsonl, "%s\n", kd_jw_text(&w));
+    fflush(r->jsonl);
+    kd_jw_free(&w);
+}
+
+/* Replace the student's weights by those of checkpoint dir (same names and shapes). */
+static kd_status load_weights(kd_bert *student, const char *dir, uint64_t seed)
+{
+    kd_bert *saved = kd_bert_load(dir, kd_bert_get_config(student)->num_labels, seed, NULL);
+    if (!saved) return kd_last_status();
+    size_t n, ns;
+    kd_tensor **p = kd_bert_parameters(student, &n), **q = kd_bert_parameters(saved, &ns);
+    kd_status st = KD_OK;
+    if (n != ns) st = kd_fail(KD_ERR_FORMAT, "%s: %zu parameters, the model being trained has %zu", dir, ns, n);
+    for (size_t i = 0; st == KD_OK && i < n; i++) {
+        if (strcmp(p[i]->name, q[i]->name) != 0 || !kd_same_shape(p[i], q[i]))
+            st = kd_fail(KD_ERR_FORMAT, "%s: parameter %zu is '%s', expected '%s' of the same shape", dir, i, q[i]->name,
+                         p[i]->name);
+        else st = kd_copy_into(p[i], q[i]);
+    }
+    kd_bert_free(saved);
+    return st;
+}
+
+static kd_status save_last(run *r, double t_run0, double base_seconds)
+{
+    r->state.rng = kd_generator_get();
+    r->state.train_seconds = base_seconds + (kd_now() - t_run0);
+    return kd_checkpoint_save(r->dir_last, r->student, r->c->student_vocab, r->opt, &r->state);
+}
+
+static kd_status evaluate_dev(run *r, int epoch)
+{
+    const kd_train_config *c = r->c;
+    int nl = kd_bert_get_config(r->student)->num_labels;
+    kd_status st = kd_model_logits(r->student, r->d->dev, r->d->student_tok, c->max_len, c->eval_batch_size,
+                                   r->dev_logits);
+    kd_bert_set_training(r->student, 1);
+    if (st == KD_OK) st = kd_metrics_from_logits(r->dev_logits, r->d->dev->label, r->d->dev->n, nl, &r->metrics);
+    if (st != KD_OK) return st;
+    write_eval_line(r, epoch);
+    if (!c->quiet) {
+        fprintf(stderr, "epoch %d/%d  step %lld  dev accuracy %.4f  macro-F1 %.4f  macro-recall %.4f  loss %.4f\n",
+                epoch + 1, c->epochs, (long long)r->state.global_step, r->metrics.accuracy, r->metrics.macro_f1,
+                r->metrics.macro_recall, r->metrics.loss);
+        kd_metrics_print(&r->metrics, (const char *const *)r->d->train->labels.names, stderr);
+    }
+    return kd_series_push(&r->state.dev, (double)r->state.global_step, r->metrics.accuracy);
+}
+
+static kd_status train_loop(run *r, kd_train_result *res)
+{
+    const kd_train_config *c = r->c;
+    const kd_train_data *d = r->d;
+    int nl = kd_bert_get_config(r->student)->num_labels;
+    size_t nb = kd_batcher_num_batches(r->sb);
+    int64_t accum = c->grad_accum, per_epoch = ((int64_t)nb + accum - 1) / accum;
+    int64_t total = per_epoch * c->epochs;
+    kd_schedule sched = kd_schedule_linear(c->lr, total, c->warmup_steps, c->warmup_ratio);
+    size_t np;
+    kd_tensor **params = kd_bert_parameters(r->student, &np);
+    kd_status st;
+
+    r->state.total_steps = total;
+    r->state.seed = c->seed;
+    r->state.best_accuracy = -1.0;
+    kd_manual_seed(c->seed);
+    if (c->resume) {
+        char found[PATH_MAX];
+        const char *dir = kd_checkpoint_find(r->dir_last, found, sizeof found);
+        if (!dir) return kd_fail(KD_ERR_IO, "--resume: no checkpoint to resume from in %s", r->dir_last);
+        kd_train_state_free(&r->state);
+        if ((st = load_weights(r->student, dir, c->seed)) != KD_OK) return st;
+        if ((st = kd_checkpoint_load_state(dir, r->opt, &r->state)) != KD_OK) return st;
+        if (r->state.total_steps != total || r->state.seed != c->seed)
+            return kd_fail(KD_ERR_ARG,
+                           "--resume: %s was made by a run of %lld steps with seed %llu; this run has %lld steps and "
+                           "seed %llu (use the same data, epochs, batch size, accumulation and seed)",
+                           dir, (long long)r->state.total_steps, (unsigned long long)r->state.seed, (long long)total,
+                           (unsigned long long)c->seed);
+        kd_generator_set(r->state.rng);
+        if (!c->quiet)
+            fprintf(stderr, "resuming from %s at step %lld/%lld (epoch %d)\n", dir, (long long)r->state.global_step,
+                    (long long)total, r->state.epoch + 1);
+    }
+    if (d->teacher && c->cache_teacher) {
+        int cached;
+        st = kd_teacher_cache_get(r->path_cache, d->teacher, d->train, d->teacher_tok, c->max_len, c->eval_batch_size,
+                                  &r->teacher_logits, &cached);
+        if (st != KD_OK) return st;
+        if (!c->quiet) fprintf(stderr, "teacher logits: %s %s\n", cached ? "read from" : "computed into", r->path_cache);
+    }
+    r->jsonl = fopen(r->path_metrics, c->resume ? "a" : "w");
+    if (!r->jsonl) return kd_fail(KD_ERR_IO, "%s: cannot write the metrics", r->path_metrics);
+
+    kd_progress prog;
+    kd_progress_init(&prog, stderr, c->progress_tty, c->quiet, r->state.global_step, total, c->log_every);
+    double t0 = kd_now(), base_seconds = r->state.train_seconds;
+    int64_t samples = 0, log_every = c->log_every > 0 ? c->log_every : 10;
+    double win_loss = 0, win_soft = 0, win_hard = 0, grp_loss = 0, norm = 0;
+    int64_t win_n = 0;
+    int stopped = 0;
+    kd_bert_set_training(r->student, 1);
+    if (d->teacher) kd_bert_set_training(d->teacher, 0);
+
+    for (int epoch = r->state.epoch; epoch < c->epochs && !stopped; epoch++) {
+        kd_batcher_start_epoch(r->sb, (uint64_t)epoch);
+        if (r->tb) kd_batcher_start_epoch(r->tb, (uint64_t)epoch);
+        int64_t b = 0;
+        for (; b < r->state.next_batch; b++) {
+            if (kd_batcher_next(r->sb, &r->sbatch) != 1 || (r->tb && kd_batcher_next(r->tb, &r->tbatch) != 1))
+                return kd_fail(KD_ERR_STATE, "--resume: the checkpoint's position (batch %lld) is past the epoch's end",
+                               (long long)r->state.next_batch);
+        }
+        int got;
+        while ((got = kd_batcher_next(r->sb, &r->sbatch)) == 1) {
+            int64_t gs = accum;
+            if ((b / accum + 1) * accum > (int64_t)nb) gs = (int64_t)nb - b / accum * accum;
+            kd_bert_input in = { .batch = r->sbatch.batch, .seq = r->sbatch.len, .ids = r->sbatch.ids,
+                                 .type_ids = r->sbatch.type_ids, .mask = r->sbatch.mask };
+            int64_t shape[2] = { r->sbatch.batch, nl }, nrow = r->sbatch.batch;
+            kd_tensor *zt = NULL;
+            if (r->teacher_logits) {
+                zt = kd_empty(KD_F32, 2, shape);
+                if (!zt) return kd_last_status();
+                float *z = kd_data(zt);
+                for (int32_t i = 0; i < r->sbatch.batch; i++)
+                    memcpy(z + (size_t)i * (size_t)nl, r->teacher_logits + r->sbatch.index[i] * (size_t)nl,
+                           (size_t)nl * sizeof(float));
+            } else if (d->teacher) {
+                if (kd_batcher_next(r->tb, &r->tbatch) != 1 || r->tbatch.batch != r->sbatch.batch ||
+                    memcmp(r->tbatch.index, r->sbatch.index, (size_t)r->sbatch.batch * sizeof(size_t)) != 0)
+                    return kd_fail(KD_ERR_STATE, "train: teacher and student batches disagree at batch %lld", (long long)b);
+                kd_bert_input tin = { .batch = r->tbatch.batch, .seq = r->tbatch.len, .ids = r->tbatch.ids,
+                                      .type_ids = r->tbatch.type_ids, .mask = r->tbatch.mask };
+                int prev = kd_set_grad_enabled(0);
+                zt = kd_bert_logits(d->teacher, &tin);
+                kd_set_grad_enabled(prev);
+                if (!zt) return kd_last_status();
+            }
+            kd_tensor *zs = kd_bert_logits(r->student, &in);
+            kd_tensor *y = kd_from_buffer(KD_I32, 1, &nrow, r->sbatch.labels);
+            if (!zs || !y) return kd_last_status();
+            kd_loss_parts lp;
+            if ((st = kd_distill_loss(zs, c->alpha > 0.0 ? zt : NULL, y, c->alpha, c->temperature, &lp)) != KD_OK)
+                return st;
+            double lv = kd_item(lp.total);
+            if (!isfinite(lv)) {
+                kd_progress_break(&prog);
+                return kd_fail(KD_ERR_STATE, "step %lld (epoch %d, batch %lld): the loss is %g; stopping, nothing saved",
+                               (long long)r->state.global_step + 1, epoch + 1, (long long)b + 1, lv);
+            }
+            if ((st = kd_backward(kd_scale(lp.total, 1.0 / (double)gs), NULL)) != KD_OK) return st;
+            kd_arena_reset();
+            grp_loss += lv / (double)gs;
+            win_loss += lv;
+            win_soft += lp.soft;
+            win_hard += lp.hard;
+            win_n++;
+            samples += r->sbatch.batch;
+            b++;
+            if (b % accum != 0 && b != (int64_t)nb) continue;
+
+            /* The optimizer step. */
+            st = kd_clip_grad_norm(params, np, c->max_grad_norm, &norm);
+            if (st != KD_OK) {
+                kd_progress_break(&prog);
+                return kd_fail(KD_ERR_STATE, "step %lld (epoch %d): %s; stopping, nothing saved",
+                               (long long)r->state.global_step + 1, epoch + 1, kd_last_error());
+            }
+            double lr = kd_schedule_lr(&sched, r->state.global_step);
+            if ((st = kd_adamw_step(r->opt, lr)) != KD_OK) return st;
+            kd_zero_grad(params, np);
+            r->state.global_step++;
+            if ((st = kd_series_push(&r->state.loss, (double)r->state.global_step, grp_loss)) != KD_OK) return st;
+            grp_loss = 0;
+            double sps = (double)samples / fmax(kd_now() - t0, 1e-9);
+            if (r->state.global_step % log_every == 0 || r->state.global_step == total) {
+                write_train_line(r, epoch, win_loss / (double)win_n, win_soft / (double)win_n, win_hard / (double)win_n,
+                                 lr, norm, sps);
+                win_loss = win_soft = win_hard = 0;
+                win_n = 0;
+            }
+            kd_progress_update(&prog, r->state.global_step, lv, lr, sps);
+            if (c->max_steps > 0 && r->state.global_step >= c->max_steps && r->state.global_step < total) {
+                r->state.epoch = epoch;
+                r->state.next_batch = b;
+                stopped = 1;
+                break;
+            }
+        }
+        if (got < 0) return kd_last_status();
+        kd_progress_break(&prog);
+        if (stopped) {
+            if ((st = save_last(r, t0, base_seconds)) != KD_OK) return st;
+            if (!c->quiet)
+                fprintf(stderr, "stopped at step %lld (--max-steps); continue with --resume\n", (long long)r->state.global_step);
+            break;
+        }
+        r->state.epoch = epoch + 1;
+        r->state.next_batch = 0;
+        if ((st = evaluate_dev(r, epoch)) != KD_OK) return st;
+        if (r->metrics.accuracy > r->state.best_accuracy) {
+            r->state.best_accuracy = r->metrics.accuracy;
+            r->state.best_epoch = epoch + 1;
+            if ((st = kd_checkpoint_save(r->dir_best, r->student, c->student_vocab, NULL, NULL)) != KD_OK) return st;
+        }
+        if ((st = save_last(r, t0, base_seconds)) != KD_OK) return st;
+        if ((st = kd_svg_chart_write(r->path_chart, "kd: training loss and dev accuracy", &r->state.loss, &r->state.dev)) != KD_OK)
+            return st;
+    }
+
+    res->finished = !stopped;
+    res->steps = r->state.global_step;
+    res->best_accuracy = r->state.best_accuracy;
+    res->best_epoch = r->state.best_epoch;
+    res->train_seconds = base_seconds + (kd_now() - t0);
+    if (r->state.dev.n) res->final_accuracy = r->state.dev.y[r->state.dev.n - 1];
+    res->final_macro_f1 = r->metrics.macro_f1;
+    res->final_macro_recall = r->metrics.macro_recall;
+    if (!stopped) {
+        /* The shipped model: the best epoch's, in the output directory itself. */
+        kd_bert *best = kd_bert_load(r->dir_best, nl, c->seed, NULL);
+        if (!best) return kd_last_status();
+        st = kd_bert_save(best, c->out_dir);
+        if (st == KD_OK && c->student_vocab) st = kd_bert_copy_vocab(c->student_vocab, c->out_dir);
+        kd_bert_free(best);
+        if (st != KD_OK) return st;
+    }
+    return KD_OK;
+}
+
+kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_config *c, kd_train_result *res)
+{
+    memset(res, 0, sizeof *res);
+    kd_status st = check_config(c, d, student);
+    if (st != KD_OK) return st;
+    if ((st = kd_make_dirs(c->out_dir)) != KD_OK) return st;
+    run r;
+    memset(&r, 0, sizeof r);
+    r.c = c;
+    r.d = d;
+    r.student = student;
+    snprintf(r.dir_last, sizeof r.dir_last, "%s/last", c->out_dir);
+    snprintf(r.dir_best, sizeof r.dir_best, "%s/best", c->out_dir);
+    snprintf(r.path_metrics, sizeof r.path_metrics, "%s/metrics.jsonl", c->out_dir);
+    snprintf(r.path_chart, sizeof r.path_chart, "%s/chart.svg", c->out_dir);
+    snprintf(r.path_cache, sizeof r.path_cache, "%s/teacher_logits.bin", c->out_dir);
+    kd_batch_init(&r.sbatch);
+    kd_batch_init(&r.tbatch);
+
+    kd_batcher_opts o = kd_batcher_opts_default();
+    o.batch_size = c->batch_size;
+    o.max_len = c->max_len;
+    o.shuffle = 1;
+    o.seed = c->seed;
+    size_t np;
+    kd_tensor **params = kd_bert_parameters(student, &np);
+    int nl = kd_bert_get_config(student)->num_labels;
+    st = kd_batcher_new(d->train, d->student_tok, &o, &r.sb);
+    if (st == KD_OK && d->teacher && c->alpha > 0.0 && !c->cache_teacher)
+        st = kd_batcher_new(d->train, d->teacher_tok, &o, &r.tb);
+    if (st == KD_OK) r.opt = kd_adamw_new(params, np, &c->adamw);
+    if (st == KD_OK && !r.opt) st = kd_last_status();
+    if (st == KD_OK) st = kd_metrics_init(&r.metrics, nl);
+    if (st == KD_OK) {
+        r.dev_logits = malloc(d->dev->n * (size_t)nl * sizeof(float));
+        if (!r.dev_logits) st = kd_fail(KD_ERR_NOMEM, "train: out of memory for the dev logits");
+    }
+    /* Without a teacher term the cache is not needed. */
+    kd_train_config cc = *c;
+    if (c->alpha == 0.0) cc.cache_teacher = 0;
+    r.c = &cc;
+    if (st == KD_OK) st = train_loop(&r, res);
+    kd_arena_reset();
+    kd_zero_grad(params, np);
+    if (r.jsonl) fclose(r.jsonl);
+    free(r.teacher_logits);
+    free(r.dev_logits);
+    kd_metrics_free(&r.metrics);
+    kd_train_state_free(&r.state);
+    kd_adamw_free(r.opt);
+    kd_batch_free(&r.sbatch);
+    kd_batch_free(&r.tbatch);
+    kd_batcher_free(r.sb);
+    kd_batcher_free(r.tb);
+    return st;
+}

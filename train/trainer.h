@@ -1,0 +1,59 @@
+/* train/trainer.h — the training loop: fine-tuning (no teacher, or alpha = 0) and distillation.
+ *
+ * Per optimizer step: grad_accum micro-batches of the student in training mode (the teacher, when there
+ * is one, in eval mode under no-grad, or its cached logits), the loss of train/loss.h, backward; then
+ * gradient clipping, the NaN/Inf guard, AdamW at the schedule's rate, and the arena reset. After every
+ * epoch: evaluation on dev (accuracy, macro-F1, macro-recall, per class), metrics as JSON lines, the SVG
+ * chart, the `last` checkpoint (with optimizer, schedule position, RNG and data position, for --resume)
+ * and `best` when dev accuracy improved. At the end the best model is also written to the output
+ * directory itself, in Hugging Face's format. */
+#ifndef KD_TRAIN_TRAINER_H
+#define KD_TRAIN_TRAINER_H
+
+#include <stdint.h>
+
+#include "data/readers.h"
+#include "data/wordpiece.h"
+#include "models/bert.h"
+#include "train/adamw.h"
+#include "train/metrics.h"
+
+typedef struct kd_train_config {
+    int epochs, batch_size, eval_batch_size, grad_accum, max_len;
+    double lr, warmup_ratio, max_grad_norm;
+    int64_t warmup_steps;          /* >= 0 overrides warmup_ratio */
+    double alpha, temperature;     /* the loss's weights (train/loss.h) */
+    kd_adamw_config adamw;
+    uint64_t seed;                 /* data order and dropout */
+    int64_t max_steps;             /* > 0: stop after this many optimizer steps (with a `last` checkpoint) */
+    int resume;                    /* continue from out_dir/last */
+    int cache_teacher;             /* teacher logits computed once, kept in out_dir/teacher_logits.bin */
+    int progress_tty;              /* -1: ask isatty(stderr) */
+    int quiet;                     /* no progress or per-epoch prints */
+    int64_t log_every;             /* optimizer steps between metrics lines (0: 10) */
+    const char *out_dir;
+    const char *student_vocab;     /* copied beside every checkpoint */
+} kd_train_config;
+
+/* The seed notebooks' defaults: 3 epochs, batch 16, lr 5e-5, max length 128, T 2, alpha 0.5, warmup
+ * ratio 0.1, clipping at 1.0, weight decay 0.01, seed 42. */
+kd_train_config kd_train_config_default(void);
+
+typedef struct kd_train_data {
+    const kd_dataset *train, *dev;
+    const kd_tokenizer *student_tok;
+    kd_bert *teacher;              /* NULL: fine-tuning */
+    const kd_tokenizer *teacher_tok;
+} kd_train_data;
+
+typedef struct kd_train_result {
+    int finished;                  /* 0 when max_steps stopped the run early */
+    int64_t steps;
+    double best_accuracy, final_accuracy, final_macro_f1, final_macro_recall;
+    int best_epoch;
+    double train_seconds;          /* wall time of training and evaluation, resumed pieces included */
+} kd_train_result;
+
+kd_status kd_train(kd_bert *student, const kd_train_data *data, const kd_train_config *cfg, kd_train_result *res);
+
+#endif

@@ -125,14 +125,17 @@ size_t kd_batcher_num_batches(const kd_batcher *b)
 
 int32_t kd_batcher_example_len(const kd_batcher *b, size_t i) { return i < b->n ? b->len[i] : 0; }
 
-static const kd_batcher *sort_ctx;
+typedef struct len_index {
+    int32_t len;
+    size_t pos;     /* position in the shuffled order: ties keep it, as qsort is not stable */
+    size_t index;
+} len_index;
 
 static int by_len(const void *x, const void *y)
 {
-    size_t a = *(const size_t *)x, c = *(const size_t *)y;
-    int32_t la = sort_ctx->len[a], lc = sort_ctx->len[c];
-    if (la != lc) return la < lc ? -1 : 1;
-    return a < c ? -1 : a > c;   /* ties by index: qsort is not stable */
+    const len_index *a = x, *c = y;
+    if (a->len != c->len) return a->len < c->len ? -1 : 1;
+    return a->pos < c->pos ? -1 : a->pos > c->pos;
 }
 
 void kd_batcher_start_epoch(kd_batcher *b, uint64_t epoch)
@@ -146,11 +149,14 @@ void kd_batcher_start_epoch(kd_batcher *b, uint64_t epoch)
     /* bucketing: sort windows of 50 batches by length so each batch holds similar lengths, then shuffle
      * the order of the full batches (the partial one stays last so drop_last drops it) */
     size_t bs = (size_t)b->o.batch_size, win = bs * 50;
-    sort_ctx = b;
-    for (size_t at = 0; at < b->n; at += win) {
+    len_index *li = malloc((win < b->n ? win : b->n) * sizeof *li);
+    for (size_t at = 0; li && at < b->n; at += win) {
         size_t m = b->n - at < win ? b->n - at : win;
-        qsort(b->order + at, m, sizeof *b->order, by_len);
+        for (size_t k = 0; k < m; k++) li[k] = (len_index){b->len[b->order[at + k]], k, b->order[at + k]};
+        qsort(li, m, sizeof *li, by_len);
+        for (size_t k = 0; k < m; k++) b->order[at + k] = li[k].index;
     }
+    free(li);   /* without memory for it the epoch is only shuffled, not bucketed */
     size_t full = b->n / bs;
     size_t *perm = malloc(full * sizeof *perm), *tmp = malloc(full * bs * sizeof *tmp);
     if (perm && tmp && full > 1) {

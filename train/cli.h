@@ -1,0 +1,82 @@
+/* train/cli.h — what every `kd` subcommand shares: a table-driven flag parser whose every refusal reads
+ * "kd <cmd>: --flag: got X, expected Y" (exit 2), the common flags (--threads, --device), loading data
+ * splits and models with their vocabularies, and the subcommands' entry points. */
+#ifndef KD_TRAIN_CLI_H
+#define KD_TRAIN_CLI_H
+
+#include <stdint.h>
+
+#include "data/readers.h"
+#include "data/wordpiece.h"
+#include "models/bert.h"
+
+/* Exit codes: 0 done, 1 a runtime failure (message from the library), 2 bad usage. */
+enum { KD_EXIT_OK = 0, KD_EXIT_FAIL = 1, KD_EXIT_USAGE = 2 };
+
+typedef enum kd_opt_kind { KD_OPT_STR, KD_OPT_INT, KD_OPT_I64, KD_OPT_DOUBLE, KD_OPT_FLAG } kd_opt_kind;
+
+typedef struct kd_opt {
+    const char *name;        /* "--lr" */
+    kd_opt_kind kind;
+    void *dst;               /* const char **, int *, int64_t *, double *, int * */
+    double lo, hi;           /* numeric range, inclusive (lo_open: lo excluded) */
+    int lo_open;
+    const char *expect;      /* what a good value is, for messages: "a number > 0" */
+    const char *help;        /* one line for --help; NULL: not listed */
+} kd_opt;
+
+/* Parse argv[1..] against opts. Returns -1 when it parsed (go on), else the exit code: 0 after --help
+ * (usage printed), 2 after a bad flag (message printed). `set` (may be NULL) gets 1 per option seen. */
+int kd_cli_parse(const char *cmd, int argc, char **argv, const kd_opt *opts, int nopts, const char *usage,
+                 int *set);
+
+/* --threads and --device: apply them (threads > 0 calls kd_set_threads). Returns -1 or an exit code. */
+int kd_cli_apply_common(const char *cmd, int threads, const char *device);
+/* Print "kd <cmd>: <last library error>" and return 1. */
+int kd_cli_fail(const char *cmd);
+
+/* Training and dev sets from --data (a directory with train.* and dev.*, or a training file) and the
+ * optional --train/--dev files; dev may be NULL when only one is needed (then only `which` = "dev" or
+ * "train" is loaded into *one). Labels: with `known`, names/ids must belong to it. */
+kd_status kd_cli_load_splits(const char *data, const char *train_path, const char *dev_path, const kd_labels *known,
+                             kd_dataset *train, kd_dataset *dev);
+kd_status kd_cli_load_eval_split(const char *data, const kd_labels *known, kd_dataset *out);
+/* A subset of n examples chosen by seed (as datasets' shuffle(seed).select(range(n))); n >= d->n keeps all. */
+kd_status kd_cli_subset(kd_dataset *d, int64_t n, uint64_t seed);
+
+/* The model's labels as a kd_labels (from config id2label). */
+kd_status kd_cli_model_labels(const kd_bert_config *cfg, kd_labels *out);
+/* dir/vocab.txt into buf; KD_ERR_IO naming it when absent. */
+kd_status kd_cli_model_vocab(const char *dir, char *buf, size_t n);
+/* Is spec a preset name (else a directory)? */
+int kd_cli_is_preset(const char *spec);
+/* A model from a preset (vocab_size from the vocabulary, labels from `labels`) or a checkpoint directory
+ * (labels must agree with the checkpoint's head when it has one; a headless one gets a new head). */
+kd_bert *kd_cli_make_model(const char *spec, const kd_vocab *vocab, const kd_labels *labels, uint64_t seed,
+                           const char *cmd);
+/* A copy of m whose config carries `labels` as id2label (same sizes). */
+kd_bert *kd_cli_relabel(kd_bert *m, const kd_labels *labels, uint64_t seed);
+
+/* What `kd compare` and `kd demo` measure of one model on a labelled set. */
+typedef struct kd_model_report {
+    double accuracy, macro_f1;
+    int64_t params;
+    int64_t file_bytes;          /* model.safetensors, -1 when not on disk */
+    double p50_ms, p95_ms;       /* batch 1, tokenization included */
+    double throughput;           /* examples/s at batch 32 */
+} kd_model_report;
+
+/* latency_n examples timed one at a time (after a warm-up), up to 512 at batch 32. dir may be NULL. */
+kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset *d, int max_len, int latency_n,
+                           const char *dir, kd_model_report *r);
+void kd_print_reports(const char *const *names, const kd_model_report *r, int n, const char *const *extra_col,
+                      const char *extra_head, FILE *out);
+
+int kd_cmd_finetune(int argc, char **argv);
+int kd_cmd_distill(int argc, char **argv);
+int kd_cmd_eval(int argc, char **argv);
+int kd_cmd_predict(int argc, char **argv);
+int kd_cmd_compare(int argc, char **argv);
+int kd_cmd_demo(int argc, char **argv);
+
+#endif

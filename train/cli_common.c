@@ -1,0 +1,276 @@
+/* train/cli_common.c — flag parsing, common flags, data and model loading for the `kd` subcommands
+ * (see cli.h). */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine/backend.h"
+#include "train/cli.h"
+
+static const kd_opt *find_opt(const kd_opt *opts, int n, const char *name, size_t len)
+{
+    for (int i = 0; i < n; i++)
+        if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0) return &opts[i];
+    return NULL;
+}
+
+static int bad(const char *cmd, const kd_opt *o, const char *got)
+{
+    fprintf(stderr, "kd %s: %s: got '%s', expected %s\n", cmd, o->name, got, o->expect ? o->expect : "a value");
+    return KD_EXIT_USAGE;
+}
+
+int kd_cli_parse(const char *cmd, int argc, char **argv, const kd_opt *opts, int nopts, const char *usage, int *set)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            fputs("\nFlags:\n", stdout);
+            for (int k = 0; k < nopts; k++)
+                if (opts[k].help) printf("  %-22s %s\n", opts[k].name, opts[k].help);
+            printf("  %-22s %s\n", "--help", "this text");
+            return KD_EXIT_OK;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            fprintf(stderr, "kd %s: got '%s', expected a flag starting with -- (see kd %s --help)\n", cmd, a, cmd);
+            return KD_EXIT_USAGE;
+        }
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        const kd_opt *o = find_opt(opts, nopts, a, len);
+        if (!o) {
+            fprintf(stderr, "kd %s: %.*s: unknown flag (see kd %s --help)\n", cmd, (int)len, a, cmd);
+            return KD_EXIT_USAGE;
+        }
+        if (set) set[o - opts] = 1;
+        if (o->kind == KD_OPT_FLAG) {
+            if (eq) return bad(cmd, o, eq + 1);
+            *(int *)o->dst = 1;
+            continue;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v) {
+            fprintf(stderr, "kd %s: %s: got nothing, expected %s\n", cmd, o->name, o->expect ? o->expect : "a value");
+            return KD_EXIT_USAGE;
+        }
+        if (o->kind == KD_OPT_STR) {
+            if (!*v) return bad(cmd, o, v);
+            *(const char **)o->dst = v;
+            continue;
+        }
+        char *end;
+        errno = 0;
+        double x = o->kind == KD_OPT_DOUBLE ? strtod(v, &end) : (double)strtoll(v, &end, 10);
+        if (errno || end == v || *end || !isfinite(x) || x < o->lo || x > o->hi || (o->lo_open && x == o->lo))
+            return bad(cmd, o, v);
+        if (o->kind == KD_OPT_DOUBLE) *(double *)o->dst = x;
+        else if (o->kind == KD_OPT_INT) *(int *)o->dst = (int)x;
+        else *(int64_t *)o->dst = (int64_t)x;
+    }
+    return -1;
+}
+
+int kd_cli_apply_common(const char *cmd, int threads, const char *device)
+{
+    if (device && strcmp(device, "cpu") != 0) {
+        if (strcmp(device, "cuda") == 0) {
+            fprintf(stderr, "kd %s: --device: got 'cuda', expected 'cpu': the CUDA backend for training is not "
+                            "available yet\n", cmd);
+            return KD_EXIT_USAGE;
+        }
+        fprintf(stderr, "kd %s: --device: got '%s', expected cpu or cuda\n", cmd, device);
+        return KD_EXIT_USAGE;
+    }
+    if (threads > 0 && kd_set_threads(threads) != KD_OK) return kd_cli_fail(cmd);
+    return -1;
+}
+
+int kd_cli_fail(const char *cmd)
+{
+    fprintf(stderr, "kd %s: %s\n", cmd, kd_last_error());
+    return KD_EXIT_FAIL;
+}
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+kd_status kd_cli_load_splits(const char *data, const char *train_path, const char *dev_path, const kd_labels *known,
+                             kd_dataset *train, kd_dataset *dev)
+{
+    kd_status st;
+    memset(train, 0, sizeof *train);
+    memset(dev, 0, sizeof *dev);
+    if (!data && !train_path) return kd_fail(KD_ERR_ARG, "no data: give --data DIR (with train.* and dev.*) or --train FILE");
+    if (train_path) st = kd_dataset_load(train_path, known, train);
+    else if (is_dir(data)) st = kd_dataset_load_split(data, "train", known, train, NULL, 0);
+    else st = kd_dataset_load(data, known, train);
+    if (st != KD_OK) return st;
+    /* The dev set must use the training set's label ids. */
+    const kd_labels *lab = known ? known : &train->labels;
+    if (dev_path) st = kd_dataset_load(dev_path, lab, dev);
+    else if (data && is_dir(data)) st = kd_dataset_load_split(data, "dev", lab, dev, NULL, 0);
+    else st = kd_fail(KD_ERR_ARG, "no dev set: --data %s is a file; give --dev FILE or a directory with train.* and dev.*",
+                      data ? data : train_path);
+    if (st != KD_OK) kd_dataset_free(train);
+    return st;
+}
+
+kd_status kd_cli_load_eval_split(const char *data, const kd_labels *known, kd_dataset *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!data) return kd_fail(KD_ERR_ARG, "no data: give --data FILE or a directory with dev.*");
+    if (is_dir(data)) return kd_dataset_load_split(data, "dev", known, out, NULL, 0);
+    return kd_dataset_load(data, known, out);
+}
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+kd_status kd_cli_subset(kd_dataset *d, int64_t n, uint64_t seed)
+{
+    if (n <= 0 || (size_t)n >= d->n) return KD_OK;
+    size_t *perm = malloc(d->n * sizeof *perm);
+    char *keep = calloc(d->n, 1);
+    if (!perm || !keep) {
+        free(perm);
+        free(keep);
+        return kd_fail(KD_ERR_NOMEM, "subset: out of memory");
+    }
+    for (size_t i = 0; i < d->n; i++) perm[i] = i;
+    uint64_t s = seed ^ 0x5eed5eed5eedull;
+    for (size_t i = d->n; i > 1; i--) {
+        size_t j = (size_t)(splitmix64(&s) % i), t = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = t;
+    }
+    /* Take the first n of the permutation, in that order. */
+    for (size_t i = 0; i < (size_t)n; i++) keep[perm[i]] = 1;
+    char **text = malloc((size_t)n * sizeof *text);
+    size_t *len = malloc((size_t)n * sizeof *len);
+    int32_t *lab = malloc((size_t)n * sizeof *lab);
+    if (!text || !len || !lab) {
+        free(text);
+        free(len);
+        free(lab);
+        free(perm);
+        free(keep);
+        return kd_fail(KD_ERR_NOMEM, "subset: out of memory");
+    }
+    for (size_t i = 0; i < (size_t)n; i++) {
+        text[i] = d->text[perm[i]];
+        len[i] = d->text_len[perm[i]];
+        lab[i] = d->label[perm[i]];
+    }
+    for (size_t i = 0; i < d->n; i++)
+        if (!keep[i]) free(d->text[i]);
+    free(d->text);
+    free(d->text_len);
+    free(d->label);
+    d->text = text;
+    d->text_len = len;
+    d->label = lab;
+    d->n = (size_t)n;
+    free(perm);
+    free(keep);
+    return KD_OK;
+}
+
+kd_status kd_cli_model_labels(const kd_bert_config *cfg, kd_labels *out)
+{
+    const char *names[KD_BERT_MAX_LABELS];
+    for (int i = 0; i < cfg->num_labels; i++) names[i] = cfg->labels[i];
+    return kd_labels_set(out, names, cfg->num_labels);
+}
+
+kd_status kd_cli_model_vocab(const char *dir, char *buf, size_t n)
+{
+    struct stat st;
+    snprintf(buf, n, "%s/vocab.txt", dir);
+    if (stat(buf, &st) != 0) return kd_fail(KD_ERR_IO, "%s: missing (a model directory needs its vocab.txt)", buf);
+    return KD_OK;
+}
+
+int kd_cli_is_preset(const char *spec)
+{
+    for (const char *const *p = kd_bert_preset_names(); *p; p++)
+        if (strcmp(*p, spec) == 0) return 1;
+    return 0;
+}
+
+kd_bert *kd_cli_relabel(kd_bert *m, const kd_labels *labels, uint64_t seed)
+{
+    kd_bert_config cfg = *kd_bert_get_config(m);
+    for (int i = 0; i < labels->n && i < KD_BERT_MAX_LABELS; i++)
+        snprintf(cfg.labels[i], sizeof cfg.labels[i], "%s", labels->names[i]);
+    kd_bert *r = kd_bert_new(&cfg, seed);
+    if (!r) return NULL;
+    size_t n, k;
+    kd_tensor **p = kd_bert_parameters(r, &n), **q = kd_bert_parameters(m, &k);
+    for (size_t i = 0; i < n && i < k; i++)
+        if (kd_copy_into(p[i], q[i]) != KD_OK) {
+            kd_bert_free(r);
+            return NULL;
+        }
+    return r;
+}
+
+kd_bert *kd_cli_make_model(const char *spec, const kd_vocab *vocab, const kd_labels *labels, uint64_t seed,
+                           const char *cmd)
+{
+    if (kd_cli_is_preset(spec)) {
+        kd_bert_config cfg;
+        if (kd_bert_preset(spec, &cfg) != KD_OK) return NULL;
+        cfg.vocab_size = kd_vocab_size(vocab);
+        if (labels->n > KD_BERT_MAX_LABELS) {
+            kd_fail(KD_ERR_ARG, "%d labels, at most %d supported", labels->n, KD_BERT_MAX_LABELS);
+            return NULL;
+        }
+        cfg.num_labels = labels->n;
+        for (int i = 0; i < labels->n; i++) snprintf(cfg.labels[i], sizeof cfg.labels[i], "%s", labels->names[i]);
+        return kd_bert_new(&cfg, seed);
+    }
+    if (!is_dir(spec)) {
+        const char *const *names = kd_bert_preset_names();
+        char list[512] = "";
+        for (; *names; names++) {
+            strncat(list, *names, sizeof list - strlen(list) - 1);
+            if (names[1]) strncat(list, ", ", sizeof list - strlen(list) - 1);
+        }
+        kd_fail(KD_ERR_ARG, "unknown preset or missing directory '%s': expected one of %s, or a model directory", spec,
+                list);
+        return NULL;
+    }
+    int missing = 0;
+    kd_bert *m = kd_bert_load(spec, 0, seed, &missing);
+    if (!m) return NULL;
+    if (!missing) {
+        const kd_bert_config *c = kd_bert_get_config(m);
+        if (c->num_labels != labels->n) {
+            kd_fail(KD_ERR_SHAPE, "label-set mismatch: %s has %d labels, the data %d", spec, c->num_labels, labels->n);
+            kd_bert_free(m);
+            return NULL;
+        }
+        return m;
+    }
+    /* A headless encoder: a new classifier of the data's size. */
+    kd_bert_free(m);
+    m = kd_bert_load(spec, labels->n, seed, NULL);
+    if (!m) return NULL;
+    fprintf(stderr, "kd %s: %s has no classification head: a new one of %d labels is initialised\n", cmd, spec, labels->n);
+    kd_bert *r = kd_cli_relabel(m, labels, seed);
+    kd_bert_free(m);
+    return r;
+}

@@ -1,0 +1,165 @@
+/* train/cli_compare.c — `kd compare`: teacher and student side by side on one labelled set: accuracy,
+ * macro-F1, parameters, file size, latency p50/p95 at batch 1 and throughput at batch 32, and the
+ * student's speed-up. Latency is end to end for one text: tokenization, padding and the forward pass. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "engine/backend.h"
+#include "train/cli.h"
+#include "train/evaluate.h"
+#include "train/progress.h"
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* A view of examples [lo, lo + n) of d (no copies; never freed as a data set). */
+static kd_dataset slice(const kd_dataset *d, size_t lo, size_t n)
+{
+    kd_dataset s = *d;
+    s.text = d->text + lo;
+    s.text_len = d->text_len + lo;
+    s.label = d->label + lo;
+    s.n = n;
+    return s;
+}
+
+kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset *d, int max_len, int latency_n,
+                           const char *dir, kd_model_report *r)
+{
+    memset(r, 0, sizeof *r);
+    int c = kd_bert_get_config(m)->num_labels;
+    float *logits = malloc((d->n ? d->n : 1) * (size_t)c * sizeof *logits);
+    kd_metrics met;
+    kd_status st = logits ? kd_metrics_init(&met, c) : kd_fail(KD_ERR_NOMEM, "compare: out of memory");
+    if (st != KD_OK) {
+        free(logits);
+        return st;
+    }
+    st = kd_model_logits(m, d, tok, max_len, 64, logits);
+    if (st == KD_OK) st = kd_metrics_from_logits(logits, d->label, d->n, c, &met);
+    r->accuracy = met.accuracy;
+    r->macro_f1 = met.macro_f1;
+    kd_metrics_free(&met);
+    r->params = kd_bert_num_parameters(m);
+    r->file_bytes = -1;
+    if (dir) {
+        char p[PATH_MAX + 32];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        if (stat(p, &sb) == 0) r->file_bytes = (int64_t)sb.st_size;
+    }
+    size_t ln = d->n < (size_t)latency_n ? d->n : (size_t)latency_n;
+    double *t = malloc((ln ? ln : 1) * sizeof *t);
+    if (st == KD_OK && !t) st = kd_fail(KD_ERR_NOMEM, "compare: out of memory");
+    for (size_t i = 0; st == KD_OK && i < 3 && i < d->n; i++) {   /* warm-up */
+        kd_dataset one = slice(d, i, 1);
+        st = kd_model_logits(m, &one, tok, max_len, 1, logits);
+    }
+    for (size_t i = 0; st == KD_OK && i < ln; i++) {
+        kd_dataset one = slice(d, i, 1);
+        double t0 = kd_now();
+        st = kd_model_logits(m, &one, tok, max_len, 1, logits);
+        t[i] = (kd_now() - t0) * 1e3;
+    }
+    if (st == KD_OK && ln) {
+        qsort(t, ln, sizeof *t, cmp_double);
+        r->p50_ms = t[ln / 2];
+        r->p95_ms = t[(size_t)((double)(ln - 1) * 0.95 + 0.5)];
+    }
+    free(t);
+    size_t tn = d->n < 512 ? d->n : 512;
+    if (st == KD_OK && tn) {
+        kd_dataset part = slice(d, 0, tn);
+        double t0 = kd_now();
+        st = kd_model_logits(m, &part, tok, max_len, 32, logits);
+        r->throughput = (double)tn / (kd_now() - t0);
+    }
+    free(logits);
+    return st;
+}
+
+void kd_print_reports(const char *const *names, const kd_model_report *r, int n, const char *const *extra_col,
+                      const char *extra_head, FILE *out)
+{
+    fprintf(out, "%-22s %9s %9s %11s %10s %9s %9s %12s", "model", "accuracy", "macro-F1", "parameters", "file MB",
+            "p50 ms", "p95 ms", "examples/s");
+    if (extra_head) fprintf(out, " %s", extra_head);
+    fputc('\n', out);
+    for (int i = 0; i < n; i++) {
+        char mb[32];
+        if (r[i].file_bytes >= 0) snprintf(mb, sizeof mb, "%.1f", (double)r[i].file_bytes / 1e6);
+        else snprintf(mb, sizeof mb, "-");
+        fprintf(out, "%-22s %9.4f %9.4f %11lld %10s %9.2f %9.2f %12.1f", names[i], r[i].accuracy, r[i].macro_f1,
+                (long long)r[i].params, mb, r[i].p50_ms, r[i].p95_ms, r[i].throughput);
+        if (extra_col) fprintf(out, " %s", extra_col[i]);
+        fputc('\n', out);
+    }
+}
+
+int kd_cmd_compare(int argc, char **argv)
+{
+    const char *cmd = "compare", *tdir = NULL, *sdir = NULL, *data = NULL, *device = NULL;
+    int threads = 0, max_len = 128, latency_n = 200;
+    kd_opt opts[] = {
+        { "--teacher", KD_OPT_STR, &tdir, 0, 0, 0, "a model directory", "DIR: the teacher" },
+        { "--student", KD_OPT_STR, &sdir, 0, 0, 0, "a model directory", "DIR: the student" },
+        { "--data", KD_OPT_STR, &data, 0, 0, 0, "a labelled file or a directory with dev.*", "FILE|DIR: labelled set (a DIR: its dev split)" },
+        { "--max-len", KD_OPT_INT, &max_len, 2, 512, 0, "a whole number from 2 to 512", "tokens per text (128)" },
+        { "--latency-samples", KD_OPT_INT, &latency_n, 1, 1000000, 0, "a whole number >= 1", "texts timed one by one (200)" },
+        { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },
+        { "--device", KD_OPT_STR, &device, 0, 0, 0, "cpu or cuda", "cpu | cuda (cpu)" },
+    };
+    int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
+                          "usage: kd compare --teacher DIR --student DIR --data PATH\n\n"
+                          "Accuracy, parameters, file size, latency p50/p95 at batch 1 (tokenization included),\n"
+                          "throughput at batch 32 and the student's speed-up over the teacher.\n", NULL);
+    if (rc >= 0) return rc;
+    if ((rc = kd_cli_apply_common(cmd, threads, device)) >= 0) return rc;
+    if (!tdir || !sdir || !data) {
+        fprintf(stderr, "kd %s: %s: got nothing, expected %s\n", cmd, !tdir ? "--teacher" : !sdir ? "--student" : "--data",
+                data || !tdir || !sdir ? "a model directory" : "a labelled file or directory");
+        return KD_EXIT_USAGE;
+    }
+    const char *dirs[2] = { tdir, sdir };
+    kd_bert *m[2] = { NULL, NULL };
+    kd_tokenizer *tok[2] = { NULL, NULL };
+    kd_labels lab[2] = { { 0 }, { 0 } };
+    kd_dataset d = { 0 };
+    kd_model_report r[2];
+    rc = -1;
+    for (int i = 0; i < 2 && rc < 0; i++) {
+        char vocab[PATH_MAX];
+        if (kd_cli_model_vocab(dirs[i], vocab, sizeof vocab) != KD_OK || !(m[i] = kd_bert_load(dirs[i], 0, 1, NULL)) ||
+            kd_cli_model_labels(kd_bert_get_config(m[i]), &lab[i]) != KD_OK || kd_tokenizer_load(vocab, 1, &tok[i]) != KD_OK)
+            rc = kd_cli_fail(cmd);
+    }
+    if (rc < 0 && lab[0].n != lab[1].n) {
+        fprintf(stderr, "kd %s: label-set mismatch: the teacher has %d labels, the student %d\n", cmd, lab[0].n, lab[1].n);
+        rc = KD_EXIT_FAIL;
+    }
+    if (rc < 0 && kd_cli_load_eval_split(data, &lab[0], &d) != KD_OK) rc = kd_cli_fail(cmd);
+    for (int i = 0; i < 2 && rc < 0; i++)
+        if (kd_measure_model(m[i], tok[i], &d, max_len, latency_n, dirs[i], &r[i]) != KD_OK) rc = kd_cli_fail(cmd);
+    if (rc < 0) {
+        const char *names[2] = { "teacher", "student" };
+        printf("on %s (%zu examples), %d thread(s)\n", data, d.n, kd_threads());
+        kd_print_reports(names, r, 2, NULL, NULL, stdout);
+        printf("student: %.1f%% of the teacher's accuracy, %.2fx fewer parameters, %.2fx faster at batch 1 (p50), "
+               "%.2fx the throughput at batch 32\n", 100.0 * r[1].accuracy / (r[0].accuracy > 0 ? r[0].accuracy : 1),
+               (double)r[0].params / (double)r[1].params, r[0].p50_ms / r[1].p50_ms, r[1].throughput / r[0].throughput);
+        rc = KD_EXIT_OK;
+    }
+    kd_dataset_free(&d);
+    for (int i = 0; i < 2; i++) {
+        kd_bert_free(m[i]);
+        kd_tokenizer_free(tok[i]);
+        kd_labels_free(&lab[i]);
+    }
+    return rc;
+}

@@ -1,0 +1,178 @@
+/* train/cli_eval.c — `kd eval` (accuracy, macro-F1, macro-recall and the per-class table of a model on a
+ * labelled set) and `kd predict` (stdin lines to one JSON object per line). */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/json.h"
+#include "train/cli.h"
+#include "train/evaluate.h"
+
+/* Model, labels and tokenizer of a model directory. */
+static int open_model(const char *cmd, const char *dir, uint64_t seed, kd_bert **m, kd_labels *labels, kd_tokenizer **tok)
+{
+    char vocab[PATH_MAX];
+    *m = NULL;
+    *tok = NULL;
+    memset(labels, 0, sizeof *labels);
+    if (kd_cli_model_vocab(dir, vocab, sizeof vocab) != KD_OK || !(*m = kd_bert_load(dir, 0, seed, NULL)) ||
+        kd_cli_model_labels(kd_bert_get_config(*m), labels) != KD_OK || kd_tokenizer_load(vocab, 1, tok) != KD_OK) {
+        int rc = kd_cli_fail(cmd);
+        kd_bert_free(*m);
+        *m = NULL;
+        kd_labels_free(labels);
+        return rc;
+    }
+    return -1;
+}
+
+int kd_cmd_eval(int argc, char **argv)
+{
+    const char *cmd = "eval", *model = NULL, *data = NULL, *device = NULL;
+    int threads = 0, batch = 64, max_len = 128;
+    kd_opt opts[] = {
+        { "--model", KD_OPT_STR, &model, 0, 0, 0, "a model directory", "DIR: config.json, model.safetensors, vocab.txt" },
+        { "--data", KD_OPT_STR, &data, 0, 0, 0, "a labelled file or a directory with dev.*", "FILE|DIR: labelled set (a DIR: its dev split)" },
+        { "--batch-size", KD_OPT_INT, &batch, 1, 65536, 0, "a whole number >= 1", "N (64)" },
+        { "--max-len", KD_OPT_INT, &max_len, 2, 512, 0, "a whole number from 2 to 512", "tokens per text (128)" },
+        { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },
+        { "--device", KD_OPT_STR, &device, 0, 0, 0, "cpu or cuda", "cpu | cuda (cpu)" },
+    };
+    int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
+                          "usage: kd eval --model DIR --data PATH\n\n"
+                          "Accuracy, macro-F1, macro-recall and the per-class table of a model on a labelled set.\n", NULL);
+    if (rc >= 0) return rc;
+    if ((rc = kd_cli_apply_common(cmd, threads, device)) >= 0) return rc;
+    if (!model || !data) {
+        fprintf(stderr, "kd %s: %s: got nothing, expected %s\n", cmd, model ? "--data" : "--model",
+                model ? "a labelled file or directory" : "a model directory");
+        return KD_EXIT_USAGE;
+    }
+    kd_bert *m;
+    kd_labels labels;
+    kd_tokenizer *tok;
+    if ((rc = open_model(cmd, model, 1, &m, &labels, &tok)) >= 0) return rc;
+    kd_dataset d;
+    kd_metrics met = { 0 };
+    float *logits = NULL;
+    rc = KD_EXIT_OK;
+    if (kd_cli_load_eval_split(data, &labels, &d) != KD_OK) {
+        fprintf(stderr, "kd %s: %s%s\n", cmd, strstr(kd_last_error(), "label") ? "label-set mismatch: " : "", kd_last_error());
+        rc = KD_EXIT_FAIL;
+    } else {
+        logits = malloc((d.n ? d.n : 1) * (size_t)labels.n * sizeof *logits);
+        if (!logits || kd_metrics_init(&met, labels.n) != KD_OK ||
+            kd_model_logits(m, &d, tok, max_len, batch, logits) != KD_OK ||
+            kd_metrics_from_logits(logits, d.label, d.n, labels.n, &met) != KD_OK)
+            rc = kd_cli_fail(cmd);
+        else {
+            printf("%s on %s (%zu examples)\n", model, data, d.n);
+            kd_metrics_print(&met, (const char *const *)labels.names, stdout);
+        }
+        kd_dataset_free(&d);
+    }
+    free(logits);
+    kd_metrics_free(&met);
+    kd_bert_free(m);
+    kd_labels_free(&labels);
+    kd_tokenizer_free(tok);
+    return rc;
+}
+
+int kd_cmd_predict(int argc, char **argv)
+{
+    const char *cmd = "predict", *model = NULL, *device = NULL;
+    int threads = 0, batch = 32, max_len = 128, with_logits = 0;
+    kd_opt opts[] = {
+        { "--model", KD_OPT_STR, &model, 0, 0, 0, "a model directory", "DIR: config.json, model.safetensors, vocab.txt" },
+        { "--logits", KD_OPT_FLAG, &with_logits, 0, 0, 0, NULL, "also print the raw logits" },
+        { "--batch-size", KD_OPT_INT, &batch, 1, 65536, 0, "a whole number >= 1", "lines per forward pass (32)" },
+        { "--max-len", KD_OPT_INT, &max_len, 2, 512, 0, "a whole number from 2 to 512", "tokens per text (128)" },
+        { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },
+        { "--device", KD_OPT_STR, &device, 0, 0, 0, "cpu or cuda", "cpu | cuda (cpu)" },
+    };
+    int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
+                          "usage: kd predict --model DIR [--logits] < lines\n\n"
+                          "Classifies each line of stdin; prints one JSON object per line:\n"
+                          "{\"label\": NAME, \"probabilities\": {NAME: p, ...}[, \"logits\": [...]]}\n", NULL);
+    if (rc >= 0) return rc;
+    if ((rc = kd_cli_apply_common(cmd, threads, device)) >= 0) return rc;
+    if (!model) {
+        fprintf(stderr, "kd %s: --model: got nothing, expected a model directory\n", cmd);
+        return KD_EXIT_USAGE;
+    }
+    kd_bert *m;
+    kd_labels labels;
+    kd_tokenizer *tok;
+    if ((rc = open_model(cmd, model, 1, &m, &labels, &tok)) >= 0) return rc;
+    int c = labels.n;
+    /* Lines are read and answered `batch` at a time, so output streams. */
+    kd_dataset d = { 0 };
+    d.text = calloc((size_t)batch, sizeof *d.text);
+    d.text_len = calloc((size_t)batch, sizeof *d.text_len);
+    d.label = calloc((size_t)batch, sizeof *d.label);
+    float *logits = malloc((size_t)batch * (size_t)c * sizeof *logits);
+    double *probs = malloc((size_t)batch * (size_t)c * sizeof *probs);
+    rc = (!d.text || !d.text_len || !d.label || !logits || !probs) ? KD_EXIT_FAIL : KD_EXIT_OK;
+    char *line = NULL;
+    size_t cap = 0;
+    int eof = 0;
+    while (rc == KD_EXIT_OK && !eof) {
+        d.n = 0;
+        ssize_t got;
+        while (d.n < (size_t)batch && (got = getline(&line, &cap, stdin)) >= 0) {
+            while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
+            d.text[d.n] = strdup(line);
+            d.text_len[d.n] = (size_t)got;
+            if (!d.text[d.n]) break;
+            d.n++;
+        }
+        if (d.n < (size_t)batch) eof = 1;
+        if (d.n == 0) break;
+        if (kd_model_logits(m, &d, tok, max_len, batch, logits) != KD_OK) {
+            rc = kd_cli_fail(cmd);
+        } else {
+            kd_softmax_rows(logits, d.n, c, probs);
+            for (size_t i = 0; i < d.n; i++) {
+                int best = 0;
+                for (int j = 1; j < c; j++)
+                    if (probs[i * (size_t)c + (size_t)j] > probs[i * (size_t)c + (size_t)best]) best = j;
+                kd_jw w;
+                kd_jw_init(&w, 0);
+                kd_jw_object_begin(&w);
+                kd_jw_key(&w, "label");
+                kd_jw_string(&w, labels.names[best]);
+                kd_jw_key(&w, "probabilities");
+                kd_jw_object_begin(&w);
+                for (int j = 0; j < c; j++) {
+                    kd_jw_key(&w, labels.names[j]);
+                    kd_jw_number(&w, probs[i * (size_t)c + (size_t)j]);
+                }
+                kd_jw_object_end(&w);
+                if (with_logits) {
+                    kd_jw_key(&w, "logits");
+                    kd_jw_array_begin(&w);
+                    for (int j = 0; j < c; j++) kd_jw_number(&w, logits[i * (size_t)c + (size_t)j]);
+                    kd_jw_array_end(&w);
+                }
+                kd_jw_object_end(&w);
+                if (kd_jw_text(&w)) printf("%s\n", kd_jw_text(&w));
+                kd_jw_free(&w);
+            }
+            fflush(stdout);
+        }
+        for (size_t i = 0; i < d.n; i++) free(d.text[i]);
+    }
+    if (rc == KD_EXIT_FAIL && !logits) fprintf(stderr, "kd %s: out of memory\n", cmd);
+    free(line);
+    free(d.text);
+    free(d.text_len);
+    free(d.label);
+    free(logits);
+    free(probs);
+    kd_bert_free(m);
+    kd_labels_free(&labels);
+    kd_tokenizer_free(tok);
+    return rc;
+}

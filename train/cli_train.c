@@ -1,0 +1,280 @@
+/* train/cli_train.c — `kd finetune` and `kd distill`: flags to a kd_train_config, data and models loaded
+ * and checked (labels, vocabularies), then train/trainer.c. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/cli.h"
+#include "train/trainer.h"
+
+typedef struct train_flags {
+    kd_train_config c;
+    const char *data, *train, *dev, *out, *device, *vocab;
+    const char *model, *teacher, *student;
+    int threads, resume, quiet, init_from_teacher, student_layers, cache_teacher;
+    int64_t train_samples, seed;
+    double weight_decay;
+} train_flags;
+
+#define COMMON_TRAIN_OPTS(f)                                                                                        \
+    { "--data", KD_OPT_STR, &f.data, 0, 0, 0, "a data directory (train.* and dev.*) or a training file",             \
+      "DIR|FILE: train.*/dev.* (tsv, csv, jsonl, TweetEval) or a training file" },                                   \
+    { "--train", KD_OPT_STR, &f.train, 0, 0, 0, "a training file", "FILE: training set (instead of --data)" },        \
+    { "--dev", KD_OPT_STR, &f.dev, 0, 0, 0, "a dev file", "FILE: dev set, evaluated after each epoch" },             \
+    { "--out", KD_OPT_STR, &f.out, 0, 0, 0, "an output directory", "DIR: checkpoints (last/, best/), metrics.jsonl, chart.svg, final model" }, \
+    { "--epochs", KD_OPT_INT, &f.c.epochs, 1, 100000, 0, "a whole number >= 1", "N (3)" },                           \
+    { "--lr", KD_OPT_DOUBLE, &f.c.lr, 0, 1, 1, "a number in (0, 1]", "peak learning rate (5e-5)" },                 \
+    { "--batch-size", KD_OPT_INT, &f.c.batch_size, 1, 65536, 0, "a whole number >= 1", "N (16)" },                  \
+    { "--eval-batch-size", KD_OPT_INT, &f.c.eval_batch_size, 1, 65536, 0, "a whole number >= 1", "N (64)" },        \
+    { "--max-len", KD_OPT_INT, &f.c.max_len, 2, 512, 0, "a whole number from 2 to 512", "tokens per text, [CLS]/[SEP] included (128)" }, \
+    { "--seed", KD_OPT_I64, &f.seed, 0, 9e15, 0, "a whole number >= 0", "data order, subset, dropout, init (42)" }, \
+    { "--warmup-ratio", KD_OPT_DOUBLE, &f.c.warmup_ratio, 0, 1, 0, "a number in [0, 1]", "share of steps warming up linearly (0.1)" }, \
+    { "--warmup-steps", KD_OPT_I64, &f.c.warmup_steps, 0, 1e12, 0, "a whole number >= 0", "warmup in steps (overrides the ratio)" }, \
+    { "--weight-decay", KD_OPT_DOUBLE, &f.weight_decay, 0, 1, 0, "a number in [0, 1]", "AdamW decoupled decay, not on biases/LayerNorm (0.01)" }, \
+    { "--max-grad-norm", KD_OPT_DOUBLE, &f.c.max_grad_norm, 0, 1e9, 0, "a number >= 0", "clip the global gradient norm; 0 = off (1.0)" }, \
+    { "--grad-accum", KD_OPT_INT, &f.c.grad_accum, 1, 65536, 0, "a whole number >= 1", "micro-batches per optimizer step (1)" }, \
+    { "--train-samples", KD_OPT_I64, &f.train_samples, 1, 1e12, 0, "a whole number >= 1", "train on a seeded random subset of N examples" }, \
+    { "--max-steps", KD_OPT_I64, &f.c.max_steps, 1, 1e12, 0, "a whole number >= 1", "stop after N optimizer steps (resumable)" }, \
+    { "--resume", KD_OPT_FLAG, &f.resume, 0, 0, 0, NULL, "continue from OUT/last (same flags)" },                   \
+    { "--log-every", KD_OPT_I64, &f.c.log_every, 1, 1e12, 0, "a whole number >= 1", "optimizer steps per metrics line (10)" }, \
+    { "--quiet", KD_OPT_FLAG, &f.quiet, 0, 0, 0, NULL, "no progress output" },                                     \
+    { "--threads", KD_OPT_INT, &f.threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },      \
+    { "--device", KD_OPT_STR, &f.device, 0, 0, 0, "cpu or cuda", "cpu | cuda (cpu)" }
+
+static void flags_init(train_flags *f)
+{
+    memset(f, 0, sizeof *f);
+    f->c = kd_train_config_default();
+    f->seed = 42;
+    f->weight_decay = f->c.adamw.weight_decay;
+}
+
+static void print_result(const char *what, const kd_train_result *r, const char *out)
+{
+    if (!r->finished) {
+        printf("%s: stopped at step %lld; run again with --resume to continue\n", what, (long long)r->steps);
+        return;
+    }
+    printf("%s: %lld steps in %.1f s; dev accuracy %.4f (last epoch), best %.4f at epoch %d; model in %s\n", what,
+           (long long)r->steps, r->train_seconds, r->final_accuracy, r->best_accuracy, r->best_epoch, out);
+}
+
+/* Load the data with the labels `known` (or the data's own), tokenizer from vocab_path, subset. */
+static int load_data(const char *cmd, train_flags *f, const kd_labels *known, kd_dataset *train, kd_dataset *dev)
+{
+    kd_status st = kd_cli_load_splits(f->data, f->train, f->dev, known, train, dev);
+    if (st != KD_OK) {
+        if (known && (st == KD_ERR_FORMAT || st == KD_ERR_ARG) && strstr(kd_last_error(), "label"))
+            fprintf(stderr, "kd %s: label-set mismatch: %s\n", cmd, kd_last_error());
+        else
+            fprintf(stderr, "kd %s: %s\n", cmd, kd_last_error());
+        return KD_EXIT_FAIL;
+    }
+    if (kd_cli_subset(train, f->train_samples, (uint64_t)f->seed) != KD_OK) return kd_cli_fail(cmd);
+    return -1;
+}
+
+static int check_common(const char *cmd, train_flags *f)
+{
+    int rc = kd_cli_apply_common(cmd, f->threads, f->device);
+    if (rc >= 0) return rc;
+    if (!f->out) {
+        fprintf(stderr, "kd %s: --out: got nothing, expected an output directory\n", cmd);
+        return KD_EXIT_USAGE;
+    }
+    if (!f->data && !f->train) {
+        fprintf(stderr, "kd %s: --data: got nothing, expected a data directory or a training file\n", cmd);
+        return KD_EXIT_USAGE;
+    }
+    f->c.seed = (uint64_t)f->seed;
+    f->c.adamw.weight_decay = f->weight_decay;
+    f->c.resume = f->resume;
+    f->c.quiet = f->quiet;
+    f->c.out_dir = f->out;
+    return -1;
+}
+
+int kd_cmd_finetune(int argc, char **argv)
+{
+    const char *cmd = "finetune";
+    train_flags f;
+    flags_init(&f);
+    f.c.alpha = 0.0;
+    kd_opt opts[] = {
+        { "--model", KD_OPT_STR, &f.model, 0, 0, 0, "a preset name or a model directory", "PRESET|DIR: model to train" },
+        { "--vocab", KD_OPT_STR, &f.vocab, 0, 0, 0, "a vocab.txt file", "FILE: vocabulary for a preset (a DIR uses its own)" },
+        COMMON_TRAIN_OPTS(f),
+    };
+    int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
+                          "usage: kd finetune --model PRESET|DIR --data PATH --out DIR [flags]\n\n"
+                          "Trains a classifier on labelled text with cross-entropy (no teacher), evaluating on the dev\n"
+                          "set after every epoch. Writes OUT/last (resumable), OUT/best and the best model into OUT.\n",
+                          NULL);
+    if (rc >= 0) return rc;
+    if (!f.model) {
+        fprintf(stderr, "kd %s: --model: got nothing, expected a preset name or a model directory\n", cmd);
+        return KD_EXIT_USAGE;
+    }
+    if ((rc = check_common(cmd, &f)) >= 0) return rc;
+    char vocab_path[PATH_MAX];
+    int preset = kd_cli_is_preset(f.model);
+    if (preset) {
+        if (!f.vocab) {
+            fprintf(stderr, "kd %s: --vocab: got nothing, expected a vocab.txt for preset %s\n", cmd, f.model);
+            return KD_EXIT_USAGE;
+        }
+        snprintf(vocab_path, sizeof vocab_path, "%s", f.vocab);
+    } else if (kd_cli_model_vocab(f.model, vocab_path, sizeof vocab_path) != KD_OK) {
+        return kd_cli_fail(cmd);
+    }
+    /* A checkpoint with a head fixes the label set; otherwise the data does. */
+    kd_bert_config mcfg;
+    kd_labels known = { 0 };
+    int have_known = 0;
+    if (!preset) {
+        char cpath[PATH_MAX + 16];
+        snprintf(cpath, sizeof cpath, "%s/config.json", f.model);
+        if (kd_bert_config_load(cpath, &mcfg) != KD_OK) return kd_cli_fail(cmd);
+    }
+    kd_dataset train, dev;
+    if ((rc = load_data(cmd, &f, have_known ? &known : NULL, &train, &dev)) >= 0) return rc;
+    kd_tokenizer *tok = NULL;
+    kd_bert *m = NULL;
+    kd_train_result res;
+    rc = KD_EXIT_OK;
+    if (kd_tokenizer_load(vocab_path, 1, &tok) != KD_OK || !(m = kd_cli_make_model(f.model, tok->vocab, &train.labels, f.c.seed, cmd)))
+        rc = kd_cli_fail(cmd);
+    if (rc == KD_EXIT_OK) {
+        f.c.student_vocab = vocab_path;
+        kd_train_data d = { .train = &train, .dev = &dev, .student_tok = tok };
+        if (kd_train(m, &d, &f.c, &res) != KD_OK) rc = kd_cli_fail(cmd);
+        else print_result("finetune", &res, f.out);
+    }
+    kd_bert_free(m);
+    kd_tokenizer_free(tok);
+    kd_dataset_free(&train);
+    kd_dataset_free(&dev);
+    kd_labels_free(&known);
+    return rc;
+}
+
+int kd_cmd_distill(int argc, char **argv)
+{
+    const char *cmd = "distill";
+    train_flags f;
+    flags_init(&f);
+    kd_opt opts[] = {
+        { "--teacher", KD_OPT_STR, &f.teacher, 0, 0, 0, "a fine-tuned model directory", "DIR: the frozen teacher (fine-tuned)" },
+        { "--student", KD_OPT_STR, &f.student, 0, 0, 0, "a preset name or a model directory",
+          "PRESET|DIR: the student (default with --init-from-teacher: the teacher's shape)" },
+        { "--temperature", KD_OPT_DOUBLE, &f.c.temperature, 0, 1e6, 1, "a number > 0", "T: softens both distributions (2)" },
+        { "--alpha", KD_OPT_DOUBLE, &f.c.alpha, 0, 1, 0, "a number in [0, 1]",
+          "weight of the soft term: L = alpha T^2 KL(p_T||q_S) + (1-alpha) CE (0.5)" },
+        { "--init-from-teacher", KD_OPT_FLAG, &f.init_from_teacher, 0, 0, 0, NULL,
+          "copy embeddings and every k-th layer of the teacher (DistilBERT-style)" },
+        { "--student-layers", KD_OPT_INT, &f.student_layers, 1, 1000, 0, "a whole number >= 1", "N: layers of the student (overrides its config)" },
+        { "--cache-teacher", KD_OPT_FLAG, &f.cache_teacher, 0, 0, 0, NULL, "compute the teacher's logits once (OUT/teacher_logits.bin)" },
+        { "--vocab", KD_OPT_STR, &f.vocab, 0, 0, 0, "a vocab.txt file", "FILE: student vocabulary for a preset (default: the teacher's)" },
+        COMMON_TRAIN_OPTS(f),
+    };
+    int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
+                          "usage: kd distill --teacher DIR --student PRESET|DIR --data PATH --out DIR\n"
+                          "                  [--temperature 2] [--alpha 0.5] [--init-from-teacher] [flags]\n\n"
+                          "Trains the student on L = alpha * T^2 * KL(softmax(z_T/T) || softmax(z_S/T)) + (1 - alpha) * CE(z_S, y)\n"
+                          "(KL with batchmean reduction). alpha weights the teacher's soft targets: alpha = 0 is plain\n"
+                          "fine-tuning, 1 pure distillation; T^2 keeps the soft gradients on the scale of the hard ones.\n"
+                          "The teacher runs frozen in eval mode; teacher and student may use different vocabularies\n"
+                          "but must share the label set.\n",
+                          NULL);
+    if (rc >= 0) return rc;
+    if (!f.teacher) {
+        fprintf(stderr, "kd %s: --teacher: got nothing, expected a fine-tuned model directory\n", cmd);
+        return KD_EXIT_USAGE;
+    }
+    if (!f.student && !f.init_from_teacher) {
+        fprintf(stderr, "kd %s: --student: got nothing, expected a preset name or a model directory\n", cmd);
+        return KD_EXIT_USAGE;
+    }
+    if (f.student && !kd_cli_is_preset(f.student)) {
+        FILE *probe = NULL;
+        char p[PATH_MAX + 16];
+        snprintf(p, sizeof p, "%s/config.json", f.student);
+        if (!(probe = fopen(p, "r"))) {
+            fprintf(stderr, "kd %s: --student: got '%s', expected a preset name (", cmd, f.student);
+            for (const char *const *n = kd_bert_preset_names(); *n; n++) fprintf(stderr, "%s%s", *n, n[1] ? ", " : "");
+            fprintf(stderr, ") or a model directory\n");
+            return KD_EXIT_USAGE;
+        }
+        fclose(probe);
+    }
+    f.c.cache_teacher = f.cache_teacher;
+    if ((rc = check_common(cmd, &f)) >= 0) return rc;
+
+    char tvocab[PATH_MAX], svocab[PATH_MAX];
+    if (kd_cli_model_vocab(f.teacher, tvocab, sizeof tvocab) != KD_OK) return kd_cli_fail(cmd);
+    kd_bert *teacher = kd_bert_load(f.teacher, 0, f.c.seed, NULL);
+    if (!teacher) return kd_cli_fail(cmd);
+    kd_labels tl = { 0 };
+    kd_dataset train = { 0 }, dev = { 0 };
+    kd_tokenizer *ttok = NULL, *stok = NULL;
+    kd_bert *student = NULL;
+    kd_status st = kd_cli_model_labels(kd_bert_get_config(teacher), &tl);
+    rc = st != KD_OK ? kd_cli_fail(cmd) : -1;
+    if (rc < 0) rc = load_data(cmd, &f, &tl, &train, &dev);
+    if (rc < 0) {
+        if (f.student && !kd_cli_is_preset(f.student)) kd_cli_model_vocab(f.student, svocab, sizeof svocab);
+        else snprintf(svocab, sizeof svocab, "%s", f.vocab ? f.vocab : tvocab);
+        if (kd_tokenizer_load(tvocab, 1, &ttok) != KD_OK || kd_tokenizer_load(svocab, 1, &stok) != KD_OK)
+            rc = kd_cli_fail(cmd);
+    }
+    if (rc < 0) {
+        kd_bert_config scfg = *kd_bert_get_config(teacher);
+        if (f.student && kd_cli_is_preset(f.student)) {
+            kd_bert_preset(f.student, &scfg);
+            scfg.vocab_size = kd_vocab_size(stok->vocab);
+            scfg.num_labels = tl.n;
+            for (int i = 0; i < tl.n; i++) snprintf(scfg.labels[i], sizeof scfg.labels[i], "%s", tl.names[i]);
+        } else if (f.student) {
+            char cpath[PATH_MAX + 16];
+            snprintf(cpath, sizeof cpath, "%s/config.json", f.student);
+            if (kd_bert_config_load(cpath, &scfg) != KD_OK) rc = kd_cli_fail(cmd);
+        }
+        if (f.student_layers > 0) scfg.num_layers = f.student_layers;
+        if (rc < 0 && f.init_from_teacher) {
+            if (strcmp(svocab, tvocab) != 0 && kd_vocab_size(stok->vocab) != kd_vocab_size(ttok->vocab)) {
+                fprintf(stderr, "kd %s: --init-from-teacher: the student's vocabulary (%s) differs from the teacher's "
+                                "(%s); initialising from the teacher needs the same vocabulary\n", cmd, svocab, tvocab);
+                rc = KD_EXIT_USAGE;
+            } else {
+                scfg.vocab_size = kd_bert_get_config(teacher)->vocab_size;
+                student = kd_bert_from_teacher(teacher, &scfg, NULL, f.c.seed);
+                if (!student) rc = kd_cli_fail(cmd);
+            }
+        } else if (rc < 0 && f.student && kd_cli_is_preset(f.student)) {
+            student = kd_bert_new(&scfg, f.c.seed);
+            if (!student) rc = kd_cli_fail(cmd);
+        } else if (rc < 0) {
+            student = kd_cli_make_model(f.student, stok->vocab, &tl, f.c.seed, cmd);
+            if (!student) rc = kd_cli_fail(cmd);
+        }
+    }
+    if (rc < 0) {
+        f.c.student_vocab = svocab;
+        kd_train_data d = { .train = &train, .dev = &dev, .student_tok = stok, .teacher = teacher, .teacher_tok = ttok };
+        kd_train_result res;
+        if (kd_train(student, &d, &f.c, &res) != KD_OK) rc = kd_cli_fail(cmd);
+        else {
+            print_result("distill", &res, f.out);
+            rc = KD_EXIT_OK;
+        }
+    }
+    kd_bert_free(student);
+    kd_bert_free(teacher);
+    kd_tokenizer_free(ttok);
+    kd_tokenizer_free(stok);
+    kd_dataset_free(&train);
+    kd_dataset_free(&dev);
+    kd_labels_free(&tl);
+    return rc;
+}

@@ -210,6 +210,18 @@ int kd_cli_is_preset(const char *spec)
     return 0;
 }
 
+int kd_cli_check_model_arg(const char *cmd, const char *flag, const char *spec)
+{
+    char p[PATH_MAX + 16];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/config.json", spec);
+    if (kd_cli_is_preset(spec) || stat(p, &st) == 0) return -1;
+    fprintf(stderr, "kd %s: %s: got '%s', expected a preset name (", cmd, flag, spec);
+    for (const char *const *n = kd_bert_preset_names(); *n; n++) fprintf(stderr, "%s%s", *n, n[1] ? ", " : "");
+    fprintf(stderr, ") or a model directory with config.json (unknown preset or missing directory)\n");
+    return KD_EXIT_USAGE;
+}
+
 kd_bert *kd_cli_relabel(kd_bert *m, const kd_labels *labels, uint64_t seed)
 {
     kd_bert_config cfg = *kd_bert_get_config(m);

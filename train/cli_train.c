@@ -116,6 +116,7 @@ int kd_cmd_finetune(int argc, char **argv)
         fprintf(stderr, "kd %s: --model: got nothing, expected a preset name or a model directory\n", cmd);
         return KD_EXIT_USAGE;
     }
+    if ((rc = kd_cli_check_model_arg(cmd, "--model", f.model)) >= 0) return rc;
     if ((rc = check_common(cmd, &f)) >= 0) return rc;
     char vocab_path[PATH_MAX];
     int preset = kd_cli_is_preset(f.model);
@@ -128,17 +129,9 @@ int kd_cmd_finetune(int argc, char **argv)
     } else if (kd_cli_model_vocab(f.model, vocab_path, sizeof vocab_path) != KD_OK) {
         return kd_cli_fail(cmd);
     }
-    /* A checkpoint with a head fixes the label set; otherwise the data does. */
-    kd_bert_config mcfg;
-    kd_labels known = { 0 };
-    int have_known = 0;
-    if (!preset) {
-        char cpath[PATH_MAX + 16];
-        snprintf(cpath, sizeof cpath, "%s/config.json", f.model);
-        if (kd_bert_config_load(cpath, &mcfg) != KD_OK) return kd_cli_fail(cmd);
-    }
+    /* The data fixes the label set; a checkpoint with a head must agree with it (kd_cli_make_model). */
     kd_dataset train, dev;
-    if ((rc = load_data(cmd, &f, have_known ? &known : NULL, &train, &dev)) >= 0) return rc;
+    if ((rc = load_data(cmd, &f, NULL, &train, &dev)) >= 0) return rc;
     kd_tokenizer *tok = NULL;
     kd_bert *m = NULL;
     kd_train_result res;
@@ -155,7 +148,6 @@ int kd_cmd_finetune(int argc, char **argv)
     kd_tokenizer_free(tok);
     kd_dataset_free(&train);
     kd_dataset_free(&dev);
-    kd_labels_free(&known);
     return rc;
 }
 
@@ -196,18 +188,8 @@ int kd_cmd_distill(int argc, char **argv)
         fprintf(stderr, "kd %s: --student: got nothing, expected a preset name or a model directory\n", cmd);
         return KD_EXIT_USAGE;
     }
-    if (f.student && !kd_cli_is_preset(f.student)) {
-        FILE *probe = NULL;
-        char p[PATH_MAX + 16];
-        snprintf(p, sizeof p, "%s/config.json", f.student);
-        if (!(probe = fopen(p, "r"))) {
-            fprintf(stderr, "kd %s: --student: got '%s', expected a preset name (", cmd, f.student);
-            for (const char *const *n = kd_bert_preset_names(); *n; n++) fprintf(stderr, "%s%s", *n, n[1] ? ", " : "");
-            fprintf(stderr, ") or a model directory\n");
-            return KD_EXIT_USAGE;
-        }
-        fclose(probe);
-    }
+    if (f.student && (rc = kd_cli_check_model_arg(cmd, "--student", f.student)) >= 0) return rc;
+    if ((rc = kd_cli_check_model_arg(cmd, "--teacher", f.teacher)) >= 0) return rc;
     f.c.cache_teacher = f.cache_teacher;
     if ((rc = check_common(cmd, &f)) >= 0) return rc;
 

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# test/train/test_cli.sh — `kd` on bad input: each case must exit non-zero with a message naming what was
+# wrong (missing data, unknown preset, label-set mismatch, alpha outside [0, 1], T <= 0, unwritable output
+# directory, bad flags, CUDA), and the good path (finetune, eval, predict) must work on a tiny set.
+# usage: test_cli.sh PATH/TO/kd
+set -u
+kd="$1"
+tmp=$(mktemp -d /tmp/kd_test_cli_XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+
+# expect CODE SUBSTRING -- ARGS...: exit status and a stderr substring.
+expect() {
+  local code="$1" want="$2"; shift 3
+  local err; err=$("$kd" "$@" 2>&1 >/dev/null </dev/null); local rc=$?
+  if [ "$rc" -eq "$code" ] && grep -qF -- "$want" <<<"$err"; then
+    pass=$((pass + 1))
+  else
+    fail=$((fail + 1)); echo "FAIL: kd $* -> exit $rc (want $code), stderr: $err (want '$want')"
+  fi
+}
+
+printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\ngood\nbad\nfilm\nthe\nwas\nis\ngreat\nawful\n' > "$tmp/vocab.txt"
+{ printf 'sentence\tlabel\n'; for i in $(seq 1 16); do printf 'the film was good\t1\nthe film is awful\t0\n'; done; } > "$tmp/train.tsv"
+cp "$tmp/train.tsv" "$tmp/dev.tsv"
+{ printf 'sentence\tlabel\n'; printf 'the film was good\t1\nthe film is awful\t0\ngood bad\t2\n'; } > "$tmp/three.tsv"
+
+# The good path: a tiny model trains, evaluates and predicts.
+if "$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/teacher" --epochs 1 \
+     --batch-size 8 --max-len 16 --lr 1e-3 --quiet --threads 1 >/dev/null 2>"$tmp/ft.err"; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: finetune on the tiny set: $(cat "$tmp/ft.err")"
+fi
+for f in config.json model.safetensors vocab.txt metrics.jsonl chart.svg last/trainer_state.json best/model.safetensors; do
+  if [ -f "$tmp/teacher/$f" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: no $f in the output"; fi
+done
+if "$kd" eval --model "$tmp/teacher" --data "$tmp/dev.tsv" --threads 1 | grep -q "accuracy"; then pass=$((pass + 1));
+else fail=$((fail + 1)); echo "FAIL: kd eval"; fi
+out=$(printf 'the film was good\nawful\n' | "$kd" predict --model "$tmp/teacher" --logits --threads 1)
+if [ "$(wc -l <<<"$out")" -eq 2 ] && grep -q '"probabilities"' <<<"$out" && grep -q '"logits"' <<<"$out"; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: kd predict printed: $out"
+fi
+
+t=(--teacher "$tmp/teacher" --student bert-tiny --out "$tmp/s" --epochs 1 --quiet --threads 1)
+expect 1 "no such file" -- distill "${t[@]}" --data "$tmp/missing.tsv" --dev "$tmp/dev.tsv"
+expect 2 "--model: got 'bert-huge', expected a preset name" -- finetune --model bert-huge --data "$tmp" --out "$tmp/x" --quiet
+expect 2 "unknown preset or missing directory" -- distill --teacher "$tmp/teacher" --student bert-huge --data "$tmp" --out "$tmp/x"
+expect 1 "label-set mismatch" -- distill "${t[@]}" --train "$tmp/three.tsv" --dev "$tmp/dev.tsv"
+expect 2 "--alpha: got '1.5', expected a number in [0, 1]" -- distill "${t[@]}" --data "$tmp" --alpha 1.5
+expect 2 "--alpha: got '-0.1'" -- distill "${t[@]}" --data "$tmp" --alpha -0.1
+expect 2 "--temperature: got '0', expected a number > 0" -- distill "${t[@]}" --data "$tmp" --temperature 0
+expect 2 "--temperature: got '-2'" -- distill "${t[@]}" --data "$tmp" --temperature -2
+expect 1 "/dev/null/out" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out /dev/null/out --quiet
+expect 2 "--epochs: got 'x'" -- finetune --model bert-tiny --data "$tmp" --out "$tmp/x" --epochs x
+expect 2 "--bogus: unknown flag" -- eval --bogus 1
+expect 2 "CUDA backend" -- eval --model "$tmp/teacher" --data "$tmp" --device cuda
+expect 2 "--device: got 'tpu'" -- eval --model "$tmp/teacher" --data "$tmp" --device tpu
+expect 2 "--threads: got '0'" -- predict --model "$tmp/teacher" --threads 0
+expect 2 "unknown command" -- frobnicate
+expect 2 "--model: got nothing" -- finetune --data "$tmp" --out "$tmp/x"
+expect 1 "--resume: no checkpoint" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/fresh" --resume --quiet
+for c in finetune distill eval predict compare demo tokenize; do
+  if "$kd" "$c" --help | grep -q "usage: kd $c"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: kd $c --help"; fi
+done
+
+echo "test_cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

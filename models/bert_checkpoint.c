@@ -97,7 +97,15 @@ kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, i
     kd_bert *m = kd_bert_alloc(&cfg);
     if (!m) return NULL;
     join(path, sizeof path, dir, "model.safetensors");
-    kd_safetensors *st = kd_st_open(path);
+    kd_safetensors *st = NULL;
+    char alt[4200];
+    join(alt, sizeof alt, dir, "pytorch_model.bin");
+    if (access(path, F_OK) != 0 && access(alt, F_OK) == 0) {
+        kd_fail(KD_ERR_IO, "%s: missing; the directory has only pytorch_model.bin (a Python pickle kd does not read): "
+                "save it as model.safetensors, e.g. model.save_pretrained(dir, safe_serialization=True)", path);
+        goto fail;
+    }
+    st = kd_st_open(path);
     if (!st) goto fail;
     int strip = kd_st_find(st, "bert.embeddings.word_embeddings.weight") == NULL &&
                 kd_st_find(st, "embeddings.word_embeddings.weight") != NULL;
@@ -127,8 +135,9 @@ kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, i
                     kd_st_shape_str(e, s1, sizeof s1), kd_shape_str(p, s2, sizeof s2));
             goto fail;
         }
-        if (strcmp(e->dtype, "F32") && strcmp(e->dtype, "F16") && strcmp(e->dtype, "BF16")) {
-            kd_fail(KD_ERR_DTYPE, "%s: tensor '%s' has dtype %s, expected F32, F16 or BF16", path, e->name, e->dtype);
+        if (strcmp(e->dtype, "F32") && strcmp(e->dtype, "F16") && strcmp(e->dtype, "BF16") && strcmp(e->dtype, "F64")) {
+            kd_fail(KD_ERR_DTYPE, "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 (or F64)", path, e->name,
+                    e->dtype);
             goto fail;
         }
         if (kd_st_read_f32(st, e, kd_data(p)) != KD_OK) goto fail;

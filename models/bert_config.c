@@ -230,6 +230,8 @@ kd_status kd_bert_config_load(const char *path, kd_bert_config *cfg)
         (s = get_str(o, path, "hidden_act", c.hidden_act, sizeof c.hidden_act)) ||
         (s = get_int(o, path, "num_labels", 0, &nl)) || (s = get_labels(o, path, &c)))
         goto done;
+    /* transformers' "gelu_python" is the same erf GELU written in Python. */
+    if (strcmp(c.hidden_act, "gelu_python") == 0) snprintf(c.hidden_act, sizeof c.hidden_act, "gelu");
     if (strcmp(model_type, "bert") != 0) {
         s = kd_fail(KD_ERR_FORMAT, "%s: model_type is \"%s\", expected \"bert\"", path, model_type);
         goto done;

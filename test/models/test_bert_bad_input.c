@@ -222,6 +222,14 @@ static void test_checkpoints(void)
     EXPECT_FAIL(kd_bert_load(p, 0, 1, NULL) == NULL, KD_ERR_SHAPE, "bert.embeddings.word_embeddings.weight", "[50, 32]",
                 "[60, 32]");
 
+    /* Only a PyTorch pickle beside config.json. */
+    char bin[4300];
+    path_in(bin, sizeof bin, "vocab", "model.safetensors");
+    remove(bin);
+    path_in(bin, sizeof bin, "vocab", "pytorch_model.bin");
+    write_text(bin, "pickle");
+    EXPECT_FAIL(kd_bert_load(p, 0, 1, NULL) == NULL, KD_ERR_IO, "model.safetensors", "pytorch_model.bin");
+
     path_in(p, sizeof p, "nowhere", "");
     EXPECT_FAIL(kd_bert_load(p, 0, 1, NULL) == NULL, KD_ERR_IO, "config.json");
 }

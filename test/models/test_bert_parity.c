@@ -70,7 +70,7 @@ int main(int argc, char **argv)
     size_t n = (size_t)(B * T);
     int32_t *ids = malloc(n * 4), *mask = malloc(n * 4), *types = malloc(n * 4), *labels = malloc((size_t)B * 4);
     double *want_logits = malloc((size_t)(B * C) * 8), want_loss;
-    int32_t np_;
+    int32_t np_ = 0;
     int ok = ids && mask && types && labels && want_logits && rd(f, ids, n * 4) && rd(f, mask, n * 4) &&
              rd(f, types, n * 4) && rd(f, labels, (size_t)B * 4) && rd(f, want_logits, (size_t)(B * C) * 8) &&
              rd(f, &want_loss, 8) && rd(f, &np_, 4);

@@ -52,11 +52,12 @@ static inline __m256 unary8(int op, __m256 a, __m256 alpha)
     case KD_UN_NEG: return _mm256_sub_ps(_mm256_setzero_ps(), a);
     case KD_UN_SQUARE: return _mm256_mul_ps(a, a);
     case KD_UN_ADD_SCALAR: return _mm256_add_ps(a, alpha);
-    default: return a; /* not reached: filtered by unary_has_vector */
+    case KD_UN_LOG: return kd_log8(a);
+    default: return _mm256_set1_ps(NAN); /* not reached: filtered by unary_has_vector */
     }
 }
 
-static int unary_has_vector(int op) { return op != KD_UN_LOG; }
+static int unary_has_vector(int op) { return op >= KD_UN_COPY && op <= KD_UN_ADD_SCALAR; }
 
 static inline __m256 binary8(int op, __m256 a, __m256 b)
 {
@@ -67,9 +68,11 @@ static inline __m256 binary8(int op, __m256 a, __m256 b)
     case KD_BIN_DIV: return _mm256_div_ps(a, b);
     case KD_BIN_GELU_BWD: return _mm256_mul_ps(b, kd_gelu_grad8(a)); /* b (Phi(a) + a phi(a)) */
     case KD_BIN_TANH_BWD: return _mm256_mul_ps(b, _mm256_fnmadd_ps(a, a, _mm256_set1_ps(1.0f)));
-    default: return a;
+    default: return _mm256_set1_ps(NAN);
     }
 }
+
+static int binary_has_vector(int op) { return op >= KD_BIN_ADD && op <= KD_BIN_TANH_BWD; }
 
 void kd_unary_avx2_f32(const kd_map_args *m, int ith, int nth)
 {
@@ -102,7 +105,7 @@ void kd_unary_avx2_f32(const kd_map_args *m, int ith, int nth)
 void kd_binary_avx2_f32(const kd_map_args *m, int ith, int nth)
 {
     int64_t total;
-    if (!map_dense(m, 1, &total)) {
+    if (!binary_has_vector(m->op) || !map_dense(m, 1, &total)) {
         kd_kernels_ref_f32()->binary(m, ith, nth);
         return;
     }

@@ -19,6 +19,8 @@ static void table_avx2_build(void)
     table_avx2.layernorm_bwd = kd_layernorm_bwd_avx2_f32;
     table_avx2.xent = kd_xent_avx2_f32;
     table_avx2.xent_bwd = kd_xent_bwd_avx2_f32;
+    table_avx2.kl = kd_kl_avx2_f32;
+    table_avx2.kl_bwd = kd_kl_bwd_avx2_f32;
     table_avx2.adamw = kd_adamw_avx2_f32;
     table_avx2.attention = kd_attention_avx2_f32;
     table_avx2.attention_bwd = kd_attention_bwd_avx2_f32;

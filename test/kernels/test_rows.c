@@ -2,7 +2,7 @@
  * table: maps (GELU, tanh, exp, arithmetic; unary and binary, overwrite and accumulate, a strided case
  * that must fall back), softmax and log-softmax forward/backward, LayerNorm forward/backward (with and
  * without gamma/beta, each gradient optional), cross-entropy forward/backward and AdamW. Widths 1, 7, 8,
- * 63, 129, 771; 1 and 3 threads; outputs guarded by canaries and poisoned with NaN when overwritten; a NaN
+ * 63, 129, 771; KL divergence forward/backward; 1 and 3 threads; outputs guarded by canaries and poisoned with NaN when overwritten; a NaN
  * in an input must reach the outputs it feeds. */
 #include "test/kernels/kcheck.h"
 
@@ -309,6 +309,71 @@ static void test_xent(const kd_kernels *t)
     }
 }
 
+/* ---------------------------------------------------------------- KL divergence */
+
+static void test_kl(const kd_kernels *t)
+{
+    const int64_t rows = 6;
+    for (int ci = 0; ci < N_COLS; ci++) {
+        const int64_t n = k_cols[ci], e = rows * n;
+        float *lq = fmalloc(e), *p = fmalloc(e), *outw = fmalloc(rows), *dq0 = fmalloc(e), *dp0 = fmalloc(e);
+        float *dqw = fmalloc(e), *dpw = fmalloc(e);
+        double *omag = dmalloc(rows), *qmag = dmalloc(e), *pmag = dmalloc(e);
+        kc_fill(lq, e, -6, 0);
+        kc_fill(p, e, 0, 1);
+        kc_fill(dq0, e, -1, 1);
+        kc_fill(dp0, e, -1, 1);
+        for (int64_t i = 0; i < e; i += 5) p[i] = 0.0f; /* zero-probability terms count as 0 */
+        p[4 * n + n / 2] = NAN;                         /* row 4 must come out NaN */
+        for (int64_t r = 0; r < rows; r++) {
+            double s = 0;
+            for (int64_t j = 0; j < n; j++) {
+                double pv = p[r * n + j];
+                if (pv > 0) s += pv * (fabs(log(pv)) + fabs((double)lq[r * n + j]));
+            }
+            omag[r] = s;
+        }
+        kd_kl_args k = { .rows = rows, .cols = n, .logq = lq, .p = p, .out = outw, .scale = 0.37, .dlogq = dqw, .dp = dpw };
+        ref->kl(&k, 0, 1);
+        for (int nth = 1; nth <= 3; nth += 2) {
+            kc_buf o = out_start(rows, NULL);
+            kd_kl_args kf = k;
+            kf.out = o.p;
+            KC_RUN(t->kl, &kf, nth);
+            char what[64];
+            snprintf(what, sizeof what, "%s kl cols=%lld", t->name, (long long)n);
+            kc_compare(what, o.p, outw, omag, rows, (double)n + 4.0, nth);
+            out_finish(&o, what, t);
+        }
+        for (int which = 0; which < 3; which++) { /* both gradients, only dlogq, only dp */
+            int wq = which != 2, wp = which != 1;
+            memcpy(dqw, dq0, (size_t)e * 4);
+            memcpy(dpw, dp0, (size_t)e * 4);
+            kd_kl_args kb = k;
+            kb.dlogq = wq ? dqw : NULL;
+            kb.dp = wp ? dpw : NULL;
+            ref->kl_bwd(&kb, 0, 1);
+            for (int64_t i = 0; i < e; i++) {
+                qmag[i] = fabs((double)dq0[i]) + 0.37 * fabs((double)p[i]);
+                pmag[i] = fabs((double)dp0[i]) + (p[i] > 0 ? 0.37 * (fabs(log((double)p[i])) + 1 + fabs((double)lq[i])) : 0);
+            }
+            for (int nth = 1; nth <= 3; nth += 2) {
+                kc_buf dq = out_start(e, dq0), dp = out_start(e, dp0);
+                kd_kl_args kf = kb;
+                kf.dlogq = wq ? dq.p : NULL;
+                kf.dp = wp ? dp.p : NULL;
+                KC_RUN(t->kl_bwd, &kf, nth);
+                char what[64];
+                snprintf(what, sizeof what, "%s kl_bwd cols=%lld wanted=%d%d", t->name, (long long)n, wq, wp);
+                kc_compare(what, dq.p, dqw, wq ? qmag : NULL, e, wq ? 4.0 : -KC_SLACK, nth);
+                kc_compare(what, dp.p, dpw, wp ? pmag : NULL, e, wp ? 4.0 : -KC_SLACK, nth);
+                out_finish(&dq, what, t); out_finish(&dp, what, t);
+            }
+        }
+        free(lq); free(p); free(outw); free(dq0); free(dp0); free(dqw); free(dpw); free(omag); free(qmag); free(pmag);
+    }
+}
+
 /* ---------------------------------------------------------------- AdamW */
 
 static void test_adamw(const kd_kernels *t)
@@ -374,7 +439,8 @@ int main(void)
         test_map(t, 0, KD_UN_NEG, -5, 5, 0, "neg");
         test_map(t, 0, KD_UN_SQUARE, -5, 5, 1, "square");
         test_map(t, 0, KD_UN_ADD_SCALAR, -5, 5, 1, "add_scalar");
-        test_map(t, 0, KD_UN_LOG, 0.01, 5, 1, "log (reference entry)");
+        test_map(t, 0, KD_UN_LOG, 0.01, 5, 4, "log");
+        test_map(t, 0, KD_UN_LOG, 1e-38, 1e-30, 4, "log tiny");
         test_map(t, 1, KD_BIN_ADD, -5, 5, 1, "add");
         test_map(t, 1, KD_BIN_SUB, -5, 5, 1, "sub");
         test_map(t, 1, KD_BIN_MUL, -5, 5, 1, "mul");
@@ -388,6 +454,7 @@ int main(void)
         test_layernorm(t, 1);
         test_layernorm(t, 0);
         test_xent(t);
+        test_kl(t);
         test_adamw(t);
     }
     return kd_test_finish("test_rows");

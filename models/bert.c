@@ -96,7 +96,7 @@ kd_tensor *kd_bert_param(kd_bert *m, const char *name)
 }
 
 /* --- initialisation. A parameter's values are a function of (seed, its name), so a model's layers do not
- * depend on which other tensors exist. SplitMix64 gives the bits; Box-Muller the normals. */
+ * depend on which other tensors exist. SplitMix64 gives the bits; the polar method the normals. */
 
 static uint64_t splitmix64(uint64_t *s)
 {
@@ -135,9 +135,16 @@ void kd_bert_init_param(kd_bert *m, kd_tensor *p, uint64_t seed)
     for (int64_t i = 0; i < n; i += 2) {
         double z0, z1;
         do {
-            double r = sqrt(-2.0 * log(uniform01(&s))), th = 2.0 * M_PI * uniform01(&s);
-            z0 = r * cos(th);
-            z1 = r * sin(th);
+            /* Marsaglia's polar method: a point uniform in the unit disc gives two normals, no trig. */
+            double u, v, q;
+            do {
+                u = 2.0 * uniform01(&s) - 1.0;
+                v = 2.0 * uniform01(&s) - 1.0;
+                q = u * u + v * v;
+            } while (q >= 1.0 || q == 0.0);
+            double f = sqrt(-2.0 * log(q) / q);
+            z0 = u * f;
+            z1 = v * f;
         } while (fabs(z0) > 2.0 || fabs(z1) > 2.0);
         d[i] = (float)(std * z0);
         if (i + 1 < n) d[i + 1] = (float)(std * z1);

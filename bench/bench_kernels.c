@@ -2,7 +2,7 @@
  * validates and times every f32 kernel variant (ref, avx2, avx512) at BERT-base shapes, next to
  * OpenBLAS's sgemm when libopenblas.so.0 is installed (loaded with dlopen, never linked).
  *
- *   bench_kernels [--quick] [--no-openblas] [--reps N]
+ *   bench_kernels [--quick] [--no-openblas] [--reps N] [--gemm-only | --rows-only]
  *   bench_kernels --openblas-core Haswell|SkylakeX    (child mode: OpenBLAS rows only; the parent re-runs
  *                                                      itself this way because OPENBLAS_CORETYPE is read
  *                                                      once, when the library loads)
@@ -468,15 +468,16 @@ static void print_load(const char *when)
 int main(int argc, char **argv)
 {
     const char *ob_core = NULL;
-    int use_openblas = 1, only_gemm = 0;
+    int use_openblas = 1, only_gemm = 0, only_rows = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--openblas-core") == 0 && i + 1 < argc) ob_core = argv[++i];
         else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) g_reps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--quick") == 0) g_quick = 1;
         else if (strcmp(argv[i], "--no-openblas") == 0) use_openblas = 0;
         else if (strcmp(argv[i], "--gemm-only") == 0) only_gemm = 1;
+        else if (strcmp(argv[i], "--rows-only") == 0) only_rows = 1;
         else {
-            fprintf(stderr, "usage: %s [--quick] [--reps N] [--no-openblas] [--gemm-only] [--openblas-core NAME]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--reps N] [--no-openblas] [--gemm-only | --rows-only] [--openblas-core NAME]\n", argv[0]);
             return 2;
         }
     }
@@ -503,6 +504,13 @@ int main(int argc, char **argv)
         dram[nth - 1] = measure_triad(32 << 20, 2, nth);       /* 3 x 128 MiB */
         printf("threads %d: FMA peak AVX2 %.1f GFLOP/s, AVX-512 %.1f GFLOP/s; triad L3 %.1f GB/s, DRAM %.1f GB/s\n",
                nth, peak2[nth - 1], peak5[nth - 1], l3[nth - 1], dram[nth - 1]);
+    }
+
+    if (only_rows) {
+        bench_rows(tabs, ntab, l3);
+        bench_attention(tabs, ntab);
+        print_load("\nload at end");
+        return 0;
     }
 
     /* Our GEMMs. */

@@ -16,7 +16,7 @@ const kd_kernels *kd_kernels_avx512_f32(void);
 void kd_gemm_avx2_f32(const kd_gemm_args *g, int ith, int nth);
 void kd_gemm_avx512_f32(const kd_gemm_args *g, int ith, int nth);
 
-/* Row and element-wise kernels (AVX2+FMA; the AVX-512 table uses them too: they are bandwidth-bound). */
+/* Row, element-wise, loss, optimizer and attention kernels (AVX2+FMA; the AVX-512 table uses them too). */
 void kd_unary_avx2_f32(const kd_map_args *m, int ith, int nth);
 void kd_binary_avx2_f32(const kd_map_args *m, int ith, int nth);
 void kd_softmax_avx2_f32(const kd_softmax_args *s, int ith, int nth);
@@ -30,5 +30,10 @@ void kd_kl_bwd_avx2_f32(const kd_kl_args *k, int ith, int nth);
 void kd_adamw_avx2_f32(const kd_adamw_args *o, int ith, int nth);
 void kd_attention_avx2_f32(const kd_attention_args *a, int ith, int nth);
 void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth);
+
+/* AVX-512 forms of the compute-bound row kernels (others fall through to the AVX2 ones). */
+void kd_unary_avx512_f32(const kd_map_args *m, int ith, int nth);
+void kd_binary_avx512_f32(const kd_map_args *m, int ith, int nth);
+void kd_softmax_avx512_f32(const kd_softmax_args *s, int ith, int nth);
 
 #endif

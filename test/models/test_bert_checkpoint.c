@@ -304,6 +304,17 @@ static void test_modes(void)
     CHECK(kd_bert_logits(m, &lng) == NULL && strstr(kd_last_error(), "17") && strstr(kd_last_error(), "16"),
           "sequence longer than max_position: %s", kd_last_error());
     kd_arena_reset();
+    /* A token id outside the vocabulary, and a mask that is not 0/1, are errors naming the value. */
+    int32_t bad_ids[3] = { 2, 50, 3 }, bad_mask[3] = { 1, 1, 2 };
+    kd_bert_input oov = { 1, 3, bad_ids, NULL, NULL };
+    CHECK(kd_bert_logits(m, &oov) == NULL && kd_last_status() == KD_ERR_INDEX && strstr(kd_last_error(), "50"),
+          "id 50 with a vocabulary of 50: %s", kd_last_error());
+    kd_arena_reset();
+    bad_ids[1] = 4;
+    kd_bert_input bm = { 1, 3, bad_ids, NULL, bad_mask };
+    CHECK(kd_bert_logits(m, &bm) == NULL && strstr(kd_last_error(), "mask") && strstr(kd_last_error(), "2"),
+          "mask value 2: %s", kd_last_error());
+    kd_arena_reset();
     kd_bert_free(m);
 }
 

@@ -31,15 +31,15 @@ static kd_bert_config shape(const kd_vocab *v, int layers, int hidden, int heads
 int kd_cmd_demo(int argc, char **argv)
 {
     const char *cmd = "demo", *out = "kd-demo", *device = NULL;
-    int threads = 0, teacher_epochs = 8, student_epochs = 8, quiet = 0;
+    int threads = 0, teacher_epochs = 6, student_epochs = 3, quiet = 0;
     int64_t n_train = 4000, n_dev = 500, seed = 1;
     double lr_teacher = 1e-3, lr_student = 2e-3;
     kd_opt opts[] = {
         { "--out", KD_OPT_STR, &out, 0, 0, 0, "an output directory", "DIR: the corpus vocabulary and the three models (kd-demo)" },
         { "--train-size", KD_OPT_I64, &n_train, 16, 1e7, 0, "a whole number >= 16", "generated training sentences (4000)" },
         { "--dev-size", KD_OPT_I64, &n_dev, 16, 1e7, 0, "a whole number >= 16", "generated dev sentences (500)" },
-        { "--teacher-epochs", KD_OPT_INT, &teacher_epochs, 1, 10000, 0, "a whole number >= 1", "N (8)" },
-        { "--student-epochs", KD_OPT_INT, &student_epochs, 1, 10000, 0, "a whole number >= 1", "N (8)" },
+        { "--teacher-epochs", KD_OPT_INT, &teacher_epochs, 1, 10000, 0, "a whole number >= 1", "N (6)" },
+        { "--student-epochs", KD_OPT_INT, &student_epochs, 1, 10000, 0, "a whole number >= 1", "N (3)" },
         { "--seed", KD_OPT_I64, &seed, 0, 9e15, 0, "a whole number >= 0", "corpus, init and data order (1)" },
         { "--quiet", KD_OPT_FLAG, &quiet, 0, 0, 0, NULL, "only the final table" },
         { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },

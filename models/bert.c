@@ -178,6 +178,22 @@ int64_t kd_bert_num_parameters(const kd_bert *m)
 
 void kd_bert_set_training(kd_bert *m, int training) { m->training = training != 0; }
 
+kd_status kd_bert_set_labels(kd_bert *m, int n, const char *const *names)
+{
+    if (n != m->cfg.num_labels)
+        return kd_fail(KD_ERR_ARG, "bert: %d label names given, but the classifier has num_labels %d", n, m->cfg.num_labels);
+    for (int i = 0; i < n; i++) {
+        if (!names[i] || strlen(names[i]) >= sizeof m->cfg.labels[0])
+            return kd_fail(KD_ERR_ARG, "bert: label %d is %s, expected a name of at most %zu bytes", i,
+                           names[i] ? "too long" : "NULL", sizeof m->cfg.labels[0] - 1);
+        for (int j = 0; j < i; j++)
+            if (strcmp(names[i], names[j]) == 0)
+                return kd_fail(KD_ERR_ARG, "bert: label \"%s\" appears twice (ids %d and %d)", names[i], j, i);
+    }
+    for (int i = 0; i < n; i++) snprintf(m->cfg.labels[i], sizeof m->cfg.labels[i], "%s", names[i]);
+    return KD_OK;
+}
+
 /* --- forward */
 
 static kd_tensor *encoder_layer(const kd_bert *m, const kd_bert_layer *y, kd_tensor *x, kd_tensor *mask,

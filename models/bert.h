@@ -60,6 +60,9 @@ const kd_bert_config *kd_bert_get_config(const kd_bert *m);
 kd_tensor **kd_bert_parameters(kd_bert *m, size_t *n);
 int64_t kd_bert_num_parameters(const kd_bert *m);
 void kd_bert_set_training(kd_bert *m, int training);
+/* Name the labels (id2label, saved in config.json): n must equal num_labels, each name shorter than 64
+ * bytes. KD_ERR_ARG naming the label otherwise. */
+kd_status kd_bert_set_labels(kd_bert *m, int n, const char *const *names);
 
 /* A batch of token ids, row-major [batch, seq]; mask 1 = token, 0 = padding; type_ids may be NULL. */
 typedef struct kd_bert_input {

@@ -180,6 +180,13 @@ static void test_roundtrip(const char *dir)
     CHECK(r && missing == 1 && kd_bert_get_config(r)->num_labels == 5 && r->cls_w->shape[0] == 5,
           "num_labels override 5: %s", kd_last_error());
     if (r) CHECK(same_values(r->layers[1].i_w, m->layers[1].i_w), "encoder kept under a new head");
+    const char *names[5] = { "a", "b", "c", "d", "e" }, *dup[5] = { "a", "b", "a", "d", "e" };
+    CHECK(r && kd_bert_set_labels(r, 5, names) == KD_OK && strcmp(kd_bert_get_config(r)->labels[4], "e") == 0,
+          "set labels: %s", kd_last_error());
+    CHECK(r && kd_bert_set_labels(r, 4, names) == KD_ERR_ARG && strstr(kd_last_error(), "num_labels 5"),
+          "wrong label count: %s", kd_last_error());
+    CHECK(r && kd_bert_set_labels(r, 5, dup) == KD_ERR_ARG && strstr(kd_last_error(), "\"a\" appears twice"),
+          "duplicate label: %s", kd_last_error());
     kd_bert_free(r);
     kd_bert_free(m);
 }

@@ -18,21 +18,37 @@ void kd_layernorm_avx2_f32(const kd_layernorm_args *l, int ith, int nth)
     for (int64_t r = lo; r < hi; r++) {
         const float *x = (const float *)l->x + r * n;
         float *y = (float *)l->y + r * n;
-        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-        for (int64_t j = 0; j < n; j += 8) s0 = _mm256_add_ps(s0, LN_LOAD(x, j, j < nv, tail));
-        const float mean = kd_hsum8(s0) / (float)n;
+        /* four accumulators: one would serialise on the add latency (3-4 cycles per vector) */
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
+        int64_t j = 0;
+        for (; j + 32 <= nv; j += 32) {
+            s0 = _mm256_add_ps(s0, _mm256_loadu_ps(x + j));
+            s1 = _mm256_add_ps(s1, _mm256_loadu_ps(x + j + 8));
+            s2 = _mm256_add_ps(s2, _mm256_loadu_ps(x + j + 16));
+            s3 = _mm256_add_ps(s3, _mm256_loadu_ps(x + j + 24));
+        }
+        for (; j < n; j += 8) s0 = _mm256_add_ps(s0, LN_LOAD(x, j, j < nv, tail));
+        const float mean = kd_hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))) / (float)n;
         const __m256 vmean = _mm256_set1_ps(mean);
-        s0 = _mm256_setzero_ps();
-        for (int64_t j = 0; j < n; j += 8) {
+        s0 = s1 = s2 = s3 = _mm256_setzero_ps();
+        for (j = 0; j + 32 <= nv; j += 32) {
+            __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(x + j), vmean), d1 = _mm256_sub_ps(_mm256_loadu_ps(x + j + 8), vmean);
+            __m256 d2 = _mm256_sub_ps(_mm256_loadu_ps(x + j + 16), vmean), d3 = _mm256_sub_ps(_mm256_loadu_ps(x + j + 24), vmean);
+            s0 = _mm256_fmadd_ps(d0, d0, s0);
+            s1 = _mm256_fmadd_ps(d1, d1, s1);
+            s2 = _mm256_fmadd_ps(d2, d2, s2);
+            s3 = _mm256_fmadd_ps(d3, d3, s3);
+        }
+        for (; j < n; j += 8) {
             /* tail lanes load 0 and would add mean^2: mask them out */
             __m256 d = _mm256_sub_ps(LN_LOAD(x, j, j < nv, tail), vmean);
             if (j >= nv) d = _mm256_and_ps(d, _mm256_castsi256_ps(tail));
-            s1 = _mm256_fmadd_ps(d, d, s1);
+            s0 = _mm256_fmadd_ps(d, d, s0);
         }
-        const double var = (double)kd_hsum8(s1) / (double)n;
+        const double var = (double)kd_hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3))) / (double)n;
         const float rstd = (float)(1.0 / sqrt(var + l->eps));
         const __m256 vr = _mm256_set1_ps(rstd);
-        for (int64_t j = 0; j < n; j += 8) {
+        for (j = 0; j < n; j += 8) {
             const int full = j < nv;
             __m256 v = _mm256_mul_ps(_mm256_sub_ps(LN_LOAD(x, j, full, tail), vmean), vr);
             if (gamma) v = _mm256_mul_ps(v, LN_LOAD(gamma, j, full, tail));
@@ -60,16 +76,22 @@ void kd_layernorm_bwd_avx2_f32(const kd_layernorm_bwd_args *l, int ith, int nth)
             const float *x = X + r * n, *dy = DY + r * n;
             float *dx = (float *)l->dx + r * n;
             const __m256 vm = _mm256_set1_ps(mean[r]), vr = _mm256_set1_ps(rstd[r]);
-            __m256 sg = _mm256_setzero_ps(), sgx = _mm256_setzero_ps();
+            /* two accumulator pairs: one would serialise on the add latency */
+            __m256 sg = _mm256_setzero_ps(), sgx = _mm256_setzero_ps(), sg2 = _mm256_setzero_ps(), sgx2 = _mm256_setzero_ps();
             for (int64_t j = 0; j < n; j += 8) {
                 const int full = j < nv;
                 __m256 g = _mm256_mul_ps(LN_LOAD(dy, j, full, tail), gamma ? LN_LOAD(gamma, j, full, tail) : one);
                 __m256 xh = _mm256_mul_ps(_mm256_sub_ps(LN_LOAD(x, j, full, tail), vm), vr);
-                sg = _mm256_add_ps(sg, g);
-                sgx = _mm256_fmadd_ps(g, xh, sgx); /* g is 0 in tail lanes */
+                if (j & 8) {
+                    sg2 = _mm256_add_ps(sg2, g);
+                    sgx2 = _mm256_fmadd_ps(g, xh, sgx2);
+                } else {
+                    sg = _mm256_add_ps(sg, g);
+                    sgx = _mm256_fmadd_ps(g, xh, sgx); /* g is 0 in tail lanes */
+                }
             }
-            const __m256 mg = _mm256_set1_ps(kd_hsum8(sg) / (float)n);
-            const __m256 mgx = _mm256_set1_ps(kd_hsum8(sgx) / (float)n);
+            const __m256 mg = _mm256_set1_ps(kd_hsum8(_mm256_add_ps(sg, sg2)) / (float)n);
+            const __m256 mgx = _mm256_set1_ps(kd_hsum8(_mm256_add_ps(sgx, sgx2)) / (float)n);
             for (int64_t j = 0; j < n; j += 8) {
                 const int full = j < nv;
                 __m256 g = _mm256_mul_ps(LN_LOAD(dy, j, full, tail), gamma ? LN_LOAD(gamma, j, full, tail) : one);

@@ -22,13 +22,14 @@ static struct {
     int nth;
     atomic_uint_fast64_t generation;
     atomic_int pending;
+    uint64_t start_generation;  /* the generation new workers start from: they run only later jobs */
     int quit;
 } P = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv_work = PTHREAD_COND_INITIALIZER, .cv_done = PTHREAD_COND_INITIALIZER };
 
 static void *worker(void *arg)
 {
     int ith = (int)(intptr_t)arg;
-    uint64_t seen = 0;
+    uint64_t seen = P.start_generation;
     for (;;) {
         /* Spin a little, then sleep until the generation moves. */
         int spins = 0;
@@ -76,6 +77,7 @@ static void pool_stop(void)
 static int pool_start(int n)
 {
     P.nthreads = n;
+    P.start_generation = atomic_load(&P.generation);
     for (int i = 1; i < n; i++) {
         if (pthread_create(&P.tid[i], NULL, worker, (void *)(intptr_t)i) != 0) {
             P.nthreads = i;   /* run with the threads we got */

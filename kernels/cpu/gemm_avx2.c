@@ -4,16 +4,17 @@
 
 #include "kernels/cpu/cpu_kernels.h"
 
-/* Blocks for a Zen 5 core (48 KiB L1d, 1 MiB L2, shared 32 MiB L3): a kc x 16 B micro-panel (12 KiB at
- * kc = 192) stays in L1, the mc x kc A block (90 KiB) in L2, the kc x nc B block (2.3 MiB) in L3.
- * kc = 192 and mc = 120 measured best in a sweep of kc 192..512 and mc 120..504. */
+/* Blocks for a Zen 5 core (48 KiB L1d, 1 MiB L2, shared 32 MiB L3): a kc x 16 B micro-panel (24 KiB at
+ * kc = 384) stays in L1, the mc x kc A block (180 KiB) in L2, the kc x nc B block (4.5 MiB) in L3.
+ * kc = 384 and mc = 120 measured best (thread CPU time, 1 thread, BERT shapes) in a sweep of kc
+ * 128..768 and mc 48..504, by a few per cent: the 6x16 tile is not sensitive to them. */
 #define GEMM_MR 6
 #define GEMM_NR 16
 #ifndef GEMM_MC
 #define GEMM_MC 120
 #endif
 #ifndef GEMM_KC
-#define GEMM_KC 192
+#define GEMM_KC 384
 #endif
 #ifndef GEMM_NC
 #define GEMM_NC 3072

@@ -56,17 +56,61 @@ static void att_scores(const float *q, const float *kt, int64_t ldt, int64_t dim
         for (int64_t jj = 0; jj < n; jj++) s[jj] += mask[j0 + jj];
 }
 
-/* keep[jj] = dropout keep-scale of counters c0 + jj, jj < n: the reference's kd_rng_keep, one Philox
- * block per four counters. */
+/* Philox4x32-10 (kernels/rng.h) on 8 blocks at once: lane l runs counter (block0 + l, 0) under the key.
+ * _mm256_mul_epu32 multiplies the even lanes (32 x 32 -> 64 bits); the odd lanes go through a shift. */
+static inline void att_mulhilo8(__m256i a, __m256i m, __m256i *lo, __m256i *hi)
+{
+    const __m256i pe = _mm256_mul_epu32(a, m), po = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+    *lo = _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
+}
+
+static void att_philox8(uint64_t seed, uint64_t block0, __m256i out[4])
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    /* counter_lo = block0 + lane as 64 bits: low word with carry into the high word */
+    const __m256i base = _mm256_set1_epi32((int)(uint32_t)block0);
+    __m256i c0 = _mm256_add_epi32(base, lane);
+    const __m256i carry = _mm256_cmpgt_epi32(_mm256_xor_si256(base, _mm256_set1_epi32((int)0x80000000u)),
+                                             _mm256_xor_si256(c0, _mm256_set1_epi32((int)0x80000000u)));
+    __m256i c1 = _mm256_sub_epi32(_mm256_set1_epi32((int)(uint32_t)(block0 >> 32)), carry); /* carry is -1 */
+    __m256i c2 = _mm256_setzero_si256(), c3 = _mm256_setzero_si256();
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
+    for (int r = 0; r < 10; r++) {
+        __m256i lo0, hi0, lo1, hi1;
+        att_mulhilo8(c0, m0, &lo0, &hi0);
+        att_mulhilo8(c2, m1, &lo1, &hi1);
+        const __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32((int)k0));
+        const __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
+        c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
+        k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
+    }
+    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+/* keep[jj] = dropout keep-scale of counters c0 + jj, jj < n: exactly the reference's kd_rng_keep
+ * (word c & 3 of Philox block c >> 2, 24 bits to [0, 1), kept when >= p), 8 blocks per pass. */
 static void att_keep(uint64_t seed, uint64_t c0, int64_t n, float p, float *keep)
 {
     const float ks = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
-    int64_t jj = 0;
-    while (jj < n) {
-        uint64_t c = c0 + (uint64_t)jj;
-        kd_philox4 r = kd_philox(seed, c >> 2, 0);
-        for (unsigned w = (unsigned)(c & 3); w < 4 && jj < n; w++, jj++)
-            keep[jj] = kd_u32_to_unit(r.v[w]) >= p ? ks : 0.0f;
+    const __m256 vp = _mm256_set1_ps(p), vks = _mm256_set1_ps(ks), unit = _mm256_set1_ps(1.0f / 16777216.0f);
+    uint64_t blk = c0 >> 2;
+    const uint64_t last = (c0 + (uint64_t)n - 1) >> 2;
+    float word[4][8];
+    while (blk <= last) {
+        __m256i w[4];
+        att_philox8(seed, blk, w);
+        for (int q = 0; q < 4; q++) {
+            __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(w[q], 8)), unit);
+            _mm256_storeu_ps(word[q], _mm256_and_ps(vks, _mm256_cmp_ps(u, vp, _CMP_GE_OQ)));
+        }
+        for (int l = 0; l < 8 && blk + (uint64_t)l <= last; l++)
+            for (int q = 0; q < 4; q++) {
+                const uint64_t c = ((blk + (uint64_t)l) << 2) + (uint64_t)q;
+                if (c >= c0 && c < c0 + (uint64_t)n) keep[c - c0] = word[q][l];
+            }
+        blk += 8;
     }
 }
 

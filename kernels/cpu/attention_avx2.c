@@ -120,14 +120,49 @@ static inline void att_axpy(float *y, float a, const float *x, int64_t dim)
     const __m256 va = _mm256_set1_ps(a);
     int64_t d = 0;
     for (; d + 8 <= dim; d += 8) _mm256_storeu_ps(y + d, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + d), _mm256_loadu_ps(y + d)));
-    for (; d < dim; d++) y[d] += a * x[d];
+    if (d < dim) {
+        const __m256i mk = kd_tail_mask(dim - d);
+        _mm256_maskstore_ps(y + d, mk, _mm256_fmadd_ps(va, _mm256_maskload_ps(x + d, mk), _mm256_maskload_ps(y + d, mk)));
+    }
 }
 static inline void att_scale(float *y, float a, int64_t dim)
 {
     const __m256 va = _mm256_set1_ps(a);
     int64_t d = 0;
     for (; d + 8 <= dim; d += 8) _mm256_storeu_ps(y + d, _mm256_mul_ps(va, _mm256_loadu_ps(y + d)));
-    for (; d < dim; d++) y[d] *= a;
+    if (d < dim) {
+        const __m256i mk = kd_tail_mask(dim - d);
+        _mm256_maskstore_ps(y + d, mk, _mm256_mul_ps(va, _mm256_maskload_ps(y + d, mk)));
+    }
+}
+
+/* acc += sum_jj c_jj V[j0 + jj] over a tile, c = e^(s - m) (times keep). For the head sizes of the BERT
+ * presets (dim 64 and 32) the accumulator stays in registers across the tile: through memory, every key
+ * would wait on the previous key's store. */
+#define KD_ATT_PV(NV)                                                                                \
+    static void att_pv_##NV(float *acc, const float *c, const float *V, int64_t v_st, int64_t n)     \
+    {                                                                                                \
+        __m256 r[NV];                                                                                \
+        for (int q = 0; q < NV; q++) r[q] = _mm256_loadu_ps(acc + 8 * q);                            \
+        for (int64_t jj = 0; jj < n; jj++) {                                                         \
+            if (c[jj] == 0.0f) continue;                                                             \
+            const __m256 vc = _mm256_set1_ps(c[jj]);                                                 \
+            const float *v = V + jj * v_st;                                                          \
+            for (int q = 0; q < NV; q++) r[q] = _mm256_fmadd_ps(vc, _mm256_loadu_ps(v + 8 * q), r[q]); \
+        }                                                                                            \
+        for (int q = 0; q < NV; q++) _mm256_storeu_ps(acc + 8 * q, r[q]);                            \
+    }
+KD_ATT_PV(8)
+KD_ATT_PV(4)
+#undef KD_ATT_PV
+
+static void att_pv(float *acc, const float *c, const float *V, int64_t v_st, int64_t n, int64_t dim)
+{
+    if (dim == 64) att_pv_8(acc, c, V, v_st, n);
+    else if (dim == 32) att_pv_4(acc, c, V, v_st, n);
+    else
+        for (int64_t jj = 0; jj < n; jj++)
+            if (c[jj] != 0.0f) att_axpy(acc, c[jj], V + jj * v_st, dim);
 }
 
 void kd_attention_avx2_f32(const kd_attention_args *a, int ith, int nth)
@@ -181,10 +216,9 @@ void kd_attention_avx2_f32(const kd_attention_args *a, int ith, int nth)
                     uint64_t c0 = a->offset + (uint64_t)(((b * a->heads + h) * a->tq + i) * TK + j0);
                     att_keep(a->seed, c0, n, p, keep);
                 }
-                for (int64_t jj = 0; jj < n; jj++) {
-                    const float c = drop ? s[jj] * keep[jj] : s[jj];
-                    if (c != 0.0f) att_axpy(acc, c, V + (j0 + jj) * a->v_st, D);
-                }
+                if (drop)
+                    for (int64_t jj = 0; jj < n; jj++) keep[jj] *= s[jj];
+                att_pv(acc, drop ? keep : s, V + j0 * a->v_st, a->v_st, n, D);
             }
             float *lse = (float *)a->lse + bh * a->tq + i;
             if (nan) {
@@ -260,13 +294,13 @@ void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth)
                     rs += pr[j0 + jj] * dp[j0 + jj];
                 }
             }
+            /* dS into dp; dQ += dS K with dQ held in registers (att_pv); then the per-key rows of dK, dV */
+            for (int64_t j = 0; j < TK; j++) dp[j] = pr[j] * (dp[j] - rs) * scale;
+            att_pv(dq, dp, K, a->k_st, TK, D);
             for (int64_t j = 0; j < TK; j++) {
                 const float pk = drop ? pr[j] * keep[j] : pr[j];
                 if (pk != 0.0f || isnan(pk)) att_axpy(dV + j * a->v_st, pk, dout, D);
-                const float ds = pr[j] * (dp[j] - rs) * scale;
-                if (ds == 0.0f) continue;
-                att_axpy(dq, ds, K + j * a->k_st, D);
-                att_axpy(dK + j * a->k_st, ds, q, D);
+                if (dp[j] != 0.0f) att_axpy(dK + j * a->k_st, dp[j], q, D);
             }
         }
     }

@@ -6,48 +6,20 @@
 #include <sys/stat.h>
 
 #include "data/reader_internal.h"
+#include "engine/fileio.h"
 #include "data/utf8.h"
 
-kd_status kd_read_file(const char *path, char **out, size_t *len)
+kd_status kd_read_data_file(const char *path, char **out, size_t *len)
 {
-    *out = NULL;
-    *len = 0;
-    struct stat st;
-    if (stat(path, &st) != 0) return kd_fail(KD_ERR_IO, "%s: no such file (expected a data file here)", path);
-    if (S_ISDIR(st.st_mode)) return kd_fail(KD_ERR_IO, "%s: is a directory, expected a file", path);
-    FILE *f = fopen(path, "rb");
-    if (!f) return kd_fail(KD_ERR_IO, "%s: cannot open for reading", path);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap + 1);
-    while (buf) {
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) return kd_fail(KD_ERR_NOMEM, "%s: out of memory reading it", path);
-    if (err) {
-        free(buf);
-        return kd_fail(KD_ERR_IO, "%s: read error", path);
-    }
-    if (n == 0) {
-        free(buf);
+    struct stat sb;
+    if (stat(path, &sb) != 0) return kd_fail(KD_ERR_IO, "%s: no such file (expected a data file here)", path);
+    kd_status st = kd_read_file(path, out, len);
+    if (st != KD_OK) return st;
+    if (*len == 0) {
+        free(*out);
+        *out = NULL;
         return kd_fail(KD_ERR_FORMAT, "%s:1: empty file, expected labelled rows", path);
     }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
     return KD_OK;
 }
 

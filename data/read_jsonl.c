@@ -11,7 +11,7 @@ kd_status kd_read_jsonl(const char *path, kd_raw_rows *r)
 {
     char *buf;
     size_t len;
-    kd_status st = kd_read_file(path, &buf, &len);
+    kd_status st = kd_read_data_file(path, &buf, &len);
     if (st != KD_OK) return st;
     while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
     if (len == 0) {

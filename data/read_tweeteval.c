@@ -47,7 +47,7 @@ static kd_status read_mapping(const char *text_path, kd_labels *out)
     fclose(f);
     char *buf;
     size_t len;
-    kd_status st = kd_read_file(path, &buf, &len);
+    kd_status st = kd_read_data_file(path, &buf, &len);
     if (st != KD_OK) {
         free(path);
         return st;
@@ -83,8 +83,8 @@ kd_status kd_read_tweeteval(const char *text_path, const char *labels_path, kd_r
 {
     char *tb = NULL, *lb = NULL;
     size_t tn, ln;
-    kd_status st = kd_read_file(text_path, &tb, &tn);
-    if (st == KD_OK) st = kd_read_file(labels_path, &lb, &ln);
+    kd_status st = kd_read_data_file(text_path, &tb, &tn);
+    if (st == KD_OK) st = kd_read_data_file(labels_path, &lb, &ln);
     if (st == KD_OK) {
         tn = trim_newlines(tb, tn);
         ln = trim_newlines(lb, ln);

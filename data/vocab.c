@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/wordpiece.h"
 #include "data/vocab_hash.h"
+#include "data/wordpiece.h"
+#include "engine/fileio.h"
 
 struct kd_vocab {
     char *text;          /* all tokens, each followed by NUL */
@@ -122,31 +123,12 @@ kd_status kd_vocab_parse(const char *text, size_t len, const char *name, kd_voca
 kd_status kd_vocab_load(const char *path, kd_vocab **out)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return kd_fail(KD_ERR_IO, "%s: cannot open the vocabulary file (expected vocab.txt, one token per line)", path);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) return kd_fail(KD_ERR_NOMEM, "%s: out of memory reading the vocabulary", path);
-    if (err) {
-        free(buf);
-        return kd_fail(KD_ERR_IO, "%s: read error", path);
+    char *buf;
+    size_t n;
+    if (kd_read_file(path, &buf, &n) != KD_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", kd_last_error());
+        return kd_fail(KD_ERR_IO, "%s (expected vocab.txt, one token per line)", why);
     }
     kd_status st = kd_vocab_parse(buf, n, path, out);
     free(buf);

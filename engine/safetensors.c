@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/fileio.h"
 #include "engine/json.h"
 
 /* A header longer than this is not a model file (Hugging Face's own reader caps it at 100 MB). */
@@ -340,35 +341,22 @@ kd_status kd_st_save(const char *path, kd_tensor *const *tensors, const char *co
     }
     /* Pad the header with spaces so the data section starts 8-byte aligned, as the reference writer does. */
     size_t hlen = strlen(text), padded = (hlen + 7) / 8 * 8;
-    size_t plen = strlen(path) + 5;
-    char *tmp = malloc(plen);
-    if (!tmp) {
-        kd_jw_free(&w);
-        return kd_fail(KD_ERR_NOMEM, "%s: out of memory", path);
-    }
-    snprintf(tmp, plen, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        kd_status s = kd_fail(KD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-        free(tmp);
+    kd_atomic_file af;
+    kd_status s = kd_atomic_open(&af, path);
+    if (s != KD_OK) {
         kd_jw_free(&w);
         return s;
     }
     unsigned char le[8];
     for (int i = 0; i < 8; i++) le[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    int ok = fwrite(le, 1, 8, f) == 8 && fwrite(text, 1, hlen, f) == hlen;
-    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
-    for (size_t i = 0; ok && i < n; i++) ok = write_f32(f, tensors[i]);
-    ok = fflush(f) == 0 && ok;
-    ok = fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
+    int ok = fwrite(le, 1, 8, af.f) == 8 && fwrite(text, 1, hlen, af.f) == hlen;
+    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af.f) != EOF;
+    for (size_t i = 0; ok && i < n; i++) ok = write_f32(af.f, tensors[i]);
     kd_jw_free(&w);
-    if (!ok || rename(tmp, path) != 0) {
-        kd_status s = kd_fail(KD_ERR_IO, "%s: write failed: %s", ok ? path : tmp, strerror(errno));
-        remove(tmp);
-        free(tmp);
+    if (!ok) {
+        s = kd_fail(KD_ERR_IO, "%s: write failed: %s", af.tmp, strerror(errno));
+        kd_atomic_abort(&af);
         return s;
     }
-    free(tmp);
-    return KD_OK;
+    return kd_atomic_commit(&af);
 }

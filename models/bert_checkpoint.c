@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/fileio.h"
 #include "engine/safetensors.h"
 #include "models/bert_internal.h"
 
@@ -170,30 +171,15 @@ kd_status kd_bert_copy_vocab(const char *vocab_path, const char *dir)
 {
     kd_status s = make_dir(dir);
     if (s != KD_OK) return s;
-    char path[4096], tmp[4200];
+    char path[4096];
     join(path, sizeof path, dir, "vocab.txt");
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *in = fopen(vocab_path, "rb");
-    if (!in) return kd_fail(KD_ERR_IO, "%s: cannot open: %s", vocab_path, strerror(errno));
-    FILE *out = fopen(tmp, "wb");
-    if (!out) {
-        fclose(in);
-        return kd_fail(KD_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    }
-    char buf[65536];
-    size_t n;
-    int ok = 1;
-    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0) ok = fwrite(buf, 1, n, out) == n;
-    ok = !ferror(in) && ok;
-    fclose(in);
-    ok = fflush(out) == 0 && ok;
-    ok = fsync(fileno(out)) == 0 && ok;
-    ok = fclose(out) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return kd_fail(KD_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return KD_OK;
+    char *text;
+    size_t len;
+    s = kd_read_file(vocab_path, &text, &len);
+    if (s != KD_OK) return s;
+    s = kd_write_file_atomic(path, text, len);
+    free(text);
+    return s;
 }
 
 /* Copy src's values into dst (same shape, checked by the caller's configuration checks). */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/fileio.h"
 #include "engine/json.h"
 #include "models/bert.h"
 
@@ -102,35 +103,6 @@ kd_status kd_bert_config_check(const kd_bert_config *c, const char *what)
 
 /* --- config.json reading */
 
-static kd_status read_file(const char *path, char **text, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return kd_fail(KD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *nb = cap > ((size_t)64 << 20) ? NULL : realloc(buf, cap * 2);
-        if (!nb) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = nb;
-        cap *= 2;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (!buf) return kd_fail(KD_ERR_FORMAT, "%s: too large or out of memory", path);
-    if (err) {
-        free(buf);
-        return kd_fail(KD_ERR_IO, "%s: read error", path);
-    }
-    *text = buf;
-    *len = n;
-    return KD_OK;
-}
 
 /* An integer field; absent keeps *out (BertConfig's default) unless required. */
 static kd_status get_int(const kd_json *o, const char *path, const char *key, int required, int *out)
@@ -198,7 +170,7 @@ kd_status kd_bert_config_load(const char *path, kd_bert_config *cfg)
 {
     char *text = NULL;
     size_t len = 0;
-    kd_status s = read_file(path, &text, &len);
+    kd_status s = kd_read_file(path, &text, &len);
     if (s != KD_OK) return s;
     char err[160];
     kd_json *o = kd_json_parse(text, len, err, sizeof err);
@@ -330,27 +302,17 @@ kd_status kd_bert_config_save(const char *path, const kd_bert_config *c)
         kd_jw_free(&w);
         return kd_fail(KD_ERR_NOMEM, "%s: out of memory", path);
     }
-    size_t plen = strlen(path) + 5;
-    char *tmp = malloc(plen);
-    if (!tmp) {
-        kd_jw_free(&w);
-        return kd_fail(KD_ERR_NOMEM, "%s: out of memory", path);
-    }
-    snprintf(tmp, plen, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    int ok = f != NULL;
-    if (ok) {
-        size_t n = strlen(text);
-        ok = fwrite(text, 1, n, f) == n && fputc('\n', f) != EOF;
-        ok = fflush(f) == 0 && ok;
-        ok = fsync(fileno(f)) == 0 && ok;
-        ok = fclose(f) == 0 && ok;
+    /* Written with a final newline, like Hugging Face's to_json_file. */
+    kd_atomic_file af;
+    s = kd_atomic_open(&af, path);
+    if (s == KD_OK) {
+        if (fputs(text, af.f) == EOF || fputc('\n', af.f) == EOF) {
+            s = kd_fail(KD_ERR_IO, "%s: write failed: %s", af.tmp, strerror(errno));
+            kd_atomic_abort(&af);
+        } else {
+            s = kd_atomic_commit(&af);
+        }
     }
     kd_jw_free(&w);
-    if (!ok || rename(tmp, path) != 0) {
-        s = kd_fail(KD_ERR_IO, "%s: cannot write: %s", ok ? path : tmp, strerror(errno));
-        remove(tmp);
-    }
-    free(tmp);
     return s;
 }

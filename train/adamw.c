@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/backend.h"
+#include "engine/fileio.h"
 #include "train/adamw.h"
 
 static const char ADAMW_MAGIC[8] = { 'K', 'D', 'A', 'D', 'A', 'M', 'W', '1' };
@@ -143,11 +144,10 @@ kd_status kd_clip_grad_norm(kd_tensor *const *params, size_t n, double max_norm,
 
 kd_status kd_adamw_save(const kd_adamw *o, const char *path)
 {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return kd_fail(KD_ERR_ARG, "adamw: path too long: %s", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return kd_fail(KD_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    kd_atomic_file af;
+    kd_status st = kd_atomic_open(&af, path);
+    if (st != KD_OK) return st;
+    FILE *f = af.f;
     uint64_t hdr[2] = { (uint64_t)o->step, (uint64_t)o->n };
     int ok = fwrite(ADAMW_MAGIC, 1, 8, f) == 8 && fwrite(hdr, sizeof hdr, 1, f) == 1;
     for (size_t i = 0; ok && i < o->n; i++) {
@@ -159,13 +159,12 @@ kd_status kd_adamw_save(const kd_adamw *o, const char *path)
              fwrite(meta, sizeof meta, 1, f) == 1 && fwrite(o->m[i], 1, bytes, f) == bytes &&
              fwrite(o->v[i], 1, bytes, f) == bytes;
     }
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return kd_fail(KD_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    if (!ok) {
+        st = kd_fail(KD_ERR_IO, "%s: write failed: %s", af.tmp, strerror(errno));
+        kd_atomic_abort(&af);
+        return st;
     }
-    return KD_OK;
+    return kd_atomic_commit(&af);
 }
 
 kd_status kd_adamw_load(kd_adamw *o, const char *path)

@@ -79,53 +79,6 @@ kd_status kd_remove_dir(const char *dir)
     return KD_OK;
 }
 
-kd_status kd_write_file_atomic(const char *path, const char *text, size_t len)
-{
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return kd_fail(KD_ERR_ARG, "path too long: %s", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return kd_fail(KD_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
-    int ok = fwrite(text, 1, len, f) == len;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return kd_fail(KD_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    }
-    return KD_OK;
-}
-
-kd_status kd_read_whole_file(const char *path, char **out, size_t *len)
-{
-    *out = NULL;
-    *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return kd_fail(KD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        if (n + 1 >= cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - 1 - n, f);
-        if (got == 0) break;
-        n += got;
-    }
-    fclose(f);
-    if (!buf) return kd_fail(KD_ERR_NOMEM, "%s: out of memory reading it", path);
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return KD_OK;
-}
-
 static void write_series(kd_jw *w, const char *key, const kd_series *s)
 {
     kd_jw_key(w, key);
@@ -273,7 +226,7 @@ kd_status kd_checkpoint_load_state(const char *dir, kd_adamw *opt, kd_train_stat
     snprintf(path, sizeof path, "%s/trainer_state.json", dir);
     char *text;
     size_t len;
-    kd_status st = kd_read_whole_file(path, &text, &len);
+    kd_status st = kd_read_file(path, &text, &len);
     if (st != KD_OK) return st;
     kd_json *j = kd_json_parse(text, len, err, sizeof err);
     free(text);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/fileio.h"
 #include "engine/rng.h"
 #include "models/bert.h"
 #include "train/adamw.h"
@@ -53,9 +54,5 @@ kd_status kd_checkpoint_load_state(const char *dir, kd_adamw *opt, kd_train_stat
 kd_status kd_remove_dir(const char *dir);
 /* mkdir -p; an existing directory is fine; a path that cannot be made is KD_ERR_IO naming it. */
 kd_status kd_make_dirs(const char *dir);
-/* Write text to path via path.tmp and a rename. */
-kd_status kd_write_file_atomic(const char *path, const char *text, size_t len);
-/* A whole file into a malloc'd NUL-terminated buffer. */
-kd_status kd_read_whole_file(const char *path, char **out, size_t *len);
 
 #endif

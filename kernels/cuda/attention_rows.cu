@@ -1,11 +1,11 @@
 /* kernels/cuda/attention_rows.cu — scaled dot-product attention, forward and backward, one thread block
  * per query row with the score row held in shared memory: the plain definition of kernels/kernels.h on
- * the GPU, dropout from the same Philox counters as the CPU. Correct at every shape, not fast: the tiled
- * flash-attention kernels replace it. */
+ * the GPU, dropout from the same Philox counters as the CPU. Correct at every head dim, not fast: the
+ * table runs the tiled kernels of attention_flash.cu where they apply and this one for other head dims. */
 #include <math.h>
 
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/attention_cuda.h"
 #include "kernels/cuda/philox.h"
 
 #define KD_NEG_INF (-__int_as_float(0x7f800000))
@@ -135,18 +135,16 @@ static int attn_launchable(const kd_attention_args *a, size_t smem)
     return 1;
 }
 
-extern "C" void kd_cu_attention(const kd_attention_args *a, int ith, int nth)
+extern "C" void kd_cu_attention_rows(const kd_attention_args *a)
 {
-    (void)ith; (void)nth;
     size_t smem = (size_t)a->tk * sizeof(float);
     if (!attn_launchable(a, smem)) return;
     attention_kernel<<<(unsigned)(a->batch * a->heads * a->tq), 128, smem, kd_cu_stream()>>>(*a);
     KD_CU_LAUNCH_VOID();
 }
 
-extern "C" void kd_cu_attention_bwd(const kd_attention_args *a, int ith, int nth)
+extern "C" void kd_cu_attention_rows_bwd(const kd_attention_args *a)
 {
-    (void)ith; (void)nth;
     size_t smem = 2 * (size_t)a->tk * sizeof(float);
     if (!attn_launchable(a, smem)) return;
     attention_bwd_kernel<<<(unsigned)(a->batch * a->heads * a->tq), 128, smem, kd_cu_stream()>>>(*a);

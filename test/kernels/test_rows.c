@@ -1,12 +1,13 @@
 /* test/kernels/test_rows.c — the fast row and element-wise kernels against the reference, table by
  * table: maps (GELU, tanh, exp, arithmetic; unary and binary, overwrite and accumulate, a strided case
  * that must fall back), softmax and log-softmax forward/backward, LayerNorm forward/backward (with and
- * without gamma/beta, each gradient optional), cross-entropy forward/backward and AdamW. Widths 1, 7, 8,
- * 63, 129, 771; KL divergence forward/backward; 1 and 3 threads; outputs guarded by canaries and poisoned with NaN when overwritten; a NaN
- * in an input must reach the outputs it feeds. */
+ * without gamma/beta, each gradient optional), cross-entropy and KL divergence forward/backward, AdamW.
+ * Widths 1, 7, 8, 63, 125, 128 (the register path of the AVX-512 softmax), 129, 771; 1 and 3 threads;
+ * outputs guarded by canaries and poisoned with NaN when overwritten; a NaN in an input must reach the
+ * outputs it feeds. */
 #include "test/kernels/kcheck.h"
 
-static const int64_t k_cols[] = { 1, 7, 8, 63, 129, 771 };
+static const int64_t k_cols[] = { 1, 7, 8, 63, 125, 128, 129, 771 };
 #define N_COLS ((int)(sizeof k_cols / sizeof k_cols[0]))
 static const kd_kernels *ref;
 

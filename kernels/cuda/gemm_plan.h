@@ -54,6 +54,28 @@ KD_PLAN_HD int kd_cu_swz(int r, int c, int cpr)
     return c;
 }
 
+/* The Hopper wgmma GEMM (gemm_wgmma.cu) takes K-major bf16 operands only: A stored m x k (no trans_a),
+ * B stored n x k (trans_b), rows and batch strides whole 16-byte units from a 16-byte aligned base (TMA),
+ * batches that do not overlap, and coordinates that fit TMA's int32. */
+static inline int kd_cu_wgmma_layout_ok(const kd_gemm_args *g)
+{
+    const int64_t lim = 0x7fffffffLL;
+    if (g->trans_a || !g->trans_b || !kd_cu_gemm_aligned(g, 2)) return 0;
+    if (g->lda < g->k || g->ldb < g->k) return 0;
+    if (g->batch > 1 && (g->stride_a < g->lda * g->m || g->stride_b < g->ldb * g->n)) return 0;
+    return g->m <= lim && g->n <= lim && g->k <= lim && (g->m + 127) / 128 <= 65535 && g->batch <= 65535;
+}
+
+/* Accumulator i (0..63) of thread tid (0..127) of a warpgroup after wgmma m64n128: row and column of the
+ * 64 x 128 tile, as the PTX ISA's wgmma D-fragment figure lays them out (each warp 16 rows; per 8-column
+ * block, pairs of columns at rows lane/4 and lane/4 + 8). */
+KD_PLAN_HD void kd_cu_wgmma_acc_rc(int tid, int i, int *row, int *col)
+{
+    int warp = tid / 32, lane = tid % 32;
+    *row = warp * 16 + lane / 4 + 8 * ((i >> 1) & 1);
+    *col = 8 * (i >> 2) + 2 * (lane & 3) + (i & 1);
+}
+
 /* f32 -> bf16 bits, round to nearest even (NaN stays NaN), as __float2bfloat16_rn. */
 static inline uint16_t kd_cu_bf16_from_f32(float f)
 {

@@ -179,12 +179,12 @@ __global__ void __launch_bounds__(THREADS, 1)
         if (tid == 0) mbar_arrive(bars + 8 * (STAGES + s));
     }
 
-    const int warp = tid / 32, lane = tid % 32;
     float *C = p.c + (int64_t)bz * p.sc;
 #pragma unroll
     for (int i = 0; i < 64; i++) {
-        const int64_t row = m0 + cw * 64 + warp * 16 + lane / 4 + 8 * ((i >> 1) & 1);
-        const int64_t col = n0 + 8 * (i >> 2) + 2 * (lane & 3) + (i & 1);
+        int r, cc;
+        kd_cu_wgmma_acc_rc(tid, i, &r, &cc);
+        const int64_t row = m0 + cw * 64 + r, col = n0 + cc;
         if (row < p.m && col < p.n) {
             float *c = C + row * p.ldc + col;
             *c = kd_cu_epi_apply(p.epi, d[i], c, col);
@@ -241,10 +241,7 @@ int kd_cu_wgmma_built(void) { return KD_CUDA_SM90A; }
 
 kd_status kd_cu_gemm_wgmma(const kd_gemm_args *g, int gelu)
 {
-    const int64_t lim = 0x7fffffffLL;
-    int ok = KD_CUDA_SM90A && !g->trans_a && g->trans_b && kd_cu_gemm_aligned(g, 2) && g->lda >= g->k && g->ldb >= g->k;
-    if (ok && g->batch > 1) ok = g->stride_a >= g->lda * g->m && g->stride_b >= g->ldb * g->n;
-    ok = ok && g->m <= lim && g->n <= lim && g->k <= lim && (g->m + BM - 1) / BM <= 65535 && g->batch <= 65535;
+    int ok = KD_CUDA_SM90A && kd_cu_wgmma_layout_ok(g);
     CUtensorMap ma, mb;
     if (ok) ok = make_map(&ma, g->a, g->k, g->m, g->lda, g->batch, g->stride_a) &&
                  make_map(&mb, g->b, g->k, g->n, g->ldb, g->batch, g->stride_b);

@@ -140,10 +140,19 @@ int main(void)
             for (int tr = 0; tr < 4; tr++)
                 run_case(&cases[c], tr >> 1, tr & 1, types[t], c % 2, c % 3 == 0, 0);
     /* the fused epilogue, and beta/bias on every type */
-    for (int t = 0; t < 3; t++) {
+    for (int t = 0; t < 4; t++) {
         run_case(&cases[5], 0, 1, types[t], 1, 1, 1);
         run_case(&cases[6], 1, 0, types[t], 0, 1, 1);
     }
+    /* the wgmma layout (A m x k, B n x k) at BERT shapes: QKV, attention out, FFN up/down, and odd edges; on
+     * a device without wgmma these run the mma.sync kernel, which must give the same answer */
+    const gcase bert[] = {
+        { 256, 2304, 768, 1, 0 }, { 256, 768, 768, 1, 0 }, { 128, 3072, 768, 1, 0 }, { 128, 768, 3072, 1, 0 },
+        { 200, 1000, 136, 1, 0 }, { 77, 131, 72, 3, 8 },  { 129, 129, 1000, 1, 0 }, { 1, 8, 8, 1, 0 },
+        { 64, 64, 64, 12, 0 },
+    };
+    for (size_t c = 0; c < sizeof bert / sizeof *bert; c++)
+        run_case(&bert[c], 0, 1, KD_CUDA_GEMM_BF16_WGMMA, (int)(c % 2), c % 3 != 1, c == 4);
     /* k = 0 and alpha = 0 paths: C = beta C + bias */
     const gcase k0 = { 9, 11, 0, 2, 0 };
     run_case(&k0, 0, 0, KD_CUDA_GEMM_F32, 1, 1, 0);

@@ -127,6 +127,47 @@ static void check_gemm_plan(void)
     CHECK(kd_cu_operand_aligned(buf, 12, 24, 4, 4), "f32 ld 12, stride 24");
 }
 
+/* The wgmma accumulator map covers the 64 x 128 tile once; the layout rule takes exactly K-major,
+ * 16-byte aligned, non-overlapping batches. */
+static void check_wgmma_plan(void)
+{
+    static int seen[64 * 128];
+    int bad = 0;
+    for (int t = 0; t < 128; t++)
+        for (int i = 0; i < 64; i++) {
+            int r, c;
+            kd_cu_wgmma_acc_rc(t, i, &r, &c);
+            if (r < 0 || r >= 64 || c < 0 || c >= 128) bad++;
+            else seen[r * 128 + c]++;
+        }
+    for (int e = 0; e < 64 * 128; e++) bad += seen[e] != 1;
+    CHECK(bad == 0, "wgmma accumulators: %d tile elements not owned exactly once", bad);
+    int r, c;
+    kd_cu_wgmma_acc_rc(37, 6, &r, &c);   /* warp 1, lane 5: rows 16 + 1 (+8), block 1, pair (lane & 3) = 1 */
+    CHECK(r == 25 && c == 10, "accumulator 6 of thread 37 at (25, 10), got (%d, %d)", r, c);
+
+    _Alignas(16) static uint16_t buf[64];
+    kd_gemm_args g;
+    memset(&g, 0, sizeof g);
+    g.trans_a = 0; g.trans_b = 1; g.m = 300; g.n = 768; g.k = 768; g.batch = 1;
+    g.a = buf; g.lda = 768; g.b = buf; g.ldb = 768;
+    CHECK(kd_cu_wgmma_layout_ok(&g), "X W^T with ld 768 is a wgmma layout");
+    g.trans_b = 0;
+    CHECK(!kd_cu_wgmma_layout_ok(&g), "B stored k x n (MN-major) is not");
+    g.trans_b = 1; g.trans_a = 1;
+    CHECK(!kd_cu_wgmma_layout_ok(&g), "A stored k x m is not");
+    g.trans_a = 0; g.lda = 770;
+    CHECK(!kd_cu_wgmma_layout_ok(&g), "lda 770 (1540 bytes, not 16-byte rows) is not");
+    g.lda = 768; g.a = buf + 1;
+    CHECK(!kd_cu_wgmma_layout_ok(&g), "a base off 16-byte alignment is not");
+    g.a = buf; g.batch = 12; g.stride_a = 768 * 300; g.stride_b = 768 * 768;
+    CHECK(kd_cu_wgmma_layout_ok(&g), "batched with packed strides is");
+    g.stride_b = 768 * 8;
+    CHECK(!kd_cu_wgmma_layout_ok(&g), "batches of B that overlap are not");
+    g.batch = 1; g.k = 800;
+    CHECK(!kd_cu_wgmma_layout_ok(&g), "lda < k is not");
+}
+
 static void check_rounding(void)
 {
     /* bf16: 1 + 2^-8 is a tie between 1 and 1 + 2^-7: even mantissa (1) wins; 1 + 3*2^-8 rounds up. */
@@ -156,6 +197,7 @@ int main(void)
     check_map_plans();
     check_swizzle();
     check_gemm_plan();
+    check_wgmma_plan();
     check_rounding();
     return kd_test_finish("test_cuda_plan");
 }

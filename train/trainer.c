@@ -268,7 +268,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
                 for (int32_t i = 0; i < r->sbatch.batch; i++)
                     memcpy(z + (size_t)i * (size_t)nl, r->teacher_logits + r->sbatch.index[i] * (size_t)nl,
                            (size_t)nl * sizeof(float));
-            } else if (d->teacher) {
+            } else if (r->tb) {   /* a teacher with alpha > 0; with alpha 0 it is loaded but never run */
                 if (kd_batcher_next(r->tb, &r->tbatch) != 1 || r->tbatch.batch != r->sbatch.batch ||
                     memcmp(r->tbatch.index, r->sbatch.index, (size_t)r->sbatch.batch * sizeof(size_t)) != 0)
                     return kd_fail(KD_ERR_STATE, "train: teacher and student batches disagree at batch %lld", (long long)b);

@@ -2,7 +2,7 @@
  * a 2-epoch run on a tiny corpus in the demo vocabulary whose dev accuracy rises above the untrained model's; a run stopped by --max-steps and
  * resumed ends with bit-identical weights and dev accuracy to an uninterrupted one; the checkpoint loads
  * back with the same logits; the metrics file, chart and teacher cache exist; a distillation run with a
- * cached teacher works. */
+ * cached teacher works, and one with alpha 0 beside a teacher (the no-KD control) never runs it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,6 +197,14 @@ int main(void)
     data.teacher = m;
     CHECK(kd_train(s, &data, &ck, &rb) == KD_ERR_ARG && strstr(kd_last_error(), "alpha"), "alpha 1.5: %s",
           kd_last_error());
+    /* alpha 0 with a teacher given (kd distill --alpha 0, the no-KD control): the teacher is never run. */
+    char out_n[300];
+    snprintf(out_n, sizeof out_n, "%s/n", root);
+    kd_train_config cn = small_config(out_n);
+    cn.alpha = 0.0;
+    cn.epochs = 1;
+    cn.max_steps = 3;
+    CHECK(kd_train(s, &data, &cn, &rb) == KD_OK && rb.steps == 3, "alpha 0 with a teacher: %s", kd_last_error());
     kd_bert_free(t3);
     kd_bert_free(s);
 

@@ -35,5 +35,6 @@ void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth);
 void kd_unary_avx512_f32(const kd_map_args *m, int ith, int nth);
 void kd_binary_avx512_f32(const kd_map_args *m, int ith, int nth);
 void kd_softmax_avx512_f32(const kd_softmax_args *s, int ith, int nth);
+void kd_layernorm_avx512_f32(const kd_layernorm_args *l, int ith, int nth);
 
 #endif

@@ -1,5 +1,6 @@
-/* kernels/cpu/table_avx512.c — the AVX-512 f32 table: AVX-512 GEMM, softmax forward and GELU/exp maps;
- * the other fast entries are the AVX2 kernels (every AVX-512 CPU runs them), the rest the reference. */
+/* kernels/cpu/table_avx512.c — the AVX-512 f32 table: AVX-512 GEMM, softmax and LayerNorm forward and
+ * the GELU/exp maps; the other fast entries are the AVX2 kernels (every AVX-512 CPU runs them), the rest
+ * the reference. */
 #include <pthread.h>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -15,6 +16,7 @@ static void table_avx512_build(void)
     table_avx512.unary = kd_unary_avx512_f32;
     table_avx512.binary = kd_binary_avx512_f32;
     table_avx512.softmax = kd_softmax_avx512_f32;
+    table_avx512.layernorm = kd_layernorm_avx512_f32;
 }
 
 const kd_kernels *kd_kernels_avx512_f32(void)

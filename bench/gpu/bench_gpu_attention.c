@@ -93,7 +93,8 @@ int main(int argc, char **argv)
         uint16_t *b16 = malloc((size_t)n * 2);
         if (!hq || !hk || !hv || !hdo || !b16) gb_die("malloc");
         for (int64_t i = 0; i < n; i++) hq[i] = gb_randn(), hk[i] = gb_randn(), hv[i] = gb_randn(), hdo[i] = gb_randn();
-        void *dq, *dk, *dv, *ddo, *dq16, *dk16, *dv16, *o, *lse, *gq, *gk, *gv;
+        void *dq = NULL, *dk = NULL, *dv = NULL, *ddo = NULL, *dq16 = NULL, *dk16 = NULL, *dv16 = NULL, *o = NULL;
+        void *lse = NULL, *gq = NULL, *gk = NULL, *gv = NULL;
         if (kd_cuda_malloc(&dq, (size_t)n * 4) || kd_cuda_malloc(&dk, (size_t)n * 4) || kd_cuda_malloc(&dv, (size_t)n * 4) ||
             kd_cuda_malloc(&ddo, (size_t)n * 4) || kd_cuda_malloc(&dq16, (size_t)n * 2) ||
             kd_cuda_malloc(&dk16, (size_t)n * 2) || kd_cuda_malloc(&dv16, (size_t)n * 2) || kd_cuda_malloc(&o, (size_t)n * 4) ||

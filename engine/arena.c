@@ -1,6 +1,7 @@
-/* engine/arena.c — the per-step arena: a bump allocator over large chunks, rewound by kd_arena_reset().
- * After a step that needed more than one chunk, the reset replaces them with a single chunk of the total,
- * so from the second step on every step fits in one block and memory stays flat. */
+/* engine/arena.c — the per-step arena: a bump allocator over a list of large chunks, rewound by
+ * kd_arena_reset(). The chunks are kept across resets and reused in order, so once the first step has
+ * grown the list, later steps (which make the same allocations) run in memory that is already mapped:
+ * no new allocation, no page faults, and memory stays flat. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,8 @@ typedef struct chunk {
 } chunk;
 
 static struct {
-    chunk *head;          /* current chunk first */
+    chunk *first, *last;  /* all chunks, oldest first */
+    chunk *cur;           /* the chunk allocations come from now */
     size_t used, peak, capacity, limit;
 } A;
 
@@ -58,18 +60,23 @@ void *kd_arena_alloc(size_t nbytes)
                 nbytes, A.used, A.limit);
         return NULL;
     }
-    chunk *c = A.head;
-    if (!c || c->size - c->used < need) {
+    chunk *c = A.cur;
+    /* Move on through the chunks kept from earlier steps; grow the list only past its end. */
+    while (c && c->size - c->used < need) c = c->next;
+    if (!c) {
+        /* Grow by a quarter of what is held at least, so a large step needs few chunks. */
         size_t size = need > KD_ARENA_MIN_CHUNK ? need : KD_ARENA_MIN_CHUNK;
-        if (c && size < c->size) size = c->size;   /* grow geometrically-ish: never smaller than the last */
-        chunk *n = chunk_new(size);
-        if (!n) {
+        if (size < A.capacity / 4) size = A.capacity / 4;
+        c = chunk_new(size);
+        if (!c) {
             kd_fail(KD_ERR_NOMEM, "step arena: cannot allocate %zu bytes (%zu already held)", size, A.capacity);
             return NULL;
         }
-        n->next = c;
-        A.head = c = n;
+        if (A.last) A.last->next = c;
+        else A.first = c;
+        A.last = c;
     }
+    A.cur = c;
     void *p = c->base + c->used;
     c->used += need;
     A.used += need;
@@ -79,14 +86,8 @@ void *kd_arena_alloc(size_t nbytes)
 
 void kd_arena_reset(void)
 {
-    if (A.head && A.head->next) {
-        /* Several chunks: merge into one big enough for all of this step. */
-        size_t total = A.capacity;
-        chunk_free_all(A.head);
-        A.head = chunk_new(total);   /* on failure the next alloc starts over */
-    } else if (A.head) {
-        A.head->used = 0;
-    }
+    for (chunk *c = A.first; c; c = c->next) c->used = 0;
+    A.cur = A.first;
     A.used = 0;
 }
 
@@ -95,10 +96,9 @@ size_t kd_arena_peak(void) { return A.peak; }
 size_t kd_arena_capacity(void) { return A.capacity; }
 void kd_arena_set_limit(size_t nbytes) { A.limit = nbytes; }
 
-
 void kd_arena_release(void)
 {
-    chunk_free_all(A.head);
-    A.head = NULL;
+    chunk_free_all(A.first);
+    A.first = A.last = A.cur = NULL;
     A.used = 0;
 }

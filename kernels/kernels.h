@@ -142,7 +142,8 @@ typedef struct kd_attention_args {
     double scale, dropout_p;
     uint64_t seed, offset;
     void *lse;
-    /* backward only: do has o's strides; dq, dk, dv have q's, k's, v's strides (accumulate) */
+    /* backward only: o and lse hold the forward's output and log-sum-exp (valid: the engine saves
+     * them), do has o's strides; dq, dk, dv have q's, k's, v's strides (accumulate) */
     const void *d_o;
     void *dq, *dk, *dv;
 } kd_attention_args;

@@ -1,11 +1,16 @@
 /* bench/bench_bert.c — end-to-end BERT on the CPU: a bert-large forward and a bert-base training step
- * (forward, backward, plain SGD update) at batch 16 x 128 tokens, and bert-base inference latency at batch
- * 1 x 128. Each case runs in its own child process, so its peak memory (the step arena's peak, heap tensors,
- * and the process's maximum resident set) is its own. Validates the outputs (finite logits, loss and
- * gradients) before timing; reports the median of the timed repeats, tokens/s and the achieved GFLOP/s.
+ * (forward, backward, plain SGD update) at batch 16 x 128 tokens, bert-base inference latency at batch
+ * 1 x 128, and the distillation step of `kd distill` at 16 x 128: kd-step (bert-large teacher forward in
+ * eval mode without a graph, then the bert-base student's forward, the distillation loss, backward,
+ * clipping at 1.0 and AdamW) and student-step (the same without the teacher forward: a step with the
+ * teacher's logits cached, `kd distill --cache-teacher`). Each case runs in its own child process, so its
+ * peak memory (the step arena's peak, heap tensors, and the process's maximum resident set) is its own.
+ * Validates the outputs (finite logits, loss and gradients) before timing; reports the median of the timed
+ * repeats, tokens/s and the achieved GFLOP/s. With --case all, the kd-step / student-step ratio (what
+ * caching the teacher's logits saves) closes the report.
  *
- * Usage: bench_bert [--case large-forward|base-train|base-latency|all] [--reps N] [--large-reps N]
- *                   [--threads N] [--kernels ref|avx2|avx512|best] */
+ * Usage: bench_bert [--case large-forward|base-train|base-latency|kd-step|student-step|all] [--reps N]
+ *                   [--large-reps N] [--threads N] [--kernels ref|avx2|avx512|best] */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +25,8 @@
 #include "engine/ops.h"
 #include "engine/rng.h"
 #include "models/bert.h"
+#include "train/adamw.h"
+#include "train/loss.h"
 
 typedef struct opts {
     const char *which, *kernels;
@@ -166,6 +173,97 @@ static int run_train(const char *preset, int64_t B, int64_t T, int reps, int war
     return ok ? 0 : 1;
 }
 
+/* Distillation step as train/trainer.c runs it (alpha 0.5, T 2, clipping at 1.0, AdamW at 5e-5): the
+ * teacher (when given) in eval mode under kd_set_grad_enabled(0), then the student in train mode, the
+ * loss, backward, clipping, one AdamW step, zeroed gradients and the arena reset. Without a teacher the
+ * teacher's logits are a fixed tensor made once (as the trainer copies them from its cache). The time
+ * printed is the median of the repeats after `warmup` steps (>= 2, so the arena's chunks are mapped).
+ * *med_out gets the median (for the kd-step / student-step ratio). */
+static int run_distill(int with_teacher, int64_t B, int64_t T, int reps, int warmup, double *med_out)
+{
+    kd_bert_config cs, ct;
+    kd_bert *teacher = NULL;
+    if (with_teacher) {
+        teacher = make_model("bert-large", &ct);
+        if (!teacher) return 1;
+        kd_bert_set_training(teacher, 0);
+    }
+    kd_bert *student = make_model("bert-base", &cs);
+    if (!student) {
+        kd_bert_free(teacher);
+        return 1;
+    }
+    kd_bert_set_training(student, 1);
+    kd_manual_seed(1);
+    int32_t *ids = malloc((size_t)(B * T) * 4), *mask = malloc((size_t)(B * T) * 4), *labels = malloc((size_t)B * 4);
+    make_batch(B, T, cs.vocab_size, ids, mask, labels);
+    kd_bert_input in = { B, T, ids, NULL, mask };
+    size_t np;
+    kd_tensor **p = kd_bert_parameters(student, &np);
+    kd_adamw_config acfg = kd_adamw_defaults();
+    kd_adamw *opt = kd_adamw_new(p, np, &acfg);
+    /* Cached teacher logits: what --cache-teacher reads back, a heap tensor that outlives the resets. */
+    float *cached = malloc((size_t)B * (size_t)cs.num_labels * sizeof(float));
+    for (int64_t i = 0; i < B * cs.num_labels; i++) cached[i] = (float)((i * 37 % 11) - 5) * 0.3f;
+    double *t = malloc(sizeof(double) * (size_t)(reps + warmup));
+    int ok = opt && ids && mask && labels && cached && t;
+    if (!opt) fprintf(stderr, "bench_bert: %s\n", kd_last_error());
+    for (int r = 0; r < reps + warmup && ok; r++) {
+        double t0 = bench_now();
+        kd_tensor *zt;
+        if (teacher) {
+            int prev = kd_set_grad_enabled(0);
+            zt = kd_bert_logits(teacher, &in);
+            kd_set_grad_enabled(prev);
+        } else {
+            int64_t shape[2] = { B, cs.num_labels };
+            zt = kd_from_buffer(KD_F32, 2, shape, cached);
+        }
+        kd_tensor *zs = kd_bert_logits(student, &in);
+        kd_tensor *y = kd_from_buffer(KD_I32, 1, &B, labels);
+        kd_loss_parts lp;
+        double norm = 0, lv = NAN;
+        ok = zt && zs && y && kd_distill_loss(zs, zt, y, 0.5, 2.0, &lp) == KD_OK;
+        if (ok) lv = kd_item(lp.total);
+        ok = ok && isfinite(lv) && kd_backward(lp.total, NULL) == KD_OK;
+        kd_arena_reset();
+        ok = ok && kd_clip_grad_norm(p, np, 1.0, &norm) == KD_OK && kd_adamw_step(opt, 5e-5) == KD_OK;
+        kd_zero_grad(p, np);
+        ok = ok && isfinite(norm);
+        t[r] = bench_now() - t0;
+        if (!ok) fprintf(stderr, "bench_bert: distillation step failed or not finite: %s\n", kd_last_error());
+        else if (r == 0)
+            printf("  step 0: loss %.4f (soft %.4f, hard %.4f), gradient norm %.4f\n", lv, lp.soft, lp.hard, norm);
+    }
+    if (ok) {
+        double med = bench_median(t + warmup, reps), fl = 3.0 * forward_flops(&cs, B, T);
+        if (teacher) fl += forward_flops(&ct, B, T);
+        printf("  %s %lld x %lld (%sbert-base student step, AdamW): median %.3f s over %d (after %d warm-up), "
+               "%.0f tokens/s, ~%.1f GFLOP/s (%s3x student forward FLOPs)\n",
+               teacher ? "KD step" : "student step", (long long)B, (long long)T,
+               teacher ? "bert-large teacher forward + " : "cached teacher logits, ", med, reps, warmup,
+               (double)(B * T) / med, fl / med * 1e-9, teacher ? "teacher forward + " : "");
+        report_memory(teacher ? "(KD step)" : "(student step)");
+        /* AdamW's m and v are plain heap buffers, not tensors: counted here, and in the RSS above. */
+        double state = 0;
+        for (size_t i = 0; i < np; i++) state += 2.0 * (double)kd_numel(p[i]) * sizeof(float);
+        printf("  memory (optimizer)     AdamW m and v %.2f GiB\n", state / (1 << 30));
+        if (med_out) *med_out = med;
+    }
+    free(t);
+    free(cached);
+    free(ids);
+    free(mask);
+    free(labels);
+    kd_adamw_free(opt);
+    kd_bert_free(student);
+    kd_bert_free(teacher);
+    return ok ? 0 : 1;
+}
+
+/* A case's median step time goes here when the parent wants it (the kd-step / student-step ratio). */
+static int median_fd = -1;
+
 static int run_case(const char *name, const opts *o)
 {
     if (kd_backend_select(o->kernels) != KD_OK) {
@@ -179,7 +277,11 @@ static int run_case(const char *name, const opts *o)
     if (strcmp(name, "large-forward") == 0) rc = run_forward("bert-large", 16, 128, o->large_reps, 0);
     else if (strcmp(name, "base-train") == 0) rc = run_train("bert-base", 16, 128, o->reps, 1);
     else if (strcmp(name, "base-latency") == 0) rc = run_forward("bert-base", 1, 128, 5 * o->reps, 2);
-    else fprintf(stderr, "bench_bert: unknown case '%s'\n", name);
+    else if (strcmp(name, "kd-step") == 0 || strcmp(name, "student-step") == 0) {
+        double med = 0;
+        rc = run_distill(strcmp(name, "kd-step") == 0, 16, 128, o->reps, 2, &med);
+        if (rc == 0 && median_fd >= 0 && write(median_fd, &med, sizeof med) != (ssize_t)sizeof med) rc = 1;
+    } else fprintf(stderr, "bench_bert: unknown case '%s'\n", name);
     kd_shutdown();
     fflush(stdout);
     return rc;
@@ -195,7 +297,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) o.threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--kernels") == 0 && i + 1 < argc) o.kernels = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--case large-forward|base-train|base-latency|all] [--reps N] "
+            fprintf(stderr, "usage: %s [--case large-forward|base-train|base-latency|kd-step|student-step|all] [--reps N] "
                             "[--large-reps N] [--threads N] [--kernels ref|avx2|avx512|best]\n", argv[0]);
             return 2;
         }
@@ -205,17 +307,31 @@ int main(int argc, char **argv)
         return 2;
     }
     if (strcmp(o.which, "all") != 0) return run_case(o.which, &o);
-    /* Each case in a child: peak memory figures are per case, and nothing (threads, arena) is shared. */
-    const char *cases[3] = { "base-latency", "base-train", "large-forward" };
+    /* Each case in a child: peak memory figures are per case, and nothing (threads, arena) is shared. The
+     * distillation cases send their median back through a pipe for the ratio. */
+    const char *cases[5] = { "base-latency", "base-train", "large-forward", "kd-step", "student-step" };
+    double med[5] = { 0, 0, 0, 0, 0 };
     int failed = 0;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
+        int fds[2];
+        if (pipe(fds) != 0) {
+            perror("pipe");
+            return 1;
+        }
         fflush(stdout);
         pid_t pid = fork();
         if (pid < 0) {
             perror("fork");
             return 1;
         }
-        if (pid == 0) _exit(run_case(cases[i], &o));
+        if (pid == 0) {
+            close(fds[0]);
+            median_fd = fds[1];
+            _exit(run_case(cases[i], &o));
+        }
+        close(fds[1]);
+        if (read(fds[0], &med[i], sizeof med[i]) != (ssize_t)sizeof med[i]) med[i] = 0;
+        close(fds[0]);
         int st = 0;
         waitpid(pid, &st, 0);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
@@ -223,5 +339,8 @@ int main(int argc, char **argv)
             failed = 1;
         }
     }
+    if (med[3] > 0 && med[4] > 0)
+        printf("[kd-step / student-step] %.3f s / %.3f s = %.2fx: the speed-up of caching the teacher's logits\n",
+               med[3], med[4], med[3] / med[4]);
     return failed;
 }

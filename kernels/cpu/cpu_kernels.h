@@ -30,11 +30,17 @@ void kd_kl_bwd_avx2_f32(const kd_kl_args *k, int ith, int nth);
 void kd_adamw_avx2_f32(const kd_adamw_args *o, int ith, int nth);
 void kd_attention_avx2_f32(const kd_attention_args *a, int ith, int nth);
 void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth);
+void kd_dropout_avx2_f32(const kd_dropout_args *d, int ith, int nth);
+void kd_embedding_avx2_f32(const kd_embedding_args *e, int ith, int nth);
+void kd_embedding_bwd_avx2_f32(const kd_embedding_args *e, int ith, int nth);
+/* Contiguous row, column, whole and element-wise sums; other layouts run the reference. */
+void kd_reduce_avx2_f32(const kd_reduce_args *m, int ith, int nth);
 
 /* AVX-512 forms of the compute-bound row kernels (others fall through to the AVX2 ones). */
 void kd_unary_avx512_f32(const kd_map_args *m, int ith, int nth);
 void kd_binary_avx512_f32(const kd_map_args *m, int ith, int nth);
 void kd_softmax_avx512_f32(const kd_softmax_args *s, int ith, int nth);
 void kd_layernorm_avx512_f32(const kd_layernorm_args *l, int ith, int nth);
+void kd_dropout_avx512_f32(const kd_dropout_args *d, int ith, int nth);
 
 #endif

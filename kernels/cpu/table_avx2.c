@@ -24,6 +24,10 @@ static void table_avx2_build(void)
     table_avx2.adamw = kd_adamw_avx2_f32;
     table_avx2.attention = kd_attention_avx2_f32;
     table_avx2.attention_bwd = kd_attention_bwd_avx2_f32;
+    table_avx2.dropout = kd_dropout_avx2_f32;
+    table_avx2.embedding = kd_embedding_avx2_f32;
+    table_avx2.embedding_bwd = kd_embedding_bwd_avx2_f32;
+    table_avx2.reduce = kd_reduce_avx2_f32;
 }
 
 const kd_kernels *kd_kernels_avx2_f32(void)

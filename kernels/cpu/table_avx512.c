@@ -1,5 +1,5 @@
-/* kernels/cpu/table_avx512.c — the AVX-512 f32 table: AVX-512 GEMM, softmax and LayerNorm forward and
- * the GELU/exp maps; the other fast entries are the AVX2 kernels (every AVX-512 CPU runs them), the rest
+/* kernels/cpu/table_avx512.c — the AVX-512 f32 table: AVX-512 GEMM, softmax and LayerNorm forward,
+ * the GELU/exp maps and dropout; the other fast entries are the AVX2 kernels (every AVX-512 CPU runs them), the rest
  * the reference. */
 #include <pthread.h>
 
@@ -17,6 +17,7 @@ static void table_avx512_build(void)
     table_avx512.binary = kd_binary_avx512_f32;
     table_avx512.softmax = kd_softmax_avx512_f32;
     table_avx512.layernorm = kd_layernorm_avx512_f32;
+    table_avx512.dropout = kd_dropout_avx512_f32;
 }
 
 const kd_kernels *kd_kernels_avx512_f32(void)

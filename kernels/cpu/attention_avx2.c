@@ -7,13 +7,14 @@
  *   m' = max(m, max_j s_j),  l' = l e^(m - m') + sum_j e^(s_j - m'),  acc' = acc e^(m - m') + sum_j e^(s_j - m') keep_j v_j
  * and at the end O = acc / l, lse = m + log l. Dropout draws the reference's Philox keep decisions at
  * counter offset + ((b heads + h) tq + i) tk + j. Memory is O(dim x tk) per thread: no tq x tk matrix.
- * The backward recomputes each row's probabilities from the scores (it does not trust a stored lse) and
- * keeps p and dP for one row (O(tk)). */
+ * The backward takes each row's probabilities from the forward's lse and keeps P' and dS for a block of
+ * query rows (O(QB tk)), so that dK and dV rows are read and written once per block. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/philox_avx2.h"
 #include "kernels/cpu/vecmath_avx2.h"
 #include "kernels/rng.h"
 
@@ -56,60 +57,22 @@ static void att_scores(const float *q, const float *kt, int64_t ldt, int64_t dim
         for (int64_t jj = 0; jj < n; jj++) s[jj] += mask[j0 + jj];
 }
 
-/* Philox4x32-10 (kernels/rng.h) on 8 blocks at once: lane l runs counter (block0 + l, 0) under the key.
- * _mm256_mul_epu32 multiplies the even lanes (32 x 32 -> 64 bits); the odd lanes go through a shift. */
-static inline void att_mulhilo8(__m256i a, __m256i m, __m256i *lo, __m256i *hi)
-{
-    const __m256i pe = _mm256_mul_epu32(a, m), po = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
-    *lo = _mm256_blend_epi32(pe, _mm256_slli_epi64(po, 32), 0xAA);
-    *hi = _mm256_blend_epi32(_mm256_srli_epi64(pe, 32), po, 0xAA);
-}
-
-static void att_philox8(uint64_t seed, uint64_t block0, __m256i out[4])
-{
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    /* counter_lo = block0 + lane as 64 bits: low word with carry into the high word */
-    const __m256i base = _mm256_set1_epi32((int)(uint32_t)block0);
-    __m256i c0 = _mm256_add_epi32(base, lane);
-    const __m256i carry = _mm256_cmpgt_epi32(_mm256_xor_si256(base, _mm256_set1_epi32((int)0x80000000u)),
-                                             _mm256_xor_si256(c0, _mm256_set1_epi32((int)0x80000000u)));
-    __m256i c1 = _mm256_sub_epi32(_mm256_set1_epi32((int)(uint32_t)(block0 >> 32)), carry); /* carry is -1 */
-    __m256i c2 = _mm256_setzero_si256(), c3 = _mm256_setzero_si256();
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    const __m256i m0 = _mm256_set1_epi32((int)0xD2511F53u), m1 = _mm256_set1_epi32((int)0xCD9E8D57u);
-    for (int r = 0; r < 10; r++) {
-        __m256i lo0, hi0, lo1, hi1;
-        att_mulhilo8(c0, m0, &lo0, &hi0);
-        att_mulhilo8(c2, m1, &lo1, &hi1);
-        const __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32((int)k0));
-        const __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32((int)k1));
-        c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;
-        k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
-    }
-    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
-}
-
 /* keep[jj] = dropout keep-scale of counters c0 + jj, jj < n: exactly the reference's kd_rng_keep
- * (word c & 3 of Philox block c >> 2, 24 bits to [0, 1), kept when >= p), 8 blocks per pass. */
+ * (kernels/cpu/philox_avx2.h), 32 counters per Philox pass. */
 static void att_keep(uint64_t seed, uint64_t c0, int64_t n, float p, float *keep)
 {
-    const float ks = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
-    const __m256 vp = _mm256_set1_ps(p), vks = _mm256_set1_ps(ks), unit = _mm256_set1_ps(1.0f / 16777216.0f);
+    const __m256 vks = _mm256_set1_ps(p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f);
     uint64_t blk = c0 >> 2;
-    const uint64_t last = (c0 + (uint64_t)n - 1) >> 2;
-    float word[4][8];
-    while (blk <= last) {
-        __m256i w[4];
-        att_philox8(seed, blk, w);
-        for (int q = 0; q < 4; q++) {
-            __m256 u = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(w[q], 8)), unit);
-            _mm256_storeu_ps(word[q], _mm256_and_ps(vks, _mm256_cmp_ps(u, vp, _CMP_GE_OQ)));
-        }
-        for (int l = 0; l < 8 && blk + (uint64_t)l <= last; l++)
-            for (int q = 0; q < 4; q++) {
-                const uint64_t c = ((blk + (uint64_t)l) << 2) + (uint64_t)q;
-                if (c >= c0 && c < c0 + (uint64_t)n) keep[c - c0] = word[q][l];
-            }
+    int64_t skip = (int64_t)(c0 & 3), i = 0;
+    float buf[32];
+    while (i < n) {
+        __m256 k[4];
+        kd_keep32_avx2(seed, blk, p, k);
+        for (int v = 0; v < 4; v++) _mm256_storeu_ps(buf + 8 * v, _mm256_and_ps(k[v], vks));
+        const int64_t m = 32 - skip < n - i ? 32 - skip : n - i;
+        memcpy(keep + i, buf + skip, (size_t)m * sizeof(float));
+        i += m;
+        skip = 0;
         blk += 8;
     }
 }
@@ -237,8 +200,65 @@ void kd_attention_avx2_f32(const kd_attention_args *a, int ith, int nth)
     free(kt); free(acc); free(s); free(keep);
 }
 
+/* dK_j += sum_r ds[r][j] q_r and dV_j += sum_r pk[r][j] dO_r over a block of nr query rows (coefficient
+ * rows ld apart), for every key j: each dK/dV row is loaded and stored once per block, not once per
+ * query. Zero coefficients are skipped (as the reference skips dS = 0). For dim 64 and 32 the two rows
+ * stay in registers across the block. */
+#define KD_ATT_KV(NV)                                                                                    \
+    static void att_kv_##NV(float *dK, int64_t k_st, float *dV, int64_t v_st, const float *ds,          \
+                            const float *pk, int64_t ld, const float *const *qr, const float *const *dor, \
+                            int nr, int64_t tk)                                                         \
+    {                                                                                                    \
+        for (int64_t j = 0; j < tk; j++) {                                                               \
+            __m256 rk[NV], rv[NV];                                                                       \
+            float *dk = dK + j * k_st, *dv = dV + j * v_st;                                              \
+            for (int q = 0; q < NV; q++) {                                                               \
+                rk[q] = _mm256_loadu_ps(dk + 8 * q);                                                     \
+                rv[q] = _mm256_loadu_ps(dv + 8 * q);                                                     \
+            }                                                                                            \
+            for (int r = 0; r < nr; r++) {                                                               \
+                const float cs = ds[r * ld + j], cp = pk[r * ld + j];                                    \
+                if (cs != 0.0f) {                                                                        \
+                    const __m256 vc = _mm256_set1_ps(cs);                                                \
+                    for (int q = 0; q < NV; q++) rk[q] = _mm256_fmadd_ps(vc, _mm256_loadu_ps(qr[r] + 8 * q), rk[q]); \
+                }                                                                                        \
+                if (cp != 0.0f || isnan(cp)) {                                                           \
+                    const __m256 vc = _mm256_set1_ps(cp);                                                \
+                    for (int q = 0; q < NV; q++) rv[q] = _mm256_fmadd_ps(vc, _mm256_loadu_ps(dor[r] + 8 * q), rv[q]); \
+                }                                                                                        \
+            }                                                                                            \
+            for (int q = 0; q < NV; q++) {                                                               \
+                _mm256_storeu_ps(dk + 8 * q, rk[q]);                                                     \
+                _mm256_storeu_ps(dv + 8 * q, rv[q]);                                                     \
+            }                                                                                            \
+        }                                                                                                \
+    }
+KD_ATT_KV(8)
+KD_ATT_KV(4)
+#undef KD_ATT_KV
+
+static void att_kv(float *dK, int64_t k_st, float *dV, int64_t v_st, const float *ds, const float *pk, int64_t ld,
+                   const float *const *qr, const float *const *dor, int nr, int64_t tk, int64_t dim)
+{
+    if (dim == 64) att_kv_8(dK, k_st, dV, v_st, ds, pk, ld, qr, dor, nr, tk);
+    else if (dim == 32) att_kv_4(dK, k_st, dV, v_st, ds, pk, ld, qr, dor, nr, tk);
+    else
+        for (int64_t j = 0; j < tk; j++)
+            for (int r = 0; r < nr; r++) {
+                const float cs = ds[r * ld + j], cp = pk[r * ld + j];
+                if (cs != 0.0f) att_axpy(dK + j * k_st, cs, qr[r], dim);
+                if (cp != 0.0f || isnan(cp)) att_axpy(dV + j * v_st, cp, dor[r], dim);
+            }
+}
+
+#define QB 16 /* query rows per block of the backward */
+
 /* With P' = P * keep:  dV += P'^T dO;  dP = (dO V^T) * keep;  dS = P (dP - rowsum(P dP)) scale;
- * dQ += dS K;  dK += dS^T Q. Threads split (batch, head) pairs, which own disjoint dK, dV rows. */
+ * dQ += dS K;  dK += dS^T Q. P comes from the forward's log-sum-exp, P_j = e^(s_j - lse) (no max or sum
+ * pass), and rowsum(P dP) = sum_j P_j keep_j (dO . V_j) = dO . O (the forward's output). Rows are taken
+ * QB at a time: their P' and dS rows are kept (O(QB tk)) so that dK and dV are updated once per block
+ * (att_kv). A row whose keys are all masked (lse = -inf) has no gradient. Threads split (batch, head)
+ * pairs, which own disjoint dK, dV rows. */
 void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth)
 {
     int64_t lo, hi;
@@ -248,7 +268,9 @@ void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth)
     const float scale = (float)a->scale, p = (float)a->dropout_p;
     const int drop = a->dropout_p > 0.0;
     float *kt = att_alloc(D * ldt), *vt = att_alloc(D * ldt);
-    float *pr = att_alloc(ldt), *dp = att_alloc(ldt), *keep = att_alloc(ldt);
+    float *pk = att_alloc(QB * ldt), *ds = att_alloc(QB * ldt), *keep = att_alloc(ldt);
+    const float *qr[QB], *dor[QB];
+    const __m256 vscale = _mm256_set1_ps(scale);
     for (int64_t bh = lo; bh < hi; bh++) {
         const int64_t b = bh / a->heads, h = bh % a->heads;
         const float *K = (const float *)a->k + b * a->k_sb + h * a->k_sh;
@@ -256,53 +278,53 @@ void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth)
         float *dK = (float *)a->dk + b * a->k_sb + h * a->k_sh;
         float *dV = (float *)a->dv + b * a->v_sb + h * a->v_sh;
         const float *mask = a->mask ? (const float *)a->mask + b * a->mask_sb : NULL;
+        const float *lse = (const float *)a->lse + bh * a->tq;
         att_transpose(K, a->k_st, TK, D, kt, ldt);
         att_transpose(V, a->v_st, TK, D, vt, ldt);
-        for (int64_t i = 0; i < a->tq; i++) {
-            const float *q = (const float *)a->q + b * a->q_sb + i * a->q_st + h * a->q_sh;
-            const float *dout = (const float *)a->d_o + b * a->o_sb + i * a->o_st + h * a->o_sh;
-            float *dq = (float *)a->dq + b * a->q_sb + i * a->q_st + h * a->q_sh;
-            /* P for the row: scores, max, sum (the row fits: O(tk)) */
-            for (int64_t j0 = 0; j0 < TK; j0 += KT)
-                att_scores(q, kt, ldt, D, j0, TK - j0 < KT ? TK - j0 : KT, scale, mask, pr + j0);
-            float m = -INFINITY;
-            int nan = 0;
-            for (int64_t j = 0; j < TK; j++) {
-                if (pr[j] > m) m = pr[j];
-                nan |= isnan(pr[j]);
-            }
-            if (m == -INFINITY) continue; /* fully masked row: P = 0, no gradient */
-            if (nan) m = NAN;
-            const __m256 vm = _mm256_set1_ps(m);
-            __m256 ls = _mm256_setzero_ps();
-            for (int64_t j = 0; j < TK; j += 8) {
-                __m256 e = kd_exp8(_mm256_sub_ps(_mm256_loadu_ps(pr + j), vm));
-                if (TK - j < 8) e = _mm256_and_ps(e, _mm256_castsi256_ps(kd_tail_mask(TK - j)));
-                _mm256_storeu_ps(pr + j, e);
-                ls = _mm256_add_ps(ls, e);
-            }
-            const float inv = 1.0f / kd_hsum8(ls);
-            for (int64_t j = 0; j < TK; j++) pr[j] *= inv;
-            if (drop) att_keep(a->seed, a->offset + (uint64_t)(((b * a->heads + h) * a->tq + i) * TK), TK, p, keep);
-            /* dP_j = (dO . V_j) keep_j from the transposed V; rs = sum P dP */
-            float rs = 0.0f;
-            for (int64_t j0 = 0; j0 < TK; j0 += KT) {
-                const int64_t n = TK - j0 < KT ? TK - j0 : KT;
-                att_scores(dout, vt, ldt, D, j0, n, 1.0f, NULL, dp + j0);
-                for (int64_t jj = 0; jj < n; jj++) {
-                    if (drop) dp[j0 + jj] *= keep[j0 + jj];
-                    rs += pr[j0 + jj] * dp[j0 + jj];
+        for (int64_t i0 = 0; i0 < a->tq; i0 += QB) {
+            const int64_t i1 = a->tq - i0 < QB ? a->tq : i0 + QB;
+            int nr = 0;
+            for (int64_t i = i0; i < i1; i++) {
+                if (lse[i] == -INFINITY) continue; /* fully masked row: P = 0, no gradient */
+                const float *q = (const float *)a->q + b * a->q_sb + i * a->q_st + h * a->q_sh;
+                const float *dout = (const float *)a->d_o + b * a->o_sb + i * a->o_st + h * a->o_sh;
+                const float *o = (const float *)a->o + b * a->o_sb + i * a->o_st + h * a->o_sh;
+                float *dq = (float *)a->dq + b * a->q_sb + i * a->q_st + h * a->q_sh;
+                float *P = pk + nr * ldt, *S = ds + nr * ldt;
+                /* scores into P, dO . V_j into S (both rounded up to ldt; the lanes past tk are masked below) */
+                for (int64_t j0 = 0; j0 < TK; j0 += KT) {
+                    const int64_t n = TK - j0 < KT ? TK - j0 : KT;
+                    att_scores(q, kt, ldt, D, j0, n, scale, mask, P + j0);
+                    att_scores(dout, vt, ldt, D, j0, n, 1.0f, NULL, S + j0);
                 }
+                float rs = 0.0f;
+                for (int64_t d = 0; d < D; d++) rs += dout[d] * o[d];
+                if (drop) att_keep(a->seed, a->offset + (uint64_t)(((b * a->heads + h) * a->tq + i) * TK), TK, p, keep);
+                const __m256 vl = _mm256_set1_ps(lse[i]), vrs = _mm256_set1_ps(rs);
+                for (int64_t j = 0; j < TK; j += 8) {
+                    __m256 pj = kd_exp8(_mm256_sub_ps(_mm256_loadu_ps(P + j), vl));
+                    __m256 dpj = _mm256_loadu_ps(S + j);
+                    if (TK - j < 8) {
+                        const __m256 live = _mm256_castsi256_ps(kd_tail_mask(TK - j));
+                        pj = _mm256_and_ps(pj, live);
+                        dpj = _mm256_and_ps(dpj, live);
+                    }
+                    if (drop) {
+                        const __m256 kj = TK - j < 8 ? _mm256_maskload_ps(keep + j, kd_tail_mask(TK - j)) : _mm256_loadu_ps(keep + j);
+                        dpj = _mm256_mul_ps(dpj, kj);
+                        _mm256_storeu_ps(P + j, _mm256_mul_ps(pj, kj));
+                    } else {
+                        _mm256_storeu_ps(P + j, pj);
+                    }
+                    _mm256_storeu_ps(S + j, _mm256_mul_ps(_mm256_mul_ps(pj, _mm256_sub_ps(dpj, vrs)), vscale));
+                }
+                att_pv(dq, S, K, a->k_st, TK, D); /* dQ += dS K */
+                qr[nr] = q;
+                dor[nr] = dout;
+                nr++;
             }
-            /* dS into dp; dQ += dS K with dQ held in registers (att_pv); then the per-key rows of dK, dV */
-            for (int64_t j = 0; j < TK; j++) dp[j] = pr[j] * (dp[j] - rs) * scale;
-            att_pv(dq, dp, K, a->k_st, TK, D);
-            for (int64_t j = 0; j < TK; j++) {
-                const float pk = drop ? pr[j] * keep[j] : pr[j];
-                if (pk != 0.0f || isnan(pk)) att_axpy(dV + j * a->v_st, pk, dout, D);
-                if (dp[j] != 0.0f) att_axpy(dK + j * a->k_st, dp[j], q, D);
-            }
+            if (nr) att_kv(dK, a->k_st, dV, a->v_st, ds, pk, ldt, qr, dor, nr, TK, D);
         }
     }
-    free(kt); free(vt); free(pr); free(dp); free(keep);
+    free(kt); free(vt); free(pk); free(ds); free(keep);
 }

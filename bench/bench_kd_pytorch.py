@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""bench/bench_kd_pytorch.py — PyTorch's side of bench/bench_bert.c, in the same units: the knowledge-
+distillation step at batch 16 x 128 (bert-large teacher forward under no_grad + bert-base student forward,
+KD loss, backward, AdamW), the bert-base training step (forward, cross-entropy, backward, plain SGD update,
+as bench_bert's), the bert-large forward at 16 x 128, and bert-base inference at batch 1 x 128. Same
+random-weight models, same synthetic batch (bench_bert's generator: row lengths between T/2 and T), same
+FLOP count. Each case runs in its own process, so its peak memory (maximum resident set, from
+resource.getrusage) is its own; outputs are checked finite before timing; the median of the timed repeats
+is reported with tokens/s and GFLOP/s.
+
+The model is test/models/torch_bert.py's plain functional BERT (no `transformers`), with Hugging Face's
+dropouts in training (bench/kd_recipe_pytorch.py's train_logits). Runs with Debian's /usr/bin/python3 +
+python3-torch, 2 threads by default. The cases run with OPENBLAS_CORETYPE=SkylakeX and
+OMP_WAIT_POLICY=PASSIVE unless the environment sets them otherwise: the fastest PyTorch configuration
+measured on this machine.
+
+  /usr/bin/python3 bench/bench_kd_pytorch.py [--case kd-step|base-train|large-forward|base-latency|all]
+                                             [--reps 3] [--large-reps 1] [--threads 2]
+"""
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "test", "models"))
+sys.path.insert(0, HERE)
+sys.dont_write_bytecode = True  # importing kd_recipe_pytorch leaves no __pycache__ in bench/
+
+PRESETS = {"bert-large": (24, 1024, 16, 4096), "bert-base": (12, 768, 12, 3072)}
+ENV_DEFAULTS = {"OPENBLAS_CORETYPE": "SkylakeX", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def config(preset):
+    L, H, nh, F = PRESETS[preset]
+    return {"num_hidden_layers": L, "hidden_size": H, "num_attention_heads": nh, "intermediate_size": F,
+            "vocab_size": 30522, "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
+            "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "num_labels": 2}
+
+
+def forward_flops(c, B, T):
+    """bench_bert.c's count: 2 * (matmul parameters) per token plus attention's two batched products
+    (4 * T * hidden per token per layer), plus pooler and classifier. A training step is ~3x this."""
+    H, F, L = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    per_token = L * (2.0 * (4.0 * H * H + 2.0 * H * F) + 4.0 * T * H)
+    return per_token * B * T + 2.0 * B * (H * H + H * c["num_labels"])
+
+
+def make_model(torch, preset, seed):
+    """Random weights, named as BertForSequenceClassification names them: normal(0, 0.02) matrices,
+    zero biases, unit LayerNorm weights."""
+    c = config(preset)
+    L, H, F = c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"]
+    g = torch.Generator().manual_seed(seed)
+    P = {}
+
+    def lin(name, o, i):
+        P[name + ".weight"] = torch.randn(o, i, generator=g) * 0.02
+        P[name + ".bias"] = torch.zeros(o)
+
+    def ln(name):
+        P[name + ".weight"] = torch.ones(H)
+        P[name + ".bias"] = torch.zeros(H)
+
+    e = "bert.embeddings."
+    P[e + "word_embeddings.weight"] = torch.randn(c["vocab_size"], H, generator=g) * 0.02
+    P[e + "position_embeddings.weight"] = torch.randn(c["max_position_embeddings"], H, generator=g) * 0.02
+    P[e + "token_type_embeddings.weight"] = torch.randn(c["type_vocab_size"], H, generator=g) * 0.02
+    ln(e + "LayerNorm")
+    for l in range(L):
+        p = f"bert.encoder.layer.{l}."
+        for n in ("query", "key", "value"):
+            lin(p + "attention.self." + n, H, H)
+        lin(p + "attention.output.dense", H, H)
+        ln(p + "attention.output.LayerNorm")
+        lin(p + "intermediate.dense", F, H)
+        lin(p + "output.dense", H, F)
+        ln(p + "output.LayerNorm")
+    lin("bert.pooler.dense", H, H)
+    lin("classifier", c["num_labels"], H)
+    n = sum(t.numel() for t in P.values())
+    print(f"  {preset}: {n / 1e6:.1f} M parameters", flush=True)
+    return P, c
+
+
+def make_batch(torch, B, T, vocab):
+    """bench_bert.c's make_batch, the same LCG: row b has T - (b * 7919 mod T/2) tokens."""
+    s, M = 12345, (1 << 64) - 1
+    ids, mask = [[0] * T for _ in range(B)], [[0] * T for _ in range(B)]
+    for b in range(B):
+        n = T - (b * 7919) % (T // 2)
+        for t in range(T):
+            s = (s * 6364136223846793005 + 1442695040888963407) & M
+            ids[b][t] = 101 if t == 0 else (1000 + (s >> 33) % (vocab - 1000)) if t < n else 0
+            mask[b][t] = int(t < n)
+    ids, mask = torch.tensor(ids), torch.tensor(mask)
+    return ids, mask, torch.zeros_like(ids), torch.tensor([b % 2 for b in range(B)])
+
+
+def max_rss_gib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def timed(step, reps, warmup):
+    t = []
+    for _ in range(reps + warmup):
+        t0 = time.perf_counter()
+        step()
+        t.append(time.perf_counter() - t0)
+    return statistics.median(t[warmup:])
+
+
+def run_case(name, a):
+    import torch
+    import torch.nn.functional as F
+    import torch_bert
+    from kd_recipe_pytorch import train_logits
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    print(f"[{name}] PyTorch {torch.__version__}, {torch.get_num_threads()} threads, "
+          + ", ".join(f"{k}={os.environ.get(k, '')}" for k in ENV_DEFAULTS), flush=True)
+    B, T = (1, 128) if name == "base-latency" else (16, 128)
+    if name in ("large-forward", "base-latency"):
+        preset = "bert-large" if name == "large-forward" else "bert-base"
+        reps, warmup = (a.large_reps, 0) if name == "large-forward" else (5 * a.reps, 2)
+        P, c = make_model(torch, preset, 1)
+        ids, mask, types, _ = make_batch(torch, B, T, c["vocab_size"])
+
+        def step():
+            with torch.no_grad():
+                z = torch_bert.logits(P, c, ids, mask, types)
+            if not torch.isfinite(z).all():
+                raise RuntimeError("forward: logits not finite")
+        med = timed(step, reps, warmup)
+        print(f"  {preset} forward {B} x {T}: median {med:.3f} s over {reps} (after {warmup} warm-up), "
+              f"{B * T / med:.0f} tokens/s, {forward_flops(c, B, T) / med * 1e-9:.1f} GFLOP/s")
+        print(f"  memory (forward)      max RSS {max_rss_gib():.2f} GiB")
+        return 0
+
+    P, c = make_model(torch, "bert-base", 1)
+    for t in P.values():
+        t.requires_grad_(True)
+    params = list(P.values())
+    ids, mask, types, y = make_batch(torch, B, T, c["vocab_size"])
+    if name == "base-train":
+        # bench_bert's step: forward (train mode), cross-entropy, backward, SGD at 1e-4, zero the gradients.
+        def step():
+            loss = F.cross_entropy(train_logits(P, c, ids, mask, types, True), y)
+            loss.backward()
+            with torch.no_grad():
+                gn = sum(float((p.grad * p.grad).sum()) for p in params)
+                for p in params:
+                    p.sub_(1e-4 * p.grad)
+                    p.grad = None
+            if not (torch.isfinite(loss) and gn == gn and gn < float("inf")):
+                raise RuntimeError("training step: loss or gradient not finite")
+        med = timed(step, a.reps, 1)
+        fl = 3.0 * forward_flops(c, B, T)
+        print(f"  bert-base training step {B} x {T}: median {med:.3f} s over {a.reps} (after 1 warm-up), "
+              f"{B * T / med:.0f} tokens/s, ~{fl / med * 1e-9:.1f} GFLOP/s (3x forward FLOPs)")
+        print(f"  memory (train step)   max RSS {max_rss_gib():.2f} GiB")
+        return 0
+
+    # kd-step: frozen bert-large teacher (eval, no_grad) + bert-base student, L = a T^2 KL + (1 - a) CE,
+    # AdamW (decay 0.01 except biases and LayerNorm weights), clipping at 1.0: one step of kd distill.
+    Pt, ct = make_model(torch, "bert-large", 2)
+    nodecay = lambda n: n.endswith("bias") or "LayerNorm.weight" in n
+    opt = torch.optim.AdamW([{"params": [t for n, t in P.items() if not nodecay(n)], "weight_decay": 0.01},
+                             {"params": [t for n, t in P.items() if nodecay(n)], "weight_decay": 0.0}], lr=5e-5)
+    Tk, alpha = 2.0, 0.5
+
+    def step():
+        with torch.no_grad():
+            zt = torch_bert.logits(Pt, ct, ids, mask, types)
+        zs = train_logits(P, c, ids, mask, types, True)
+        loss = alpha * Tk * Tk * F.kl_div(F.log_softmax(zs / Tk, -1), F.softmax(zt / Tk, -1), reduction="batchmean") \
+            + (1 - alpha) * F.cross_entropy(zs, y)
+        opt.zero_grad()
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if not (torch.isfinite(loss) and torch.isfinite(gn)):
+            raise RuntimeError("KD step: loss or gradient not finite")
+    med = timed(step, a.reps, 1)
+    fl = forward_flops(ct, B, T) + 3.0 * forward_flops(c, B, T)
+    print(f"  KD step {B} x {T} (bert-large teacher forward + bert-base student step, AdamW): median {med:.3f} s "
+          f"over {a.reps} (after 1 warm-up), {B * T / med:.0f} tokens/s, ~{fl / med * 1e-9:.1f} GFLOP/s "
+          f"(teacher forward + 3x student forward FLOPs)")
+    print(f"  memory (KD step)      max RSS {max_rss_gib():.2f} GiB")
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--case", default="all", choices=["all", "kd-step", "base-train", "large-forward", "base-latency"])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--large-reps", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    if a.reps < 1 or a.large_reps < 1:
+        print("bench_kd_pytorch: --reps and --large-reps must be >= 1", file=sys.stderr)
+        return 2
+    if a.case != "all":
+        try:
+            import torch  # noqa: F401
+        except ImportError as e:
+            print(f"bench_kd_pytorch: skipped: {e} (needs python3-torch)")
+            return 0
+        return run_case(a.case, a)
+    env = dict(os.environ)
+    for k, v in ENV_DEFAULTS.items():
+        env.setdefault(k, v)
+    print("bench_kd_pytorch: each case in its own process, with "
+          + " ".join(f"{k}={env[k]}" for k in ENV_DEFAULTS)
+          + " (the fastest PyTorch configuration measured on this machine)", flush=True)
+    failed = 0
+    for case in ("base-latency", "base-train", "large-forward", "kd-step"):
+        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--case", case, "--reps", str(a.reps),
+                            "--large-reps", str(a.large_reps), "--threads", str(a.threads)], env=env)
+        if r.returncode != 0:
+            print(f"bench_kd_pytorch: case {case} failed", file=sys.stderr)
+            failed = 1
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())

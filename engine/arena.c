@@ -91,6 +91,46 @@ void kd_arena_reset(void)
     A.used = 0;
 }
 
+kd_arena_mark kd_arena_mark_now(void)
+{
+    kd_arena_mark m = { A.cur, A.cur ? A.cur->used : 0, A.used };
+    return m;
+}
+
+static void arena_rewind(kd_arena_mark m)
+{
+    chunk *c = m.chunk ? (chunk *)m.chunk : A.first;
+    if (!c) return;
+    c->used = m.chunk ? m.chunk_used : 0;
+    for (chunk *n = c->next; n; n = n->next) n->used = 0;
+    A.cur = c;
+    A.used = m.used;
+}
+
+kd_tensor *kd_arena_keep(kd_tensor *t, kd_arena_mark mark)
+{
+    if (!t || t->node || t->persistent || t->requires_grad) return t;
+    kd_tensor *c = kd_contiguous(t);
+    if (!c) return NULL;
+    /* Park the values outside the arena, rewind, and put them back at the mark. */
+    size_t nbytes = (size_t)kd_numel(c) * kd_dtype_size(c->dtype);
+    void *tmp = malloc(nbytes ? nbytes : 1);
+    if (!tmp) {
+        kd_fail(KD_ERR_NOMEM, "arena: cannot keep a tensor of %zu bytes", nbytes);
+        return NULL;
+    }
+    memcpy(tmp, kd_data(c), nbytes);
+    kd_tensor hdr = *c;
+    arena_rewind(mark);
+    kd_tensor *out = kd_empty(hdr.dtype, hdr.ndim, hdr.shape);
+    if (out) {
+        memcpy(kd_data(out), tmp, nbytes);
+        memcpy(out->name, hdr.name, sizeof out->name);
+    }
+    free(tmp);
+    return out;
+}
+
 size_t kd_arena_used(void) { return A.used; }
 size_t kd_arena_peak(void) { return A.peak; }
 size_t kd_arena_capacity(void) { return A.capacity; }

@@ -94,6 +94,13 @@ size_t kd_arena_used(void);
 size_t kd_arena_peak(void);       /* highest `used` since start */
 size_t kd_arena_capacity(void);   /* bytes held from the system now */
 void kd_arena_set_limit(size_t nbytes);
+/* Inference frees as it goes: take a mark, compute, then kd_arena_keep(t, mark) rewinds the arena to the
+ * mark and returns a copy of t there, so everything made in between is reused by what follows. Only for
+ * tensors outside any graph (no-grad mode; t->node == NULL): otherwise t is returned as it is and nothing is
+ * rewound. Nothing made after the mark but t may be used afterwards. */
+typedef struct kd_arena_mark { void *chunk; size_t chunk_used, used; } kd_arena_mark;
+kd_arena_mark kd_arena_mark_now(void);
+kd_tensor *kd_arena_keep(kd_tensor *t, kd_arena_mark mark);
 /* Bytes of heap tensors alive now. */
 size_t kd_heap_bytes(void);
 

@@ -252,7 +252,12 @@ kd_tensor *kd_bert_encode(kd_bert *m, const kd_bert_input *in)
     kd_tensor *x = kd_add(kd_add(kd_embedding(m->word, ids), kd_embedding(m->type, types)), kd_embedding(m->pos, pos));
     x = kd_layernorm(x, m->eln_w, m->eln_b, c->layer_norm_eps);
     x = kd_dropout(x, c->hidden_dropout, m->training);
-    for (int l = 0; l < c->num_layers && x; l++) x = encoder_layer(m, &m->layers[l], x, mask, B, T);
+    for (int l = 0; l < c->num_layers && x; l++) {
+        /* Without a graph nothing of a layer is needed after it but its output: reuse its memory. */
+        kd_arena_mark mk = kd_arena_mark_now();
+        x = encoder_layer(m, &m->layers[l], x, mask, B, T);
+        if (!kd_grad_enabled()) x = kd_arena_keep(x, mk);
+    }
     return x;
 }
 

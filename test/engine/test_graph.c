@@ -121,8 +121,42 @@ static void test_bad_input(void)
     kd_arena_reset();
 }
 
+/* kd_arena_keep: a no-grad chain that keeps only each stage's result holds the arena at one stage's
+ * worth, with the same values as without it; with a graph it changes nothing. */
+static void test_arena_keep(void)
+{
+    kd_arena_reset();
+    int prev = kd_set_grad_enabled(0);
+    kd_tensor *x0 = kd_persist(kd_rand_uniform(KD_F32, 2, S(64, 64), -1, 1, 5));
+    kd_tensor *a = x0, *b = x0;
+    size_t base = kd_arena_used();
+    for (int i = 0; i < 20; i++) a = kd_tanh(kd_add_scalar(kd_matmul(a, x0), 0.1));
+    size_t plain = kd_arena_used() - base;
+    double want = kd_item(kd_sum(a, 0, NULL, 0));
+    kd_arena_reset();
+    base = kd_arena_used();
+    for (int i = 0; i < 20; i++) {
+        kd_arena_mark mk = kd_arena_mark_now();
+        b = kd_arena_keep(kd_tanh(kd_add_scalar(kd_matmul(b, x0), 0.1)), mk);
+    }
+    size_t kept = kd_arena_used() - base;
+    CHECK(b != NULL, "arena_keep: chain ran: %s", kd_last_error());
+    CHECK_CLOSE(kd_item(kd_sum(b, 0, NULL, 0)), want, 0, 0, "arena_keep: same values as the plain chain");
+    printf("arena_keep: 20 stages held %zu bytes plain, %zu kept\n", plain, kept);
+    CHECK(kept * 2 < plain, "arena_keep: kept %zu bytes, plain %zu: expected under half", kept, plain);
+    kd_set_grad_enabled(prev);
+    kd_arena_reset();
+    x0->requires_grad = 1;
+    kd_arena_mark mk = kd_arena_mark_now();
+    kd_tensor *g = kd_tanh(x0);
+    CHECK(kd_arena_keep(g, mk) == g, "arena_keep: a tensor in a graph is returned as it is");
+    kd_tensor_free(x0);
+    kd_arena_reset();
+}
+
 int main(void)
 {
+    test_arena_keep();
     test_used_twice();
     test_no_grad_detach();
     test_upstream_and_deep_chain();

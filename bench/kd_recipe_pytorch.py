@@ -14,8 +14,12 @@ forward below adds Hugging Face's dropouts to the same computation; at start-up 
 with torch_bert.logits when dropout is off. Runs with Debian's /usr/bin/python3 + python3-torch:
 
   /usr/bin/python3 bench/kd_recipe_pytorch.py --model DIR --data ../shared/data/sst2 --train-samples 2500
+  /usr/bin/python3 bench/kd_recipe_pytorch.py --model DIR --data ../shared/data/sst2 \
+      --subset-file KD_OUT/train_subset.txt --seed S
 
-The training subset is a seeded random sample of the same size as kd's, not the same examples.
+With --subset-file it trains on exactly the rows a kd run used (the train_subset.txt kd writes into its
+output directory: one 0-based row index of train.tsv per line, the header not counted); without it, on a
+seeded random sample of --train-samples examples of its own, not kd's.
 """
 import argparse
 import csv
@@ -62,11 +66,31 @@ def train_logits(P, cfg, ids, mask, types, drop):
     return F.linear(hd(pooled), P["classifier.weight"], P["classifier.bias"])
 
 
+def read_rows(path, n):
+    """The row indices of a kd train_subset.txt: whole numbers in [0, n), one per line, ascending (the data
+    file's order), no repeats. None (after a message naming the line) on anything else."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for ln, line in enumerate(f, 1):
+            t = line.strip()
+            if not t.isdigit() or int(t) >= n or (rows and int(t) <= rows[-1]):
+                print(f"kd_recipe_pytorch: {path}:{ln}: got '{t}', expected a row index in [0, {n}) above the "
+                      f"previous line's", file=sys.stderr)
+                return None
+            rows.append(int(t))
+    if not rows:
+        print(f"kd_recipe_pytorch: {path}: no rows", file=sys.stderr)
+        return None
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="teacher directory: config.json, model.safetensors, vocab.txt")
     ap.add_argument("--data", required=True, help="directory with train.tsv and dev.tsv (GLUE format)")
-    ap.add_argument("--train-samples", type=int, default=2500)
+    ap.add_argument("--train-samples", type=int, default=2500,
+                    help="size of this script's own seeded subset (ignored with --subset-file)")
+    ap.add_argument("--subset-file", help="train on these rows of train.tsv: kd's OUT/train_subset.txt")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=5e-5)
@@ -93,8 +117,16 @@ def main():
             return [(row[0].strip(), int(row[1])) for row in r]
 
     train, dev = read(os.path.join(a.data, "train.tsv")), read(os.path.join(a.data, "dev.tsv"))
-    random.Random(a.seed).shuffle(train)
-    train = train[: a.train_samples]
+    if a.subset_file:
+        rows = read_rows(a.subset_file, len(train))
+        if rows is None:
+            return 1
+        train = [train[i] for i in rows]
+        subset = f"the {len(rows)} rows of {a.subset_file}"
+    else:
+        random.Random(a.seed).shuffle(train)
+        train = train[: a.train_samples]
+        subset = f"a seeded sample of {len(train)}"
     tok = torch_bert.Tokenizer(os.path.join(a.model, "vocab.txt"))
 
     def encode(text):
@@ -197,7 +229,7 @@ def main():
 
     nparams = lambda P: sum(t.numel() for t in P.values())
     print(f"kd_recipe_pytorch: torch {torch.__version__}, {torch.get_num_threads()} threads; {len(train)} training "
-          f"examples, {len(dev)} dev; batch {a.batch_size}, lr {a.lr}, {a.epochs} epochs, max length {a.max_len}, "
+          f"examples ({subset}), {len(dev)} dev; batch {a.batch_size}, lr {a.lr}, {a.epochs} epochs, max length {a.max_len}, "
           f"seed {a.seed}", flush=True)
     rows = []
     Pt, best_t, ep_t, last_t, sec_t = train_model(P, cfg, None, 0.0, "teacher")

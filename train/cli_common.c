@@ -10,6 +10,7 @@
 
 #include "engine/backend.h"
 #include "train/cli.h"
+#include "train/subset.h"
 
 static const kd_opt *find_opt(const kd_opt *opts, int n, const char *name, size_t len)
 {
@@ -131,61 +132,9 @@ kd_status kd_cli_load_eval_split(const char *data, const kd_labels *known, kd_da
     return kd_dataset_load(data, known, out);
 }
 
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 kd_status kd_cli_subset(kd_dataset *d, int64_t n, uint64_t seed)
 {
-    if (n <= 0 || (size_t)n >= d->n) return KD_OK;
-    size_t *perm = malloc(d->n * sizeof *perm);
-    char *keep = calloc(d->n, 1);
-    if (!perm || !keep) {
-        free(perm);
-        free(keep);
-        return kd_fail(KD_ERR_NOMEM, "subset: out of memory");
-    }
-    for (size_t i = 0; i < d->n; i++) perm[i] = i;
-    uint64_t s = seed ^ 0x5eed5eed5eedull;
-    for (size_t i = d->n; i > 1; i--) {
-        size_t j = (size_t)(splitmix64(&s) % i), t = perm[i - 1];
-        perm[i - 1] = perm[j];
-        perm[j] = t;
-    }
-    /* Take the first n of the permutation, in that order. */
-    for (size_t i = 0; i < (size_t)n; i++) keep[perm[i]] = 1;
-    char **text = malloc((size_t)n * sizeof *text);
-    size_t *len = malloc((size_t)n * sizeof *len);
-    int32_t *lab = malloc((size_t)n * sizeof *lab);
-    if (!text || !len || !lab) {
-        free(text);
-        free(len);
-        free(lab);
-        free(perm);
-        free(keep);
-        return kd_fail(KD_ERR_NOMEM, "subset: out of memory");
-    }
-    for (size_t i = 0; i < (size_t)n; i++) {
-        text[i] = d->text[perm[i]];
-        len[i] = d->text_len[perm[i]];
-        lab[i] = d->label[perm[i]];
-    }
-    for (size_t i = 0; i < d->n; i++)
-        if (!keep[i]) free(d->text[i]);
-    free(d->text);
-    free(d->text_len);
-    free(d->label);
-    d->text = text;
-    d->text_len = len;
-    d->label = lab;
-    d->n = (size_t)n;
-    free(perm);
-    free(keep);
-    return KD_OK;
+    return kd_subset_select(d, n, seed, NULL);
 }
 
 kd_status kd_cli_model_labels(const kd_bert_config *cfg, kd_labels *out)

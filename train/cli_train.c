@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "train/cli.h"
+#include "train/subset.h"
 #include "train/trainer.h"
 
 typedef struct train_flags {
@@ -60,8 +61,10 @@ static void print_result(const char *what, const kd_train_result *r, const char 
            (long long)r->steps, r->train_seconds, r->final_accuracy, r->best_accuracy, r->best_epoch, out);
 }
 
-/* Load the data with the labels `known` (or the data's own), tokenizer from vocab_path, subset. */
-static int load_data(const char *cmd, train_flags *f, const kd_labels *known, kd_dataset *train, kd_dataset *dev)
+/* Load the data with the labels `known` (or the data's own) and take the subset; *rows gets each training
+ * example's row in its file (the trainer lists them in OUT/train_subset.txt). */
+static int load_data(const char *cmd, train_flags *f, const kd_labels *known, kd_dataset *train, kd_dataset *dev,
+                     size_t **rows)
 {
     kd_status st = kd_cli_load_splits(f->data, f->train, f->dev, known, train, dev);
     if (st != KD_OK) {
@@ -71,7 +74,11 @@ static int load_data(const char *cmd, train_flags *f, const kd_labels *known, kd
             fprintf(stderr, "kd %s: %s\n", cmd, kd_last_error());
         return KD_EXIT_FAIL;
     }
-    if (kd_cli_subset(train, f->train_samples, (uint64_t)f->seed) != KD_OK) return kd_cli_fail(cmd);
+    if (kd_subset_select(train, f->train_samples, (uint64_t)f->seed, rows) != KD_OK) {
+        kd_dataset_free(train);
+        kd_dataset_free(dev);
+        return kd_cli_fail(cmd);
+    }
     return -1;
 }
 
@@ -131,7 +138,8 @@ int kd_cmd_finetune(int argc, char **argv)
     }
     /* The data fixes the label set; a checkpoint with a head must agree with it (kd_cli_make_model). */
     kd_dataset train, dev;
-    if ((rc = load_data(cmd, &f, NULL, &train, &dev)) >= 0) return rc;
+    size_t *rows = NULL;
+    if ((rc = load_data(cmd, &f, NULL, &train, &dev, &rows)) >= 0) return rc;
     kd_tokenizer *tok = NULL;
     kd_bert *m = NULL;
     kd_train_result res;
@@ -140,12 +148,13 @@ int kd_cmd_finetune(int argc, char **argv)
         rc = kd_cli_fail(cmd);
     if (rc == KD_EXIT_OK) {
         f.c.student_vocab = vocab_path;
-        kd_train_data d = { .train = &train, .dev = &dev, .student_tok = tok };
+        kd_train_data d = { .train = &train, .dev = &dev, .student_tok = tok, .train_rows = rows };
         if (kd_train(m, &d, &f.c, &res) != KD_OK) rc = kd_cli_fail(cmd);
         else print_result("finetune", &res, f.out);
     }
     kd_bert_free(m);
     kd_tokenizer_free(tok);
+    free(rows);
     kd_dataset_free(&train);
     kd_dataset_free(&dev);
     return rc;
@@ -199,11 +208,12 @@ int kd_cmd_distill(int argc, char **argv)
     if (!teacher) return kd_cli_fail(cmd);
     kd_labels tl = { 0 };
     kd_dataset train = { 0 }, dev = { 0 };
+    size_t *rows = NULL;
     kd_tokenizer *ttok = NULL, *stok = NULL;
     kd_bert *student = NULL;
     kd_status st = kd_cli_model_labels(kd_bert_get_config(teacher), &tl);
     rc = st != KD_OK ? kd_cli_fail(cmd) : -1;
-    if (rc < 0) rc = load_data(cmd, &f, &tl, &train, &dev);
+    if (rc < 0) rc = load_data(cmd, &f, &tl, &train, &dev, &rows);
     if (rc < 0) {
         if (f.student && !kd_cli_is_preset(f.student)) kd_cli_model_vocab(f.student, svocab, sizeof svocab);
         else snprintf(svocab, sizeof svocab, "%s", f.vocab ? f.vocab : tvocab);
@@ -243,7 +253,8 @@ int kd_cmd_distill(int argc, char **argv)
     }
     if (rc < 0) {
         f.c.student_vocab = svocab;
-        kd_train_data d = { .train = &train, .dev = &dev, .student_tok = stok, .teacher = teacher, .teacher_tok = ttok };
+        kd_train_data d = { .train = &train, .dev = &dev, .student_tok = stok, .teacher = teacher, .teacher_tok = ttok,
+                              .train_rows = rows };
         kd_train_result res;
         if (kd_train(student, &d, &f.c, &res) != KD_OK) rc = kd_cli_fail(cmd);
         else {
@@ -255,6 +266,7 @@ int kd_cmd_distill(int argc, char **argv)
     kd_bert_free(teacher);
     kd_tokenizer_free(ttok);
     kd_tokenizer_free(stok);
+    free(rows);
     kd_dataset_free(&train);
     kd_dataset_free(&dev);
     kd_labels_free(&tl);

@@ -17,6 +17,7 @@
 #include "train/loss.h"
 #include "train/progress.h"
 #include "train/schedule.h"
+#include "train/subset.h"
 #include "train/svg_chart.h"
 #include "train/teacher_cache.h"
 #include "train/trainer.h"
@@ -377,6 +378,9 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     kd_status st = check_config(c, d, student);
     if (st != KD_OK) return st;
     if ((st = kd_make_dirs(c->out_dir)) != KD_OK) return st;
+    char path_subset[PATH_MAX + 32];
+    snprintf(path_subset, sizeof path_subset, "%s/train_subset.txt", c->out_dir);
+    if ((st = kd_subset_write(path_subset, d->train_rows, d->train->n)) != KD_OK) return st;
     run r;
     memset(&r, 0, sizeof r);
     r.c = c;

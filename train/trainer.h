@@ -6,7 +6,8 @@
  * epoch: evaluation on dev (accuracy, macro-F1, macro-recall, per class), metrics as JSON lines, the SVG
  * chart, the `last` checkpoint (with optimizer, schedule position, RNG and data position, for --resume)
  * and `best` when dev accuracy improved. At the end the best model is also written to the output
- * directory itself, in Hugging Face's format. */
+ * directory itself, in Hugging Face's format. At the start, OUT/train_subset.txt lists the rows of the
+ * training file the run uses (train/subset.h), so another tool can train on the same examples. */
 #ifndef KD_TRAIN_TRAINER_H
 #define KD_TRAIN_TRAINER_H
 
@@ -44,6 +45,7 @@ typedef struct kd_train_data {
     const kd_tokenizer *student_tok;
     kd_bert *teacher;              /* NULL: fine-tuning */
     const kd_tokenizer *teacher_tok;
+    const size_t *train_rows;      /* train example i is row train_rows[i] of its file; NULL: row i */
 } kd_train_data;
 
 typedef struct kd_train_result {

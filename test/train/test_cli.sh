@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test/train/test_cli.sh — `kd` on bad input: each case must exit non-zero with a message naming what was
 # wrong (missing data, unknown preset, label-set mismatch, alpha outside [0, 1], T <= 0, unwritable output
-# directory, bad flags, CUDA), and the good path (finetune, eval, predict) must work on a tiny set.
+# directory, bad flags, CUDA), and the good path (finetune, eval, predict) must work on a tiny set; the
+# training rows a run used are listed in OUT/train_subset.txt (all 32, or the 10 of --train-samples 10).
 # usage: test_cli.sh PATH/TO/kd
 set -u
 kd="$1"
@@ -32,9 +33,21 @@ if "$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out
 else
   fail=$((fail + 1)); echo "FAIL: finetune on the tiny set: $(cat "$tmp/ft.err")"
 fi
-for f in config.json model.safetensors vocab.txt metrics.jsonl chart.svg last/trainer_state.json best/model.safetensors; do
+for f in config.json model.safetensors vocab.txt metrics.jsonl chart.svg last/trainer_state.json best/model.safetensors train_subset.txt; do
   if [ -f "$tmp/teacher/$f" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: no $f in the output"; fi
 done
+if [ "$(cat "$tmp/teacher/train_subset.txt" 2>/dev/null)" = "$(seq 0 31)" ]; then pass=$((pass + 1));
+else fail=$((fail + 1)); echo "FAIL: train_subset.txt of a whole-file run is not the rows 0..31"; fi
+# --train-samples 10: ten distinct rows below 32, ascending (the file's order).
+"$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/sub" --epochs 1 --max-steps 1 \
+  --train-samples 10 --seed 3 --batch-size 8 --max-len 16 --quiet --threads 1 >/dev/null 2>"$tmp/sub.err"
+rows=$(cat "$tmp/sub/train_subset.txt" 2>/dev/null)
+if [ "$(wc -l <<<"$rows")" -eq 10 ] && [ "$rows" = "$(sort -n -u <<<"$rows")" ] && [ "$(tail -1 <<<"$rows")" -lt 32 ] \
+   && [ "$rows" != "$(seq 0 9)" ]; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: --train-samples 10 listed: $rows ($(cat "$tmp/sub.err"))"
+fi
 if "$kd" eval --model "$tmp/teacher" --data "$tmp/dev.tsv" --threads 1 | grep -q "accuracy"; then pass=$((pass + 1));
 else fail=$((fail + 1)); echo "FAIL: kd eval"; fi
 out=$(printf 'the film was good\nawful\n' | "$kd" predict --model "$tmp/teacher" --logits --threads 1)

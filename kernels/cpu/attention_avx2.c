@@ -1,14 +1,17 @@
-/* kernels/cpu/attention_avx2.c — scaled dot-product attention, forward and backward, tiled over keys
- * (flash-attention style), 8 floats at a time.
+/* kernels/cpu/attention_avx2.c — scaled dot-product attention, forward and backward, as packed GEMMs
+ * (the table's own GEMM kernel, run on one thread) around vectorised row passes.
  *
- * Per (batch, head), K (and V for the backward) is transposed once into dim x tk so that the scores of 8
- * keys come out of one FMA chain per dimension (no horizontal sums). Forward, per query row, over tiles
- * of KT keys, the online softmax (Milakov & Gimelshein 2018; Dao et al. 2022):
- *   m' = max(m, max_j s_j),  l' = l e^(m - m') + sum_j e^(s_j - m'),  acc' = acc e^(m - m') + sum_j e^(s_j - m') keep_j v_j
- * and at the end O = acc / l, lse = m + log l. Dropout draws the reference's Philox keep decisions at
- * counter offset + ((b heads + h) tq + i) tk + j. Memory is O(dim x tk) per thread: no tq x tk matrix.
- * The backward takes each row's probabilities from the forward's lse and keeps P' and dS for a block of
- * query rows (O(QB tk)), so that dK and dV rows are read and written once per block. */
+ * Per (batch, head) and per block of up to QB query rows, the block's score rows are materialised
+ * (QB x tk floats per thread, never the whole tq x tk x heads x batch tensor):
+ *   forward:   S = scale Q K^T (GEMM);  row pass: + mask, m = max, e = e^(S - m), l = sum e,
+ *              lse = m + log l, P' = e / l * keep;  O = P' V (GEMM)
+ *   backward:  S = scale Q K^T and dP = dO V^T (GEMMs);  row pass: P = e^(S + mask - lse) from the
+ *              forward's lse, rs = rowsum(P dP keep) = dO . O, P' = P keep, dS = P (dP keep - rs) scale;
+ *              dQ += dS K, dK += dS^T Q, dV += P'^T dO (GEMMs, accumulating)
+ * Dropout draws the reference's Philox keep decisions at counter offset + ((b heads + h) tq + i) tk + j
+ * (kernels/cpu/philox_avx2.h). Register-tiled packed GEMMs do the O(tq tk dim) work at a large share of
+ * the FMA peak; a per-row dot-product loop does not (it is bound by loads and by the branches on
+ * dropped keys). The AVX-512 table runs the same code with its AVX-512 GEMM. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +21,9 @@
 #include "kernels/cpu/vecmath_avx2.h"
 #include "kernels/rng.h"
 
-#define KT 64 /* keys per tile: 8 vectors of scores in flight */
+#define QB 128 /* query rows per block: S, P' and dS blocks are QB x tk */
+
+typedef void (*att_gemm_fn)(const kd_gemm_args *, int, int);
 
 static float *att_alloc(int64_t n)
 {
@@ -28,37 +33,17 @@ static float *att_alloc(int64_t n)
     return p;
 }
 
-/* dst[d * ldt + j] = src row j (element d), j < tk; columns tk..ldt-1 zero. */
-static void att_transpose(const float *src, int64_t st, int64_t tk, int64_t dim, float *dst, int64_t ldt)
+/* C (m x n, row stride ldc) = alpha op(A) op(B) + beta C on the calling thread. */
+static void att_gemm(att_gemm_fn gemm, int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float *c, int64_t ldc, double alpha, double beta)
 {
-    for (int64_t j = 0; j < tk; j++) {
-        const float *r = src + j * st;
-        for (int64_t d = 0; d < dim; d++) dst[d * ldt + j] = r[d];
-    }
-    for (int64_t d = 0; d < dim; d++)
-        for (int64_t j = tk; j < ldt; j++) dst[d * ldt + j] = 0.0f;
+    kd_gemm_args g = { .trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .batch = 1, .a = a, .lda = lda,
+                       .b = b, .ldb = ldb, .c = c, .ldc = ldc, .alpha = alpha, .beta = beta };
+    gemm(&g, 0, 1);
 }
 
-/* s[0..n) = scale * q . K[j0 + jj] (+ mask), n <= KT, from the transposed K (ldt columns). */
-static void att_scores(const float *q, const float *kt, int64_t ldt, int64_t dim, int64_t j0, int64_t n, float scale,
-                       const float *mask, float *s)
-{
-    __m256 acc[KT / 8];
-    const int64_t ng = (n + 7) / 8;
-    for (int64_t g = 0; g < ng; g++) acc[g] = _mm256_setzero_ps();
-    for (int64_t d = 0; d < dim; d++) {
-        const __m256 qd = _mm256_set1_ps(q[d]);
-        const float *row = kt + d * ldt + j0;
-        for (int64_t g = 0; g < ng; g++) acc[g] = _mm256_fmadd_ps(qd, _mm256_loadu_ps(row + 8 * g), acc[g]);
-    }
-    const __m256 vs = _mm256_set1_ps(scale);
-    for (int64_t g = 0; g < ng; g++) _mm256_storeu_ps(s + 8 * g, _mm256_mul_ps(acc[g], vs));
-    if (mask)
-        for (int64_t jj = 0; jj < n; jj++) s[jj] += mask[j0 + jj];
-}
-
-/* keep[jj] = dropout keep-scale of counters c0 + jj, jj < n: exactly the reference's kd_rng_keep
- * (kernels/cpu/philox_avx2.h), 32 counters per Philox pass. */
+/* keep[jj] = dropout keep-scale of counters c0 + jj, jj < n: exactly the reference's kd_rng_keep, 32
+ * counters per Philox pass. */
 static void att_keep(uint64_t seed, uint64_t c0, int64_t n, float p, float *keep)
 {
     const __m256 vks = _mm256_set1_ps(p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f);
@@ -77,200 +62,108 @@ static void att_keep(uint64_t seed, uint64_t c0, int64_t n, float p, float *keep
     }
 }
 
-/* acc[0..dim) = acc * c + sum ... helpers on a row of dim floats */
-static inline void att_axpy(float *y, float a, const float *x, int64_t dim)
+static inline __m256 att_load(const float *p, int64_t left)
 {
-    const __m256 va = _mm256_set1_ps(a);
-    int64_t d = 0;
-    for (; d + 8 <= dim; d += 8) _mm256_storeu_ps(y + d, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + d), _mm256_loadu_ps(y + d)));
-    if (d < dim) {
-        const __m256i mk = kd_tail_mask(dim - d);
-        _mm256_maskstore_ps(y + d, mk, _mm256_fmadd_ps(va, _mm256_maskload_ps(x + d, mk), _mm256_maskload_ps(y + d, mk)));
-    }
+    return left >= 8 ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, kd_tail_mask(left));
 }
-static inline void att_scale(float *y, float a, int64_t dim)
+static inline void att_store(float *p, int64_t left, __m256 v)
 {
-    const __m256 va = _mm256_set1_ps(a);
-    int64_t d = 0;
-    for (; d + 8 <= dim; d += 8) _mm256_storeu_ps(y + d, _mm256_mul_ps(va, _mm256_loadu_ps(y + d)));
-    if (d < dim) {
-        const __m256i mk = kd_tail_mask(dim - d);
-        _mm256_maskstore_ps(y + d, mk, _mm256_mul_ps(va, _mm256_maskload_ps(y + d, mk)));
-    }
+    if (left >= 8) _mm256_storeu_ps(p, v);
+    else _mm256_maskstore_ps(p, kd_tail_mask(left), v);
 }
 
-/* acc += sum_jj c_jj V[j0 + jj] over a tile, c = e^(s - m) (times keep). For the head sizes of the BERT
- * presets (dim 64 and 32) the accumulator stays in registers across the tile: through memory, every key
- * would wait on the previous key's store. */
-#define KD_ATT_PV(NV)                                                                                \
-    static void att_pv_##NV(float *acc, const float *c, const float *V, int64_t v_st, int64_t n)     \
-    {                                                                                                \
-        __m256 r[NV];                                                                                \
-        for (int q = 0; q < NV; q++) r[q] = _mm256_loadu_ps(acc + 8 * q);                            \
-        for (int64_t jj = 0; jj < n; jj++) {                                                         \
-            if (c[jj] == 0.0f) continue;                                                             \
-            const __m256 vc = _mm256_set1_ps(c[jj]);                                                 \
-            const float *v = V + jj * v_st;                                                          \
-            for (int q = 0; q < NV; q++) r[q] = _mm256_fmadd_ps(vc, _mm256_loadu_ps(v + 8 * q), r[q]); \
-        }                                                                                            \
-        for (int q = 0; q < NV; q++) _mm256_storeu_ps(acc + 8 * q, r[q]);                            \
-    }
-KD_ATT_PV(8)
-KD_ATT_PV(4)
-#undef KD_ATT_PV
-
-static void att_pv(float *acc, const float *c, const float *V, int64_t v_st, int64_t n, int64_t dim)
+/* Forward row pass on s[0..n) (scaled scores): P' in place, returns lse. NaN anywhere: P' = NaN (O comes
+ * out NaN); every key masked: P' = 0 (O = 0), lse = -inf. */
+static float att_row_fwd(float *s, int64_t n, const float *mask, const float *keep)
 {
-    if (dim == 64) att_pv_8(acc, c, V, v_st, n);
-    else if (dim == 32) att_pv_4(acc, c, V, v_st, n);
-    else
-        for (int64_t jj = 0; jj < n; jj++)
-            if (c[jj] != 0.0f) att_axpy(acc, c[jj], V + jj * v_st, dim);
+    __m256 vmax = _mm256_set1_ps(-INFINITY), vnan = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; j += 8) {
+        __m256 x = att_load(s + j, n - j);
+        if (mask) {
+            x = _mm256_add_ps(x, att_load(mask + j, n - j));
+            att_store(s + j, n - j, x);
+        }
+        vnan = _mm256_or_ps(vnan, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+        if (n - j < 8) x = _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), x, _mm256_castsi256_ps(kd_tail_mask(n - j)));
+        vmax = _mm256_max_ps(vmax, x);
+    }
+    if (_mm256_movemask_ps(vnan)) {
+        for (int64_t j = 0; j < n; j++) s[j] = NAN;
+        return NAN;
+    }
+    const float m = kd_hmax8(vmax);
+    if (m == -INFINITY) {
+        memset(s, 0, (size_t)n * sizeof *s);
+        return -INFINITY;
+    }
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256 ls = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; j += 8) {
+        __m256 e = kd_exp8(_mm256_sub_ps(att_load(s + j, n - j), vm));
+        if (n - j < 8) e = _mm256_and_ps(e, _mm256_castsi256_ps(kd_tail_mask(n - j)));
+        att_store(s + j, n - j, e);
+        ls = _mm256_add_ps(ls, e);
+    }
+    const float l = kd_hsum8(ls);
+    const __m256 inv = _mm256_set1_ps(1.0f / l);
+    for (int64_t j = 0; j < n; j += 8) {
+        __m256 c = _mm256_mul_ps(att_load(s + j, n - j), inv);
+        if (keep) c = _mm256_mul_ps(c, att_load(keep + j, n - j));
+        att_store(s + j, n - j, c);
+    }
+    return m + logf(l);
 }
 
-void kd_attention_avx2_f32(const kd_attention_args *a, int ith, int nth)
+void kd_attention_gemm_f32(const kd_attention_args *a, int ith, int nth, att_gemm_fn gemm)
 {
     int64_t lo, hi;
     kd_split_range(a->batch * a->heads, ith, nth, &lo, &hi);
     if (lo >= hi) return;
-    const int64_t D = a->dim, TK = a->tk, ldt = (TK + 7) & ~(int64_t)7;
-    const float scale = (float)a->scale, p = (float)a->dropout_p;
+    const int64_t D = a->dim, TK = a->tk, ldt = (TK + 15) & ~(int64_t)15;
+    const float p = (float)a->dropout_p;
     const int drop = a->dropout_p > 0.0;
-    float *kt = att_alloc(D * ldt), *acc = att_alloc(D), *s = att_alloc(KT), *keep = att_alloc(KT);
+    const int64_t qb = a->tq < QB ? a->tq : QB;
+    float *s = att_alloc(qb * ldt), *keep = att_alloc(ldt);
     for (int64_t bh = lo; bh < hi; bh++) {
         const int64_t b = bh / a->heads, h = bh % a->heads;
         const float *K = (const float *)a->k + b * a->k_sb + h * a->k_sh;
         const float *V = (const float *)a->v + b * a->v_sb + h * a->v_sh;
         const float *mask = a->mask ? (const float *)a->mask + b * a->mask_sb : NULL;
-        att_transpose(K, a->k_st, TK, D, kt, ldt);
-        for (int64_t i = 0; i < a->tq; i++) {
-            const float *q = (const float *)a->q + b * a->q_sb + i * a->q_st + h * a->q_sh;
-            float *o = (float *)a->o + b * a->o_sb + i * a->o_st + h * a->o_sh;
-            float m = -INFINITY, l = 0.0f;
-            int nan = 0;
-            memset(acc, 0, (size_t)D * sizeof *acc);
-            for (int64_t j0 = 0; j0 < TK; j0 += KT) {
-                const int64_t n = TK - j0 < KT ? TK - j0 : KT;
-                att_scores(q, kt, ldt, D, j0, n, scale, mask, s);
-                float tm = -INFINITY;
-                for (int64_t jj = 0; jj < n; jj++) {
-                    if (s[jj] > tm) tm = s[jj];
-                    nan |= isnan(s[jj]);
+        float *lse = (float *)a->lse + bh * a->tq;
+        for (int64_t i0 = 0; i0 < a->tq; i0 += qb) {
+            const int64_t nq = a->tq - i0 < qb ? a->tq - i0 : qb;
+            const float *Q = (const float *)a->q + b * a->q_sb + i0 * a->q_st + h * a->q_sh;
+            float *O = (float *)a->o + b * a->o_sb + i0 * a->o_st + h * a->o_sh;
+            if (TK == 0) { /* no keys: every row fully masked */
+                for (int64_t i = 0; i < nq; i++) {
+                    memset(O + i * a->o_st, 0, (size_t)D * sizeof(float));
+                    lse[i0 + i] = -INFINITY;
                 }
-                if (tm == -INFINITY) continue; /* every key of the tile masked: nothing to add */
-                const float mn = tm > m ? tm : m;
-                const float corr = expf(m - mn); /* m = -inf on the first live tile: corr = 0 */
-                if (corr != 1.0f) {
-                    l *= corr;
-                    att_scale(acc, corr, D);
-                }
-                m = mn;
-                /* e^(s - m) for the tile, 8 at a time (masked keys give e^-inf = 0) */
-                const __m256 vm = _mm256_set1_ps(m);
-                __m256 ls = _mm256_setzero_ps();
-                for (int64_t jj = 0; jj < n; jj += 8) {
-                    __m256 e = kd_exp8(_mm256_sub_ps(_mm256_loadu_ps(s + jj), vm));
-                    if (n - jj < 8) e = _mm256_and_ps(e, _mm256_castsi256_ps(kd_tail_mask(n - jj)));
-                    _mm256_storeu_ps(s + jj, e);
-                    ls = _mm256_add_ps(ls, e);
-                }
-                l += kd_hsum8(ls);
-                if (drop) {
-                    uint64_t c0 = a->offset + (uint64_t)(((b * a->heads + h) * a->tq + i) * TK + j0);
-                    att_keep(a->seed, c0, n, p, keep);
-                }
-                if (drop)
-                    for (int64_t jj = 0; jj < n; jj++) keep[jj] *= s[jj];
-                att_pv(acc, drop ? keep : s, V + j0 * a->v_st, a->v_st, n, D);
+                continue;
             }
-            float *lse = (float *)a->lse + bh * a->tq + i;
-            if (nan) {
-                for (int64_t d = 0; d < D; d++) o[d] = NAN;
-                *lse = NAN;
-            } else if (m == -INFINITY) { /* all keys masked: O = 0 */
-                for (int64_t d = 0; d < D; d++) o[d] = 0.0f;
-                *lse = -INFINITY;
-            } else {
-                const float inv = 1.0f / l;
-                for (int64_t d = 0; d < D; d++) o[d] = acc[d] * inv;
-                *lse = m + logf(l);
+            att_gemm(gemm, 0, 1, nq, TK, D, Q, a->q_st, K, a->k_st, s, ldt, a->scale, 0.0);
+            for (int64_t i = 0; i < nq; i++) {
+                if (drop) att_keep(a->seed, a->offset + (uint64_t)(((b * a->heads + h) * a->tq + i0 + i) * TK), TK, p, keep);
+                lse[i0 + i] = att_row_fwd(s + i * ldt, TK, mask, drop ? keep : NULL);
             }
+            att_gemm(gemm, 0, 0, nq, D, TK, s, ldt, V, a->v_st, O, a->o_st, 1.0, 0.0);
         }
     }
-    free(kt); free(acc); free(s); free(keep);
+    free(s);
+    free(keep);
 }
 
-/* dK_j += sum_r ds[r][j] q_r and dV_j += sum_r pk[r][j] dO_r over a block of nr query rows (coefficient
- * rows ld apart), for every key j: each dK/dV row is loaded and stored once per block, not once per
- * query. Zero coefficients are skipped (as the reference skips dS = 0). For dim 64 and 32 the two rows
- * stay in registers across the block. */
-#define KD_ATT_KV(NV)                                                                                    \
-    static void att_kv_##NV(float *dK, int64_t k_st, float *dV, int64_t v_st, const float *ds,          \
-                            const float *pk, int64_t ld, const float *const *qr, const float *const *dor, \
-                            int nr, int64_t tk)                                                         \
-    {                                                                                                    \
-        for (int64_t j = 0; j < tk; j++) {                                                               \
-            __m256 rk[NV], rv[NV];                                                                       \
-            float *dk = dK + j * k_st, *dv = dV + j * v_st;                                              \
-            for (int q = 0; q < NV; q++) {                                                               \
-                rk[q] = _mm256_loadu_ps(dk + 8 * q);                                                     \
-                rv[q] = _mm256_loadu_ps(dv + 8 * q);                                                     \
-            }                                                                                            \
-            for (int r = 0; r < nr; r++) {                                                               \
-                const float cs = ds[r * ld + j], cp = pk[r * ld + j];                                    \
-                if (cs != 0.0f) {                                                                        \
-                    const __m256 vc = _mm256_set1_ps(cs);                                                \
-                    for (int q = 0; q < NV; q++) rk[q] = _mm256_fmadd_ps(vc, _mm256_loadu_ps(qr[r] + 8 * q), rk[q]); \
-                }                                                                                        \
-                if (cp != 0.0f || isnan(cp)) {                                                           \
-                    const __m256 vc = _mm256_set1_ps(cp);                                                \
-                    for (int q = 0; q < NV; q++) rv[q] = _mm256_fmadd_ps(vc, _mm256_loadu_ps(dor[r] + 8 * q), rv[q]); \
-                }                                                                                        \
-            }                                                                                            \
-            for (int q = 0; q < NV; q++) {                                                               \
-                _mm256_storeu_ps(dk + 8 * q, rk[q]);                                                     \
-                _mm256_storeu_ps(dv + 8 * q, rv[q]);                                                     \
-            }                                                                                            \
-        }                                                                                                \
-    }
-KD_ATT_KV(8)
-KD_ATT_KV(4)
-#undef KD_ATT_KV
-
-static void att_kv(float *dK, int64_t k_st, float *dV, int64_t v_st, const float *ds, const float *pk, int64_t ld,
-                   const float *const *qr, const float *const *dor, int nr, int64_t tk, int64_t dim)
-{
-    if (dim == 64) att_kv_8(dK, k_st, dV, v_st, ds, pk, ld, qr, dor, nr, tk);
-    else if (dim == 32) att_kv_4(dK, k_st, dV, v_st, ds, pk, ld, qr, dor, nr, tk);
-    else
-        for (int64_t j = 0; j < tk; j++)
-            for (int r = 0; r < nr; r++) {
-                const float cs = ds[r * ld + j], cp = pk[r * ld + j];
-                if (cs != 0.0f) att_axpy(dK + j * k_st, cs, qr[r], dim);
-                if (cp != 0.0f || isnan(cp)) att_axpy(dV + j * v_st, cp, dor[r], dim);
-            }
-}
-
-#define QB 16 /* query rows per block of the backward */
-
-/* With P' = P * keep:  dV += P'^T dO;  dP = (dO V^T) * keep;  dS = P (dP - rowsum(P dP)) scale;
- * dQ += dS K;  dK += dS^T Q. P comes from the forward's log-sum-exp, P_j = e^(s_j - lse) (no max or sum
- * pass), and rowsum(P dP) = sum_j P_j keep_j (dO . V_j) = dO . O (the forward's output). Rows are taken
- * QB at a time: their P' and dS rows are kept (O(QB tk)) so that dK and dV are updated once per block
- * (att_kv). A row whose keys are all masked (lse = -inf) has no gradient. Threads split (batch, head)
- * pairs, which own disjoint dK, dV rows. */
-void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth)
+void kd_attention_bwd_gemm_f32(const kd_attention_args *a, int ith, int nth, att_gemm_fn gemm)
 {
     int64_t lo, hi;
     kd_split_range(a->batch * a->heads, ith, nth, &lo, &hi);
-    if (lo >= hi) return;
-    const int64_t D = a->dim, TK = a->tk, ldt = (TK + 7) & ~(int64_t)7;
-    const float scale = (float)a->scale, p = (float)a->dropout_p;
+    if (lo >= hi || a->tk == 0) return;
+    const int64_t D = a->dim, TK = a->tk, ldt = (TK + 15) & ~(int64_t)15;
+    const float p = (float)a->dropout_p;
     const int drop = a->dropout_p > 0.0;
-    float *kt = att_alloc(D * ldt), *vt = att_alloc(D * ldt);
-    float *pk = att_alloc(QB * ldt), *ds = att_alloc(QB * ldt), *keep = att_alloc(ldt);
-    const float *qr[QB], *dor[QB];
-    const __m256 vscale = _mm256_set1_ps(scale);
+    const int64_t qb = a->tq < QB ? a->tq : QB;
+    float *pk = att_alloc(qb * ldt), *ds = att_alloc(qb * ldt), *keep = att_alloc(ldt);
+    const __m256 vscale = _mm256_set1_ps((float)a->scale);
     for (int64_t bh = lo; bh < hi; bh++) {
         const int64_t b = bh / a->heads, h = bh % a->heads;
         const float *K = (const float *)a->k + b * a->k_sb + h * a->k_sh;
@@ -279,52 +172,57 @@ void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth)
         float *dV = (float *)a->dv + b * a->v_sb + h * a->v_sh;
         const float *mask = a->mask ? (const float *)a->mask + b * a->mask_sb : NULL;
         const float *lse = (const float *)a->lse + bh * a->tq;
-        att_transpose(K, a->k_st, TK, D, kt, ldt);
-        att_transpose(V, a->v_st, TK, D, vt, ldt);
-        for (int64_t i0 = 0; i0 < a->tq; i0 += QB) {
-            const int64_t i1 = a->tq - i0 < QB ? a->tq : i0 + QB;
-            int nr = 0;
-            for (int64_t i = i0; i < i1; i++) {
-                if (lse[i] == -INFINITY) continue; /* fully masked row: P = 0, no gradient */
-                const float *q = (const float *)a->q + b * a->q_sb + i * a->q_st + h * a->q_sh;
-                const float *dout = (const float *)a->d_o + b * a->o_sb + i * a->o_st + h * a->o_sh;
-                const float *o = (const float *)a->o + b * a->o_sb + i * a->o_st + h * a->o_sh;
-                float *dq = (float *)a->dq + b * a->q_sb + i * a->q_st + h * a->q_sh;
-                float *P = pk + nr * ldt, *S = ds + nr * ldt;
-                /* scores into P, dO . V_j into S (both rounded up to ldt; the lanes past tk are masked below) */
-                for (int64_t j0 = 0; j0 < TK; j0 += KT) {
-                    const int64_t n = TK - j0 < KT ? TK - j0 : KT;
-                    att_scores(q, kt, ldt, D, j0, n, scale, mask, P + j0);
-                    att_scores(dout, vt, ldt, D, j0, n, 1.0f, NULL, S + j0);
+        for (int64_t i0 = 0; i0 < a->tq; i0 += qb) {
+            const int64_t nq = a->tq - i0 < qb ? a->tq - i0 : qb;
+            const float *Q = (const float *)a->q + b * a->q_sb + i0 * a->q_st + h * a->q_sh;
+            const float *dO = (const float *)a->d_o + b * a->o_sb + i0 * a->o_st + h * a->o_sh;
+            const float *O = (const float *)a->o + b * a->o_sb + i0 * a->o_st + h * a->o_sh;
+            float *dQ = (float *)a->dq + b * a->q_sb + i0 * a->q_st + h * a->q_sh;
+            att_gemm(gemm, 0, 1, nq, TK, D, Q, a->q_st, K, a->k_st, pk, ldt, a->scale, 0.0);  /* S */
+            att_gemm(gemm, 0, 1, nq, TK, D, dO, a->o_st, V, a->v_st, ds, ldt, 1.0, 0.0);      /* dP */
+            for (int64_t i = 0; i < nq; i++) {
+                float *P = pk + i * ldt, *S = ds + i * ldt;
+                const float li = lse[i0 + i];
+                if (li == -INFINITY) { /* fully masked row: P = 0, no gradient */
+                    memset(P, 0, (size_t)TK * sizeof(float));
+                    memset(S, 0, (size_t)TK * sizeof(float));
+                    continue;
                 }
+                const float *doi = dO + i * a->o_st, *oi = O + i * a->o_st;
                 float rs = 0.0f;
-                for (int64_t d = 0; d < D; d++) rs += dout[d] * o[d];
-                if (drop) att_keep(a->seed, a->offset + (uint64_t)(((b * a->heads + h) * a->tq + i) * TK), TK, p, keep);
-                const __m256 vl = _mm256_set1_ps(lse[i]), vrs = _mm256_set1_ps(rs);
+                for (int64_t d = 0; d < D; d++) rs += doi[d] * oi[d];
+                if (drop) att_keep(a->seed, a->offset + (uint64_t)(((b * a->heads + h) * a->tq + i0 + i) * TK), TK, p, keep);
+                const __m256 vl = _mm256_set1_ps(li), vrs = _mm256_set1_ps(rs);
                 for (int64_t j = 0; j < TK; j += 8) {
-                    __m256 pj = kd_exp8(_mm256_sub_ps(_mm256_loadu_ps(P + j), vl));
-                    __m256 dpj = _mm256_loadu_ps(S + j);
-                    if (TK - j < 8) {
-                        const __m256 live = _mm256_castsi256_ps(kd_tail_mask(TK - j));
-                        pj = _mm256_and_ps(pj, live);
-                        dpj = _mm256_and_ps(dpj, live);
-                    }
+                    __m256 x = att_load(P + j, TK - j);
+                    if (mask) x = _mm256_add_ps(x, att_load(mask + j, TK - j));
+                    const __m256 pj = kd_exp8(_mm256_sub_ps(x, vl));
+                    __m256 dpj = att_load(S + j, TK - j), pkj = pj;
                     if (drop) {
-                        const __m256 kj = TK - j < 8 ? _mm256_maskload_ps(keep + j, kd_tail_mask(TK - j)) : _mm256_loadu_ps(keep + j);
+                        const __m256 kj = att_load(keep + j, TK - j);
                         dpj = _mm256_mul_ps(dpj, kj);
-                        _mm256_storeu_ps(P + j, _mm256_mul_ps(pj, kj));
-                    } else {
-                        _mm256_storeu_ps(P + j, pj);
+                        pkj = _mm256_mul_ps(pj, kj);
                     }
-                    _mm256_storeu_ps(S + j, _mm256_mul_ps(_mm256_mul_ps(pj, _mm256_sub_ps(dpj, vrs)), vscale));
+                    att_store(P + j, TK - j, pkj);
+                    att_store(S + j, TK - j, _mm256_mul_ps(_mm256_mul_ps(pj, _mm256_sub_ps(dpj, vrs)), vscale));
                 }
-                att_pv(dq, S, K, a->k_st, TK, D); /* dQ += dS K */
-                qr[nr] = q;
-                dor[nr] = dout;
-                nr++;
             }
-            if (nr) att_kv(dK, a->k_st, dV, a->v_st, ds, pk, ldt, qr, dor, nr, TK, D);
+            att_gemm(gemm, 0, 0, nq, D, TK, ds, ldt, K, a->k_st, dQ, a->q_st, 1.0, 1.0);  /* dQ += dS K */
+            att_gemm(gemm, 1, 0, TK, D, nq, ds, ldt, Q, a->q_st, dK, a->k_st, 1.0, 1.0);  /* dK += dS^T Q */
+            att_gemm(gemm, 1, 0, TK, D, nq, pk, ldt, dO, a->o_st, dV, a->v_st, 1.0, 1.0); /* dV += P'^T dO */
         }
     }
-    free(kt); free(vt); free(pk); free(ds); free(keep);
+    free(pk);
+    free(ds);
+    free(keep);
+}
+
+void kd_attention_avx2_f32(const kd_attention_args *a, int ith, int nth)
+{
+    kd_attention_gemm_f32(a, ith, nth, kd_gemm_avx2_f32);
+}
+
+void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth)
+{
+    kd_attention_bwd_gemm_f32(a, ith, nth, kd_gemm_avx2_f32);
 }

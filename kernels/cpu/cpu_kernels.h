@@ -30,6 +30,10 @@ void kd_kl_bwd_avx2_f32(const kd_kl_args *k, int ith, int nth);
 void kd_adamw_avx2_f32(const kd_adamw_args *o, int ith, int nth);
 void kd_attention_avx2_f32(const kd_attention_args *a, int ith, int nth);
 void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth);
+/* Attention on a given GEMM kernel (run on one thread inside each attention thread); the AVX2 table
+ * passes its AVX2 GEMM, the AVX-512 table its AVX-512 one. AVX2 code: needs an AVX2+FMA CPU. */
+void kd_attention_gemm_f32(const kd_attention_args *a, int ith, int nth, void (*gemm)(const kd_gemm_args *, int, int));
+void kd_attention_bwd_gemm_f32(const kd_attention_args *a, int ith, int nth, void (*gemm)(const kd_gemm_args *, int, int));
 void kd_dropout_avx2_f32(const kd_dropout_args *d, int ith, int nth);
 void kd_embedding_avx2_f32(const kd_embedding_args *e, int ith, int nth);
 void kd_embedding_bwd_avx2_f32(const kd_embedding_args *e, int ith, int nth);
@@ -41,6 +45,8 @@ void kd_unary_avx512_f32(const kd_map_args *m, int ith, int nth);
 void kd_binary_avx512_f32(const kd_map_args *m, int ith, int nth);
 void kd_softmax_avx512_f32(const kd_softmax_args *s, int ith, int nth);
 void kd_layernorm_avx512_f32(const kd_layernorm_args *l, int ith, int nth);
+void kd_attention_avx512_f32(const kd_attention_args *a, int ith, int nth);
+void kd_attention_bwd_avx512_f32(const kd_attention_args *a, int ith, int nth);
 void kd_dropout_avx512_f32(const kd_dropout_args *d, int ith, int nth);
 
 #endif

@@ -74,6 +74,30 @@ static long minor_faults(void)
     return ru.ru_minflt;
 }
 
+/* CPU seconds (user + system, all threads) so far. On a shared machine the wall time of a step depends on
+ * what else runs; CPU time per step divided by the thread count is what the step costs on idle cores. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+           1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+/* The loads of the last 1, 5 and 15 minutes: figures taken under load say so. */
+static void print_cost(long faults0, double cpu0, int reps)
+{
+    double la[3] = { 0, 0, 0 };
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf %lf %lf", &la[0], &la[1], &la[2]) != 3) la[0] = la[1] = la[2] = 0;
+        fclose(f);
+    }
+    printf("  per timed step: %.0f page faults, %.3f CPU s (%.3f s per thread); load average %.2f %.2f %.2f\n",
+           (double)(minor_faults() - faults0) / reps, (cpu_seconds() - cpu0) / reps,
+           (cpu_seconds() - cpu0) / reps / kd_threads(), la[0], la[1], la[2]);
+}
+
 static kd_bert *make_model(const char *preset, kd_bert_config *c)
 {
     kd_bert_preset(preset, c);
@@ -108,9 +132,13 @@ static int run_forward(const char *preset, int64_t B, int64_t T, int reps, int w
     kd_set_grad_enabled(0);
     double *t = malloc(sizeof(double) * (size_t)(reps + warmup));
     long faults0 = 0;
+    double cpu0 = 0;
     int ok = 1;
     for (int r = 0; r < reps + warmup && ok; r++) {
-        if (r == warmup) faults0 = minor_faults();
+        if (r == warmup) {
+            faults0 = minor_faults();
+            cpu0 = cpu_seconds();
+        }
         double t0 = bench_now();
         kd_tensor *z = kd_bert_logits(m, &in);
         t[r] = bench_now() - t0;
@@ -123,7 +151,7 @@ static int run_forward(const char *preset, int64_t B, int64_t T, int reps, int w
         printf("  %s forward %lld x %lld: median %.3f s over %d (after %d warm-up), %.0f tokens/s, %.1f GFLOP/s\n",
                preset, (long long)B, (long long)T, med, reps, warmup, (double)(B * T) / med, fl / med * 1e-9);
         report_memory("(forward)");
-        printf("  page faults per timed step: %.0f\n", (double)(minor_faults() - faults0) / reps);
+        print_cost(faults0, cpu0, reps);
     }
     free(t);
     free(ids);
@@ -148,9 +176,13 @@ static int run_train(const char *preset, int64_t B, int64_t T, int reps, int war
     kd_tensor **p = kd_bert_parameters(m, &np);
     double *t = malloc(sizeof(double) * (size_t)(reps + warmup)), loss0 = 0;
     long faults0 = 0;
+    double cpu0 = 0;
     int ok = 1;
     for (int r = 0; r < reps + warmup && ok; r++) {
-        if (r == warmup) faults0 = minor_faults();
+        if (r == warmup) {
+            faults0 = minor_faults();
+            cpu0 = cpu_seconds();
+        }
         double t0 = bench_now();
         kd_tensor *z = kd_bert_logits(m, &in);
         kd_tensor *loss = kd_cross_entropy(z, kd_from_buffer(KD_I32, 1, &B, labels));
@@ -188,7 +220,7 @@ static int run_train(const char *preset, int64_t B, int64_t T, int reps, int war
         printf("  %s training step %lld x %lld: median %.3f s over %d (after %d warm-up), %.0f tokens/s, "
                "~%.1f GFLOP/s (3x forward FLOPs)\n", preset, (long long)B, (long long)T, med, reps, warmup,
                (double)(B * T) / med, fl / med * 1e-9);
-        printf("  page faults per timed step: %.0f\n", (double)(minor_faults() - faults0) / reps);
+        print_cost(faults0, cpu0, reps);
     }
     free(t);
     free(ids);
@@ -232,10 +264,14 @@ static int run_distill(int with_teacher, int64_t B, int64_t T, int reps, int war
     for (int64_t i = 0; i < B * cs.num_labels; i++) cached[i] = (float)((i * 37 % 11) - 5) * 0.3f;
     double *t = malloc(sizeof(double) * (size_t)(reps + warmup));
     long faults0 = 0;
+    double cpu0 = 0;
     int ok = opt && ids && mask && labels && cached && t;
     if (!opt) fprintf(stderr, "bench_bert: %s\n", kd_last_error());
     for (int r = 0; r < reps + warmup && ok; r++) {
-        if (r == warmup) faults0 = minor_faults();
+        if (r == warmup) {
+            faults0 = minor_faults();
+            cpu0 = cpu_seconds();
+        }
         double t0 = bench_now();
         kd_tensor *zt;
         if (teacher) {
@@ -274,7 +310,7 @@ static int run_distill(int with_teacher, int64_t B, int64_t T, int reps, int war
         /* AdamW's m and v are plain heap buffers, not tensors: counted here, and in the RSS above. */
         double state = 0;
         for (size_t i = 0; i < np; i++) state += 2.0 * (double)kd_numel(p[i]) * sizeof(float);
-        printf("  page faults per timed step: %.0f\n", (double)(minor_faults() - faults0) / reps);
+        print_cost(faults0, cpu0, reps);
         printf("  memory (optimizer)     AdamW m and v %.2f GiB\n", state / (1 << 30));
         if (med_out) *med_out = med;
     }

@@ -9,7 +9,7 @@
  *              forward's lse, rs = rowsum(P dP keep) = dO . O, P' = P keep, dS = P (dP keep - rs) scale;
  *              dQ += dS K, dK += dS^T Q, dV += P'^T dO (GEMMs, accumulating)
  * Dropout draws the reference's Philox keep decisions at counter offset + ((b heads + h) tq + i) tk + j
- * (kernels/cpu/philox_avx2.h). Register-tiled packed GEMMs do the O(tq tk dim) work at a large share of
+ * (kd_keep_scale_*, kernels/cpu/dropout_*.c). Register-tiled packed GEMMs do the O(tq tk dim) work at a large share of
  * the FMA peak; a per-row dot-product loop does not (it is bound by loads and by the branches on
  * dropped keys). The AVX-512 table runs the same code with its AVX-512 GEMM. */
 #include <math.h>
@@ -17,13 +17,10 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu_kernels.h"
-#include "kernels/cpu/philox_avx2.h"
 #include "kernels/cpu/vecmath_avx2.h"
 #include "kernels/rng.h"
 
 #define QB 128 /* query rows per block: S, P' and dS blocks are QB x tk */
-
-typedef void (*att_gemm_fn)(const kd_gemm_args *, int, int);
 
 static float *att_alloc(int64_t n)
 {
@@ -34,32 +31,12 @@ static float *att_alloc(int64_t n)
 }
 
 /* C (m x n, row stride ldc) = alpha op(A) op(B) + beta C on the calling thread. */
-static void att_gemm(att_gemm_fn gemm, int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+static void att_gemm(void (*gemm)(const kd_gemm_args *, int, int), int ta, int tb, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
                      const float *b, int64_t ldb, float *c, int64_t ldc, double alpha, double beta)
 {
     kd_gemm_args g = { .trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .batch = 1, .a = a, .lda = lda,
                        .b = b, .ldb = ldb, .c = c, .ldc = ldc, .alpha = alpha, .beta = beta };
     gemm(&g, 0, 1);
-}
-
-/* keep[jj] = dropout keep-scale of counters c0 + jj, jj < n: exactly the reference's kd_rng_keep, 32
- * counters per Philox pass. */
-static void att_keep(uint64_t seed, uint64_t c0, int64_t n, float p, float *keep)
-{
-    const __m256 vks = _mm256_set1_ps(p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f);
-    uint64_t blk = c0 >> 2;
-    int64_t skip = (int64_t)(c0 & 3), i = 0;
-    float buf[32];
-    while (i < n) {
-        __m256 k[4];
-        kd_keep32_avx2(seed, blk, p, k);
-        for (int v = 0; v < 4; v++) _mm256_storeu_ps(buf + 8 * v, _mm256_and_ps(k[v], vks));
-        const int64_t m = 32 - skip < n - i ? 32 - skip : n - i;
-        memcpy(keep + i, buf + skip, (size_t)m * sizeof(float));
-        i += m;
-        skip = 0;
-        blk += 8;
-    }
 }
 
 static inline __m256 att_load(const float *p, int64_t left)
@@ -114,8 +91,9 @@ static float att_row_fwd(float *s, int64_t n, const float *mask, const float *ke
     return m + logf(l);
 }
 
-void kd_attention_gemm_f32(const kd_attention_args *a, int ith, int nth, att_gemm_fn gemm)
+void kd_attention_gemm_f32(const kd_attention_args *a, int ith, int nth, const kd_attention_impl *impl)
 {
+    void (*gemm)(const kd_gemm_args *, int, int) = impl->gemm;
     int64_t lo, hi;
     kd_split_range(a->batch * a->heads, ith, nth, &lo, &hi);
     if (lo >= hi) return;
@@ -143,7 +121,7 @@ void kd_attention_gemm_f32(const kd_attention_args *a, int ith, int nth, att_gem
             }
             att_gemm(gemm, 0, 1, nq, TK, D, Q, a->q_st, K, a->k_st, s, ldt, a->scale, 0.0);
             for (int64_t i = 0; i < nq; i++) {
-                if (drop) att_keep(a->seed, a->offset + (uint64_t)(((b * a->heads + h) * a->tq + i0 + i) * TK), TK, p, keep);
+                if (drop) impl->keep(a->seed, a->offset + (uint64_t)(((b * a->heads + h) * a->tq + i0 + i) * TK), TK, p, keep);
                 lse[i0 + i] = att_row_fwd(s + i * ldt, TK, mask, drop ? keep : NULL);
             }
             att_gemm(gemm, 0, 0, nq, D, TK, s, ldt, V, a->v_st, O, a->o_st, 1.0, 0.0);
@@ -153,8 +131,9 @@ void kd_attention_gemm_f32(const kd_attention_args *a, int ith, int nth, att_gem
     free(keep);
 }
 
-void kd_attention_bwd_gemm_f32(const kd_attention_args *a, int ith, int nth, att_gemm_fn gemm)
+void kd_attention_bwd_gemm_f32(const kd_attention_args *a, int ith, int nth, const kd_attention_impl *impl)
 {
+    void (*gemm)(const kd_gemm_args *, int, int) = impl->gemm;
     int64_t lo, hi;
     kd_split_range(a->batch * a->heads, ith, nth, &lo, &hi);
     if (lo >= hi || a->tk == 0) return;
@@ -191,7 +170,7 @@ void kd_attention_bwd_gemm_f32(const kd_attention_args *a, int ith, int nth, att
                 const float *doi = dO + i * a->o_st, *oi = O + i * a->o_st;
                 float rs = 0.0f;
                 for (int64_t d = 0; d < D; d++) rs += doi[d] * oi[d];
-                if (drop) att_keep(a->seed, a->offset + (uint64_t)(((b * a->heads + h) * a->tq + i0 + i) * TK), TK, p, keep);
+                if (drop) impl->keep(a->seed, a->offset + (uint64_t)(((b * a->heads + h) * a->tq + i0 + i) * TK), TK, p, keep);
                 const __m256 vl = _mm256_set1_ps(li), vrs = _mm256_set1_ps(rs);
                 for (int64_t j = 0; j < TK; j += 8) {
                     __m256 x = att_load(P + j, TK - j);
@@ -217,12 +196,11 @@ void kd_attention_bwd_gemm_f32(const kd_attention_args *a, int ith, int nth, att
     free(keep);
 }
 
-void kd_attention_avx2_f32(const kd_attention_args *a, int ith, int nth)
-{
-    kd_attention_gemm_f32(a, ith, nth, kd_gemm_avx2_f32);
-}
+static const kd_attention_impl att_avx2 = { kd_gemm_avx2_f32, kd_keep_scale_avx2 };
+
+void kd_attention_avx2_f32(const kd_attention_args *a, int ith, int nth) { kd_attention_gemm_f32(a, ith, nth, &att_avx2); }
 
 void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth)
 {
-    kd_attention_bwd_gemm_f32(a, ith, nth, kd_gemm_avx2_f32);
+    kd_attention_bwd_gemm_f32(a, ith, nth, &att_avx2);
 }

@@ -30,10 +30,20 @@ void kd_kl_bwd_avx2_f32(const kd_kl_args *k, int ith, int nth);
 void kd_adamw_avx2_f32(const kd_adamw_args *o, int ith, int nth);
 void kd_attention_avx2_f32(const kd_attention_args *a, int ith, int nth);
 void kd_attention_bwd_avx2_f32(const kd_attention_args *a, int ith, int nth);
-/* Attention on a given GEMM kernel (run on one thread inside each attention thread); the AVX2 table
- * passes its AVX2 GEMM, the AVX-512 table its AVX-512 one. AVX2 code: needs an AVX2+FMA CPU. */
-void kd_attention_gemm_f32(const kd_attention_args *a, int ith, int nth, void (*gemm)(const kd_gemm_args *, int, int));
-void kd_attention_bwd_gemm_f32(const kd_attention_args *a, int ith, int nth, void (*gemm)(const kd_gemm_args *, int, int));
+/* keep[i] = dropout keep-scale (0 or 1/(1-p)) of counter c0 + i under seed, i < n: the reference's
+ * kd_rng_keep decisions, 32 (AVX2) or 64 (AVX-512) counters per Philox pass. */
+void kd_keep_scale_avx2(uint64_t seed, uint64_t c0, int64_t n, float p, float *keep);
+void kd_keep_scale_avx512(uint64_t seed, uint64_t c0, int64_t n, float p, float *keep);
+
+/* Attention on given GEMM and keep-scale kernels (the GEMM runs on one thread inside each attention
+ * thread); the AVX2 table passes its AVX2 ones, the AVX-512 table its AVX-512 ones. AVX2 code: needs an
+ * AVX2+FMA CPU. */
+typedef struct kd_attention_impl {
+    void (*gemm)(const kd_gemm_args *, int, int);
+    void (*keep)(uint64_t seed, uint64_t c0, int64_t n, float p, float *keep);
+} kd_attention_impl;
+void kd_attention_gemm_f32(const kd_attention_args *a, int ith, int nth, const kd_attention_impl *impl);
+void kd_attention_bwd_gemm_f32(const kd_attention_args *a, int ith, int nth, const kd_attention_impl *impl);
 void kd_dropout_avx2_f32(const kd_dropout_args *d, int ith, int nth);
 void kd_embedding_avx2_f32(const kd_embedding_args *e, int ith, int nth);
 void kd_embedding_bwd_avx2_f32(const kd_embedding_args *e, int ith, int nth);

@@ -3,7 +3,10 @@
  *
  * The reference computes out = keep ? (double)x / (1 - p) : 0 (plus out, in double, when accumulating)
  * and rounds once to float; so does this kernel, on doubles: x is masked to 0 where dropped, widened,
- * multiplied by the double 1 / (1 - p), added, narrowed. The results are bit-identical to the reference. */
+ * multiplied by the double 1 / (1 - p), added, narrowed. The results are bit-identical to the reference.
+ * Also here: the keep-scales of a counter range as floats, for attention's dropout. */
+#include <string.h>
+
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/philox_avx2.h"
 #include "kernels/cpu/vecmath_avx2.h"
@@ -65,6 +68,24 @@ void kd_dropout_avx2_f32(const kd_dropout_args *d, int ith, int nth)
             i += n;
             skip = 0;
         }
+        blk += 8;
+    }
+}
+
+void kd_keep_scale_avx2(uint64_t seed, uint64_t c0, int64_t n, float p, float *keep)
+{
+    const __m256 vks = _mm256_set1_ps(p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f);
+    uint64_t blk = c0 >> 2;
+    int64_t skip = (int64_t)(c0 & 3), i = 0;
+    float buf[32];
+    while (i < n) {
+        __m256 k[4];
+        kd_keep32_avx2(seed, blk, p, k);
+        for (int v = 0; v < 4; v++) _mm256_storeu_ps(buf + 8 * v, _mm256_and_ps(k[v], vks));
+        const int64_t m = 32 - skip < n - i ? 32 - skip : n - i;
+        memcpy(keep + i, buf + skip, (size_t)m * sizeof(float));
+        i += m;
+        skip = 0;
         blk += 8;
     }
 }

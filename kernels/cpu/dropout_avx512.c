@@ -1,7 +1,8 @@
 /* kernels/cpu/dropout_avx512.c — inverted dropout, 16 floats at a time, the keep decisions of 64
  * consecutive elements drawn from one 16-wide Philox pass as a bit mask (kernels/cpu/philox_avx512.h).
  * As the reference: out = keep ? (double)x / (1 - p) : 0 (+ out when accumulating), in double, rounded
- * once to float: bit-identical results. */
+ * once to float: bit-identical results. Also here: the keep-scales of a counter range as floats, for
+ * attention's dropout. */
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/philox_avx512.h"
 
@@ -49,6 +50,25 @@ void kd_dropout_avx512_f32(const kd_dropout_args *d, int ith, int nth)
             drop16(x + i + j, out + i + j, (__mmask16)(bits >> j), ks, acc, lanes);
         }
         i += n;
+        skip = 0;
+        blk += 16;
+    }
+}
+
+void kd_keep_scale_avx512(uint64_t seed, uint64_t c0, int64_t n, float p, float *keep)
+{
+    const __m512 vks = _mm512_set1_ps(p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f);
+    uint64_t blk = c0 >> 2;
+    int64_t skip = (int64_t)(c0 & 3), i = 0;
+    while (i < n) {
+        const uint64_t bits = kd_keep64_avx512(seed, blk, p) >> skip;
+        const int64_t m = 64 - skip < n - i ? 64 - skip : n - i;
+        for (int64_t j = 0; j < m; j += 16) {
+            const int64_t r = m - j < 16 ? m - j : 16;
+            const __mmask16 lanes = (__mmask16)(r == 16 ? 0xFFFFu : (1u << r) - 1u);
+            _mm512_mask_storeu_ps(keep + i + j, lanes, _mm512_maskz_mov_ps((__mmask16)(bits >> j), vks));
+        }
+        i += m;
         skip = 0;
         blk += 16;
     }

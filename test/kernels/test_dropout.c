@@ -3,7 +3,7 @@
  * once), over lengths around the 32/64-element chunks, counter offsets that do not start on a Philox
  * block or that carry into the counter's high word, p = 0, 0.1, 0.5, 0.9, 1, overwrite (output poisoned
  * with NaN) and accumulate, 1 and 3 threads; guards around the output. NaN and Inf inputs must come
- * through where kept. */
+ * through where kept. The keep-scale fillers attention uses (kd_keep_scale_*) against kd_rng_keep. */
 #include "test/kernels/kcheck.h"
 #include "kernels/rng.h"
 
@@ -55,6 +55,32 @@ static void test_case(const kd_kernels *t, int64_t n, uint64_t off, double p, ui
     free(o0);
 }
 
+/* keep[i] must be (float)(1/(1-p)) exactly where kd_rng_keep keeps counter c0 + i, else 0. */
+static void test_keep(const char *name, void (*fill)(uint64_t, uint64_t, int64_t, float, float *), int runs)
+{
+    if (!runs) {
+        printf("skip: %s (this CPU cannot run it)\n", name);
+        return;
+    }
+    for (int ni = 0; ni < LEN(k_n); ni++)
+        for (int oi = 0; oi < LEN(k_off) - 1; oi++)   /* not the offset that wraps past 2^64 */
+            for (int pi = 0; pi < LEN(k_p); pi++) {
+                const int64_t n = k_n[ni];
+                const float p = (float)k_p[pi], ks = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
+                kc_buf got = kc_alloc(n);
+                fill(99, k_off[oi], n, p, got.p);
+                int64_t bad = 0, first = -1;
+                for (int64_t i = 0; i < n; i++) {
+                    const float want = kd_rng_keep(99, k_off[oi] + (uint64_t)i, p) ? ks : 0.0f;
+                    if (memcmp(&got.p[i], &want, sizeof want) != 0 && bad++ == 0) first = i;
+                }
+                CHECK(bad == 0, "%s n=%lld off=%llu p=%g: %lld differ, first [%lld]", name, (long long)n,
+                      (unsigned long long)k_off[oi], (double)p, (long long)bad, (long long)first);
+                CHECK(kc_guard_damage(&got) == 0, "%s n=%lld: wrote outside keep", name, (long long)n);
+                kc_free(&got);
+            }
+}
+
 int main(void)
 {
     const kd_kernels *tabs[2];
@@ -71,5 +97,14 @@ int main(void)
                     for (int acc = 0; acc <= 1; acc++)
                         for (int nth = 1; nth <= 3; nth += 2)
                             test_case(tabs[ti], k_n[ni], k_off[oi], k_p[pi], 0x1234567890ABCDEFull + (uint64_t)oi, acc, nth);
+    kd_cpu_features f = kd_cpu_detect();
+#ifdef KD_HAVE_AVX2
+    test_keep("kd_keep_scale_avx2", kd_keep_scale_avx2, f.avx2 && f.fma);
+#endif
+#ifdef KD_HAVE_AVX512
+    test_keep("kd_keep_scale_avx512", kd_keep_scale_avx512,
+              f.avx2 && f.fma && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq);
+#endif
+    (void)f;
     return kd_test_finish("test_dropout");
 }

@@ -69,6 +69,23 @@ void *kd_grad_buf(kd_tensor *t)
     return kd_data(t->grad);
 }
 
+int kd_grad_can_alias(const kd_tensor *in, const kd_tensor *out)
+{
+    return in && out && out->grad && in->node && !in->grad && !in->persistent && in->dtype == out->dtype &&
+           kd_numel(in) == kd_numel(out) && kd_is_contiguous(out->grad);
+}
+
+int kd_grad_alias(kd_tensor *in, kd_tensor *out)
+{
+    if (!kd_grad_can_alias(in, out)) return 0;
+    int64_t st[KD_MAX_DIMS];
+    kd_contiguous_strides(in->ndim, in->shape, st);
+    kd_tensor *g = kd_view_of(out->grad, in->ndim, in->shape, st, out->grad->offset);
+    if (!g) return 0;
+    in->grad = g;
+    return 1;
+}
+
 void kd_zero_grad(kd_tensor *const *params, size_t n)
 {
     for (size_t i = 0; i < n; i++)

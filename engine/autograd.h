@@ -46,6 +46,14 @@ void kd_zero_grad(kd_tensor *const *params, size_t n);
  * on first use: heap for persistent leaves, arena otherwise. */
 kd_node *kd_record(kd_tensor *out, const char *op, void (*backward)(kd_node *), int n_in, kd_tensor *const *in);
 void *kd_grad_buf(kd_tensor *t);
+/* Gradient aliasing, to keep a step's memory down. When an op's backward would hand its output gradient
+ * to input `in` unchanged (a view, an add) or could compute the input gradient in place (dropout, GELU),
+ * and `in` is an intermediate (made by an op: its own node runs later and nothing else reads the output
+ * gradient after this node) with no gradient yet, the input takes the output gradient's buffer instead
+ * of a fresh one. kd_grad_alias returns 1 when it did so (the gradient is then already in place for the
+ * plain hand-over); 0 means: accumulate as usual. kd_grad_can_alias only asks. */
+int kd_grad_can_alias(const kd_tensor *in, const kd_tensor *out);
+int kd_grad_alias(kd_tensor *in, kd_tensor *out);
 /* Does input i of n want a gradient? */
 static inline int kd_wants_grad(const kd_node *n, int i) { return n->in[i] && n->in[i]->requires_grad; }
 

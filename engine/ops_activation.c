@@ -24,11 +24,12 @@ static kd_tensor *unary_forward(const char *name, int op, kd_tensor *x)
 static void unary_backward(kd_node *n, int op, const kd_tensor *a)
 {
     kd_tensor *x = n->in[0], *out = n->out;
-    void *gx = kd_grad_buf(x);
+    int in_place = kd_grad_can_alias(x, out);
+    void *gx = in_place ? kd_data(out->grad) : kd_grad_buf(x);
     if (!gx) return;
     kd_map_args m;
     kd_map_setup(&m, op, out);
-    m.accumulate = 1;
+    m.accumulate = !in_place;
     m.out = gx;
     m.a = kd_data(a);
     m.b = kd_data(out->grad);
@@ -36,6 +37,7 @@ static void unary_backward(kd_node *n, int op, const kd_tensor *a)
     memcpy(m.a_stride, a->stride, sizeof m.a_stride);
     kd_contiguous_strides(out->ndim, out->shape, m.b_stride);
     kd_k_binary(x->dtype, &m);
+    if (in_place) kd_grad_alias(x, out);
 }
 
 static void gelu_backward(kd_node *n) { unary_backward(n, KD_BIN_GELU_BWD, n->in[0]); }

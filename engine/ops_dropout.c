@@ -6,11 +6,13 @@
 static void dropout_backward(kd_node *n)
 {
     kd_tensor *x = n->in[0], *y = n->out;
-    void *gx = kd_grad_buf(x);
+    int in_place = kd_grad_can_alias(x, y);
+    void *gx = in_place ? kd_data(y->grad) : kd_grad_buf(x);
     if (!gx) return;
     kd_dropout_args a = { .n = kd_numel(x), .p = n->f[0], .seed = (uint64_t)n->i[0], .offset = (uint64_t)n->i[1],
-                          .accumulate = 1, .x = kd_data(y->grad), .out = gx };
+                          .accumulate = !in_place, .x = kd_data(y->grad), .out = gx };
     kd_k_dropout(x->dtype, &a);
+    if (in_place) kd_grad_alias(x, y);
 }
 
 kd_tensor *kd_dropout(kd_tensor *x, double p, int training)

@@ -76,8 +76,12 @@ static void run_binary(int op, kd_tensor *out, const kd_tensor *a, const void *a
 static void add_backward(kd_node *n)
 {
     const void *g = kd_data(n->out->grad);
-    if (kd_wants_grad(n, 0)) add_grad_reduced(n->in[0], n->out, g, 1.0);
+    /* Read the other input's share first: once an input aliases the output gradient, its later
+     * accumulations would change what the other input reads. */
+    int alias0 = kd_wants_grad(n, 0) && n->in[0] != n->in[1] && kd_same_shape(n->in[0], n->out) &&
+                 kd_grad_can_alias(n->in[0], n->out);
     if (kd_wants_grad(n, 1)) add_grad_reduced(n->in[1], n->out, g, n->f[0]);   /* +1 add, -1 sub */
+    if (kd_wants_grad(n, 0) && !(alias0 && kd_grad_alias(n->in[0], n->out))) add_grad_reduced(n->in[0], n->out, g, 1.0);
 }
 
 /* d(a*b)/da = b, d(a/b)/da = 1/b; d(a*b)/db = a, d(a/b)/db = -a/b^2 = -out/b. */

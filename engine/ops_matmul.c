@@ -185,10 +185,12 @@ static void linear_backward(kd_node *n)
     }
     if (bias && kd_wants_grad(n, 2)) {
         void *gb = kd_grad_buf(bias);
-        kd_tensor *ones = kd_ones(x->dtype, 1, &rows);
-        if (!gb || !ones) return;
-        operand o1 = { kd_data(ones), 0, rows > 0 ? rows : 1, 0 };
-        gemm(x->dtype, 1, out_f, rows, 1, o1, og, gb, out_f, 0, NULL, 1.0);          /* db += 1^T dY */
+        if (!gb) return;
+        /* db += 1^T dY: a column sum, read once (the reduce kernel; stride 0 on the rows of db) */
+        kd_reduce_args r = { .op = KD_UN_COPY, .ndim = 2, .shape = { rows, out_f }, .out = gb,
+                             .out_stride = { 0, 1 }, .a = kd_data(out->grad), .a_stride = { out_f, 1 },
+                             .alpha = 1.0 };
+        kd_k_reduce(x->dtype, &r);
     }
 }
 

@@ -9,6 +9,7 @@
 static void reshape_backward(kd_node *n)
 {
     kd_tensor *x = n->in[0], *out = n->out;
+    if (kd_grad_alias(x, out)) return;
     void *gx = kd_grad_buf(x);
     if (!gx) return;
     int64_t st[KD_MAX_DIMS];
@@ -150,6 +151,7 @@ kd_tensor *kd_narrow(kd_tensor *x, int dim, int64_t start, int64_t len)
 static void contiguous_backward(kd_node *n)
 {
     kd_tensor *x = n->in[0], *out = n->out;
+    if (kd_is_contiguous(x) && kd_grad_alias(x, out)) return;
     void *gx = kd_grad_buf(x);
     if (!gx) return;
     int64_t st[KD_MAX_DIMS];

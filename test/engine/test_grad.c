@@ -94,6 +94,37 @@ static kd_tensor *f_kl_of_softmax(kd_tensor **x, void *c)
     return kd_kl_div(kd_log_softmax(x[0]), kd_softmax(x[1]));
 }
 
+/* Chains whose ops see intermediate inputs, where backward hands gradients over by aliasing (views,
+ * adds) or computes them in place (dropout, GELU, tanh); the inputs are leaves, the ops under test are not. */
+static kd_tensor *f_chain_views(kd_tensor **x, void *c)
+{
+    (void)c;
+    kd_tensor *h = kd_scale(x[0], 1.5);
+    return kd_reshape(kd_contiguous(kd_reshape(h, 2, S(6, 5))), 3, S(3, 2, 5));
+}
+static kd_tensor *f_chain_residual(kd_tensor **x, void *c)
+{
+    (void)c;  /* h feeds both the residual and the branch; the add may alias either way */
+    kd_tensor *h = kd_scale(x[0], 0.7);
+    kd_tensor *r = kd_add(h, kd_gelu(kd_add_scalar(h, 0.1)));
+    return kd_sub(kd_dropout(kd_tanh(kd_mul(r, x[1])), 0.2, 1), kd_scale(h, 0.3));
+}
+static kd_tensor *f_chain_twice(kd_tensor **x, void *c)
+{
+    (void)c;
+    kd_tensor *h = kd_gelu(kd_scale(x[0], 2.0));
+    return kd_add(kd_add(h, h), kd_reshape(h, 3, S(2, 3, 5)));
+}
+
+static void check_chains(void)
+{
+    kd_tensor *a[2] = { leaf(3, S(2, 3, 5), -2, 2), leaf(3, S(2, 3, 5), -1, 1) };
+    gradcheck("chain: reshape, contiguous (aliased)", f_chain_views, NULL, a, 1, 120);
+    gradcheck("chain: residual, gelu, tanh, dropout in place", f_chain_residual, NULL, a, 2, 121);
+    gradcheck("chain: a tensor used three times", f_chain_twice, NULL, a, 1, 122);
+    free_all(a, 2);
+}
+
 static void check_matmul(void)
 {
     const int64_t dims[][3] = { { 1, 1, 1 }, { 3, 5, 7 }, { 8, 1, 4 }, { 2, 9, 3 } };
@@ -282,6 +313,7 @@ int main(void)
     check_rows();
     check_attention();
     check_losses();
+    check_chains();
     kd_shutdown();
     return kd_test_finish("test_grad");
 }

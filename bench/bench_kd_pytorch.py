@@ -15,7 +15,10 @@ OMP_WAIT_POLICY=PASSIVE unless the environment sets them otherwise: the fastest 
 measured on this machine.
 
   /usr/bin/python3 bench/bench_kd_pytorch.py [--case kd-step|base-train|large-forward|base-latency|all]
-                                             [--reps 3] [--large-reps 1] [--threads 2]
+                                             [--reps 3] [--large-reps 1] [--threads 2] [--kd build/bench/bench_bert]
+
+With --kd, each case runs in kd's bench_bert first and then here, and a side-by-side table with the
+ratios closes the run.
 """
 import argparse
 import os
@@ -105,11 +108,15 @@ def max_rss_gib():
 
 
 def timed(step, reps, warmup):
-    t = []
+    t, cpu = [], []
     for _ in range(reps + warmup):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         t.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    # CPU seconds (all threads) per timed step: on a shared machine the wall time depends on the load.
+    print(f"  per timed step: {statistics.median(cpu[warmup:]):.3f} CPU s; load average "
+          + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     return statistics.median(t[warmup:])
 
 
@@ -200,6 +207,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--large-reps", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--kd", metavar="BENCH_BERT", help="kd's build/bench/bench_bert: run each case in kd first, "
+                    "then in PyTorch, and print both side by side with the ratios")
     a = ap.parse_args()
     if a.reps < 1 or a.large_reps < 1:
         print("bench_kd_pytorch: --reps and --large-reps must be >= 1", file=sys.stderr)
@@ -218,13 +227,49 @@ def main():
           + " ".join(f"{k}={env[k]}" for k in ENV_DEFAULTS)
           + " (the fastest PyTorch configuration measured on this machine)", flush=True)
     failed = 0
+    rows = []
     for case in ("base-latency", "base-train", "large-forward", "kd-step"):
+        kd_out = None
+        if a.kd:
+            r = subprocess.run([a.kd, "--case", case, "--reps", str(a.reps), "--large-reps", str(a.large_reps),
+                                "--threads", str(a.threads)], stdout=subprocess.PIPE, text=True)
+            print(r.stdout, end="", flush=True)
+            if r.returncode != 0:
+                print(f"bench_kd_pytorch: kd's case {case} failed", file=sys.stderr)
+                failed = 1
+            kd_out = r.stdout
         r = subprocess.run([sys.executable, os.path.abspath(__file__), "--case", case, "--reps", str(a.reps),
-                            "--large-reps", str(a.large_reps), "--threads", str(a.threads)], env=env)
+                            "--large-reps", str(a.large_reps), "--threads", str(a.threads)], env=env,
+                           stdout=subprocess.PIPE, text=True)
+        print(r.stdout, end="", flush=True)
         if r.returncode != 0:
             print(f"bench_kd_pytorch: case {case} failed", file=sys.stderr)
             failed = 1
+        rows.append((case, figures(kd_out), figures(r.stdout)))
+    if a.kd:
+        side_by_side(rows)
     return failed
+
+
+def figures(text):
+    """(median s, CPU s per step, max RSS GiB) from a case's output (kd's or ours), None where absent."""
+    import re
+    if not text:
+        return (None, None, None)
+    grab = lambda pat: (lambda m: float(m.group(1)) if m else None)(re.search(pat, text))
+    return (grab(r"median ([0-9.]+) s"), grab(r"([0-9.]+) CPU s"), grab(r"max RSS ([0-9.]+) GiB"))
+
+
+def side_by_side(rows):
+    fmt = lambda v, u: f"{v:.3f} {u}" if v is not None else "-"
+    ratio = lambda p, k: f"{p / k:.2f}x" if p and k else "-"
+    print("\nside by side (ratio = PyTorch / kd: above 1 means kd is faster or smaller)")
+    print(f"{'case':<15} {'kd wall':>10} {'PyTorch':>10} {'ratio':>6}   {'kd CPU':>10} {'PyTorch':>10} {'ratio':>6}"
+          f"   {'kd RSS':>9} {'PyTorch':>9}")
+    for case, k, p in rows:
+        print(f"{case:<15} {fmt(k[0], 's'):>10} {fmt(p[0], 's'):>10} {ratio(p[0], k[0]):>6}   "
+              f"{fmt(k[1], 's'):>10} {fmt(p[1], 's'):>10} {ratio(p[1], k[1]):>6}   "
+              f"{fmt(k[2], 'GiB'):>9} {fmt(p[2], 'GiB'):>9}")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ int kd_cmd_demo(int argc, char **argv)
     const char *cmd = "demo", *out = "kd-demo", *device = NULL;
     int threads = 0, teacher_epochs = 6, student_epochs = 3, quiet = 0;
     int64_t n_train = 4000, n_dev = 500, seed = 1;
-    double lr_teacher = 1e-3, lr_student = 2e-3;
+    double lr_teacher = 5e-4, lr_student = 1e-3;   /* higher rates made post-LN training collapse to one class on some seeds */
     kd_opt opts[] = {
         { "--out", KD_OPT_STR, &out, 0, 0, 0, "an output directory", "DIR: the corpus vocabulary and the three models (kd-demo)" },
         { "--train-size", KD_OPT_I64, &n_train, 16, 1e7, 0, "a whole number >= 16", "generated training sentences (4000)" },

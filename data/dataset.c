@@ -23,6 +23,20 @@ kd_status kd_read_data_file(const char *path, char **out, size_t *len)
     return KD_OK;
 }
 
+kd_status kd_read_rows_file(const char *path, const char *expected, char **out, size_t *len)
+{
+    kd_status st = kd_read_data_file(path, out, len);
+    if (st != KD_OK) return st;
+    /* trailing newlines end the file; a blank line before them is a ragged row */
+    while (*len && ((*out)[*len - 1] == '\n' || (*out)[*len - 1] == '\r')) (*len)--;
+    if (*len == 0) {
+        free(*out);
+        *out = NULL;
+        return kd_fail(KD_ERR_FORMAT, "%s:1: empty file, expected %s", path, expected);
+    }
+    return KD_OK;
+}
+
 void kd_raw_free(kd_raw_rows *r)
 {
     for (size_t i = 0; i < r->n; i++) {

@@ -88,13 +88,8 @@ kd_status kd_read_csv(const char *path, kd_raw_rows *r)
 {
     char *buf;
     size_t len;
-    kd_status st = kd_read_data_file(path, &buf, &len);
+    kd_status st = kd_read_rows_file(path, "a header row (text,label)", &buf, &len);
     if (st != KD_OK) return st;
-    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
-    if (len == 0) {
-        free(buf);
-        return kd_fail(KD_ERR_FORMAT, "%s:1: empty file, expected a header row (text,label)", path);
-    }
     char *rec = malloc(len + 1);
     if (!rec) {
         free(buf);

@@ -11,13 +11,8 @@ kd_status kd_read_jsonl(const char *path, kd_raw_rows *r)
 {
     char *buf;
     size_t len;
-    kd_status st = kd_read_data_file(path, &buf, &len);
+    kd_status st = kd_read_rows_file(path, "one JSON object per line", &buf, &len);
     if (st != KD_OK) return st;
-    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
-    if (len == 0) {
-        free(buf);
-        return kd_fail(KD_ERR_FORMAT, "%s:1: empty file, expected one JSON object per line", path);
-    }
     size_t pos = 0, line = 0;
     char err[256];
     while (st == KD_OK) {

@@ -28,14 +28,8 @@ kd_status kd_read_tsv(const char *path, kd_raw_rows *r)
 {
     char *buf;
     size_t len;
-    kd_status st = kd_read_data_file(path, &buf, &len);
+    kd_status st = kd_read_rows_file(path, "a header row (sentence<TAB>label)", &buf, &len);
     if (st != KD_OK) return st;
-    /* trailing newlines end the file; a blank line before them is a ragged row */
-    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
-    if (len == 0) {
-        free(buf);
-        return kd_fail(KD_ERR_FORMAT, "%s:1: empty file, expected a header row (sentence<TAB>label)", path);
-    }
     const char *f[TSV_MAX_COLS];
     size_t fl[TSV_MAX_COLS];
     size_t pos = 0, line = 0, ncols = 0;

@@ -18,6 +18,9 @@ typedef struct kd_raw_rows {
 
 /* Read a whole file; a missing file (KD_ERR_IO) and an empty one (KD_ERR_FORMAT) are errors naming it. */
 kd_status kd_read_data_file(const char *path, char **out, size_t *len);
+/* The same, for row formats: trailing newlines dropped, and a file with nothing else is an error saying
+ * what was `expected` ("a header row (text,label)", ...). */
+kd_status kd_read_rows_file(const char *path, const char *expected, char **out, size_t *len);
 
 /* Append copies of text[0..tn) and label[0..ln); the text must be valid UTF-8 (else an error at
  * path:line). */

@@ -17,17 +17,22 @@ typedef struct chunk {
     void *raw;
 } chunk;
 
-static struct {
+/* One arena per memory: the host's (headers, nodes, CPU data) and the default device's (data of tensors
+ * made there; its chunks are device memory, only the chunk records live on the host). */
+typedef struct arena {
     chunk *first, *last;  /* all chunks, oldest first */
     chunk *cur;           /* the chunk allocations come from now */
     size_t used, peak, capacity, limit;
-} A;
+    kd_device dev;
+} arena;
 
-static chunk *chunk_new(size_t size)
+static arena A = { .dev = KD_CPU }, D = { .dev = KD_CPU };
+
+static chunk *chunk_new(arena *ar, size_t size)
 {
     chunk *c = malloc(sizeof *c);
     if (!c) return NULL;
-    c->raw = malloc(size + KD_ARENA_ALIGN);
+    c->raw = ar->dev == KD_CPU ? malloc(size + KD_ARENA_ALIGN) : kd_dev_alloc(ar->dev, size + KD_ARENA_ALIGN);
     if (!c->raw) {
         free(c);
         return NULL;
@@ -36,75 +41,99 @@ static chunk *chunk_new(size_t size)
     c->size = size;
     c->used = 0;
     c->next = NULL;
-    A.capacity += size;
+    ar->capacity += size;
     return c;
 }
 
-static void chunk_free_all(chunk *c)
+static void chunk_free_all(arena *ar)
 {
+    chunk *c = ar->first;
     while (c) {
         chunk *n = c->next;
-        A.capacity -= c->size;
-        free(c->raw);
+        ar->capacity -= c->size;
+        if (ar->dev == KD_CPU) free(c->raw);
+        else kd_dev_free(ar->dev, c->raw, c->size + KD_ARENA_ALIGN);
         free(c);
         c = n;
     }
+    ar->first = ar->last = ar->cur = NULL;
+    ar->used = 0;
 }
 
-void *kd_arena_alloc(size_t nbytes)
+static void *arena_alloc(arena *ar, size_t nbytes)
 {
     size_t need = (nbytes + KD_ARENA_ALIGN - 1) & ~(size_t)(KD_ARENA_ALIGN - 1);
     if (need == 0) need = KD_ARENA_ALIGN;
-    if (A.limit && A.used + need > A.limit) {
-        kd_fail(KD_ERR_NOMEM, "step arena: %zu bytes requested with %zu in use would pass the limit of %zu bytes",
-                nbytes, A.used, A.limit);
+    if (ar->limit && ar->used + need > ar->limit) {
+        kd_fail(KD_ERR_NOMEM, "step arena (%s): %zu bytes requested with %zu in use would pass the limit of %zu bytes",
+                kd_device_name(ar->dev), nbytes, ar->used, ar->limit);
         return NULL;
     }
-    chunk *c = A.cur;
+    chunk *c = ar->cur;
     /* Move on through the chunks kept from earlier steps; grow the list only past its end. */
     while (c && c->size - c->used < need) c = c->next;
     if (!c) {
         /* Grow by a quarter of what is held at least, so a large step needs few chunks. */
         size_t size = need > KD_ARENA_MIN_CHUNK ? need : KD_ARENA_MIN_CHUNK;
-        if (size < A.capacity / 4) size = A.capacity / 4;
-        c = chunk_new(size);
+        if (size < ar->capacity / 4) size = ar->capacity / 4;
+        c = chunk_new(ar, size);
         if (!c) {
-            kd_fail(KD_ERR_NOMEM, "step arena: cannot allocate %zu bytes (%zu already held)", size, A.capacity);
+            kd_fail(KD_ERR_NOMEM, "step arena (%s): cannot allocate %zu bytes (%zu already held)",
+                    kd_device_name(ar->dev), size, ar->capacity);
             return NULL;
         }
-        if (A.last) A.last->next = c;
-        else A.first = c;
-        A.last = c;
+        if (ar->last) ar->last->next = c;
+        else ar->first = c;
+        ar->last = c;
     }
-    A.cur = c;
+    ar->cur = c;
     void *p = c->base + c->used;
     c->used += need;
-    A.used += need;
-    if (A.used > A.peak) A.peak = A.used;
+    ar->used += need;
+    if (ar->used > ar->peak) ar->peak = ar->used;
     return p;
+}
+
+void *kd_arena_alloc(size_t nbytes) { return arena_alloc(&A, nbytes); }
+
+void *kd_dev_arena_alloc(size_t nbytes)
+{
+    kd_device dev = kd_default_device();
+    if (D.dev != dev) {
+        /* The engine moved to another device: the old device's chunks go back to it. */
+        chunk_free_all(&D);
+        D.dev = dev;
+    }
+    return arena_alloc(&D, nbytes);
+}
+
+static void arena_reset(arena *ar)
+{
+    for (chunk *c = ar->first; c; c = c->next) c->used = 0;
+    ar->cur = ar->first;
+    ar->used = 0;
 }
 
 void kd_arena_reset(void)
 {
-    for (chunk *c = A.first; c; c = c->next) c->used = 0;
-    A.cur = A.first;
-    A.used = 0;
+    arena_reset(&A);
+    arena_reset(&D);
 }
 
 kd_arena_mark kd_arena_mark_now(void)
 {
-    kd_arena_mark m = { A.cur, A.cur ? A.cur->used : 0, A.used };
+    kd_arena_mark m = { A.cur, A.cur ? A.cur->used : 0, A.used, D.cur, D.cur ? D.cur->used : 0, D.used };
     return m;
 }
 
-static void arena_rewind(kd_arena_mark m)
+static void arena_rewind(arena *ar, void *chunk_at, size_t chunk_used, size_t used)
 {
-    chunk *c = m.chunk ? (chunk *)m.chunk : A.first;
+    chunk *c = chunk_at ? (chunk *)chunk_at : ar->first;
     if (!c) return;
-    c->used = m.chunk ? m.chunk_used : 0;
+    c->used = chunk_at ? chunk_used : 0;
     for (chunk *n = c->next; n; n = n->next) n->used = 0;
-    A.cur = c;
-    A.used = m.used;
+    ar->cur = c;
+    ar->used = used;
 }
 
 kd_tensor *kd_arena_keep(kd_tensor *t, kd_arena_mark mark)
@@ -112,33 +141,37 @@ kd_tensor *kd_arena_keep(kd_tensor *t, kd_arena_mark mark)
     if (!t || t->node || t->persistent || t->requires_grad) return t;
     kd_tensor *c = kd_contiguous(t);
     if (!c) return NULL;
-    /* Park the values outside the arena, rewind, and put them back at the mark. */
+    /* Park the values outside the arena (host memory, or the device's scratch buffer), rewind, and put them
+     * back at the mark. */
     size_t nbytes = (size_t)kd_numel(c) * kd_dtype_size(c->dtype);
-    void *tmp = malloc(nbytes ? nbytes : 1);
+    kd_device dev = c->device;
+    void *tmp = dev == KD_CPU ? malloc(nbytes ? nbytes : 1) : kd_dev_scratch(dev, nbytes ? nbytes : 1);
     if (!tmp) {
         kd_fail(KD_ERR_NOMEM, "arena: cannot keep a tensor of %zu bytes", nbytes);
         return NULL;
     }
-    memcpy(tmp, kd_data(c), nbytes);
+    if (kd_dev_copy(dev, tmp, dev, kd_data(c), nbytes) != KD_OK) return NULL;
     kd_tensor hdr = *c;
-    arena_rewind(mark);
+    arena_rewind(&A, mark.chunk, mark.chunk_used, mark.used);
+    if (D.dev == dev && dev != KD_CPU) arena_rewind(&D, mark.dchunk, mark.dchunk_used, mark.dused);
     kd_tensor *out = kd_empty(hdr.dtype, hdr.ndim, hdr.shape);
     if (out) {
-        memcpy(kd_data(out), tmp, nbytes);
-        memcpy(out->name, hdr.name, sizeof out->name);
+        if (kd_dev_copy(dev, kd_data(out), dev, tmp, nbytes) != KD_OK) out = NULL;
+        else memcpy(out->name, hdr.name, sizeof out->name);
     }
-    free(tmp);
+    if (dev == KD_CPU) free(tmp);
     return out;
 }
 
-size_t kd_arena_used(void) { return A.used; }
+size_t kd_arena_used(void) { return A.used + D.used; }
 size_t kd_arena_peak(void) { return A.peak; }
 size_t kd_arena_capacity(void) { return A.capacity; }
+size_t kd_device_arena_peak(void) { return D.peak; }
+size_t kd_device_arena_capacity(void) { return D.capacity; }
 void kd_arena_set_limit(size_t nbytes) { A.limit = nbytes; }
 
 void kd_arena_release(void)
 {
-    chunk_free_all(A.first);
-    A.first = A.last = A.cur = NULL;
-    A.used = 0;
+    chunk_free_all(&A);
+    chunk_free_all(&D);
 }

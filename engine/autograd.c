@@ -164,9 +164,14 @@ kd_status kd_backward(kd_tensor *root, const kd_tensor *upstream)
             kd_accumulate_strided(root->dtype, root->ndim, root->shape, kd_data(g), g->stride, kd_data(upstream),
                                   upstream->stride);
         } else {
-            int64_t idx[KD_MAX_DIMS] = {0};
-            double v = kd_get(root->grad, idx) + 1.0;
-            kd_fill(root->grad, v);
+            /* grad += 1, in place where the gradient lives. */
+            kd_map_args m;
+            kd_map_setup(&m, KD_UN_ADD_SCALAR, g);
+            m.out = kd_data(g);
+            m.a = kd_data(g);
+            for (int d = 0; d < g->ndim; d++) m.out_stride[d] = m.a_stride[d] = g->stride[d];
+            m.alpha = 1.0;
+            kd_k_unary(g->dtype, &m);
         }
         return KD_OK;
     }

@@ -36,16 +36,23 @@ const char *kd_backend_name(void)
     return table_f32->name;
 }
 
-const kd_kernels *kd_kernels_for(kd_dtype dt)
+const kd_kernels *kd_kernels_cpu(kd_dtype dt)
 {
     init_tables();
     return dt == KD_F64 ? kd_kernels_ref_f64() : table_f32;
+}
+
+const kd_kernels *kd_kernels_for(kd_dtype dt)
+{
+    kd_device dev = kd_default_device();
+    return dev == KD_CPU ? kd_kernels_cpu(dt) : kd_dev_table(dev, dt);
 }
 
 void kd_shutdown(void)
 {
     kd_pool_shutdown();
     kd_arena_release();
+    kd_device_shutdown();
 }
 
 /* One trampoline per kernel: the pool calls task(ctx, ith, nth); ctx carries the table entry and args. */
@@ -59,7 +66,9 @@ void kd_shutdown(void)
     void kd_k_##name(kd_dtype dt, const argtype *a)                                                  \
     {                                                                                                \
         name##_ctx c = { kd_kernels_for(dt)->name, a };                                              \
-        kd_parallel(name##_task, &c, (double)(work_expr));                                           \
+        kd_device dev = kd_default_device();                                                         \
+        if (dev == KD_CPU) kd_parallel(name##_task, &c, (double)(work_expr));                        \
+        else kd_dev_launch(dev, name##_task, &c, (double)(work_expr));                               \
     }
 
 static double map_work(const kd_map_args *m)

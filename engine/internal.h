@@ -11,6 +11,25 @@ _Static_assert(KD_MAX_DIMS == KD_KMAX_DIMS, "tensor and kernel dim limits must a
 
 void kd_arena_release(void);
 void kd_pool_shutdown(void);
+void kd_device_shutdown(void);
+
+/* Devices (engine/device.c). Memory of `dev` (heap: kd_dev_alloc/free; n is counted in the stats), copies
+ * between the host and a device or within one, kernel launches, the device's kernel table, 16 zero bytes on
+ * the device, and a scratch buffer reused across calls (valid until the next kd_dev_scratch). */
+#include "engine/device.h"
+void *kd_dev_alloc(kd_device dev, size_t n);
+void kd_dev_free(kd_device dev, void *p, size_t n);
+kd_status kd_dev_copy(kd_device dst_dev, void *dst, kd_device src_dev, const void *src, size_t n);
+void kd_dev_launch(kd_device dev, void (*task)(void *ctx, int ith, int nth), void *ctx, double work);
+const kd_kernels *kd_dev_table(kd_device dev, kd_dtype dt);
+const kd_kernels *kd_kernels_cpu(kd_dtype dt);
+const void *kd_dev_zero(kd_device dev);
+void *kd_dev_scratch(kd_device dev, size_t n);
+/* The device arena of the default device (non-CPU): data of arena tensors made there. */
+void *kd_dev_arena_alloc(size_t nbytes);
+
+/* Fail (NULL) unless t is on the default device: ops run where the engine runs. */
+int kd_need_device(const char *op, const char *arg, const kd_tensor *t);
 
 /* A new contiguous arena tensor of dt with x's shape (or the given shape). */
 kd_tensor *kd_empty_like(const kd_tensor *x);

@@ -7,6 +7,7 @@
 
 static kd_tensor *unary_forward(const char *name, int op, kd_tensor *x)
 {
+    if (!kd_need_device(name, "x", x)) return NULL;
     kd_tensor *out = kd_empty_like(x);
     if (!out) return NULL;
     kd_map_args m;

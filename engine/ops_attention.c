@@ -78,6 +78,9 @@ kd_tensor *kd_attention(kd_tensor *q, kd_tensor *k, kd_tensor *v, kd_tensor *mas
                         int training)
 {
     if (!q || !k || !v) return NULL;
+    if (!kd_need_device("attention", "q", q) || !kd_need_device("attention", "k", k) ||
+        !kd_need_device("attention", "v", v) || !kd_need_device("attention", "mask", mask))
+        return NULL;
     char s1[64], s2[64], s3[64], s4[64];
     if (!kd_need_float("attention", "q", q) || !kd_need_same_dtype("attention", q, k) || !kd_need_same_dtype("attention", q, v))
         return NULL;

@@ -17,7 +17,7 @@ static void dropout_backward(kd_node *n)
 
 kd_tensor *kd_dropout(kd_tensor *x, double p, int training)
 {
-    if (!x || !kd_need_float("dropout", "x", x)) return NULL;
+    if (!x || !kd_need_float("dropout", "x", x) || !kd_need_device("dropout", "x", x)) return NULL;
     if (!(p >= 0.0 && p < 1.0)) {
         kd_fail(KD_ERR_ARG, "dropout: p is %g, expected 0 <= p < 1", p);
         return NULL;

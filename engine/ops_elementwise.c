@@ -112,7 +112,9 @@ static void muldiv_backward(kd_node *n)
 static kd_tensor *binary_op(const char *name, int op, kd_tensor *a, kd_tensor *b)
 {
     if (!a || !b) return NULL;
-    if (!kd_need_float(name, "a", a) || !kd_need_float(name, "b", b) || !kd_need_same_dtype(name, a, b)) return NULL;
+    if (!kd_need_float(name, "a", a) || !kd_need_float(name, "b", b) || !kd_need_same_dtype(name, a, b) ||
+        !kd_need_device(name, "a", a) || !kd_need_device(name, "b", b))
+        return NULL;
     int ndim;
     int64_t shape[KD_MAX_DIMS];
     if (!broadcast_shape(name, a, b, &ndim, shape)) return NULL;
@@ -142,7 +144,7 @@ static void scale_backward(kd_node *n) { add_grad_reduced(n->in[0], n->out, kd_d
 static kd_tensor *scalar_op(const char *name, int op, kd_tensor *x, double s)
 {
     if (!x) return NULL;
-    if (!kd_need_float(name, "x", x)) return NULL;
+    if (!kd_need_float(name, "x", x) || !kd_need_device(name, "x", x)) return NULL;
     kd_tensor *out = kd_empty_like(x);
     if (!out) return NULL;
     kd_map_args m;

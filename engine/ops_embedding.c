@@ -16,7 +16,9 @@ kd_tensor *kd_embedding(kd_tensor *table, kd_tensor *ids)
 {
     if (!table || !ids) return NULL;
     char st[64], si[64];
-    if (!kd_need_float("embedding", "table", table)) return NULL;
+    if (!kd_need_float("embedding", "table", table) || !kd_need_device("embedding", "table", table) ||
+        !kd_need_device("embedding", "ids", ids))
+        return NULL;
     if (ids->dtype != KD_I32) {
         kd_fail(KD_ERR_DTYPE, "embedding: ids have dtype %s, expected i32", kd_dtype_name(ids->dtype));
         return NULL;
@@ -31,7 +33,11 @@ kd_tensor *kd_embedding(kd_tensor *table, kd_tensor *ids)
     if (!table || !ids) return NULL;
     int64_t n = kd_numel(ids), vocab = table->shape[0];
     const int32_t *id = kd_data(ids);
-    for (int64_t i = 0; i < n; i++) {
+    if (ids->device != KD_CPU) {
+        /* Checked where the ids are; a bad id is reported at the next sync and its row is not read. */
+        if (kd_check_ids(ids, vocab, "embedding: id") != KD_OK) return NULL;
+    }
+    for (int64_t i = 0; i < n && ids->device == KD_CPU; i++) {
         if (id[i] < 0 || id[i] >= vocab) {
             kd_fail(KD_ERR_INDEX, "embedding: id %d at flat position %lld of ids %s is outside the table %s (expected 0..%lld)",
                     id[i], (long long)i, kd_shape_str(ids, si, sizeof si), kd_shape_str(table, st, sizeof st),

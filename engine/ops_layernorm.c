@@ -21,7 +21,9 @@ static void layernorm_backward(kd_node *n)
 
 kd_tensor *kd_layernorm(kd_tensor *x, kd_tensor *gamma, kd_tensor *beta, double eps)
 {
-    if (!x || !kd_need_float("layernorm", "x", x)) return NULL;
+    if (!x || !kd_need_float("layernorm", "x", x) || !kd_need_device("layernorm", "x", x) ||
+        !kd_need_device("layernorm", "gamma", gamma) || !kd_need_device("layernorm", "beta", beta))
+        return NULL;
     char sx[64], sg[64];
     if (x->ndim < 1) {
         kd_fail(KD_ERR_SHAPE, "layernorm: needs at least one dim, got a scalar");

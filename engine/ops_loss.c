@@ -7,8 +7,22 @@
 
 #include "engine/internal.h"
 
+/* The mean of n per-row values. On the CPU summed in double on the host; on a device by the reduce kernel
+ * (the values never leave the device). */
 static kd_tensor *row_mean(kd_tensor *rows_out, int64_t n)
 {
+    if (rows_out->device != KD_CPU) {
+        kd_tensor *out = kd_zeros(rows_out->dtype, 0, NULL);
+        if (!out) return NULL;
+        kd_reduce_args r;
+        kd_map_setup(&r, KD_UN_COPY, rows_out);
+        r.out = kd_data(out);
+        r.a = kd_data(rows_out);
+        r.a_stride[0] = 1;
+        r.alpha = 1.0 / (double)n;
+        kd_k_reduce(rows_out->dtype, &r);
+        return out;
+    }
     double s = 0.0;
     for (int64_t i = 0; i < n; i++) {
         int64_t idx = i;
@@ -22,9 +36,10 @@ static void xent_backward(kd_node *n)
     kd_tensor *z = n->in[0], *t = n->in[1], *out = n->out;
     void *gz = kd_grad_buf(z);
     if (!gz) return;
-    double g = kd_item(out->grad);
+    /* The gradient arriving at the loss is read by the kernel where it lives (no trip to the host). */
     kd_xent_args a = { .rows = z->shape[0], .cols = z->shape[1], .logits = kd_data(z), .targets = kd_data(t),
-                       .lse = kd_data(n->saved[0]), .scale = g / (double)z->shape[0], .dlogits = gz };
+                       .lse = kd_data(n->saved[0]), .scale = 1.0 / (double)z->shape[0],
+                       .upstream = kd_data(out->grad), .dlogits = gz };
     kd_k_xent_bwd(z->dtype, &a);
 }
 
@@ -32,7 +47,9 @@ kd_tensor *kd_cross_entropy(kd_tensor *logits, kd_tensor *targets)
 {
     if (!logits || !targets) return NULL;
     char sz[64], st[64];
-    if (!kd_need_float("cross_entropy", "logits", logits)) return NULL;
+    if (!kd_need_float("cross_entropy", "logits", logits) || !kd_need_device("cross_entropy", "logits", logits) ||
+        !kd_need_device("cross_entropy", "targets", targets))
+        return NULL;
     if (targets->dtype != KD_I32) {
         kd_fail(KD_ERR_DTYPE, "cross_entropy: targets have dtype %s, expected i32 class indices", kd_dtype_name(targets->dtype));
         return NULL;
@@ -47,7 +64,11 @@ kd_tensor *kd_cross_entropy(kd_tensor *logits, kd_tensor *targets)
     if (!logits || !targets) return NULL;
     int64_t rows = logits->shape[0], cols = logits->shape[1];
     const int32_t *t = kd_data(targets);
-    for (int64_t i = 0; i < rows; i++) {
+    if (targets->device != KD_CPU) {
+        /* Checked where the values are; a bad target is reported at the next sync. */
+        if (kd_check_ids(targets, cols, "cross_entropy: target") != KD_OK) return NULL;
+    }
+    for (int64_t i = 0; i < rows && targets->device == KD_CPU; i++) {
         if (t[i] < 0 || t[i] >= cols) {
             kd_fail(KD_ERR_INDEX, "cross_entropy: target %d at row %lld is outside [0, %lld) for logits %s", t[i],
                     (long long)i, (long long)cols, kd_shape_str(logits, sz, sizeof sz));
@@ -70,9 +91,8 @@ kd_tensor *kd_cross_entropy(kd_tensor *logits, kd_tensor *targets)
 static void kl_backward(kd_node *n)
 {
     kd_tensor *lq = n->in[0], *p = n->in[1], *out = n->out;
-    double g = kd_item(out->grad);
     kd_kl_args a = { .rows = lq->shape[0], .cols = lq->shape[1], .logq = kd_data(lq), .p = kd_data(p),
-                     .scale = g / (double)lq->shape[0],
+                     .scale = 1.0 / (double)lq->shape[0], .upstream = kd_data(out->grad),
                      .dlogq = kd_wants_grad(n, 0) ? kd_grad_buf(lq) : NULL,
                      .dp = kd_wants_grad(n, 1) ? kd_grad_buf(p) : NULL };
     kd_k_kl_bwd(lq->dtype, &a);
@@ -82,7 +102,9 @@ kd_tensor *kd_kl_div(kd_tensor *logq, kd_tensor *p)
 {
     if (!logq || !p) return NULL;
     char s1[64], s2[64];
-    if (!kd_need_float("kl_div", "logq", logq) || !kd_need_same_dtype("kl_div", logq, p)) return NULL;
+    if (!kd_need_float("kl_div", "logq", logq) || !kd_need_same_dtype("kl_div", logq, p) ||
+        !kd_need_device("kl_div", "logq", logq) || !kd_need_device("kl_div", "p", p))
+        return NULL;
     if (logq->ndim != 2 || !kd_same_shape(logq, p) || logq->shape[0] == 0) {
         kd_fail(KD_ERR_SHAPE, "kl_div: logq %s and p %s: expected equal shapes [N, C] with N > 0",
                 kd_shape_str(logq, s1, sizeof s1), kd_shape_str(p, s2, sizeof s2));

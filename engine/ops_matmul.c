@@ -116,7 +116,8 @@ static void matmul_backward(kd_node *n)
 kd_tensor *kd_matmul(kd_tensor *a, kd_tensor *b)
 {
     if (!a || !b) return NULL;
-    if (!kd_need_float("matmul", "a", a) || !kd_need_float("matmul", "b", b) || !kd_need_same_dtype("matmul", a, b))
+    if (!kd_need_float("matmul", "a", a) || !kd_need_float("matmul", "b", b) || !kd_need_same_dtype("matmul", a, b) ||
+        !kd_need_device("matmul", "a", a) || !kd_need_device("matmul", "b", b))
         return NULL;
     char sa[64], sb[64];
     if (a->ndim < 2 || b->ndim < 2) {
@@ -197,7 +198,8 @@ static void linear_backward(kd_node *n)
 kd_tensor *kd_linear(kd_tensor *x, kd_tensor *w, kd_tensor *bias)
 {
     if (!x || !w) return NULL;
-    if (!kd_need_float("linear", "x", x) || !kd_need_float("linear", "weight", w) || !kd_need_same_dtype("linear", x, w))
+    if (!kd_need_float("linear", "x", x) || !kd_need_float("linear", "weight", w) || !kd_need_same_dtype("linear", x, w) ||
+        !kd_need_device("linear", "x", x) || !kd_need_device("linear", "weight", w) || !kd_need_device("linear", "bias", bias))
         return NULL;
     char sx[64], sw[64], sb[64];
     if (x->ndim < 1 || w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1]) {

@@ -44,7 +44,7 @@ static void reduce_backward(kd_node *n)
 
 static kd_tensor *reduce_op(const char *name, kd_tensor *x, int ndims, const int *dims, int keepdim, int mean)
 {
-    if (!x || !kd_need_float(name, "x", x)) return NULL;
+    if (!x || !kd_need_float(name, "x", x) || !kd_need_device(name, "x", x)) return NULL;
     int mask = reduced_mask(name, x, ndims, dims);
     if (mask < 0) return NULL;
     int64_t oshape[KD_MAX_DIMS], kshape[KD_MAX_DIMS];

@@ -163,6 +163,7 @@ kd_tensor *kd_contiguous(kd_tensor *x)
 {
     if (!x) return NULL;
     if (kd_is_contiguous(x)) return x;
+    if (!kd_need_device("contiguous", "x", x)) return NULL;
     kd_tensor *out = kd_empty_like(x);
     if (!out) return NULL;
     kd_copy_into(out, x);

@@ -16,7 +16,7 @@ static void softmax_backward(kd_node *n)
 
 static kd_tensor *softmax_op(const char *name, kd_tensor *x, int log)
 {
-    if (!x || !kd_need_float(name, "x", x)) return NULL;
+    if (!x || !kd_need_float(name, "x", x) || !kd_need_device(name, "x", x)) return NULL;
     if (x->ndim < 1) {
         kd_fail(KD_ERR_SHAPE, "%s: needs at least one dim, got a scalar", name);
         return NULL;

@@ -56,23 +56,29 @@ static int check_shape(int ndim, const int64_t *shape, size_t *numel)
     return 1;
 }
 
-/* A contiguous tensor with fresh storage, from the arena or the heap. */
-static kd_tensor *tensor_new(kd_dtype dt, int ndim, const int64_t *shape, int persistent)
+/* A contiguous tensor with fresh storage on `dev`, from the arena or the heap. Headers are always host
+ * memory; the data is host memory, the device arena, or device heap memory. */
+static kd_tensor *tensor_new_on(kd_dtype dt, int ndim, const int64_t *shape, int persistent, kd_device dev)
 {
     size_t numel;
     if (!check_shape(ndim, shape, &numel)) return NULL;
+    if (dev == KD_CUDA && dt == KD_F64) {
+        kd_fail(KD_ERR_DTYPE, "tensor: f64 tensors are CPU-only (the CUDA tables are f32)");
+        return NULL;
+    }
     size_t nbytes = numel * kd_dtype_size(dt);
     kd_tensor *t;
     kd_storage *s;
     if (persistent) {
         t = calloc(1, sizeof *t);
         s = calloc(1, sizeof *s);
-        void *data = malloc(nbytes ? nbytes : 1);
+        void *data = dev == KD_CPU ? malloc(nbytes ? nbytes : 1) : kd_dev_alloc(dev, nbytes ? nbytes : 1);
         if (!t || !s || !data) {
             free(t);
             free(s);
-            free(data);
-            kd_fail(KD_ERR_NOMEM, "tensor: cannot allocate %zu bytes", nbytes);
+            if (dev == KD_CPU) free(data);
+            else kd_dev_free(dev, data, nbytes ? nbytes : 1);
+            kd_fail(KD_ERR_NOMEM, "tensor: cannot allocate %zu bytes on %s", nbytes, kd_device_name(dev));
             return NULL;
         }
         s->data = data;
@@ -80,23 +86,54 @@ static kd_tensor *tensor_new(kd_dtype dt, int ndim, const int64_t *shape, int pe
     } else {
         t = kd_arena_alloc(sizeof *t);
         s = kd_arena_alloc(sizeof *s);
-        void *data = kd_arena_alloc(nbytes);
+        void *data = dev == KD_CPU ? kd_arena_alloc(nbytes) : kd_dev_arena_alloc(nbytes);
         if (!t || !s || !data) return NULL;
         memset(t, 0, sizeof *t);
         memset(s, 0, sizeof *s);
         s->data = data;
     }
     s->nbytes = nbytes;
-    s->device = KD_CPU;
+    s->device = dev;
     s->persistent = persistent;
     t->dtype = dt;
-    t->device = KD_CPU;
+    t->device = dev;
     t->ndim = ndim;
     for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
     kd_contiguous_strides(ndim, shape, t->stride);
     t->storage = s;
     t->persistent = persistent;
     return t;
+}
+
+static kd_tensor *tensor_new(kd_dtype dt, int ndim, const int64_t *shape, int persistent)
+{
+    return tensor_new_on(dt, ndim, shape, persistent, kd_default_device());
+}
+
+/* Fill on a device: out = 0 + v over t's strides, the 0 read from the device's zero bytes with stride 0.
+ * i32 tensors (ids, made on the host) can only be zeroed, by a copy of host zeros. */
+static void fill_on_device(kd_tensor *t, double v)
+{
+    int64_t n = kd_numel(t);
+    if (n == 0) return;
+    if (t->dtype == KD_I32) {
+        KD_CHECK(v == 0.0 && kd_is_contiguous(t));
+        void *z = calloc((size_t)n, 4);
+        KD_CHECK(z != NULL);
+        kd_dev_copy(t->device, kd_data(t), KD_CPU, z, (size_t)n * 4);
+        free(z);
+        return;
+    }
+    kd_map_args m;
+    kd_map_setup(&m, KD_UN_ADD_SCALAR, t);
+    m.out = kd_data(t);
+    m.a = kd_dev_zero(t->device);
+    for (int d = 0; d < t->ndim; d++) m.out_stride[d] = t->stride[d];
+    m.alpha = v;
+    kd_device prev = kd_default_device();
+    kd_set_default_device(t->device);
+    kd_k_unary(t->dtype, &m);
+    kd_set_default_device(prev);
 }
 
 kd_tensor *kd_empty(kd_dtype dt, int ndim, const int64_t *shape) { return tensor_new(dt, ndim, shape, 0); }
@@ -106,6 +143,10 @@ kd_tensor *kd_empty_like(const kd_tensor *x) { return tensor_new(x->dtype, x->nd
 void kd_fill(kd_tensor *t, double v)
 {
     int64_t n = kd_numel(t);
+    if (t->device != KD_CPU) {
+        fill_on_device(t, v);
+        return;
+    }
     if (kd_is_contiguous(t)) {
         void *p = kd_data(t);
         if (v == 0.0) {
@@ -148,9 +189,22 @@ kd_tensor *kd_scalar(kd_dtype dt, double value) { return kd_full(dt, 0, NULL, va
 kd_tensor *kd_from_buffer(kd_dtype dt, int ndim, const int64_t *shape, const void *data)
 {
     kd_tensor *t = kd_empty(dt, ndim, shape);
-    if (t && t->storage->nbytes) memcpy(t->storage->data, data, t->storage->nbytes);
+    if (t && t->storage->nbytes && kd_dev_copy(t->device, t->storage->data, KD_CPU, data, t->storage->nbytes) != KD_OK)
+        return NULL;
     return t;
 }
+
+/* Random tensors are drawn on the host and copied to the default device. */
+#define ON_HOST_THEN_MOVE(call)                                                                  \
+    do {                                                                                         \
+        kd_device dev_ = kd_default_device();                                                    \
+        if (dev_ != KD_CPU) {                                                                    \
+            kd_set_default_device(KD_CPU);                                                       \
+            kd_tensor *h_ = call;                                                                \
+            kd_set_default_device(dev_);                                                         \
+            return h_ ? kd_to(h_, dev_) : NULL;                                                  \
+        }                                                                                        \
+    } while (0)
 
 static void set_elem(kd_tensor *t, int64_t i, double v)
 {
@@ -161,6 +215,7 @@ static void set_elem(kd_tensor *t, int64_t i, double v)
 
 kd_tensor *kd_rand_uniform(kd_dtype dt, int ndim, const int64_t *shape, double lo, double hi, uint64_t seed)
 {
+    ON_HOST_THEN_MOVE(kd_rand_uniform(dt, ndim, shape, lo, hi, seed));
     kd_tensor *t = kd_empty(dt, ndim, shape);
     if (!t) return NULL;
     int64_t n = kd_numel(t);
@@ -175,6 +230,7 @@ kd_tensor *kd_rand_uniform(kd_dtype dt, int ndim, const int64_t *shape, double l
 
 kd_tensor *kd_randn(kd_dtype dt, int ndim, const int64_t *shape, double mean, double std, uint64_t seed)
 {
+    ON_HOST_THEN_MOVE(kd_randn(dt, ndim, shape, mean, std, seed));
     kd_tensor *t = kd_empty(dt, ndim, shape);
     if (!t) return NULL;
     int64_t n = kd_numel(t);
@@ -189,6 +245,7 @@ kd_tensor *kd_trunc_normal(kd_dtype dt, int ndim, const int64_t *shape, double s
         kd_fail(KD_ERR_ARG, "trunc_normal: need std > 0 and lo < hi, got std %g, [%g, %g]", std, lo, hi);
         return NULL;
     }
+    ON_HOST_THEN_MOVE(kd_trunc_normal(dt, ndim, shape, std, lo, hi, seed));
     kd_tensor *t = kd_empty(dt, ndim, shape);
     if (!t) return NULL;
     int64_t n = kd_numel(t);
@@ -209,7 +266,7 @@ kd_tensor *kd_param(kd_dtype dt, int ndim, const int64_t *shape, const char *nam
 {
     kd_tensor *t = tensor_new(dt, ndim, shape, 1);
     if (!t) return NULL;
-    memset(t->storage->data, 0, t->storage->nbytes);
+    kd_fill(t, 0.0);
     t->requires_grad = 1;
     if (name) snprintf(t->name, sizeof t->name, "%s", name);
     return t;
@@ -218,7 +275,7 @@ kd_tensor *kd_param(kd_dtype dt, int ndim, const int64_t *shape, const char *nam
 kd_tensor *kd_persist(const kd_tensor *x)
 {
     if (!x) return NULL;
-    kd_tensor *t = tensor_new(x->dtype, x->ndim, x->shape, 1);
+    kd_tensor *t = tensor_new_on(x->dtype, x->ndim, x->shape, 1, x->device);
     if (!t) return NULL;
     kd_copy_into(t, x);
     snprintf(t->name, sizeof t->name, "%s", x->name);
@@ -231,7 +288,8 @@ void kd_tensor_free(kd_tensor *t)
     KD_CHECK(t->persistent);
     if (t->grad) kd_tensor_free(t->grad);
     heap_bytes -= t->storage->nbytes;
-    free(t->storage->data);
+    if (t->storage->device == KD_CPU) free(t->storage->data);
+    else kd_dev_free(t->storage->device, t->storage->data, t->storage->nbytes ? t->storage->nbytes : 1);
     free(t->storage);
     free(t);
 }
@@ -261,6 +319,14 @@ double kd_get(const kd_tensor *t, const int64_t *idx)
 {
     int64_t off = t->offset;
     for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
+    if (t->device != KD_CPU) {
+        /* One element back from the device (waits for it). */
+        union { float f; double d; int32_t i; } v;
+        size_t es = kd_dtype_size(t->dtype);
+        if (kd_dev_copy(KD_CPU, &v, t->device, (const char *)t->storage->data + (size_t)off * es, es) != KD_OK)
+            return NAN;
+        return t->dtype == KD_F32 ? (double)v.f : t->dtype == KD_F64 ? v.d : (double)v.i;
+    }
     switch (t->dtype) {
     case KD_F32: return ((const float *)t->storage->data)[off];
     case KD_F64: return ((const double *)t->storage->data)[off];
@@ -318,9 +384,28 @@ kd_status kd_copy_into(kd_tensor *dst, const kd_tensor *src)
         return kd_fail(KD_ERR_SHAPE, "copy: destination %s and source %s differ in shape",
                        kd_shape_str(dst, a, sizeof a), kd_shape_str(src, b, sizeof b));
     int64_t n = kd_numel(src);
-    if (dst->dtype == src->dtype && kd_is_contiguous(dst) && kd_is_contiguous(src)) {
-        memcpy(kd_data(dst), kd_data(src), (size_t)n * kd_dtype_size(src->dtype));
-        return KD_OK;
+    if (dst->dtype == src->dtype && kd_is_contiguous(dst) && kd_is_contiguous(src))
+        return kd_dev_copy(dst->device, kd_data(dst), src->device, kd_data(src), (size_t)n * kd_dtype_size(src->dtype));
+    if (dst->device != src->device || dst->device != KD_CPU) {
+        if (dst->device == src->device && dst->dtype == src->dtype && dst->dtype != KD_I32) {
+            kd_device prev = kd_default_device();
+            kd_set_default_device(dst->device);
+            kd_map_args m;
+            kd_map_setup(&m, KD_UN_COPY, src);
+            m.out = kd_data(dst);
+            m.a = kd_data(src);
+            for (int d = 0; d < src->ndim; d++) {
+                m.out_stride[d] = dst->stride[d];
+                m.a_stride[d] = src->stride[d];
+            }
+            kd_k_unary(src->dtype, &m);
+            kd_set_default_device(prev);
+            return KD_OK;
+        }
+        return kd_fail(KD_ERR_ARG, "copy: %s %s on %s into %s %s on %s: across devices or dtypes only contiguous "
+                       "tensors of one dtype copy", kd_dtype_name(src->dtype), kd_shape_str(src, b, sizeof b),
+                       kd_device_name(src->device), kd_dtype_name(dst->dtype), kd_shape_str(dst, a, sizeof a),
+                       kd_device_name(dst->device));
     }
     if (dst->dtype == src->dtype && dst->dtype != KD_I32) {
         kd_map_args m;
@@ -348,6 +433,76 @@ kd_status kd_copy_into(kd_tensor *dst, const kd_tensor *src)
         else ((int32_t *)dst->storage->data)[off] = (int32_t)v;
     }
     return KD_OK;
+}
+
+int kd_need_device(const char *op, const char *arg, const kd_tensor *t)
+{
+    if (!t || t->device == kd_default_device()) return 1;
+    kd_fail(KD_ERR_ARG, "%s: %s is on %s but the engine runs on %s; move it with kd_to() or kd_to_device()", op,
+            arg, kd_device_name(t->device), kd_device_name(kd_default_device()));
+    return 0;
+}
+
+kd_tensor *kd_to(const kd_tensor *t, kd_device dev)
+{
+    if (!t) return NULL;
+    const kd_tensor *src = t;
+    if (!kd_is_contiguous(t)) {
+        kd_device prev = kd_default_device();
+        kd_set_default_device(t->device);
+        src = kd_contiguous((kd_tensor *)t);
+        kd_set_default_device(prev);
+        if (!src) return NULL;
+    }
+    kd_tensor *out = tensor_new_on(t->dtype, t->ndim, t->shape, 0, dev);
+    if (!out) return NULL;
+    if (kd_dev_copy(dev, kd_data(out), src->device, kd_data(src), (size_t)kd_numel(t) * kd_dtype_size(t->dtype)) != KD_OK)
+        return NULL;
+    memcpy(out->name, t->name, sizeof out->name);
+    return out;
+}
+
+kd_status kd_to_device(kd_tensor *t, kd_device dev)
+{
+    if (!t->persistent || !kd_is_contiguous(t) || t->offset != 0)
+        return kd_fail(KD_ERR_ARG, "to_device: '%s' must be a contiguous heap tensor", t->name);
+    if (t->grad) {
+        kd_status st = kd_to_device(t->grad, dev);
+        if (st != KD_OK) return st;
+    }
+    if (t->device == dev) return KD_OK;
+    if (dev == KD_CUDA && t->dtype == KD_F64)
+        return kd_fail(KD_ERR_DTYPE, "to_device: '%s' is f64; f64 tensors are CPU-only", t->name);
+    kd_storage *s = t->storage;
+    size_t n = s->nbytes ? s->nbytes : 1;
+    void *data = dev == KD_CPU ? malloc(n) : kd_dev_alloc(dev, n);
+    if (!data)
+        return kd_fail(KD_ERR_NOMEM, "to_device: cannot allocate %zu bytes on %s for '%s'", n, kd_device_name(dev),
+                       t->name);
+    kd_status st = kd_dev_copy(dev, data, s->device, s->data, s->nbytes);
+    if (st != KD_OK) {
+        if (dev == KD_CPU) free(data);
+        else kd_dev_free(dev, data, n);
+        return st;
+    }
+    if (s->device == KD_CPU) free(s->data);
+    else kd_dev_free(s->device, s->data, n);
+    s->data = data;
+    s->device = dev;
+    t->device = dev;
+    return KD_OK;
+}
+
+kd_status kd_to_host(const kd_tensor *t, void *dst)
+{
+    if (!kd_is_contiguous(t)) return kd_fail(KD_ERR_ARG, "to_host: '%s' is not contiguous", t->name);
+    return kd_dev_copy(KD_CPU, dst, t->device, kd_data(t), (size_t)kd_numel(t) * kd_dtype_size(t->dtype));
+}
+
+kd_status kd_from_host(kd_tensor *t, const void *src)
+{
+    if (!kd_is_contiguous(t)) return kd_fail(KD_ERR_ARG, "from_host: '%s' is not contiguous", t->name);
+    return kd_dev_copy(t->device, kd_data(t), KD_CPU, src, (size_t)kd_numel(t) * kd_dtype_size(t->dtype));
 }
 
 int kd_need_float(const char *op, const char *arg, const kd_tensor *t)

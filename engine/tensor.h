@@ -19,7 +19,7 @@
 #define KD_MAX_DIMS 8   /* equal to KD_KMAX_DIMS in kernels/kernels.h */
 
 typedef enum kd_dtype { KD_F32 = 0, KD_F64 = 1, KD_I32 = 2 } kd_dtype;
-typedef enum kd_device { KD_CPU = 0, KD_CUDA = 1 } kd_device;
+typedef enum kd_device { KD_CPU = 0, KD_CUDA = 1, KD_SIM = 2 } kd_device;   /* see engine/device.h */
 
 typedef struct kd_storage {
     void *data;
@@ -93,12 +93,15 @@ void kd_arena_reset(void);
 size_t kd_arena_used(void);
 size_t kd_arena_peak(void);       /* highest `used` since start */
 size_t kd_arena_capacity(void);   /* bytes held from the system now */
+/* The same for the device arena (the data of arena tensors on a device other than the CPU). */
+size_t kd_device_arena_peak(void);
+size_t kd_device_arena_capacity(void);
 void kd_arena_set_limit(size_t nbytes);
 /* Inference frees as it goes: take a mark, compute, then kd_arena_keep(t, mark) rewinds the arena to the
  * mark and returns a copy of t there, so everything made in between is reused by what follows. Only for
  * tensors outside any graph (no-grad mode; t->node == NULL): otherwise t is returned as it is and nothing is
  * rewound. Nothing made after the mark but t may be used afterwards. */
-typedef struct kd_arena_mark { void *chunk; size_t chunk_used, used; } kd_arena_mark;
+typedef struct kd_arena_mark { void *chunk; size_t chunk_used, used; void *dchunk; size_t dchunk_used, dused; } kd_arena_mark;
 kd_arena_mark kd_arena_mark_now(void);
 kd_tensor *kd_arena_keep(kd_tensor *t, kd_arena_mark mark);
 /* Bytes of heap tensors alive now. */

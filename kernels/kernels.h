@@ -150,24 +150,29 @@ typedef struct kd_attention_args {
 
 /* Cross-entropy with class-index targets over rows x cols logits:
  *   forward:  loss[i] = logsumexp(z[i]) - z[i, t[i]],  lse[i] saved
- *   backward: dz[i, j] += scale * (softmax(z[i])[j] - [j == t[i]])       (scale = upstream / rows) */
+ *   backward: dz[i, j] += scale * u * (softmax(z[i])[j] - [j == t[i]])
+ * where u = *upstream (one value of the table's dtype, in the kernel's memory) or 1 when upstream is NULL:
+ * the gradient arriving at the loss is read by the kernel, so a device never sends it to the host. */
 typedef struct kd_xent_args {
     int64_t rows, cols;
     const void *logits;
     const int32_t *targets;
     void *loss, *lse;
     double scale;
+    const void *upstream;
     void *dlogits;   /* accumulate */
 } kd_xent_args;
 
 /* KL divergence as PyTorch's kl_div(input = log q, target = p):
  *   forward:  out[i] = sum_j p[i,j] * (log p[i,j] - logq[i,j]), terms with p = 0 are 0
- *   backward: dlogq += scale * (-p);  dp += scale * (log p + 1 - logq) where p > 0 (either may be NULL) */
+ *   backward: dlogq += s * (-p);  dp += s * (log p + 1 - logq) where p > 0 (either may be NULL),
+ *             s = scale * (*upstream), or scale when upstream is NULL (as for cross-entropy) */
 typedef struct kd_kl_args {
     int64_t rows, cols;
     const void *logq, *p;
     void *out;
     double scale;
+    const void *upstream;
     void *dlogq, *dp;   /* accumulate */
 } kd_kl_args;
 

@@ -50,7 +50,8 @@ void kd_xent_bwd_avx2_f32(const kd_xent_args *x, int ith, int nth)
     kd_split_range(x->rows, ith, nth, &lo, &hi);
     const int64_t n = x->cols, nv = n & ~(int64_t)7;
     const __m256i tail = kd_tail_mask(n - nv);
-    const __m256 scale = _mm256_set1_ps((float)x->scale);
+    const double sc = x->scale * (x->upstream ? (double)*(const float *)x->upstream : 1.0);
+    const __m256 scale = _mm256_set1_ps((float)sc);
     for (int64_t r = lo; r < hi; r++) {
         const float *z = (const float *)x->logits + r * n;
         float *dz = (float *)x->dlogits + r * n;
@@ -65,7 +66,7 @@ void kd_xent_bwd_avx2_f32(const kd_xent_args *x, int ith, int nth)
         }
         /* the target's -1, in double like the reference, after the vector pass wrote its element */
         const int64_t t = x->targets[r];
-        dz[t] = (float)((double)dz[t] - x->scale);
+        dz[t] = (float)((double)dz[t] - sc);
     }
 }
 
@@ -97,7 +98,8 @@ void kd_kl_bwd_avx2_f32(const kd_kl_args *k, int ith, int nth)
     kd_split_range(k->rows, ith, nth, &lo, &hi);
     const int64_t n = k->cols, nv = n & ~(int64_t)7;
     const __m256i tail = kd_tail_mask(n - nv);
-    const __m256 sc = _mm256_set1_ps((float)k->scale), one = _mm256_set1_ps(1.0f);
+    const double s1 = k->scale * (k->upstream ? (double)*(const float *)k->upstream : 1.0);
+    const __m256 sc = _mm256_set1_ps((float)s1), one = _mm256_set1_ps(1.0f);
     for (int64_t r = lo; r < hi; r++) {
         const float *lq = (const float *)k->logq + r * n, *p = (const float *)k->p + r * n;
         float *dlq = k->dlogq ? (float *)k->dlogq + r * n : NULL, *dp = k->dp ? (float *)k->dp + r * n : NULL;

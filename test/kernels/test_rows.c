@@ -300,6 +300,8 @@ static void test_xent(const kd_kernels *t)
             kc_buf dz = out_start(e, dz0);
             kd_xent_args xb = xa;
             xb.dlogits = dz.p;
+            const float half = 0.5f;   /* 3 threads: the same scale, half of it read from `upstream` */
+            if (nth == 3) { xb.scale = xa.scale * 2.0; xb.upstream = &half; }
             KC_RUN(t->xent_bwd, &xb, nth);
             char what[64];
             snprintf(what, sizeof what, "%s xent_bwd cols=%lld", t->name, (long long)n);
@@ -363,6 +365,8 @@ static void test_kl(const kd_kernels *t)
                 kd_kl_args kf = kb;
                 kf.dlogq = wq ? dq.p : NULL;
                 kf.dp = wp ? dp.p : NULL;
+                const float half = 0.5f;   /* 3 threads: the same scale, half of it read from `upstream` */
+                if (nth == 3) { kf.scale = kb.scale * 2.0; kf.upstream = &half; }
                 KC_RUN(t->kl_bwd, &kf, nth);
                 char what[64];
                 snprintf(what, sizeof what, "%s kl_bwd cols=%lld wanted=%d%d", t->name, (long long)n, wq, wp);

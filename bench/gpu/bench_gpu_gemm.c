@@ -3,6 +3,11 @@
  * cuBLAS (dlopen'ed when installed) on the same operands in the same run. Each result is validated on
  * sampled entries against an exact host dot product before it is timed; times are medians of cudaEvent
  * measurements with L2 flushed before each repeat.
+ *
+ * The rows "table-*" time the CUDA table's GEMM entry (what the engine calls) in each precision of
+ * kd_cuda_set_precision on the f32 operands: table-bf16 includes converting X and W to bf16 on every call,
+ * so its figure beside the raw bf16 row (operands already bf16) is the price of that conversion. Their
+ * cuBLAS column is cuBLAS in the same precision (bf16 from bf16 operands).
  *   bench_gpu_gemm [--reps N] [--quick]  */
 #include "bench/gpu/gpu_bench.h"
 #include "kernels/cuda/gemm_cuda.h"
@@ -19,6 +24,13 @@ static void run_kd(void *p)
 {
     run_ctx *c = p;
     if (kd_cuda_gemm(&c->g, c->type, KD_CUDA_EPI_NONE) != KD_OK) gb_die("kd_cuda_gemm");
+}
+
+/* The table entry: precision set by the caller, errors in the sticky status (checked after the timing). */
+static void run_table(void *p)
+{
+    run_ctx *c = p;
+    kd_kernels_cuda_f32()->gemm(&c->g, 0, 1);
 }
 
 /* Row-major C = X W^T (X m x k, W n x k) is column-major C^T = W^T' X: gemm(T, N, n, m, k). */
@@ -98,6 +110,7 @@ int main(int argc, char **argv)
     int nshapes = quick ? 2 : (int)(sizeof shapes / sizeof *shapes);
     const kd_cuda_gemm_type types[] = { KD_CUDA_GEMM_F32, KD_CUDA_GEMM_TF32, KD_CUDA_GEMM_BF16, KD_CUDA_GEMM_BF16_WGMMA };
     const char *tname[] = { "f32", "tf32", "bf16", "bf16-wgmma" };
+    const kd_cuda_precision precs[] = { KD_CUDA_PREC_F32, KD_CUDA_PREC_TF32, KD_CUDA_PREC_BF16 };
     int failures = 0;
     printf("%-20s %-10s %12s %12s %8s\n", "M x N x K", "type", "kd TFLOP/s", "cuBLAS", "kd/cuBLAS");
     for (int s = 0; s < nshapes; s++) {
@@ -116,9 +129,15 @@ int main(int argc, char **argv)
         if (kd_cuda_h2d(dx, x, (size_t)(m * k) * 4) || kd_cuda_h2d(dw, w, (size_t)(n * k) * 4) ||
             kd_cuda_h2d(dx16, x16, (size_t)(m * k) * 2) || kd_cuda_h2d(dw16, w16, (size_t)(n * k) * 2))
             gb_die("upload");
-        for (int t = 0; t < 4; t++) {
-            kd_cuda_gemm_type ty = types[t];
-            if (ty == KD_CUDA_GEMM_BF16_WGMMA && !kd_cuda_has_wgmma()) continue;
+        double tf_cb_of[4] = { 0, 0, 0, 0 };   /* cuBLAS per raw type, for the table rows */
+        for (int t = 0; t < 4 + 3; t++) {
+            /* t < 4: the raw GEMMs; t = 4, 5, 6: the table entry in f32, tf32, bf16 */
+            int table = t >= 4;
+            kd_cuda_precision prec = table ? precs[t - 4] : KD_CUDA_PREC_F32;
+            kd_cuda_gemm_type ty = table ? (prec == KD_CUDA_PREC_F32 ? KD_CUDA_GEMM_F32 :
+                                            prec == KD_CUDA_PREC_TF32 ? KD_CUDA_GEMM_TF32 : KD_CUDA_GEMM_BF16)
+                                         : types[t];
+            if (!table && ty == KD_CUDA_GEMM_BF16_WGMMA && !kd_cuda_has_wgmma()) continue;
             int bf = ty == KD_CUDA_GEMM_BF16 || ty == KD_CUDA_GEMM_BF16_WGMMA;
             for (int64_t i = 0; i < m * k; i++) xr[i] = bf ? kd_cu_bf16_to_f32(x16[i]) : ty == KD_CUDA_GEMM_TF32 ? kd_cu_tf32_round(x[i]) : x[i];
             for (int64_t i = 0; i < n * k; i++) wr[i] = bf ? kd_cu_bf16_to_f32(w16[i]) : ty == KD_CUDA_GEMM_TF32 ? kd_cu_tf32_round(w[i]) : w[i];
@@ -126,36 +145,52 @@ int main(int argc, char **argv)
             memset(&c, 0, sizeof c);
             c.cb = &cb;
             c.type = ty;
-            kd_gemm_args g = { 0, 1, m, n, k, 1, bf ? dx16 : dx, k, 0, bf ? dw16 : dw, k, 0, dc, n, 0, NULL, 1.0, 0.0 };
+            /* the table takes f32 operands in every precision */
+            int dev16 = bf && !table;
+            kd_gemm_args g = { 0, 1, m, n, k, 1, dev16 ? dx16 : dx, k, 0, dev16 ? dw16 : dw, k, 0, dc, n, 0, NULL, 1.0, 0.0 };
             c.g = g;
+            gb_fn fn = run_kd;
+            char label[32];
+            if (table) {
+                if (kd_cuda_set_precision(prec) != KD_OK) gb_die("kd_cuda_set_precision");
+                fn = run_table;
+                snprintf(label, sizeof label, "table-%s", kd_cuda_precision_name(prec));
+            } else {
+                snprintf(label, sizeof label, "%s", tname[t]);
+            }
             char what[96];
-            snprintf(what, sizeof what, "%lldx%lldx%lld %s", (long long)m, (long long)n, (long long)k, tname[t]);
+            snprintf(what, sizeof what, "%lldx%lldx%lld %s", (long long)m, (long long)n, (long long)k, label);
             double c_acc = ty == KD_CUDA_GEMM_F32 ? 4.0 : 16.0;
             if (kd_cuda_fill_f32(dc, NAN, m * n) != KD_OK) gb_die("poison");
-            run_kd(&c);
-            if (kd_cuda_sync() != KD_OK) gb_die(what);
+            fn(&c);
+            if (kd_cuda_sync() != KD_OK || kd_cuda_status() != KD_OK) gb_die(what);
             int ok = validate(xr, wr, dc, m, n, k, c_acc, what);
             double flop = 2.0 * (double)m * (double)n * (double)k;
-            double t_kd = gb_time_ms(run_kd, &c, reps, 1);
+            double t_kd = gb_time_ms(fn, &c, reps, 1);
+            if (kd_cuda_status() != KD_OK) gb_die(what);
             double tf_kd = flop / (t_kd * 1e-3) / 1e12, tf_cb = 0;
             int ok_cb = 1;
-            if (have_cublas) {
+            if (have_cublas && !table) {
                 if (kd_cuda_fill_f32(dc, NAN, m * n) != KD_OK) gb_die("poison");
                 run_cublas(&c);
                 if (kd_cuda_sync() != KD_OK) gb_die("cublas");
                 ok_cb = validate(xr, wr, dc, m, n, k, c_acc, "cuBLAS");
                 tf_cb = flop / (gb_time_ms(run_cublas, &c, reps, 1) * 1e-3) / 1e12;
+                tf_cb_of[t] = tf_cb;
+            } else if (have_cublas) {
+                tf_cb = tf_cb_of[ty];
             }
             char cbs[32] = "-", ratio[32] = "-";
-            if (have_cublas) {
+            if (have_cublas && tf_cb > 0) {
                 snprintf(cbs, sizeof cbs, "%.1f", tf_cb);
                 snprintf(ratio, sizeof ratio, "%.0f%%", 100.0 * tf_kd / tf_cb);
             }
-            printf("%-20s %-10s %12.1f %12s %8s%s%s\n", what, tname[t], tf_kd, cbs, ratio, ok ? "" : "  INVALID",
+            printf("%-20s %-10s %12.1f %12s %8s%s%s\n", what, label, tf_kd, cbs, ratio, ok ? "" : "  INVALID",
                    ok_cb ? "" : "  (cuBLAS invalid)");
             fflush(stdout);
             if (!ok) failures++;
         }
+        kd_cuda_set_precision(KD_CUDA_PREC_F32);
         kd_cuda_free(dx); kd_cuda_free(dw); kd_cuda_free(dx16); kd_cuda_free(dw16); kd_cuda_free(dc);
         free(x); free(w); free(xr); free(wr); free(x16); free(w16);
     }

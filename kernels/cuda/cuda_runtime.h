@@ -55,8 +55,17 @@ kd_status kd_cuda_d2d(void *dst_device, const void *src_device, size_t bytes);
 kd_status kd_cuda_memset(void *p_device, int byte, size_t bytes);
 /* Fill n floats with `value` on the device (poisoning outputs with NaN, zeroing accumulators). */
 kd_status kd_cuda_fill_f32(float *p_device, float value, int64_t n);
-/* Wait for the stream; reports any error raised by a kernel since the last check. */
+/* Wait for the stream; reports any error raised by a kernel since the last check. Input a kernel rejected
+ * on the device (an id outside its table, a cross-entropy target outside [0, cols)) is reported here as
+ * KD_ERR_ARG naming the first bad entry, e.g. "embedding: id 31000 at position 17 is outside the table's
+ * 30522 rows"; the record is cleared once reported. */
 kd_status kd_cuda_sync(void);
+
+/* Check on the device that ids[0..n) lie in [0, limit); the first one that does not is reported by the
+ * next kd_cuda_sync() under the name `what` ("embedding"). Queued on the kd stream, nothing is copied to
+ * the host. The table's embedding kernels are not told the table's row count (kd_embedding_args has none),
+ * so the engine calls this before them for ids it did not check on the host. */
+kd_status kd_cuda_check_ids(const int32_t *ids_device, int64_t n, int64_t limit, const char *what);
 
 /* The per-step device arena: one cudaMalloc'd block, bump allocation (256-byte aligned), reset after the
  * optimizer step. Running out fails with KD_ERR_NOMEM naming the request and the capacity. */
@@ -74,6 +83,16 @@ void kd_cuda_arena_free(kd_cuda_arena *a);
 /* The first error raised by a table kernel since the last clear (KD_OK if none). */
 kd_status kd_cuda_status(void);
 void kd_cuda_clear_status(void);
+
+/* How the table's GEMM entry (kd_kernels_cuda_f32()->gemm) multiplies; C, bias and accumulation stay f32:
+ *   F32   exact f32 products on the CUDA cores (the default)
+ *   TF32  inputs rounded to tf32 (10-bit mantissa) inside the tensor-core kernel
+ *   BF16  op(A) and op(B) converted to bf16 into a runtime-owned workspace, then the bf16 tensor-core GEMM
+ * Applies to calls queued after it; the engine chooses. */
+typedef enum { KD_CUDA_PREC_F32, KD_CUDA_PREC_TF32, KD_CUDA_PREC_BF16 } kd_cuda_precision;
+kd_status kd_cuda_set_precision(kd_cuda_precision p);   /* KD_ERR_ARG for a value outside the enum */
+kd_cuda_precision kd_cuda_get_precision(void);
+const char *kd_cuda_precision_name(kd_cuda_precision p); /* "f32", "tf32", "bf16", or "?" */
 
 /* The f32 CUDA kernel table: same argument structs as kernels/kernels.h, DEVICE pointers, launched
  * asynchronously on the kd stream (ith/nth ignored: call with 0, 1). NULL when no device is present. */

@@ -1,6 +1,6 @@
 /* kernels/cuda/gemm.cu — the f32 SIMT GEMM (128x128x8 shared-memory tiles, 8x8 register blocking per
- * thread, float4 loads, double-buffered tiles), the dispatcher behind kernels/cuda/gemm_cuda.h, and the
- * bf16 conversions. */
+ * thread, float4 loads, double-buffered tiles), the dispatcher behind kernels/cuda/gemm_cuda.h, the bf16
+ * conversions, and the table's GEMM entry in its three precisions (kd_cuda_set_precision). */
 #include <cuda_bf16.h>
 
 #include "kernels/cuda/gemm_internal.h"
@@ -174,6 +174,56 @@ __global__ void bf16_to_f32_kernel(float *dst, const uint16_t *src, int64_t n)
         dst[i] = __uint_as_float((uint32_t)src[i] << 16);
 }
 
+/* Strided f32 -> bf16 packing of one GEMM operand: dst[z][r][c] = src(z, r, c) for r < rows, c < cols,
+ * where src(z, r, c) = src[z sstride + r ld + c], or src[z sstride + c ld + r] when T (the operand is stored
+ * transposed). dst rows are ldd apart, batches dstride. A 32 x 8 block moves 32 x 32 tiles; the transposed
+ * case goes through shared memory so reads and writes both run along contiguous addresses. */
+template <bool T>
+__global__ void __launch_bounds__(256) pack_bf16_kernel(const float *__restrict__ src, int64_t ld, int64_t sstride,
+                                                        int64_t rows, int64_t cols, __nv_bfloat16 *__restrict__ dst,
+                                                        int64_t ldd, int64_t dstride)
+{
+    __shared__ float tile[32][33];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int64_t c0 = (int64_t)blockIdx.x * 32, ytiles = (rows + 31) / 32;
+    src += blockIdx.z * sstride;
+    dst += blockIdx.z * dstride;
+    for (int64_t by = blockIdx.y; by < ytiles; by += gridDim.y) {
+        const int64_t r0 = by * 32;
+        if (!T) {
+            for (int i = ty; i < 32; i += 8) {
+                int64_t r = r0 + i, c = c0 + tx;
+                if (r < rows && c < cols) dst[r * ldd + c] = __float2bfloat16_rn(src[r * ld + c]);
+            }
+        } else {
+            /* tile[i][tx] = element (r0 + tx, c0 + i): a warp reads 32 consecutive r of one stored row */
+            for (int i = ty; i < 32; i += 8) {
+                int64_t r = r0 + tx, c = c0 + i;
+                if (r < rows && c < cols) tile[i][tx] = src[c * ld + r];
+            }
+            __syncthreads();
+            for (int i = ty; i < 32; i += 8) {
+                int64_t r = r0 + i, c = c0 + tx;
+                if (r < rows && c < cols) dst[r * ldd + c] = __float2bfloat16_rn(tile[tx][i]);
+            }
+            __syncthreads(); /* the tile is refilled by the next step of the loop */
+        }
+    }
+}
+
+kd_status pack_bf16(uint16_t *dst, int64_t ldd, int64_t dstride, const float *src, int trans, int64_t rows,
+                    int64_t cols, int64_t ld, int64_t sstride, int64_t nbatch)
+{
+    int64_t yt = (rows + 31) / 32;
+    dim3 grid((unsigned)((cols + 31) / 32), (unsigned)(yt > 65535 ? 65535 : yt), (unsigned)nbatch);
+    dim3 block(32, 8);
+    __nv_bfloat16 *d = (__nv_bfloat16 *)dst;
+    if (trans) pack_bf16_kernel<true><<<grid, block, 0, kd_cu_stream()>>>(src, ld, sstride, rows, cols, d, ldd, dstride);
+    else pack_bf16_kernel<false><<<grid, block, 0, kd_cu_stream()>>>(src, ld, sstride, rows, cols, d, ldd, dstride);
+    KD_CU_LAUNCH();
+    return KD_OK;
+}
+
 kd_status sgemm(const kd_gemm_args *g, int gelu)
 {
     sgemm_params p;
@@ -243,10 +293,83 @@ extern "C" kd_status kd_cuda_gemm_f32(const kd_gemm_args *g) { return kd_cuda_ge
 extern "C" kd_status kd_cuda_gemm_tf32(const kd_gemm_args *g) { return kd_cuda_gemm(g, KD_CUDA_GEMM_TF32, KD_CUDA_EPI_NONE); }
 extern "C" kd_status kd_cuda_gemm_bf16(const kd_gemm_args *g) { return kd_cuda_gemm(g, KD_CUDA_GEMM_BF16, KD_CUDA_EPI_NONE); }
 
+/* ---- the table's GEMM entry ---- */
+
+static kd_cuda_precision g_precision = KD_CUDA_PREC_F32;
+
+extern "C" kd_status kd_cuda_set_precision(kd_cuda_precision p)
+{
+    if (p != KD_CUDA_PREC_F32 && p != KD_CUDA_PREC_TF32 && p != KD_CUDA_PREC_BF16)
+        return kd_fail(KD_ERR_ARG, "%s:%d: kd_cuda_set_precision: %d is not a precision (f32 %d, tf32 %d, bf16 %d)",
+                       __FILE__, __LINE__, (int)p, (int)KD_CUDA_PREC_F32, (int)KD_CUDA_PREC_TF32, (int)KD_CUDA_PREC_BF16);
+    g_precision = p;
+    return KD_OK;
+}
+
+extern "C" kd_cuda_precision kd_cuda_get_precision(void) { return g_precision; }
+
+extern "C" const char *kd_cuda_precision_name(kd_cuda_precision p)
+{
+    switch (p) {
+    case KD_CUDA_PREC_F32: return "f32";
+    case KD_CUDA_PREC_TF32: return "tf32";
+    case KD_CUDA_PREC_BF16: return "bf16";
+    }
+    return "?";
+}
+
+static size_t round_up_256(size_t b) { return (b + 255) & ~(size_t)255; }
+
+/* Mixed precision: C = alpha op(A) op(B) + beta C + bias with op(A), op(B) rounded to bf16 (nearest even)
+ * and f32 accumulation. Both operands are packed K-major into the workspace, op(A) as m x kp and op(B) as
+ * n x kp (kp = k rounded up to 8, so every row starts on 16 bytes), which is the layout of the wgmma
+ * kernel (A m x k, B n x k) and a layout the mma.sync kernel takes with full 16-byte loads, whatever the
+ * caller's leading dimensions, strides and transposes were. A batch-shared operand (stride 0) is
+ * converted once and stays shared; a shared B over a batch of A whose C matrices follow one another is
+ * run as one GEMM of batch m rows. beta, bias and alpha go to the GEMM unchanged (C is f32 throughout).
+ * Since the operands are repacked, the bf16 kernels take every shape gemm_check accepts; the one case
+ * that falls back to the f32 SIMT GEMM is a workspace the device has no memory for. */
+static kd_status table_gemm_bf16(const kd_gemm_args *g)
+{
+    const int64_t m = g->m, n = g->n, k = g->k, batch = g->batch;
+    if (gemm_check(g) != KD_OK || m == 0 || n == 0 || batch == 0 || k == 0 || g->alpha == 0.0)
+        return kd_cuda_gemm(g, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE); /* errors, or no product to round */
+    const int64_t kp = (k + 7) / 8 * 8;
+    const int shared_a = batch > 1 && g->stride_a == 0, shared_b = batch > 1 && g->stride_b == 0;
+    const int64_t na = shared_a ? 1 : batch, nb = shared_b ? 1 : batch;
+    const size_t bytes_a = round_up_256((size_t)(na * m * kp) * 2), bytes_b = (size_t)(nb * n * kp) * 2;
+    uint16_t *ws = (uint16_t *)kd_cu_workspace(bytes_a + bytes_b);
+    if (!ws) return kd_cuda_gemm(g, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE); /* no room for the bf16 copies */
+    uint16_t *pa = ws, *pb = (uint16_t *)((char *)ws + bytes_a);
+
+    /* op(A)[i][p] is A[i lda + p], or A[p lda + i] with trans_a; op(B)^T[j][p] is B[j ldb + p] with
+     * trans_b, else B[p ldb + j] (stored transposed relative to the packed n x k). */
+    kd_status st = pack_bf16(pa, kp, m * kp, (const float *)g->a, g->trans_a, m, k, g->lda, g->stride_a, na);
+    if (st == KD_OK) st = pack_bf16(pb, kp, n * kp, (const float *)g->b, !g->trans_b, n, k, g->ldb, g->stride_b, nb);
+    if (st != KD_OK) return st;
+
+    kd_gemm_args p = *g;
+    p.trans_a = 0; p.a = pa; p.lda = kp; p.stride_a = shared_a ? 0 : m * kp;
+    p.trans_b = 1; p.b = pb; p.ldb = kp; p.stride_b = shared_b ? 0 : n * kp;
+    if (shared_b && !shared_a && g->stride_c == m * g->ldc && (batch * m + 15) / 16 <= 65535) {
+        p.m = batch * m;   /* packed A batches are contiguous rows, and so are C's */
+        p.batch = 1;
+        p.stride_a = p.stride_b = p.stride_c = 0;
+    }
+    kd_cuda_gemm_type type = kd_cuda_has_wgmma() && kd_cu_wgmma_layout_ok(&p) ? KD_CUDA_GEMM_BF16_WGMMA : KD_CUDA_GEMM_BF16;
+    return kd_cuda_gemm(&p, type, KD_CUDA_EPI_NONE);
+}
+
 extern "C" void kd_cu_gemm_f32(const kd_gemm_args *g, int ith, int nth)
 {
     (void)ith; (void)nth;
-    kd_cuda_note(kd_cuda_gemm(g, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE)); /* errors: kd_cuda_status() */
+    kd_status st;
+    switch (g_precision) {
+    case KD_CUDA_PREC_TF32: st = kd_cuda_gemm(g, KD_CUDA_GEMM_TF32, KD_CUDA_EPI_NONE); break;
+    case KD_CUDA_PREC_BF16: st = table_gemm_bf16(g); break;
+    default: st = kd_cuda_gemm(g, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE); break;
+    }
+    kd_cuda_note(st); /* errors: kd_cuda_status() */
 }
 
 extern "C" kd_status kd_cuda_f32_to_bf16(uint16_t *dst, const float *src, int64_t n)

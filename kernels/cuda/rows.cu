@@ -1,10 +1,12 @@
 /* kernels/cuda/rows.cu — row kernels, one thread block per row: softmax and log-softmax (forward,
  * backward), LayerNorm (forward, backward with column sums for dgamma/dbeta), cross-entropy and KL
- * divergence (forward, backward). Sums are kept in float; rows are re-read from L1/L2, not DRAM. */
+ * divergence (forward, backward). Sums are kept in float; rows are re-read from L1/L2, not DRAM. The loss
+ * backwards read their upstream gradient from device memory (kd_xent_args.upstream, kd_kl_args.upstream). */
 #include <math.h>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
+#include "kernels/cuda/device_error.h"
 
 #define KD_NEG_INF (-__int_as_float(0x7f800000))
 
@@ -258,18 +260,27 @@ extern "C" void kd_cu_layernorm_bwd(const kd_layernorm_bwd_args *l, int ith, int
     }
 }
 
-/* ---- cross-entropy with its softmax fused: the probabilities are never stored ---- */
+/* ---- cross-entropy with its softmax fused: the probabilities are never stored ----
+ * Targets are checked here, not on the host: a target outside [0, cols) is recorded in the device error
+ * word (reported by kd_cuda_sync) and its row is skipped: loss 0, lse still written, and the backward adds
+ * nothing for it. */
 
 static __global__ void xent_kernel(int64_t rows, int64_t cols, const float *__restrict__ Z, const int32_t *__restrict__ T,
-                                   float *__restrict__ loss, float *__restrict__ LSE)
+                                   float *__restrict__ loss, float *__restrict__ LSE, kd_cu_dev_error *err)
 {
     __shared__ float sh[64];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const float *z = Z + r * cols;
         float lse = block_lse(z, cols, sh);
         if (threadIdx.x == 0) {
+            int64_t t = T[r];
             LSE[r] = lse;
-            loss[r] = lse - z[T[r]];
+            if (t < 0 || t >= cols) {
+                kd_cu_report_index(err, KD_CU_ERR_XENT_TARGET, (long long)r, (long long)t, (long long)cols);
+                loss[r] = 0.0f;
+            } else {
+                loss[r] = lse - z[t];
+            }
         }
     }
 }
@@ -279,21 +290,25 @@ extern "C" void kd_cu_xent(const kd_xent_args *x, int ith, int nth)
     (void)ith; (void)nth;
     if (x->rows <= 0 || x->cols <= 0) return;
     xent_kernel<<<row_blocks(x->rows), row_threads(x->cols), 0, kd_cu_stream()>>>(
-        x->rows, x->cols, (const float *)x->logits, x->targets, (float *)x->loss, (float *)x->lse);
+        x->rows, x->cols, (const float *)x->logits, x->targets, (float *)x->loss, (float *)x->lse, kd_cu_error_word());
     KD_CU_LAUNCH_VOID();
 }
 
-/* dz += scale (exp(z - lse) - [j == t]). */
+/* dz += scale u (exp(z - lse) - [j == t]), u = *up (the gradient arriving at the loss, read on the device)
+ * or 1. A row with a bad target was reported by the forward and gets no gradient. */
 static __global__ void xent_bwd_kernel(int64_t rows, int64_t cols, const float *__restrict__ Z, const int32_t *__restrict__ T,
-                                       const float *__restrict__ LSE, float scale, float *__restrict__ DZ)
+                                       const float *__restrict__ LSE, float scale, const float *__restrict__ up,
+                                       float *__restrict__ DZ)
 {
+    const float s = up ? scale * *up : scale;
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
         const float *z = Z + r * cols;
         float *dz = DZ + r * cols;
         float lse = LSE[r];
         int64_t t = T[r];
+        if (t < 0 || t >= cols) continue;
         for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
-            dz[j] += scale * (expf(z[j] - lse) - (j == t ? 1.0f : 0.0f));
+            dz[j] += s * (expf(z[j] - lse) - (j == t ? 1.0f : 0.0f));
     }
 }
 
@@ -303,7 +318,7 @@ extern "C" void kd_cu_xent_bwd(const kd_xent_args *x, int ith, int nth)
     if (x->rows <= 0 || x->cols <= 0) return;
     xent_bwd_kernel<<<row_blocks(x->rows), row_threads(x->cols), 0, kd_cu_stream()>>>(
         x->rows, x->cols, (const float *)x->logits, x->targets, (const float *)x->lse, (float)x->scale,
-        (float *)x->dlogits);
+        (const float *)x->upstream, (float *)x->dlogits);
     KD_CU_LAUNCH_VOID();
 }
 
@@ -332,14 +347,15 @@ extern "C" void kd_cu_kl(const kd_kl_args *k, int ith, int nth)
     KD_CU_LAUNCH_VOID();
 }
 
-/* dlogq += -scale p;  dp += scale (log p + 1 - log q) where p > 0. */
+/* dlogq += -s p;  dp += s (log p + 1 - log q) where p > 0;  s = scale u, u = *up (on the device) or 1. */
 static __global__ void kl_bwd_kernel(int64_t n, const float *__restrict__ LQ, const float *__restrict__ P, float scale,
-                                     float *__restrict__ dlq, float *__restrict__ dp)
+                                     const float *__restrict__ up, float *__restrict__ dlq, float *__restrict__ dp)
 {
+    const float s = up ? scale * *up : scale;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         float p = P[i];
-        if (dlq) dlq[i] -= scale * p;
-        if (dp && p > 0.0f) dp[i] += scale * (logf(p) + 1.0f - LQ[i]);
+        if (dlq) dlq[i] -= s * p;
+        if (dp && p > 0.0f) dp[i] += s * (logf(p) + 1.0f - LQ[i]);
     }
 }
 
@@ -351,6 +367,6 @@ extern "C" void kd_cu_kl_bwd(const kd_kl_args *k, int ith, int nth)
     unsigned blocks = kd_cu_blocks(n, 256);
     if (blocks > 32768u) blocks = 32768u;
     kl_bwd_kernel<<<blocks, 256, 0, kd_cu_stream()>>>(n, (const float *)k->logq, (const float *)k->p, (float)k->scale,
-                                                      (float *)k->dlogq, (float *)k->dp);
+                                                      (const float *)k->upstream, (float *)k->dlogq, (float *)k->dp);
     KD_CU_LAUNCH_VOID();
 }

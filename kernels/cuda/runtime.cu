@@ -1,9 +1,10 @@
-/* kernels/cuda/runtime.cu — device query, memory, the per-step arena, copies, the kd stream and the sticky
- * error status behind kernels/cuda/cuda_runtime.h. */
+/* kernels/cuda/runtime.cu — device query, memory, the per-step arena, copies, the kd stream, the GEMM
+ * workspace and the sticky error status behind kernels/cuda/cuda_runtime.h. */
 #include <stdio.h>
 #include <string.h>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/device_error.h"
 
 static cudaStream_t g_stream;
 static int g_device = -1;
@@ -40,7 +41,7 @@ int kd_cuda_available(void)
 
 kd_status kd_cuda_init(int device)
 {
-    if (g_device == device && g_stream) return KD_OK;
+    if (g_device == device && g_stream) return kd_cu_error_init();
     if (!kd_cuda_available())
         return kd_fail(KD_ERR_DEVICE, "%s:%d: no CUDA device present (wanted device %d)", __FILE__, __LINE__,
                        device);
@@ -48,11 +49,13 @@ kd_status kd_cuda_init(int device)
         KD_CU(cudaStreamSynchronize(g_stream));
         KD_CU(cudaStreamDestroy(g_stream));
         g_stream = NULL;
+        kd_cu_error_free();
+        kd_cu_workspace_free();
     }
     KD_CU(cudaSetDevice(device));
     KD_CU(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
     g_device = device;
-    return KD_OK;
+    return kd_cu_error_init();
 }
 
 kd_status kd_cuda_device_query(kd_cuda_device_info *info)
@@ -82,6 +85,8 @@ void kd_cuda_shutdown(void)
         (void)cudaStreamSynchronize(g_stream);
         (void)cudaStreamDestroy(g_stream);
     }
+    kd_cu_error_free();
+    kd_cu_workspace_free();
     g_stream = NULL;
     g_device = -1;
 }
@@ -150,12 +155,45 @@ kd_status kd_cuda_fill_f32(float *p, float value, int64_t n)
     return KD_OK;
 }
 
+/* The device error word is copied behind the stream's work, so one synchronization covers both. */
 kd_status kd_cuda_sync(void)
 {
+    kd_status st = kd_cu_error_fetch();
+    if (st != KD_OK) return st;
     KD_CU(cudaStreamSynchronize(g_stream));
     KD_CU(cudaGetLastError());
+    st = kd_cu_error_take();
+    if (st != KD_OK) return st;
     if (g_sticky != KD_OK) return g_sticky;
     return KD_OK;
+}
+
+/* ---- the GEMM workspace (bf16 copies of operands) ---- */
+
+static void *g_ws;
+static size_t g_ws_bytes;
+
+void *kd_cu_workspace(size_t bytes)
+{
+    if (bytes <= g_ws_bytes) return g_ws;
+    /* Grow in whole MiB. cudaFree waits for the device, so no queued kernel still reads the old block. */
+    size_t want = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+    kd_cu_workspace_free();
+    void *p = NULL;
+    if (cudaMalloc(&p, want) != cudaSuccess) {
+        (void)cudaGetLastError(); /* the caller falls back; nothing is left behind */
+        return NULL;
+    }
+    g_ws = p;
+    g_ws_bytes = want;
+    return g_ws;
+}
+
+void kd_cu_workspace_free(void)
+{
+    if (g_ws) (void)cudaFree(g_ws);
+    g_ws = NULL;
+    g_ws_bytes = 0;
 }
 
 /* ---- the per-step arena ---- */

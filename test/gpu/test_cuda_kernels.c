@@ -254,10 +254,10 @@ static void test_losses(void)
             gt_die("targets");
         gt_buf z = gt_new(n, 1, 0), loss = gt_new(R, 0, NAN), lse = gt_new(R, 0, NAN), dz = gt_new(n, 1, 0);
         float *wl = dup(gt_h(&loss), R), *wlse = dup(gt_h(&lse), R), *wdz = dup(gt_h(&dz), n);
-        kd_xent_args h = { R, C, gt_h(&z), t, wl, wlse, 0.37, wdz };
+        kd_xent_args h = { R, C, gt_h(&z), t, wl, wlse, 0.37, NULL, wdz };
         ref->xent(&h, 0, 1);
         ref->xent_bwd(&h, 0, 1);
-        kd_xent_args d = { R, C, gt_d(&z), dt, gt_d(&loss), gt_d(&lse), 0.37, gt_d(&dz) };
+        kd_xent_args d = { R, C, gt_d(&z), dt, gt_d(&loss), gt_d(&lse), 0.37, NULL, gt_d(&dz) };
         cu->xent(&d, 0, 1);
         gt_compare(&loss, wl, gt_tol(C) * 4, gt_tol(C), "xent loss");
         gt_compare(&lse, wlse, gt_tol(C) * 4, gt_tol(C), "xent lse");
@@ -277,10 +277,10 @@ static void test_losses(void)
         gt_push(&p);
         gt_push(&lq);
         float *wo = dup(gt_h(&out), R), *wdlq = dup(gt_h(&dlq), n), *wdp = dup(gt_h(&dp), n);
-        kd_kl_args kh = { R, C, gt_h(&lq), gt_h(&p), wo, 0.8, wdlq, wdp };
+        kd_kl_args kh = { R, C, gt_h(&lq), gt_h(&p), wo, 0.8, NULL, wdlq, wdp };
         ref->kl(&kh, 0, 1);
         ref->kl_bwd(&kh, 0, 1);
-        kd_kl_args kdv = { R, C, gt_d(&lq), gt_d(&p), gt_d(&out), 0.8, gt_d(&dlq), gt_d(&dp) };
+        kd_kl_args kdv = { R, C, gt_d(&lq), gt_d(&p), gt_d(&out), 0.8, NULL, gt_d(&dlq), gt_d(&dp) };
         cu->kl(&kdv, 0, 1);
         cu->kl_bwd(&kdv, 0, 1);
         double kt = gt_tol(C) * (4.0 + log((double)C + 1.0));

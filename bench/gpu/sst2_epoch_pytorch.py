@@ -47,7 +47,8 @@ import bench_kd_gpu_pytorch as kg  # noqa: E402  (needs the path above)
 
 PROG = "sst2_epoch_pytorch"
 DEFAULT_DATA = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "data", "sst2"))
-DEFAULT_VOCAB = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "data", "bert-base-uncased", "vocab.txt"))
+DEFAULT_VOCAB = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "data", "bert-base-uncased",
+                                              "vocab.txt"))
 
 
 def read_tsv(path):
@@ -111,9 +112,11 @@ def load_teacher(torch, d, dev, dtype):
     H, std = cfg["hidden_size"], cfg.get("initializer_range", 0.02)
     g = torch.Generator().manual_seed(2)
     if "bert.pooler.dense.weight" not in P:
-        P["bert.pooler.dense.weight"], P["bert.pooler.dense.bias"] = torch.randn(H, H, generator=g) * std, torch.zeros(H)
+        P["bert.pooler.dense.weight"] = torch.randn(H, H, generator=g) * std
+        P["bert.pooler.dense.bias"] = torch.zeros(H)
     if "classifier.weight" not in P or P["classifier.weight"].shape[0] != 2:
-        P["classifier.weight"], P["classifier.bias"] = torch.randn(2, H, generator=g) * std, torch.zeros(2)
+        P["classifier.weight"] = torch.randn(2, H, generator=g) * std
+        P["classifier.bias"] = torch.zeros(2)
     need = "bert.encoder.layer.%d.output.LayerNorm.bias" % (cfg["num_hidden_layers"] - 1)
     if need not in P or "bert.embeddings.word_embeddings.weight" not in P:
         print(f"{PROG}: --teacher {d}: the weights lack '{need}' or the word embeddings: not a BERT checkpoint?",

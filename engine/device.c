@@ -291,6 +291,36 @@ kd_device kd_default_device(void) { return default_dev; }
 
 kd_status kd_device_sync(void) { return devs[default_dev].sync(); }
 
+kd_status kd_device_set_precision(kd_device dev, const char *name)
+{
+    if (!dev_valid(dev)) return kd_fail(KD_ERR_ARG, "device: unknown device %d", (int)dev);
+    if (name && strcmp(name, "f32") != 0 && strcmp(name, "tf32") != 0 && strcmp(name, "bf16") != 0)
+        return kd_fail(KD_ERR_ARG, "precision: got '%s', expected f32, tf32 or bf16", name);
+    if (dev != KD_CUDA) {
+        if (name && strcmp(name, "f32") != 0)
+            return kd_fail(KD_ERR_ARG, "precision %s: only the cuda device has tensor cores; %s computes in f32", name,
+                           devs[dev].name);
+        return KD_OK;
+    }
+#ifdef KD_HAVE_CUDA
+    kd_cuda_precision p = !name || strcmp(name, "bf16") == 0 ? KD_CUDA_PREC_BF16
+                          : strcmp(name, "tf32") == 0      ? KD_CUDA_PREC_TF32
+                                                           : KD_CUDA_PREC_F32;
+    return kd_cuda_set_precision(p);
+#else
+    return kd_fail(KD_ERR_DEVICE, "device cuda: this build has no CUDA backend");
+#endif
+}
+
+const char *kd_device_precision(kd_device dev)
+{
+#ifdef KD_HAVE_CUDA
+    if (dev == KD_CUDA) return kd_cuda_precision_name(kd_cuda_get_precision());
+#endif
+    (void)dev;
+    return "f32";
+}
+
 kd_device_stats kd_device_get_stats(kd_device dev)
 {
     kd_device_stats z = { 0 };

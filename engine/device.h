@@ -39,6 +39,13 @@ int kd_device_available(kd_device dev);
 kd_status kd_set_default_device(kd_device dev);
 kd_device kd_default_device(void);
 
+/* The arithmetic of matrix products on `dev`: "f32" (exact f32 products), "tf32" or "bf16" (tensor cores:
+ * inputs rounded to tf32 / bf16, f32 accumulation and outputs; parameters, optimizer state, activations
+ * and losses stay f32). NULL picks the device's default: bf16 on cuda, f32 elsewhere. The CPU and the
+ * simulated device compute in f32 only; asking them for tf32 or bf16 fails. */
+kd_status kd_device_set_precision(kd_device dev, const char *name);
+const char *kd_device_precision(kd_device dev);
+
 /* Wait for all queued work on the default device; reports errors its kernels found. */
 kd_status kd_device_sync(void);
 

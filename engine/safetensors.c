@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/device.h"
 #include "engine/fileio.h"
 #include "engine/json.h"
 
@@ -275,6 +276,13 @@ kd_status kd_st_read_f32(const kd_safetensors *st, const kd_st_entry *e, float *
 static int write_f32(FILE *f, const kd_tensor *t)
 {
     int64_t n = kd_numel(t);
+    if (t->device != KD_CPU && t->dtype == KD_F32 && kd_is_contiguous(t)) {
+        /* On a device: one copy back to the host, then the write. */
+        float *h = malloc((size_t)(n ? n : 1) * 4);
+        int ok = h && kd_to_host(t, h) == KD_OK && fwrite(h, 4, (size_t)n, f) == (size_t)n;
+        free(h);
+        return ok;
+    }
     if (t->dtype == KD_F32 && kd_is_contiguous(t)) return fwrite(kd_data(t), 4, (size_t)n, f) == (size_t)n;
     float buf[1024];
     int64_t idx[KD_MAX_DIMS] = {0};

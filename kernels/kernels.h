@@ -42,7 +42,10 @@ typedef enum kd_unop {
     KD_UN_LOG,       /* log(a) */
     KD_UN_NEG,       /* -a */
     KD_UN_SQUARE,    /* a * a */
-    KD_UN_ADD_SCALAR /* a + alpha */
+    KD_UN_ADD_SCALAR, /* a + alpha */
+    KD_UN_SQRT,      /* sqrt(a) */
+    KD_UN_CLIP_COEF  /* gradient clipping from a = sum of squares: alpha / (sqrt(a) + 1e-6) when alpha > 0 and
+                        sqrt(a) > alpha, else 1; 0 when a is NaN or Inf (the update then changes nothing) */
 } kd_unop;
 
 typedef enum kd_binop {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/device.h"
 #include "engine/ops.h"
 #include "models/bert_internal.h"
 
@@ -26,7 +27,7 @@ static kd_tensor *new_param(kd_bert *m, int64_t rows, int64_t cols, const char *
     return t;
 }
 
-kd_bert *kd_bert_alloc(const kd_bert_config *cfg)
+static kd_bert *alloc_params(const kd_bert_config *cfg)
 {
     if (kd_bert_config_check(cfg, cfg->name[0] ? cfg->name : "config") != KD_OK) return NULL;
     kd_bert *m = calloc(1, sizeof *m);
@@ -76,6 +77,17 @@ kd_bert *kd_bert_alloc(const kd_bert_config *cfg)
         return NULL;
     }
     KD_CHECK(m->n_params == cap);
+    return m;
+}
+
+/* Models are made and loaded on the host (initialisation and checkpoint reads write their values there),
+ * whatever the engine's default device; kd_bert_to_device moves them. */
+kd_bert *kd_bert_alloc(const kd_bert_config *cfg)
+{
+    kd_device prev = kd_default_device();
+    kd_set_default_device(KD_CPU);
+    kd_bert *m = alloc_params(cfg);
+    kd_set_default_device(prev);
     return m;
 }
 
@@ -169,6 +181,15 @@ kd_tensor **kd_bert_parameters(kd_bert *m, size_t *n)
     return m->params;
 }
 
+kd_status kd_bert_to_device(kd_bert *m, kd_device dev)
+{
+    kd_status st = kd_device_open(dev);
+    for (size_t i = 0; st == KD_OK && i < m->n_params; i++) st = kd_to_device(m->params[i], dev);
+    return st;
+}
+
+kd_device kd_bert_device(const kd_bert *m) { return m->n_params ? m->params[0]->device : KD_CPU; }
+
 int64_t kd_bert_num_parameters(const kd_bert *m)
 {
     int64_t s = 0;
@@ -231,24 +252,36 @@ kd_tensor *kd_bert_encode(kd_bert *m, const kd_bert_input *in)
     int64_t shape[2] = { B, T };
     kd_tensor *ids = kd_from_buffer(KD_I32, 2, shape, in->ids);
     kd_tensor *types = in->type_ids ? kd_from_buffer(KD_I32, 2, shape, in->type_ids) : kd_zeros(KD_I32, 2, shape);
-    kd_tensor *pos = kd_empty(KD_I32, 1, &T);
     kd_tensor *mask = NULL;
-    if (!ids || !types || !pos) return NULL;
-    int32_t *pp = kd_data(pos);
+    if (!ids || !types) return NULL;
+    /* Positions and the mask are made on the host and copied to where the model runs. */
+    int32_t *pp = malloc((size_t)T * sizeof *pp);
+    float *mp = in->mask ? malloc((size_t)(B * T) * sizeof *mp) : NULL;
+    if (!pp || (in->mask && !mp)) {
+        free(pp);
+        free(mp);
+        kd_fail(KD_ERR_NOMEM, "bert: out of memory for a batch of %lld x %lld", (long long)B, (long long)T);
+        return NULL;
+    }
     for (int64_t t = 0; t < T; t++) pp[t] = (int32_t)t;
+    kd_tensor *pos = kd_from_buffer(KD_I32, 1, &T, pp);
+    free(pp);
     if (in->mask) {
         /* Additive mask as Hugging Face builds it: (1 - mask) * finfo(float32).min. */
-        if (!(mask = kd_empty(KD_F32, 2, shape))) return NULL;
-        float *mp = kd_data(mask);
         for (int64_t i = 0; i < B * T; i++) {
             if (in->mask[i] != 0 && in->mask[i] != 1) {
                 kd_fail(KD_ERR_ARG, "bert: attention mask [%lld, %lld] is %d, expected 0 or 1", (long long)(i / T),
                         (long long)(i % T), (int)in->mask[i]);
+                free(mp);
                 return NULL;
             }
             mp[i] = in->mask[i] ? 0.0f : -FLT_MAX;
         }
+        mask = kd_from_buffer(KD_F32, 2, shape, mp);
+        free(mp);
+        if (!mask) return NULL;
     }
+    if (!pos) return NULL;
     kd_tensor *x = kd_add(kd_add(kd_embedding(m->word, ids), kd_embedding(m->type, types)), kd_embedding(m->pos, pos));
     x = kd_layernorm(x, m->eln_w, m->eln_b, c->layer_norm_eps);
     x = kd_dropout(x, c->hidden_dropout, m->training);

@@ -58,6 +58,10 @@ const kd_bert_config *kd_bert_get_config(const kd_bert *m);
 /* The parameter tensors (heap tensors named as in Hugging Face checkpoints, "bert." prefix included
  * for the encoder); *n receives the count. */
 kd_tensor **kd_bert_parameters(kd_bert *m, size_t *n);
+/* Move every parameter (and its gradient) to `dev` (opening it); the model then runs where the engine's
+ * default device is set to the same device. Checkpoints save from any device. */
+kd_status kd_bert_to_device(kd_bert *m, kd_device dev);
+kd_device kd_bert_device(const kd_bert *m);
 int64_t kd_bert_num_parameters(const kd_bert *m);
 void kd_bert_set_training(kd_bert *m, int training);
 /* Name the labels (id2label, saved in config.json): n must equal num_labels, each name shorter than 64

@@ -186,7 +186,7 @@ kd_status kd_bert_copy_vocab(const char *vocab_path, const char *dir)
 static void copy_param(kd_tensor *dst, const kd_tensor *src)
 {
     KD_CHECK(kd_same_shape(dst, src));
-    memcpy(kd_data(dst), kd_data(src), (size_t)kd_numel(dst) * sizeof(float));
+    kd_copy_into(dst, src);
 }
 
 kd_bert *kd_bert_from_teacher(const kd_bert *teacher, const kd_bert_config *scfg, const int *layers, uint64_t seed)

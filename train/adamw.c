@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/backend.h"
+#include "engine/device.h"
 #include "engine/fileio.h"
 #include "train/adamw.h"
 
@@ -35,11 +36,13 @@ void kd_adamw_free(kd_adamw *o)
 {
     if (!o) return;
     for (size_t i = 0; i < o->n; i++) {
-        if (o->m) free(o->m[i]);
-        if (o->v) free(o->v[i]);
+        if (o->mt) kd_tensor_free(o->mt[i]);
+        if (o->vt) kd_tensor_free(o->vt[i]);
     }
     free(o->m);
     free(o->v);
+    free(o->mt);
+    free(o->vt);
     free(o->decay);
     free(o->params);
     free(o);
@@ -54,8 +57,10 @@ kd_adamw *kd_adamw_new(kd_tensor *const *params, size_t n, const kd_adamw_config
     o->params = calloc(n ? n : 1, sizeof *o->params);
     o->m = calloc(n ? n : 1, sizeof *o->m);
     o->v = calloc(n ? n : 1, sizeof *o->v);
+    o->mt = calloc(n ? n : 1, sizeof *o->mt);
+    o->vt = calloc(n ? n : 1, sizeof *o->vt);
     o->decay = calloc(n ? n : 1, 1);
-    if (!o->params || !o->m || !o->v || !o->decay) goto nomem;
+    if (!o->params || !o->m || !o->v || !o->mt || !o->vt || !o->decay) goto nomem;
     for (size_t i = 0; i < n; i++) {
         kd_tensor *p = params[i];
         if (!p->persistent || !kd_is_contiguous(p) || (p->dtype != KD_F32 && p->dtype != KD_F64)) {
@@ -63,11 +68,17 @@ kd_adamw *kd_adamw_new(kd_tensor *const *params, size_t n, const kd_adamw_config
             kd_fail(KD_ERR_ARG, "adamw: parameter '%s' must be a contiguous f32/f64 heap tensor", p->name);
             return NULL;
         }
-        size_t bytes = (size_t)kd_numel(p) * kd_dtype_size(p->dtype);
         o->params[i] = p;
-        o->m[i] = calloc(bytes ? bytes : 1, 1);
-        o->v[i] = calloc(bytes ? bytes : 1, 1);
-        if (!o->m[i] || !o->v[i]) goto nomem;
+        /* The state lives where its parameter does (zeroed there). */
+        kd_device prev = kd_default_device();
+        kd_set_default_device(p->device);
+        o->mt[i] = kd_param(p->dtype, p->ndim, p->shape, p->name);
+        o->vt[i] = kd_param(p->dtype, p->ndim, p->shape, p->name);
+        kd_set_default_device(prev);
+        if (!o->mt[i] || !o->vt[i]) goto nomem;
+        o->mt[i]->requires_grad = o->vt[i]->requires_grad = 0;
+        o->m[i] = kd_data(o->mt[i]);
+        o->v[i] = kd_data(o->vt[i]);
         o->decay[i] = (unsigned char)kd_adamw_decays(p->name);
     }
     return o;
@@ -90,7 +101,10 @@ kd_status kd_adamw_step(kd_adamw *o, double lr)
                             .v = o->v[i], .lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,
                             .eps = o->cfg.eps, .weight_decay = o->decay[i] ? o->cfg.weight_decay : 0.0,
                             .bias1 = bias1, .bias2 = bias2 };
+        kd_device prev = kd_default_device();
+        kd_set_default_device(p->device);
         kd_k_adamw(p->dtype, &a);
+        kd_set_default_device(prev);
     }
     return KD_OK;
 }
@@ -109,8 +123,95 @@ static double grad_sumsq(const kd_tensor *g)
     return s;
 }
 
+/* The device path: per gradient, squares into a scratch tensor and a sum into one scalar; the clipping
+ * coefficient from that scalar; every gradient times the coefficient (a broadcast multiply). All on the
+ * device, in the step arena. */
+kd_status kd_clip_grad_norm_dev(kd_tensor *const *params, size_t n, double max_norm, kd_tensor **norm_dev)
+{
+    if (norm_dev) *norm_dev = NULL;
+    kd_dtype dt = KD_F32;
+    int64_t most = 0;
+    for (size_t i = 0; i < n; i++)
+        if (params[i]->grad) {
+            dt = params[i]->grad->dtype;
+            if (kd_numel(params[i]->grad) > most) most = kd_numel(params[i]->grad);
+        }
+    kd_tensor *total = kd_zeros(dt, 0, NULL), *sq = kd_empty(dt, 1, &most);
+    if (!total || !sq) return kd_last_status();
+    for (size_t i = 0; i < n; i++) {
+        kd_tensor *g = params[i]->grad;
+        if (!g) continue;
+        if (g->device != kd_default_device())
+            return kd_fail(KD_ERR_ARG, "clip_grad_norm: the gradient of '%s' is on %s, the engine runs on %s",
+                           params[i]->name, kd_device_name(g->device), kd_device_name(kd_default_device()));
+        int64_t k = kd_numel(g);
+        kd_map_args m;
+        memset(&m, 0, sizeof m);
+        m.op = KD_UN_SQUARE;
+        m.ndim = 1;
+        m.shape[0] = k;
+        m.out = kd_data(sq);
+        m.out_stride[0] = 1;
+        m.a = kd_data(g);
+        m.a_stride[0] = 1;
+        kd_k_unary(dt, &m);
+        kd_reduce_args r = m;
+        r.op = KD_UN_COPY;
+        r.out = kd_data(total);
+        r.out_stride[0] = 0;
+        r.a = kd_data(sq);
+        r.alpha = 1.0;
+        kd_k_reduce(dt, &r);
+    }
+    kd_tensor *coef = kd_empty(dt, 0, NULL);
+    if (!coef) return kd_last_status();
+    kd_map_args c;
+    memset(&c, 0, sizeof c);
+    c.op = KD_UN_CLIP_COEF;
+    c.ndim = 1;
+    c.shape[0] = 1;
+    c.out = kd_data(coef);
+    c.a = kd_data(total);
+    c.alpha = max_norm;
+    kd_k_unary(dt, &c);
+    for (size_t i = 0; i < n; i++) {
+        kd_tensor *g = params[i]->grad;
+        if (!g) continue;
+        kd_map_args m;
+        memset(&m, 0, sizeof m);
+        m.op = KD_BIN_MUL;
+        m.ndim = 1;
+        m.shape[0] = kd_numel(g);
+        m.out = kd_data(g);
+        m.out_stride[0] = 1;
+        m.a = kd_data(g);
+        m.a_stride[0] = 1;
+        m.b = kd_data(coef);   /* stride 0: the one coefficient */
+        kd_k_binary(dt, &m);
+    }
+    if (norm_dev) {
+        kd_tensor *norm = kd_empty(dt, 0, NULL);
+        if (!norm) return kd_last_status();
+        c.op = KD_UN_SQRT;
+        c.out = kd_data(norm);
+        kd_k_unary(dt, &c);
+        *norm_dev = norm;
+    }
+    return KD_OK;
+}
+
 kd_status kd_clip_grad_norm(kd_tensor *const *params, size_t n, double max_norm, double *norm_out)
 {
+    if (n && params[0]->device != KD_CPU) {
+        kd_tensor *norm = NULL;
+        kd_status st = kd_clip_grad_norm_dev(params, n, max_norm, norm_out ? &norm : NULL);
+        if (st != KD_OK) return st;
+        if (norm_out) {
+            *norm_out = kd_item(norm);
+            if (!isfinite(*norm_out)) return kd_fail(KD_ERR_STATE, "gradient norm is %g (NaN or Inf in a gradient)", *norm_out);
+        }
+        return KD_OK;
+    }
     double total = 0.0;
     for (size_t i = 0; i < n; i++) {
         if (!params[i]->grad) continue;
@@ -150,15 +251,27 @@ kd_status kd_adamw_save(const kd_adamw *o, const char *path)
     FILE *f = af.f;
     uint64_t hdr[2] = { (uint64_t)o->step, (uint64_t)o->n };
     int ok = fwrite(ADAMW_MAGIC, 1, 8, f) == 8 && fwrite(hdr, sizeof hdr, 1, f) == 1;
+    void *mh = NULL, *vh = NULL;   /* host copies of state on a device */
     for (size_t i = 0; ok && i < o->n; i++) {
         const kd_tensor *p = o->params[i];
         uint32_t namelen = (uint32_t)strlen(p->name);
         uint64_t meta[2] = { (uint64_t)kd_numel(p), (uint64_t)kd_dtype_size(p->dtype) };
         size_t bytes = (size_t)meta[0] * (size_t)meta[1];
-        ok = fwrite(&namelen, 4, 1, f) == 1 && fwrite(p->name, 1, namelen, f) == namelen &&
-             fwrite(meta, sizeof meta, 1, f) == 1 && fwrite(o->m[i], 1, bytes, f) == bytes &&
-             fwrite(o->v[i], 1, bytes, f) == bytes;
+        const void *m = o->m[i], *v = o->v[i];
+        if (o->mt[i]->device != KD_CPU) {
+            free(mh);
+            free(vh);
+            mh = malloc(bytes ? bytes : 1);
+            vh = malloc(bytes ? bytes : 1);
+            ok = mh && vh && kd_to_host(o->mt[i], mh) == KD_OK && kd_to_host(o->vt[i], vh) == KD_OK;
+            m = mh;
+            v = vh;
+        }
+        ok = ok && fwrite(&namelen, 4, 1, f) == 1 && fwrite(p->name, 1, namelen, f) == namelen &&
+             fwrite(meta, sizeof meta, 1, f) == 1 && fwrite(m, 1, bytes, f) == bytes && fwrite(v, 1, bytes, f) == bytes;
     }
+    free(mh);
+    free(vh);
     if (!ok) {
         st = kd_fail(KD_ERR_IO, "%s: write failed: %s", af.tmp, strerror(errno));
         kd_atomic_abort(&af);
@@ -199,7 +312,15 @@ kd_status kd_adamw_load(kd_adamw *o, const char *path)
             goto done;
         }
         size_t bytes = (size_t)meta[0] * (size_t)meta[1];
-        if (fread(o->m[i], 1, bytes, f) != bytes || fread(o->v[i], 1, bytes, f) != bytes) {
+        int on_dev = o->mt[i]->device != KD_CPU;
+        void *m = on_dev ? malloc(bytes ? bytes : 1) : o->m[i], *v = on_dev ? malloc(bytes ? bytes : 1) : o->v[i];
+        int ok = m && v && fread(m, 1, bytes, f) == bytes && fread(v, 1, bytes, f) == bytes;
+        if (ok && on_dev) ok = kd_from_host(o->mt[i], m) == KD_OK && kd_from_host(o->vt[i], v) == KD_OK;
+        if (on_dev) {
+            free(m);
+            free(v);
+        }
+        if (!ok) {
             st = kd_fail(KD_ERR_FORMAT, "%s: truncated in the state of '%s'", path, name);
             goto done;
         }

@@ -23,7 +23,8 @@ typedef struct kd_adamw {
     kd_adamw_config cfg;
     size_t n;
     kd_tensor **params;        /* borrowed */
-    void **m, **v;             /* one heap buffer per parameter, its dtype and size */
+    void **m, **v;             /* per parameter: its dtype and size, on its device (the data of mt, vt) */
+    kd_tensor **mt, **vt;      /* the heap tensors that own m and v */
     unsigned char *decay;      /* 1: weight decay applies */
     int64_t step;              /* optimizer steps taken */
 } kd_adamw;
@@ -40,8 +41,13 @@ kd_status kd_adamw_step(kd_adamw *o, double lr);
 
 /* The global L2 norm of the gradients; when max_norm > 0 and the norm is above it, every gradient is
  * scaled by max_norm / norm (as torch.nn.utils.clip_grad_norm_). A NaN or Inf gradient is KD_ERR_STATE
- * naming the parameter, and nothing is scaled. */
+ * naming the parameter, and nothing is scaled.
+ * Gradients on a device are clipped there: the norm stays on the device (*norm_dev, a scalar tensor of the
+ * step arena, when norm_dev is not NULL) and nothing waits for it; a NaN or Inf norm zeroes the gradients
+ * instead of failing, and the caller sees it when it reads the norm (kd_item) after the step. norm_out,
+ * when not NULL, reads it back at once. */
 kd_status kd_clip_grad_norm(kd_tensor *const *params, size_t n, double max_norm, double *norm_out);
+kd_status kd_clip_grad_norm_dev(kd_tensor *const *params, size_t n, double max_norm, kd_tensor **norm_dev);
 
 /* Write/read m, v and the step count: a small binary file (magic "KDADAMW1", then per parameter its name,
  * element count, m and v as raw little-endian values), written to path.tmp and renamed. Loading checks

@@ -8,6 +8,7 @@
 
 #include "data/readers.h"
 #include "data/wordpiece.h"
+#include "engine/device.h"
 #include "models/bert.h"
 
 /* Exit codes: 0 done, 1 a runtime failure (message from the library), 2 bad usage. */
@@ -32,6 +33,10 @@ int kd_cli_parse(const char *cmd, int argc, char **argv, const kd_opt *opts, int
 
 /* --threads and --device: apply them (threads > 0 calls kd_set_threads). Returns -1 or an exit code. */
 int kd_cli_apply_common(const char *cmd, int threads, const char *device);
+/* Set by kd_cli_apply_common: the device the command runs on (opened), and --precision (NULL: the device's
+ * default, bf16 GEMMs on cuda). */
+extern kd_device kd_cli_device;
+extern const char *kd_cli_precision;
 /* Print "kd <cmd>: <last library error>" and return 1. */
 int kd_cli_fail(const char *cmd);
 

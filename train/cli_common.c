@@ -76,18 +76,26 @@ int kd_cli_parse(const char *cmd, int argc, char **argv, const kd_opt *opts, int
     return -1;
 }
 
+kd_device kd_cli_device = KD_CPU;
+const char *kd_cli_precision = NULL;
+
 int kd_cli_apply_common(const char *cmd, int threads, const char *device)
 {
-    if (device && strcmp(device, "cpu") != 0) {
-        if (strcmp(device, "cuda") == 0) {
-            fprintf(stderr, "kd %s: --device: got 'cuda', expected 'cpu': the CUDA backend for training is not "
-                            "available yet\n", cmd);
-            return KD_EXIT_USAGE;
-        }
-        fprintf(stderr, "kd %s: --device: got '%s', expected cpu or cuda\n", cmd, device);
+    kd_cli_device = KD_CPU;
+    if (device && kd_device_parse(device, &kd_cli_device) != KD_OK) {
+        fprintf(stderr, "kd %s: --device: got '%s', expected cpu, cuda or sim (sim: the device code path run on "
+                        "the CPU, for testing)\n", cmd, device);
         return KD_EXIT_USAGE;
     }
     if (threads > 0 && kd_set_threads(threads) != KD_OK) return kd_cli_fail(cmd);
+    if (kd_device_open(kd_cli_device) != KD_OK) {
+        fprintf(stderr, "kd %s: --device %s: %s\n", cmd, device, kd_last_error());
+        return KD_EXIT_FAIL;
+    }
+    if (kd_device_set_precision(kd_cli_device, kd_cli_precision) != KD_OK) {
+        fprintf(stderr, "kd %s: --precision: %s\n", cmd, kd_last_error());
+        return KD_EXIT_USAGE;
+    }
     return -1;
 }
 

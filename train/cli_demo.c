@@ -43,7 +43,8 @@ int kd_cmd_demo(int argc, char **argv)
         { "--seed", KD_OPT_I64, &seed, 0, 9e15, 0, "a whole number >= 0", "corpus, init and data order (1)" },
         { "--quiet", KD_OPT_FLAG, &quiet, 0, 0, 0, NULL, "only the final table" },
         { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },
-        { "--device", KD_OPT_STR, &device, 0, 0, 0, "cpu or cuda", "cpu | cuda (cpu)" },
+        { "--device", KD_OPT_STR, &device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },
+        { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "GEMM arithmetic on cuda (bf16)" },
     };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
                           "usage: kd demo [--out DIR] [flags]\n\n"
@@ -107,6 +108,7 @@ int kd_cmd_demo(int argc, char **argv)
         if (!quiet) printf("\n== %s: %d epochs, lr %g%s\n", names[i], tc.epochs, tc.lr, i == 1 ? ", alpha 0.5, T 2" : "");
         fflush(stdout);
         kd_train_result res;
+        tc.device = kd_cli_device;
         if (kd_train(models[i], &d, &tc, &res) != KD_OK) {
             rc = kd_cli_fail(cmd);
             break;

@@ -41,7 +41,8 @@ typedef struct train_flags {
     { "--log-every", KD_OPT_I64, &f.c.log_every, 1, 1e12, 0, "a whole number >= 1", "optimizer steps per metrics line (10)" }, \
     { "--quiet", KD_OPT_FLAG, &f.quiet, 0, 0, 0, NULL, "no progress output" },                                     \
     { "--threads", KD_OPT_INT, &f.threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },      \
-    { "--device", KD_OPT_STR, &f.device, 0, 0, 0, "cpu or cuda", "cpu | cuda (cpu)" }
+    { "--device", KD_OPT_STR, &f.device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },                 \
+    { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "GEMM arithmetic on cuda (bf16)" }
 
 static void flags_init(train_flags *f)
 {
@@ -95,6 +96,7 @@ static int check_common(const char *cmd, train_flags *f)
         return KD_EXIT_USAGE;
     }
     f->c.seed = (uint64_t)f->seed;
+    f->c.device = kd_cli_device;
     f->c.adamw.weight_decay = f->weight_decay;
     f->c.resume = f->resume;
     f->c.quiet = f->quiet;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/device.h"
 #include "train/evaluate.h"
 #include "train/teacher_cache.h"
 
@@ -24,7 +25,16 @@ uint64_t kd_teacher_cache_key(kd_bert *teacher, const kd_dataset *d, int max_len
     kd_tensor **ps = kd_bert_parameters(teacher, &np);
     for (size_t i = 0; i < np; i++) {
         h = fnv(h, ps[i]->name, strlen(ps[i]->name) + 1);
-        h = fnv(h, kd_data(ps[i]), (size_t)kd_numel(ps[i]) * kd_dtype_size(ps[i]->dtype));
+        size_t bytes = (size_t)kd_numel(ps[i]) * kd_dtype_size(ps[i]->dtype);
+        if (ps[i]->device == KD_CPU) {
+            h = fnv(h, kd_data(ps[i]), bytes);
+        } else {
+            /* Parameters on a device are hashed from a host copy. */
+            void *tmp = malloc(bytes ? bytes : 1);
+            if (tmp && kd_to_host(ps[i], tmp) == KD_OK) h = fnv(h, tmp, bytes);
+            else h = fnv(h, "unreadable", 10);
+            free(tmp);
+        }
     }
     h = fnv(h, &max_len, sizeof max_len);
     h = fnv(h, &d->n, sizeof d->n);

@@ -9,6 +9,7 @@
 
 #include "data/batch.h"
 #include "engine/autograd.h"
+#include "engine/device.h"
 #include "engine/json.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
@@ -42,6 +43,10 @@ typedef struct run {
     kd_train_state state;
     kd_metrics metrics;
     float *teacher_logits, *dev_logits;
+    /* On a device: the teacher's cached logits of a batch on their way up, and each micro-batch's loss,
+     * soft and hard parts plus the step's gradient norm, kept on the device until the step is queued. */
+    float *zt_host, *stats_host;
+    kd_tensor *stats;
     FILE *jsonl;
     char dir_last[PATH_MAX], dir_best[PATH_MAX];
     char path_metrics[PATH_MAX + 32], path_chart[PATH_MAX + 32], path_cache[PATH_MAX + 32];
@@ -145,6 +150,19 @@ static void write_eval_line(run *r, int epoch)
     kd_jw_free(&w);
 }
 
+/* slot i of the device stats (a scalar view of a heap tensor). */
+static kd_tensor *stat_slot(run *r, int64_t i) { return kd_view_of(r->stats, 0, NULL, NULL, i); }
+
+/* Keep micro-batch k's loss parts on the device (slots 3k, 3k+1, 3k+2). */
+static kd_status stash_loss(run *r, int64_t k, const kd_loss_parts *lp)
+{
+    kd_status st = kd_copy_into(stat_slot(r, 3 * k), lp->total);
+    if (st == KD_OK) st = kd_copy_into(stat_slot(r, 3 * k + 1), lp->soft_t ? lp->soft_t : lp->hard_t);
+    if (st == KD_OK && !lp->soft_t) kd_fill(stat_slot(r, 3 * k + 1), 0.0);
+    if (st == KD_OK) st = kd_copy_into(stat_slot(r, 3 * k + 2), lp->hard_t);
+    return st;
+}
+
 /* Replace the student's weights by those of checkpoint dir (same names and shapes). */
 static kd_status load_weights(kd_bert *student, const char *dir, uint64_t seed)
 {
@@ -240,8 +258,9 @@ static kd_status train_loop(run *r, kd_train_result *res)
     double t0 = kd_now(), base_seconds = r->state.train_seconds;
     int64_t samples = 0, log_every = c->log_every > 0 ? c->log_every : 10;
     double win_loss = 0, win_soft = 0, win_hard = 0, grp_loss = 0, norm = 0;
-    int64_t win_n = 0;
+    int64_t win_n = 0, mb = 0;
     int stopped = 0;
+    const int on_dev = c->device != KD_CPU;
     kd_bert_set_training(r->student, 1);
     if (d->teacher) kd_bert_set_training(d->teacher, 0);
 
@@ -263,12 +282,12 @@ static kd_status train_loop(run *r, kd_train_result *res)
             int64_t shape[2] = { r->sbatch.batch, nl }, nrow = r->sbatch.batch;
             kd_tensor *zt = NULL;
             if (r->teacher_logits) {
-                zt = kd_empty(KD_F32, 2, shape);
-                if (!zt) return kd_last_status();
-                float *z = kd_data(zt);
+                float *z = r->zt_host;
                 for (int32_t i = 0; i < r->sbatch.batch; i++)
                     memcpy(z + (size_t)i * (size_t)nl, r->teacher_logits + r->sbatch.index[i] * (size_t)nl,
                            (size_t)nl * sizeof(float));
+                zt = kd_from_buffer(KD_F32, 2, shape, z);
+                if (!zt) return kd_last_status();
             } else if (r->tb) {   /* a teacher with alpha > 0; with alpha 0 it is loaded but never run */
                 if (kd_batcher_next(r->tb, &r->tbatch) != 1 || r->tbatch.batch != r->sbatch.batch ||
                     memcmp(r->tbatch.index, r->sbatch.index, (size_t)r->sbatch.batch * sizeof(size_t)) != 0)
@@ -286,33 +305,77 @@ static kd_status train_loop(run *r, kd_train_result *res)
             kd_loss_parts lp;
             if ((st = kd_distill_loss(zs, c->alpha > 0.0 ? zt : NULL, y, c->alpha, c->temperature, &lp)) != KD_OK)
                 return st;
-            double lv = kd_item(lp.total);
-            if (!isfinite(lv)) {
+            /* On the CPU the loss is read at once; on a device it stays there until the step is queued. */
+            double lv = on_dev ? NAN : kd_item(lp.total);
+            if (!on_dev && !isfinite(lv)) {
                 kd_progress_break(&prog);
                 return kd_fail(KD_ERR_STATE, "step %lld (epoch %d, batch %lld): the loss is %g; stopping, nothing saved",
                                (long long)r->state.global_step + 1, epoch + 1, (long long)b + 1, lv);
             }
             if ((st = kd_backward(kd_scale(lp.total, 1.0 / (double)gs), NULL)) != KD_OK) return st;
+            if (on_dev && (st = stash_loss(r, mb++, &lp)) != KD_OK) return st;
             kd_arena_reset();
-            grp_loss += lv / (double)gs;
-            win_loss += lv;
-            win_soft += lp.soft;
-            win_hard += lp.hard;
-            win_n++;
+            if (!on_dev) {
+                grp_loss += lv / (double)gs;
+                win_loss += lv;
+                win_soft += lp.soft;
+                win_hard += lp.hard;
+                win_n++;
+            }
             samples += r->sbatch.batch;
             b++;
             if (b % accum != 0 && b != (int64_t)nb) continue;
 
             /* The optimizer step. */
-            st = kd_clip_grad_norm(params, np, c->max_grad_norm, &norm);
-            if (st != KD_OK) {
-                kd_progress_break(&prog);
-                return kd_fail(KD_ERR_STATE, "step %lld (epoch %d): %s; stopping, nothing saved",
-                               (long long)r->state.global_step + 1, epoch + 1, kd_last_error());
-            }
             double lr = kd_schedule_lr(&sched, r->state.global_step);
-            if ((st = kd_adamw_step(r->opt, lr)) != KD_OK) return st;
-            kd_zero_grad(params, np);
+            if (on_dev) {
+                /* Clipping, AdamW and zeroing are queued behind the backward; then one read brings the
+                 * step's losses and gradient norm back (and any error a kernel found). A NaN or Inf
+                 * gradient zeroes the update there; the run stops here as on the CPU. */
+                kd_tensor *nt = NULL;
+                st = kd_clip_grad_norm_dev(params, np, c->max_grad_norm, &nt);
+                if (st == KD_OK) st = kd_copy_into(stat_slot(r, 3 * accum), nt);
+                if (st == KD_OK) st = kd_adamw_step(r->opt, lr);
+                kd_zero_grad(params, np);
+                if (st == KD_OK) st = kd_to_host(r->stats, r->stats_host);
+                kd_arena_reset();
+                if (st != KD_OK) {
+                    kd_progress_break(&prog);
+                    return kd_fail(kd_last_status(), "step %lld (epoch %d): %s; stopping, nothing saved",
+                                   (long long)r->state.global_step + 1, epoch + 1, kd_last_error());
+                }
+                for (int64_t k = 0; k < mb; k++) {
+                    lv = r->stats_host[3 * k];
+                    if (!isfinite(lv)) {
+                        kd_progress_break(&prog);
+                        return kd_fail(KD_ERR_STATE, "step %lld (epoch %d, batch %lld): the loss is %g; stopping, "
+                                       "nothing saved", (long long)r->state.global_step + 1, epoch + 1,
+                                       (long long)(b - mb + k) + 1, lv);
+                    }
+                    grp_loss += lv / (double)gs;
+                    win_loss += lv;
+                    win_soft += r->stats_host[3 * k + 1];
+                    win_hard += r->stats_host[3 * k + 2];
+                    win_n++;
+                }
+                mb = 0;
+                norm = r->stats_host[3 * accum];
+                if (!isfinite(norm)) {
+                    kd_progress_break(&prog);
+                    return kd_fail(KD_ERR_STATE, "step %lld (epoch %d): the gradient norm is %g (NaN or Inf in a "
+                                   "gradient); stopping, nothing saved", (long long)r->state.global_step + 1, epoch + 1,
+                                   norm);
+                }
+            } else {
+                st = kd_clip_grad_norm(params, np, c->max_grad_norm, &norm);
+                if (st != KD_OK) {
+                    kd_progress_break(&prog);
+                    return kd_fail(KD_ERR_STATE, "step %lld (epoch %d): %s; stopping, nothing saved",
+                                   (long long)r->state.global_step + 1, epoch + 1, kd_last_error());
+                }
+                if ((st = kd_adamw_step(r->opt, lr)) != KD_OK) return st;
+                kd_zero_grad(params, np);
+            }
             r->state.global_step++;
             if ((st = kd_series_push(&r->state.loss, (double)r->state.global_step, grp_loss)) != KD_OK) return st;
             grp_loss = 0;
@@ -361,7 +424,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
     res->final_macro_f1 = r->metrics.macro_f1;
     res->final_macro_recall = r->metrics.macro_recall;
     if (!stopped) {
-        /* The shipped model: the best epoch's, in the output directory itself. */
+        /* The shipped model: the best epoch's, in the output directory itself (loaded on the host). */
         kd_bert *best = kd_bert_load(r->dir_best, nl, c->seed, NULL);
         if (!best) return kd_last_status();
         st = kd_bert_save(best, c->out_dir);
@@ -402,7 +465,25 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     size_t np;
     kd_tensor **params = kd_bert_parameters(student, &np);
     int nl = kd_bert_get_config(student)->num_labels;
-    st = kd_batcher_new(d->train, d->student_tok, &o, &r.sb);
+    /* The run happens on c->device: the models go there (the optimizer state is made there too) and come
+     * back at the end. */
+    kd_device dev_before = kd_default_device(), student_before = kd_bert_device(student);
+    kd_device teacher_before = d->teacher ? kd_bert_device(d->teacher) : KD_CPU;
+    st = kd_bert_to_device(student, c->device);
+    if (st == KD_OK && d->teacher && c->alpha > 0.0) st = kd_bert_to_device(d->teacher, c->device);
+    if (st == KD_OK) st = kd_set_default_device(c->device);
+    if (st == KD_OK && c->device != KD_CPU) {
+        int64_t ns = 3 * (int64_t)c->grad_accum + 1;
+        r.stats = kd_param(KD_F32, 1, &ns, "step stats");
+        r.stats_host = malloc((size_t)ns * sizeof *r.stats_host);
+        r.zt_host = malloc((size_t)c->batch_size * (size_t)nl * sizeof *r.zt_host);
+        if (!r.stats || !r.stats_host || !r.zt_host) st = kd_fail(KD_ERR_NOMEM, "train: out of memory");
+        else r.stats->requires_grad = 0;
+    } else if (st == KD_OK) {
+        r.zt_host = malloc((size_t)c->batch_size * (size_t)nl * sizeof *r.zt_host);
+        if (!r.zt_host) st = kd_fail(KD_ERR_NOMEM, "train: out of memory");
+    }
+    if (st == KD_OK) st = kd_batcher_new(d->train, d->student_tok, &o, &r.sb);
     if (st == KD_OK && d->teacher && c->alpha > 0.0 && !c->cache_teacher)
         st = kd_batcher_new(d->train, d->teacher_tok, &o, &r.tb);
     if (st == KD_OK) r.opt = kd_adamw_new(params, np, &c->adamw);
@@ -419,6 +500,16 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     if (st == KD_OK) st = train_loop(&r, res);
     kd_arena_reset();
     kd_zero_grad(params, np);
+    kd_adamw_free(r.opt);
+    r.opt = NULL;
+    kd_tensor_free(r.stats);
+    kd_set_default_device(dev_before);
+    /* Back where they came from; a failure here is reported unless the run already failed. */
+    kd_status back = kd_bert_to_device(student, student_before);
+    if (back == KD_OK && d->teacher) back = kd_bert_to_device(d->teacher, teacher_before);
+    if (st == KD_OK) st = back;
+    free(r.zt_host);
+    free(r.stats_host);
     if (r.jsonl) fclose(r.jsonl);
     free(r.teacher_logits);
     free(r.dev_logits);

@@ -34,6 +34,8 @@ typedef struct kd_train_config {
     int64_t log_every;             /* optimizer steps between metrics lines (0: 10) */
     const char *out_dir;
     const char *student_vocab;     /* copied beside every checkpoint */
+    kd_device device;              /* where the steps run (KD_CPU); the models move there for the run and
+                                      back afterwards */
 } kd_train_config;
 
 /* The seed notebooks' defaults: 3 epochs, batch 16, lr 5e-5, max length 128, T 2, alpha 0.5, warmup

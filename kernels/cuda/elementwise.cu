@@ -36,6 +36,10 @@ __device__ __forceinline__ float apply_unary(int op, float a, float alpha)
     case KD_UN_NEG: return -a;
     case KD_UN_SQUARE: return a * a;
     case KD_UN_ADD_SCALAR: return a + alpha;
+    case KD_UN_SQRT: return sqrtf(a);
+    case KD_UN_CLIP_COEF:
+        if (!isfinite(a)) return 0.0f;
+        return alpha > 0.0f && sqrtf(a) > alpha ? alpha / (sqrtf(a) + 1e-6f) : 1.0f;
     }
     return __int_as_float(0x7fc00000);
 }
@@ -76,11 +80,47 @@ static __global__ void map_kernel(kd_cu_map_plan p, int op, int accumulate, floa
     }
 }
 
+/* A reduction into one value (every out stride 0: a loss mean, a gradient's sum of squares): each block
+ * sums its share with warp shuffles and adds once, instead of one atomic per element on one address. */
+static __global__ void reduce_all_kernel(kd_cu_map_plan p, float alpha, float *__restrict__ out,
+                                         const float *__restrict__ a)
+{
+    float s = 0.0f;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < p.total; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t oo, oa, ob;
+        if (p.ndim == 1) oa = i * p.sa[0];
+        else kd_cu_map_offsets(&p, i, &oo, &oa, &ob);
+        s += a[oa];
+    }
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+    __shared__ float warp_sums[32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) warp_sums[warp] = s;
+    __syncthreads();
+    if (warp == 0) {
+        s = lane < (int)(blockDim.x >> 5) ? warp_sums[lane] : 0.0f;
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+        if (lane == 0) atomicAdd(out, alpha * s);
+    }
+}
+
 template <int WHICH>
 static void map_launch(const kd_map_args *m)
 {
     kd_cu_map_plan p = kd_cu_map_plan_make(m, WHICH == 2);
     if (p.total <= 0) return;
+    if (WHICH == 3) {
+        int all = 1;
+        for (int d = 0; d < p.ndim; d++) all &= p.so[d] == 0;
+        if (all) {
+            unsigned blocks = grid_for(p.total, 256);
+            if (blocks > 1024u) blocks = 1024u;
+            reduce_all_kernel<<<blocks, 256, 0, kd_cu_stream()>>>(p, (float)m->alpha, (float *)m->out,
+                                                                   (const float *)m->a);
+            KD_CU_LAUNCH_VOID();
+            return;
+        }
+    }
     map_kernel<WHICH><<<grid_for(p.total, 256), 256, 0, kd_cu_stream()>>>(
         p, m->op, m->accumulate, (float)m->alpha, (float *)m->out, (const float *)m->a, (const float *)m->b);
     KD_CU_LAUNCH_VOID();

@@ -169,7 +169,7 @@ static kd_status sim_check_ids(const int32_t *ids, int64_t n, int64_t limit, con
     sim_enter();
     for (int64_t i = 0; i < n && !S.pending[0]; i++)
         if (ids[i] < 0 || ids[i] >= limit)
-            snprintf(S.pending, sizeof S.pending, "%s: %d at position %lld is outside [0, %lld)", what, (int)ids[i],
+            snprintf(S.pending, sizeof S.pending, "%s: id %d at position %lld is outside [0, %lld)", what, (int)ids[i],
                      (long long)i, (long long)limit);
     sim_leave();
     return KD_OK;
@@ -409,7 +409,7 @@ kd_status kd_check_ids(const kd_tensor *ids, int64_t limit, const char *what)
         const int32_t *p = kd_data(ids);
         for (int64_t i = 0; i < kd_numel(ids); i++)
             if (p[i] < 0 || p[i] >= limit)
-                return kd_fail(KD_ERR_ARG, "%s: %d at position %lld is outside [0, %lld)", what, (int)p[i],
+                return kd_fail(KD_ERR_ARG, "%s: id %d at position %lld is outside [0, %lld)", what, (int)p[i],
                                (long long)i, (long long)limit);
         return KD_OK;
     }

@@ -68,7 +68,7 @@ typedef struct kd_device_stats {
 kd_device_stats kd_device_get_stats(kd_device dev);
 
 /* Device-side range check of n int32 values: any value outside [0, limit) is reported at the next sync as
- * "<what>: <value> at position <i> is outside [0, limit)". On the CPU the check runs at once. */
+ * "<what>: id <value> at position <i> is outside ..." (the first one found). On the CPU it runs at once. */
 kd_status kd_check_ids(const kd_tensor *ids, int64_t limit, const char *what);
 
 #endif

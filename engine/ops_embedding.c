@@ -35,7 +35,7 @@ kd_tensor *kd_embedding(kd_tensor *table, kd_tensor *ids)
     const int32_t *id = kd_data(ids);
     if (ids->device != KD_CPU) {
         /* Checked where the ids are; a bad id is reported at the next sync and its row is not read. */
-        if (kd_check_ids(ids, vocab, "embedding: id") != KD_OK) return NULL;
+        if (kd_check_ids(ids, vocab, "embedding") != KD_OK) return NULL;
     }
     for (int64_t i = 0; i < n && ids->device == KD_CPU; i++) {
         if (id[i] < 0 || id[i] >= vocab) {

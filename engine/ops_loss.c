@@ -66,7 +66,7 @@ kd_tensor *kd_cross_entropy(kd_tensor *logits, kd_tensor *targets)
     const int32_t *t = kd_data(targets);
     if (targets->device != KD_CPU) {
         /* Checked where the values are; a bad target is reported at the next sync. */
-        if (kd_check_ids(targets, cols, "cross_entropy: target") != KD_OK) return NULL;
+        if (kd_check_ids(targets, cols, "cross_entropy targets") != KD_OK) return NULL;
     }
     for (int64_t i = 0; i < rows && targets->device == KD_CPU; i++) {
         if (t[i] < 0 || t[i] >= cols) {

@@ -7,7 +7,7 @@ static void embedding_backward(kd_node *n)
     kd_tensor *table = n->in[0], *ids = n->in[1], *out = n->out;
     void *gt = kd_grad_buf(table);
     if (!gt) return;
-    kd_embedding_args a = { .n = kd_numel(ids), .dim = table->shape[1], .ids = kd_data(ids), .dtable = gt,
+    kd_embedding_args a = { .n = kd_numel(ids), .dim = table->shape[1], .rows = table->shape[0], .ids = kd_data(ids), .dtable = gt,
                             .dout = kd_data(out->grad) };
     kd_k_embedding_bwd(table->dtype, &a);
 }
@@ -50,7 +50,8 @@ kd_tensor *kd_embedding(kd_tensor *table, kd_tensor *ids)
     shape[ids->ndim] = table->shape[1];
     kd_tensor *out = kd_empty(table->dtype, ids->ndim + 1, shape);
     if (!out) return NULL;
-    kd_embedding_args a = { .n = n, .dim = table->shape[1], .ids = id, .table = kd_data(table), .out = kd_data(out) };
+    kd_embedding_args a = { .n = n, .dim = table->shape[1], .rows = vocab, .ids = id, .table = kd_data(table),
+                            .out = kd_data(out) };
     kd_k_embedding(table->dtype, &a);
     kd_tensor *in[2] = { table, ids };
     kd_record(out, "embedding", embedding_backward, 2, in);

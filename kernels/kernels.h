@@ -107,9 +107,11 @@ typedef struct kd_layernorm_bwd_args {
     void *dx, *dgamma, *dbeta;   /* accumulate */
 } kd_layernorm_bwd_args;
 
-/* out[i, :] = table[ids[i], :]; ids are checked by the engine before the call. */
+/* out[i, :] = table[ids[i], :]; ids are checked by the engine before the call (on the host, or by a
+ * device-side check reported at the next sync). rows is the table's row count: device kernels skip an id
+ * outside [0, rows) (zeros out, no gradient) rather than read past the table. */
 typedef struct kd_embedding_args {
-    int64_t n, dim;
+    int64_t n, dim, rows;
     const int32_t *ids;
     const void *table;
     void *out;

@@ -198,10 +198,10 @@ static void test_embedding(void)
         gt_buf tab = gt_new(vocab * dim, 1, 0), out = gt_new(n * dim, 0, NAN);
         gt_buf dout = gt_new(n * dim, 1, 0), dtab = gt_new(vocab * dim, 1, 0);
         float *wout = dup(gt_h(&out), n * dim), *wdt = dup(gt_h(&dtab), vocab * dim);
-        kd_embedding_args h = { n, dim, ids, gt_h(&tab), wout, wdt, gt_h(&dout) };
+        kd_embedding_args h = { n, dim, vocab, ids, gt_h(&tab), wout, wdt, gt_h(&dout) };
         ref->embedding(&h, 0, 1);
         ref->embedding_bwd(&h, 0, 1);
-        kd_embedding_args d = { n, dim, dids, gt_d(&tab), gt_d(&out), gt_d(&dtab), gt_d(&dout) };
+        kd_embedding_args d = { n, dim, vocab, dids, gt_d(&tab), gt_d(&out), gt_d(&dtab), gt_d(&dout) };
         cu->embedding(&d, 0, 1);
         cu->embedding_bwd(&d, 0, 1);
         gt_compare(&out, wout, 0, 0, "embedding");

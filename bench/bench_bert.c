@@ -9,8 +9,18 @@
  * repeats, tokens/s and the achieved GFLOP/s. With --case all, the kd-step / student-step ratio (what
  * caching the teacher's logits saves) closes the report.
  *
+ * With --device cuda|sim the models are built on the host and moved to the device, the batch goes up each
+ * step (as in `kd distill --device`), clipping and AdamW run there and the clock is read after
+ * kd_device_sync(), so the GPU's work is timed; outputs are read back and checked before timing, and the
+ * report adds the device's memory peak (heap tensors + device arena), the copies per step and one
+ * "result ..." line of key=value pairs for scripts.
+ *
  * Usage: bench_bert [--case large-forward|base-train|base-latency|kd-step|student-step|all] [--reps N]
- *                   [--large-reps N] [--threads N] [--kernels ref|avx2|avx512|best] */
+ *                   [--large-reps N] [--threads N] [--kernels ref|avx2|avx512|best] [--device cpu|cuda|sim]
+ *                   [--precision f32|tf32|bf16] [--batch N] [--seq T] [--teacher-preset P] [--student-preset P]
+ *
+ * --batch/--seq set B x T of every case but base-latency (1 x T); the presets (bert-large, bert-base) name
+ * the large-forward / teacher model and the base-* / student model. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,7 +31,9 @@
 #include <unistd.h>
 
 #include "bench/bench_util.h"
+#include "engine/autograd.h"
 #include "engine/backend.h"
+#include "engine/device.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
 #include "models/bert.h"
@@ -29,9 +41,14 @@
 #include "train/loss.h"
 
 typedef struct opts {
-    const char *which, *kernels;
+    const char *which, *kernels, *device, *precision, *teacher, *student;
     int reps, large_reps, threads;
+    int64_t batch, seq;
 } opts;
+
+/* Where the case runs (set in the case's process) and the case's name (for the result line). */
+static kd_device bench_dev = KD_CPU;
+static const char *bench_case = "";
 
 /* Forward FLOPs of the encoder + head: 2 * (matmul parameters) per token, plus attention's two batched
  * products (q k^T and p v), 2 * 2 * T * hidden per token per layer. A training step is ~3x this. */
@@ -61,6 +78,11 @@ static void report_memory(const char *what)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    if (bench_dev != KD_CPU) {   /* the tensors are on the device: report_device() */
+        printf("  memory %-14s host arena peak %.3f GiB; max RSS %.2f GiB\n", what, (double)kd_arena_peak() / (1 << 30),
+               (double)ru.ru_maxrss / (1 << 20));
+        return;
+    }
     printf("  memory %-14s arena peak %.2f GiB + heap tensors %.2f GiB = %.2f GiB; max RSS %.2f GiB\n", what,
            (double)kd_arena_peak() / (1 << 30), (double)kd_heap_bytes() / (1 << 30),
            (double)(kd_arena_peak() + kd_heap_bytes()) / (1 << 30), (double)ru.ru_maxrss / (1 << 20));
@@ -100,7 +122,10 @@ static void print_cost(long faults0, double cpu0, int reps)
 
 static kd_bert *make_model(const char *preset, kd_bert_config *c)
 {
-    kd_bert_preset(preset, c);
+    if (kd_bert_preset(preset, c) != KD_OK) {
+        fprintf(stderr, "bench_bert: %s\n", kd_last_error());
+        return NULL;
+    }
     double t0 = bench_now();
     kd_bert *m = kd_bert_new(c, 1);
     if (!m) {
@@ -112,12 +137,86 @@ static kd_bert *make_model(const char *preset, kd_bert_config *c)
     return m;
 }
 
+/* On a device: move the models there (built on the host, as `kd distill --device` loads them) and make it
+ * the default device, so the batches, activations and optimizer state made from now on live there. */
+static int place_models(kd_bert *a, kd_bert *b)
+{
+    if (bench_dev == KD_CPU) return 0;
+    double t0 = bench_now();
+    kd_status st = kd_bert_to_device(a, bench_dev);
+    if (st == KD_OK && b) st = kd_bert_to_device(b, bench_dev);
+    if (st == KD_OK) st = kd_set_default_device(bench_dev);
+    if (st == KD_OK) st = kd_device_sync();
+    if (st != KD_OK) {
+        fprintf(stderr, "bench_bert: moving the models to %s: %s\n", kd_device_name(bench_dev), kd_last_error());
+        return 1;
+    }
+    printf("  models moved to %s in %.1f s\n", kd_device_name(bench_dev), bench_now() - t0);
+    return 0;
+}
+
+/* The end of a timed step: on a device the queued kernels must finish before the clock is read. */
+static int step_done(void)
+{
+    if (bench_dev == KD_CPU || kd_device_sync() == KD_OK) return 1;
+    fprintf(stderr, "bench_bert: %s\n", kd_last_error());
+    return 0;
+}
+
+/* Every element finite (f32). A tensor on a device is read back first (a copy: the host cannot read device
+ * memory). */
 static int finite_all(const kd_tensor *t)
 {
-    const float *d = kd_data(t);
-    for (int64_t i = 0; i < kd_numel(t); i++)
-        if (!isfinite(d[i])) return 0;
-    return 1;
+    const int64_t n = kd_numel(t);
+    if (t->device == KD_CPU && kd_is_contiguous(t)) {
+        const float *d = kd_data(t);
+        for (int64_t i = 0; i < n; i++)
+            if (!isfinite(d[i])) return 0;
+        return 1;
+    }
+    float *h = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    int ok = h && kd_to_host(t, h) == KD_OK;
+    for (int64_t i = 0; ok && i < n; i++)
+        if (!isfinite(h[i])) ok = 0;
+    free(h);
+    return ok;
+}
+
+/* "12.3 GFLOP/s" on the CPU, "123.45 TFLOP/s" on a device. */
+static const char *flop_rate(char *buf, size_t n, double flops, double seconds)
+{
+    if (bench_dev == KD_CPU) snprintf(buf, n, "%.1f GFLOP/s", flops / seconds * 1e-9);
+    else snprintf(buf, n, "%.2f TFLOP/s", flops / seconds * 1e-12);
+    return buf;
+}
+
+/* The median step: to the millisecond on the CPU, to 0.1 ms on a device. */
+static const char *step_time(char *buf, size_t n, double seconds)
+{
+    snprintf(buf, n, bench_dev == KD_CPU ? "%.3f" : "%.4f", seconds);
+    return buf;
+}
+
+/* On a device: its memory, the copies and kernels of a timed step (s0 is taken before the timed steps),
+ * and the key=value line scripts read. */
+static void report_device(kd_device_stats s0, int reps, int64_t B, int64_t T, double med, double flops)
+{
+    if (bench_dev == KD_CPU) return;
+    kd_device_stats s = kd_device_get_stats(bench_dev);
+    const double gib = (double)(1 << 30);
+    char what[32];
+    snprintf(what, sizeof what, "(%s)", kd_device_name(bench_dev));
+    printf("  memory %-14s peak %.2f GiB (heap tensors + device arena chunks); device arena peak %.2f GiB; "
+           "heap tensors %.2f GiB now\n", what, (double)s.mem_peak / gib, (double)kd_device_arena_peak() / gib,
+           (double)kd_heap_bytes() / gib);
+    printf("  per timed step: %.1f copies to the device (%.1f KiB), %.1f back (%.1f KiB), %.0f kernels\n",
+           (double)(s.h2d_copies - s0.h2d_copies) / reps, (double)(s.h2d_bytes - s0.h2d_bytes) / reps / 1024.0,
+           (double)(s.d2h_copies - s0.d2h_copies) / reps, (double)(s.d2h_bytes - s0.d2h_bytes) / reps / 1024.0,
+           (double)(s.kernels - s0.kernels) / reps);
+    printf("result case=%s device=%s precision=%s batch=%lld seq=%lld reps=%d median_s=%.6f tokens_per_s=%.1f "
+           "tflops=%.4f mem_peak_gib=%.3f\n", bench_case, kd_device_name(bench_dev), kd_device_precision(bench_dev),
+           (long long)B, (long long)T, reps, med, (double)(B * T) / med, flops / med * 1e-12,
+           (double)s.mem_peak / gib);
 }
 
 /* Inference: eval mode, no graph. */
@@ -126,6 +225,10 @@ static int run_forward(const char *preset, int64_t B, int64_t T, int reps, int w
     kd_bert_config c;
     kd_bert *m = make_model(preset, &c);
     if (!m) return 1;
+    if (place_models(m, NULL) != 0) {
+        kd_bert_free(m);
+        return 1;
+    }
     int32_t *ids = malloc((size_t)(B * T) * 4), *mask = malloc((size_t)(B * T) * 4), *labels = malloc((size_t)B * 4);
     make_batch(B, T, c.vocab_size, ids, mask, labels);
     kd_bert_input in = { B, T, ids, NULL, mask };
@@ -133,25 +236,31 @@ static int run_forward(const char *preset, int64_t B, int64_t T, int reps, int w
     double *t = malloc(sizeof(double) * (size_t)(reps + warmup));
     long faults0 = 0;
     double cpu0 = 0;
+    kd_device_stats s0 = kd_device_get_stats(bench_dev);
     int ok = 1;
     for (int r = 0; r < reps + warmup && ok; r++) {
         if (r == warmup) {
             faults0 = minor_faults();
             cpu0 = cpu_seconds();
+            s0 = kd_device_get_stats(bench_dev);
         }
         double t0 = bench_now();
         kd_tensor *z = kd_bert_logits(m, &in);
+        ok = z && step_done();
         t[r] = bench_now() - t0;
-        ok = z && finite_all(z);
+        ok = ok && finite_all(z);
         if (!ok) fprintf(stderr, "bench_bert: forward failed or not finite: %s\n", kd_last_error());
         kd_arena_reset();
     }
     if (ok) {
         double med = bench_median(t + warmup, reps), fl = forward_flops(&c, B, T);
-        printf("  %s forward %lld x %lld: median %.3f s over %d (after %d warm-up), %.0f tokens/s, %.1f GFLOP/s\n",
-               preset, (long long)B, (long long)T, med, reps, warmup, (double)(B * T) / med, fl / med * 1e-9);
+        char ms[32], rate[48];
+        printf("  %s forward %lld x %lld: median %s s over %d (after %d warm-up), %.0f tokens/s, %s\n", preset,
+               (long long)B, (long long)T, step_time(ms, sizeof ms, med), reps, warmup, (double)(B * T) / med,
+               flop_rate(rate, sizeof rate, fl, med));
         report_memory("(forward)");
         print_cost(faults0, cpu0, reps);
+        report_device(s0, reps, B, T, med, fl);
     }
     free(t);
     free(ids);
@@ -161,12 +270,59 @@ static int run_forward(const char *preset, int64_t B, int64_t T, int reps, int w
     return ok ? 0 : 1;
 }
 
-/* Training step: train mode (dropout), forward, cross-entropy, backward, SGD, zero grads, arena reset. */
+/* The SGD update and squared gradient norm on the CPU, on four independent sums (one dependency chain of
+ * double adds would cost more than the update itself). */
+static double sgd_host(kd_tensor **p, size_t np)
+{
+    double gn = 0;
+    for (size_t i = 0; i < np; i++) {
+        float *w = kd_data(p[i]), *g = kd_data(p[i]->grad);
+        const int64_t ne = kd_numel(p[i]);
+        double g4[4] = { 0, 0, 0, 0 };
+        int64_t j = 0;
+        for (; j + 4 <= ne; j += 4)
+            for (int l = 0; l < 4; l++) {
+                g4[l] += (double)g[j + l] * g[j + l];
+                w[j + l] -= 1e-4f * g[j + l];
+            }
+        for (; j < ne; j++) {
+            g4[0] += (double)g[j] * g[j];
+            w[j] -= 1e-4f * g[j];
+        }
+        gn += (g4[0] + g4[1]) + (g4[2] + g4[3]);
+    }
+    return gn;
+}
+
+/* The same on a device, with the engine's ops outside the graph: the norm (clipping off) into slot 1 of
+ * `stats`, then w <- w - 1e-4 g. */
+static int sgd_device(kd_tensor **p, size_t np, kd_tensor *stats)
+{
+    kd_tensor *norm = NULL;
+    if (kd_clip_grad_norm_dev(p, np, 0.0, &norm) != KD_OK ||
+        kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 1), norm) != KD_OK)
+        return 0;
+    int prev = kd_set_grad_enabled(0), ok = 1;
+    for (size_t i = 0; ok && i < np; i++) {
+        kd_tensor *w = kd_sub(p[i], kd_scale(p[i]->grad, 1e-4));
+        ok = w && kd_copy_into(p[i], w) == KD_OK;
+    }
+    kd_set_grad_enabled(prev);
+    return ok;
+}
+
+/* Training step: train mode (dropout), forward, cross-entropy, backward, SGD, zero grads, arena reset. On a
+ * device the loss and gradient norm stay there until one read at the end of the step. */
 static int run_train(const char *preset, int64_t B, int64_t T, int reps, int warmup)
 {
     kd_bert_config c;
     kd_bert *m = make_model(preset, &c);
     if (!m) return 1;
+    if (place_models(m, NULL) != 0) {
+        kd_bert_free(m);
+        return 1;
+    }
+    const int on_dev = bench_dev != KD_CPU;
     kd_bert_set_training(m, 1);
     kd_manual_seed(1);
     int32_t *ids = malloc((size_t)(B * T) * 4), *mask = malloc((size_t)(B * T) * 4), *labels = malloc((size_t)B * 4);
@@ -174,42 +330,46 @@ static int run_train(const char *preset, int64_t B, int64_t T, int reps, int war
     kd_bert_input in = { B, T, ids, NULL, mask };
     size_t np;
     kd_tensor **p = kd_bert_parameters(m, &np);
+    int64_t two = 2;
+    kd_tensor *stats = on_dev ? kd_param(KD_F32, 1, &two, "bench stats") : NULL;   /* loss, gradient norm */
+    float stats_host[2] = { 0, 0 };
     double *t = malloc(sizeof(double) * (size_t)(reps + warmup)), loss0 = 0;
     long faults0 = 0;
     double cpu0 = 0;
-    int ok = 1;
+    kd_device_stats s0 = kd_device_get_stats(bench_dev);
+    int ok = !on_dev || stats;
+    if (!ok) fprintf(stderr, "bench_bert: %s\n", kd_last_error());
     for (int r = 0; r < reps + warmup && ok; r++) {
         if (r == warmup) {
             faults0 = minor_faults();
             cpu0 = cpu_seconds();
+            s0 = kd_device_get_stats(bench_dev);
         }
         double t0 = bench_now();
         kd_tensor *z = kd_bert_logits(m, &in);
         kd_tensor *loss = kd_cross_entropy(z, kd_from_buffer(KD_I32, 1, &B, labels));
-        ok = loss && kd_backward(loss, NULL) == KD_OK;
-        /* The update and the squared gradient norm, on four independent sums (one dependency chain of
-         * double adds would cost more than the update itself). */
-        double gn = 0;
-        for (size_t i = 0; ok && i < np; i++) {
-            float *w = kd_data(p[i]), *g = kd_data(p[i]->grad);
-            const int64_t ne = kd_numel(p[i]);
-            double g4[4] = { 0, 0, 0, 0 };
-            int64_t j = 0;
-            for (; j + 4 <= ne; j += 4)
-                for (int l = 0; l < 4; l++) {
-                    g4[l] += (double)g[j + l] * g[j + l];
-                    w[j + l] -= 1e-4f * g[j + l];
-                }
-            for (; j < ne; j++) {
-                g4[0] += (double)g[j] * g[j];
-                w[j] -= 1e-4f * g[j];
-            }
-            gn += (g4[0] + g4[1]) + (g4[2] + g4[3]);
+        if (on_dev && r == 0) ok = z && finite_all(z);   /* validation: the logits read back */
+        ok = ok && loss && kd_backward(loss, NULL) == KD_OK;
+        double gn = 0, lv = NAN;
+        if (!on_dev) {
+            if (ok) gn = sgd_host(p, np);
+            kd_zero_grad(p, np);
+            if (ok && r == 0) loss0 = kd_item(loss);
+            lv = ok ? kd_item(loss) : NAN;
+            ok = ok && isfinite(lv) && isfinite(gn);
+            t[r] = bench_now() - t0;
+        } else {
+            ok = ok && kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 0), loss) == KD_OK;
+            kd_arena_reset();
+            ok = ok && sgd_device(p, np, stats);
+            kd_zero_grad(p, np);
+            ok = ok && kd_to_host(stats, stats_host) == KD_OK && step_done();
+            t[r] = bench_now() - t0;
+            lv = stats_host[0];
+            gn = (double)stats_host[1] * stats_host[1];
+            if (r == 0) loss0 = lv;
+            ok = ok && isfinite(lv) && isfinite(gn);
         }
-        kd_zero_grad(p, np);
-        if (ok && r == 0) loss0 = kd_item(loss);
-        ok = ok && isfinite(kd_item(loss)) && isfinite(gn);
-        t[r] = bench_now() - t0;
         if (!ok) fprintf(stderr, "bench_bert: training step failed or not finite: %s\n", kd_last_error());
         else if (r == 0) printf("  step 0: loss %.4f, gradient norm %.4f\n", loss0, sqrt(gn));
         if (r == 0 && ok) report_memory("(train step)");
@@ -217,15 +377,18 @@ static int run_train(const char *preset, int64_t B, int64_t T, int reps, int war
     }
     if (ok) {
         double med = bench_median(t + warmup, reps), fl = 3.0 * forward_flops(&c, B, T);
-        printf("  %s training step %lld x %lld: median %.3f s over %d (after %d warm-up), %.0f tokens/s, "
-               "~%.1f GFLOP/s (3x forward FLOPs)\n", preset, (long long)B, (long long)T, med, reps, warmup,
-               (double)(B * T) / med, fl / med * 1e-9);
+        char ms[32], rate[48];
+        printf("  %s training step %lld x %lld: median %s s over %d (after %d warm-up), %.0f tokens/s, "
+               "~%s (3x forward FLOPs)\n", preset, (long long)B, (long long)T, step_time(ms, sizeof ms, med), reps,
+               warmup, (double)(B * T) / med, flop_rate(rate, sizeof rate, fl, med));
         print_cost(faults0, cpu0, reps);
+        report_device(s0, reps, B, T, med, fl);
     }
     free(t);
     free(ids);
     free(mask);
     free(labels);
+    kd_tensor_free(stats);
     kd_bert_free(m);
     return ok ? 0 : 1;
 }
@@ -235,21 +398,33 @@ static int run_train(const char *preset, int64_t B, int64_t T, int reps, int war
  * loss, backward, clipping, one AdamW step, zeroed gradients and the arena reset. Without a teacher the
  * teacher's logits are a fixed tensor made once (as the trainer copies them from its cache). The time
  * printed is the median of the repeats after `warmup` steps (>= 2, so the arena's chunks are mapped).
+ * On a device, as the trainer runs there: the loss parts and the gradient norm stay on the device (clipping
+ * with kd_clip_grad_norm_dev) until one read at the end of the step.
  * *med_out gets the median (for the kd-step / student-step ratio). */
-static int run_distill(int with_teacher, int64_t B, int64_t T, int reps, int warmup, double *med_out)
+static int run_distill(const char *tpreset, const char *spreset, int64_t B, int64_t T, int reps, int warmup,
+                       double *med_out)
 {
     kd_bert_config cs, ct;
     kd_bert *teacher = NULL;
-    if (with_teacher) {
-        teacher = make_model("bert-large", &ct);
+    if (tpreset) {
+        teacher = make_model(tpreset, &ct);
         if (!teacher) return 1;
         kd_bert_set_training(teacher, 0);
     }
-    kd_bert *student = make_model("bert-base", &cs);
-    if (!student) {
+    kd_bert *student = make_model(spreset, &cs);
+    if (!student || place_models(student, teacher) != 0) {
+        kd_bert_free(student);
         kd_bert_free(teacher);
         return 1;
     }
+    if (teacher && (ct.num_labels != cs.num_labels || ct.vocab_size < cs.vocab_size)) {
+        fprintf(stderr, "bench_bert: the teacher %s (%d labels, vocabulary %d) cannot teach the student %s (%d labels, "
+                        "vocabulary %d)\n", tpreset, ct.num_labels, ct.vocab_size, spreset, cs.num_labels, cs.vocab_size);
+        kd_bert_free(student);
+        kd_bert_free(teacher);
+        return 1;
+    }
+    const int on_dev = bench_dev != KD_CPU;
     kd_bert_set_training(student, 1);
     kd_manual_seed(1);
     int32_t *ids = malloc((size_t)(B * T) * 4), *mask = malloc((size_t)(B * T) * 4), *labels = malloc((size_t)B * 4);
@@ -261,16 +436,22 @@ static int run_distill(int with_teacher, int64_t B, int64_t T, int reps, int war
     kd_adamw *opt = kd_adamw_new(p, np, &acfg);
     /* Cached teacher logits: what --cache-teacher reads back, a heap tensor that outlives the resets. */
     float *cached = malloc((size_t)B * (size_t)cs.num_labels * sizeof(float));
-    for (int64_t i = 0; i < B * cs.num_labels; i++) cached[i] = (float)((i * 37 % 11) - 5) * 0.3f;
+    for (int64_t i = 0; cached && i < B * cs.num_labels; i++) cached[i] = (float)((i * 37 % 11) - 5) * 0.3f;
+    /* On a device: loss, soft part, hard part, gradient norm, read back once per step. */
+    int64_t four = 4;
+    kd_tensor *stats = on_dev ? kd_param(KD_F32, 1, &four, "bench stats") : NULL;
+    float stats_host[4] = { 0, 0, 0, 0 };
     double *t = malloc(sizeof(double) * (size_t)(reps + warmup));
     long faults0 = 0;
     double cpu0 = 0;
-    int ok = opt && ids && mask && labels && cached && t;
-    if (!opt) fprintf(stderr, "bench_bert: %s\n", kd_last_error());
+    kd_device_stats s0 = kd_device_get_stats(bench_dev);
+    int ok = opt && ids && mask && labels && cached && t && (!on_dev || stats);
+    if (!opt || (on_dev && !stats)) fprintf(stderr, "bench_bert: %s\n", kd_last_error());
     for (int r = 0; r < reps + warmup && ok; r++) {
         if (r == warmup) {
             faults0 = minor_faults();
             cpu0 = cpu_seconds();
+            s0 = kd_device_get_stats(bench_dev);
         }
         double t0 = bench_now();
         kd_tensor *zt;
@@ -285,33 +466,62 @@ static int run_distill(int with_teacher, int64_t B, int64_t T, int reps, int war
         kd_tensor *zs = kd_bert_logits(student, &in);
         kd_tensor *y = kd_from_buffer(KD_I32, 1, &B, labels);
         kd_loss_parts lp;
-        double norm = 0, lv = NAN;
+        memset(&lp, 0, sizeof lp);
+        double norm = 0, lv = NAN, soft = NAN, hard = NAN;
         ok = zt && zs && y && kd_distill_loss(zs, zt, y, 0.5, 2.0, &lp) == KD_OK;
-        if (ok) lv = kd_item(lp.total);
-        ok = ok && isfinite(lv) && kd_backward(lp.total, NULL) == KD_OK;
-        kd_arena_reset();
-        ok = ok && kd_clip_grad_norm(p, np, 1.0, &norm) == KD_OK && kd_adamw_step(opt, 5e-5) == KD_OK;
-        kd_zero_grad(p, np);
-        ok = ok && isfinite(norm);
-        t[r] = bench_now() - t0;
+        if (!on_dev) {
+            if (ok) lv = kd_item(lp.total);
+            ok = ok && isfinite(lv) && kd_backward(lp.total, NULL) == KD_OK;
+            kd_arena_reset();
+            ok = ok && kd_clip_grad_norm(p, np, 1.0, &norm) == KD_OK && kd_adamw_step(opt, 5e-5) == KD_OK;
+            kd_zero_grad(p, np);
+            ok = ok && isfinite(norm);
+            t[r] = bench_now() - t0;
+            soft = lp.soft;
+            hard = lp.hard;
+        } else {
+            if (ok && r == 0) ok = finite_all(zt) && finite_all(zs);   /* validation: the logits read back */
+            ok = ok && kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 0), lp.total) == KD_OK &&
+                 kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 2), lp.hard_t) == KD_OK;
+            if (ok && lp.soft_t) ok = kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 1), lp.soft_t) == KD_OK;
+            else if (ok) kd_fill(kd_view_of(stats, 0, NULL, NULL, 1), 0.0);
+            ok = ok && kd_backward(lp.total, NULL) == KD_OK;
+            kd_arena_reset();
+            kd_tensor *nt = NULL;
+            ok = ok && kd_clip_grad_norm_dev(p, np, 1.0, &nt) == KD_OK &&
+                 kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 3), nt) == KD_OK && kd_adamw_step(opt, 5e-5) == KD_OK;
+            kd_zero_grad(p, np);
+            ok = ok && kd_to_host(stats, stats_host) == KD_OK && step_done();
+            t[r] = bench_now() - t0;
+            kd_arena_reset();
+            lv = stats_host[0];
+            soft = stats_host[1];
+            hard = stats_host[2];
+            norm = stats_host[3];
+            ok = ok && isfinite(lv) && isfinite(norm);
+        }
         if (!ok) fprintf(stderr, "bench_bert: distillation step failed or not finite: %s\n", kd_last_error());
         else if (r == 0)
-            printf("  step 0: loss %.4f (soft %.4f, hard %.4f), gradient norm %.4f\n", lv, lp.soft, lp.hard, norm);
+            printf("  step 0: loss %.4f (soft %.4f, hard %.4f), gradient norm %.4f\n", lv, soft, hard, norm);
     }
     if (ok) {
         double med = bench_median(t + warmup, reps), fl = 3.0 * forward_flops(&cs, B, T);
         if (teacher) fl += forward_flops(&ct, B, T);
-        printf("  %s %lld x %lld (%sbert-base student step, AdamW): median %.3f s over %d (after %d warm-up), "
-               "%.0f tokens/s, ~%.1f GFLOP/s (%s3x student forward FLOPs)\n",
-               teacher ? "KD step" : "student step", (long long)B, (long long)T,
-               teacher ? "bert-large teacher forward + " : "cached teacher logits, ", med, reps, warmup,
-               (double)(B * T) / med, fl / med * 1e-9, teacher ? "teacher forward + " : "");
+        char ms[32], rate[48], what[160];
+        if (teacher) snprintf(what, sizeof what, "%s teacher forward + %s student step, AdamW", tpreset, spreset);
+        else snprintf(what, sizeof what, "cached teacher logits, %s student step, AdamW", spreset);
+        printf("  %s %lld x %lld (%s): median %s s over %d (after %d warm-up), %.0f tokens/s, ~%s (%s3x student "
+               "forward FLOPs)\n", teacher ? "KD step" : "student step", (long long)B, (long long)T, what,
+               step_time(ms, sizeof ms, med), reps, warmup, (double)(B * T) / med, flop_rate(rate, sizeof rate, fl, med),
+               teacher ? "teacher forward + " : "");
         report_memory(teacher ? "(KD step)" : "(student step)");
-        /* AdamW's m and v are plain heap buffers, not tensors: counted here, and in the RSS above. */
+        /* AdamW's m and v: heap buffers on the CPU (counted here and in the RSS above), heap tensors on a
+         * device (in its peak below). */
         double state = 0;
         for (size_t i = 0; i < np; i++) state += 2.0 * (double)kd_numel(p[i]) * sizeof(float);
         print_cost(faults0, cpu0, reps);
         printf("  memory (optimizer)     AdamW m and v %.2f GiB\n", state / (1 << 30));
+        report_device(s0, reps, B, T, med, fl);
         if (med_out) *med_out = med;
     }
     free(t);
@@ -319,6 +529,7 @@ static int run_distill(int with_teacher, int64_t B, int64_t T, int reps, int war
     free(ids);
     free(mask);
     free(labels);
+    kd_tensor_free(stats);
     kd_adamw_free(opt);
     kd_bert_free(student);
     kd_bert_free(teacher);
@@ -328,22 +539,46 @@ static int run_distill(int with_teacher, int64_t B, int64_t T, int reps, int war
 /* A case's median step time goes here when the parent wants it (the kd-step / student-step ratio). */
 static int median_fd = -1;
 
+/* Open the device of --device and set its GEMM precision (models are moved there by each case). */
+static int open_device(const opts *o)
+{
+    if (kd_device_parse(o->device, &bench_dev) != KD_OK) {
+        fprintf(stderr, "bench_bert: --device: %s\n", kd_last_error());
+        return 1;
+    }
+    if (bench_dev == KD_CPU && !o->precision) return 0;
+    if (kd_device_open(bench_dev) != KD_OK || kd_device_set_precision(bench_dev, o->precision) != KD_OK) {
+        fprintf(stderr, "bench_bert: --device %s%s%s: %s\n", o->device, o->precision ? " --precision " : "",
+                o->precision ? o->precision : "", kd_last_error());
+        return 1;
+    }
+    return 0;
+}
+
 static int run_case(const char *name, const opts *o)
 {
     if (kd_backend_select(o->kernels) != KD_OK) {
         fprintf(stderr, "bench_bert: %s\n", kd_last_error());
         return 1;
     }
+    if (open_device(o) != 0) return 1;
     if (o->threads > 0) kd_set_threads(o->threads);
-    printf("[%s] kernels %s, %d threads\n", name, kd_backend_name(), kd_threads());
+    bench_case = name;
+    if (bench_dev == KD_CPU) printf("[%s] kernels %s, %d threads\n", name, kd_backend_name(), kd_threads());
+    else
+        printf("[%s] device %s (%s matrix products), host kernels %s, %d threads\n", name, kd_device_name(bench_dev),
+               kd_device_precision(bench_dev), kd_backend_name(), kd_threads());
     fflush(stdout);
+    /* On a device the first steps also pay for the arena's first allocations and the kernels' first launches. */
+    const int dw = bench_dev == KD_CPU ? 0 : 2;
+    const int64_t B = o->batch, T = o->seq;
     int rc = 1;
-    if (strcmp(name, "large-forward") == 0) rc = run_forward("bert-large", 16, 128, o->large_reps, 0);
-    else if (strcmp(name, "base-train") == 0) rc = run_train("bert-base", 16, 128, o->reps, 1);
-    else if (strcmp(name, "base-latency") == 0) rc = run_forward("bert-base", 1, 128, 5 * o->reps, 2);
+    if (strcmp(name, "large-forward") == 0) rc = run_forward(o->teacher, B, T, o->large_reps, dw);
+    else if (strcmp(name, "base-train") == 0) rc = run_train(o->student, B, T, o->reps, dw > 1 ? dw : 1);
+    else if (strcmp(name, "base-latency") == 0) rc = run_forward(o->student, 1, T, 5 * o->reps, 2);
     else if (strcmp(name, "kd-step") == 0 || strcmp(name, "student-step") == 0) {
         double med = 0;
-        rc = run_distill(strcmp(name, "kd-step") == 0, 16, 128, o->reps, 2, &med);
+        rc = run_distill(strcmp(name, "kd-step") == 0 ? o->teacher : NULL, o->student, B, T, o->reps, 2, &med);
         if (rc == 0 && median_fd >= 0 && write(median_fd, &med, sizeof med) != (ssize_t)sizeof med) rc = 1;
     } else fprintf(stderr, "bench_bert: unknown case '%s'\n", name);
     kd_shutdown();
@@ -351,28 +586,54 @@ static int run_case(const char *name, const opts *o)
     return rc;
 }
 
+static int usage(const char *prog)
+{
+    fprintf(stderr, "usage: %s [--case large-forward|base-train|base-latency|kd-step|student-step|all] [--reps N] "
+                    "[--large-reps N] [--threads N] [--kernels ref|avx2|avx512|best] [--device cpu|cuda|sim] "
+                    "[--precision f32|tf32|bf16] [--batch N] [--seq T] [--teacher-preset P] [--student-preset P]\n",
+            prog);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    opts o = { "all", "best", 3, 1, 0 };
+    opts o = { "all", "best", "cpu", NULL, "bert-large", "bert-base", 3, 1, 0, 16, 128 };
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--case") == 0 && i + 1 < argc) o.which = argv[++i];
         else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) o.reps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--large-reps") == 0 && i + 1 < argc) o.large_reps = atoi(argv[++i]);
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) o.threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--kernels") == 0 && i + 1 < argc) o.kernels = argv[++i];
-        else {
-            fprintf(stderr, "usage: %s [--case large-forward|base-train|base-latency|kd-step|student-step|all] [--reps N] "
-                            "[--large-reps N] [--threads N] [--kernels ref|avx2|avx512|best]\n", argv[0]);
-            return 2;
-        }
+        else if (strcmp(argv[i], "--device") == 0 && i + 1 < argc) o.device = argv[++i];
+        else if (strcmp(argv[i], "--precision") == 0 && i + 1 < argc) o.precision = argv[++i];
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) o.batch = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--seq") == 0 && i + 1 < argc) o.seq = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--teacher-preset") == 0 && i + 1 < argc) o.teacher = argv[++i];
+        else if (strcmp(argv[i], "--student-preset") == 0 && i + 1 < argc) o.student = argv[++i];
+        else return usage(argv[0]);
     }
     if (o.reps < 1 || o.large_reps < 1) {
         fprintf(stderr, "bench_bert: --reps and --large-reps must be >= 1\n");
         return 2;
     }
+    if (o.batch < 1 || o.batch > 4096 || o.seq < 2 || o.seq > 512) {
+        fprintf(stderr, "bench_bert: --batch %lld --seq %lld: expected a batch from 1 to 4096 and from 2 to 512 tokens\n",
+                (long long)o.batch, (long long)o.seq);
+        return 2;
+    }
+    kd_device dev;
+    if (kd_device_parse(o.device, &dev) != KD_OK) {
+        fprintf(stderr, "bench_bert: --device: %s\n", kd_last_error());
+        return 2;
+    }
+    if (o.precision && dev != KD_CUDA) {
+        fprintf(stderr, "bench_bert: --precision %s: only with --device cuda (the CPU and sim compute in f32)\n",
+                o.precision);
+        return 2;
+    }
     if (strcmp(o.which, "all") != 0) return run_case(o.which, &o);
-    /* Each case in a child: peak memory figures are per case, and nothing (threads, arena) is shared. The
-     * distillation cases send their median back through a pipe for the ratio. */
+    /* Each case in a child: peak memory figures are per case, and nothing (threads, arena, the device) is
+     * shared. The distillation cases send their median back through a pipe for the ratio. */
     const char *cases[5] = { "base-latency", "base-train", "large-forward", "kd-step", "student-step" };
     double med[5] = { 0, 0, 0, 0, 0 };
     int failed = 0;

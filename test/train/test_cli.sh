@@ -92,9 +92,11 @@ for d in cpu sim; do
     --max-len 16 --lr 1e-3 --quiet --threads 1 --log-every 1 --device "$d" >/dev/null 2>"$tmp/ft-$d.err" || echo "finetune --device $d: $(cat "$tmp/ft-$d.err")"
   "$kd" distill --teacher "$tmp/teacher" --student bert-tiny --data "$tmp" --out "$tmp/kd-$d" --epochs 1 --batch-size 8 \
     --max-len 16 --lr 1e-3 --quiet --threads 1 --log-every 1 --grad-accum 2 --device "$d" >/dev/null 2>"$tmp/kd-$d.err" || echo "distill --device $d: $(cat "$tmp/kd-$d.err")"
+  "$kd" distill --teacher "$tmp/teacher" --student bert-tiny --data "$tmp" --out "$tmp/kc-$d" --epochs 1 --batch-size 8 \
+    --max-len 16 --lr 1e-3 --quiet --threads 1 --log-every 1 --cache-teacher --device "$d" >/dev/null 2>"$tmp/kc-$d.err" || echo "distill --cache-teacher --device $d: $(cat "$tmp/kc-$d.err")"
 done
 # Losses and norms of every step, cpu against sim: equal to 1e-5 (the device sums in f32, the host in double).
-for r in ft kd; do
+for r in ft kd kc; do
   if python3 - "$tmp/$r-cpu/metrics.jsonl" "$tmp/$r-sim/metrics.jsonl" <<'PY'
 import json, math, sys
 a = [json.loads(l) for l in open(sys.argv[1]) if '"train"' in l]
@@ -110,6 +112,11 @@ done
 e_cpu=$("$kd" eval --model "$tmp/kd-cpu" --data "$tmp/dev.tsv" --threads 1 | grep accuracy)
 e_sim=$("$kd" eval --model "$tmp/kd-sim" --data "$tmp/dev.tsv" --threads 1 --device sim | grep accuracy)
 if [ -n "$e_cpu" ] && [ "$e_cpu" = "$e_sim" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: eval cpu '$e_cpu' sim '$e_sim'"; fi
+# compare: the models' accuracy and macro-F1 columns, cpu against sim.
+c_cpu=$("$kd" compare --teacher "$tmp/teacher" --student "$tmp/kd-cpu" --data "$tmp/dev.tsv" --threads 1 | awk '/^(teacher|student) /{print $1, $2, $3}')
+c_sim=$("$kd" compare --teacher "$tmp/teacher" --student "$tmp/kd-cpu" --data "$tmp/dev.tsv" --threads 1 --device sim | awk '/^(teacher|student) /{print $1, $2, $3}')
+if [ "$(wc -l <<<"$c_cpu")" -eq 2 ] && [ "$c_cpu" = "$c_sim" ]; then pass=$((pass + 1));
+else fail=$((fail + 1)); echo "FAIL: compare cpu '$c_cpu' sim '$c_sim'"; fi
 p_sim=$(printf 'the film was good\n' | "$kd" predict --model "$tmp/teacher" --threads 1 --device sim)
 p_cpu=$(printf 'the film was good\n' | "$kd" predict --model "$tmp/teacher" --threads 1)
 if [ -n "$p_cpu" ] && [ "$p_cpu" = "$p_sim" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: predict cpu '$p_cpu' sim '$p_sim'"; fi

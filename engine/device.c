@@ -195,7 +195,7 @@ static kd_status cuda_alloc(void **p, size_t n) { return kd_cuda_malloc(p, n ? n
 static void cuda_release(void *p) { kd_cuda_free(p); }
 static kd_status cuda_copy(void *dst, const void *src, size_t n, int kind)
 {
-    if (kind == COPY_H2D) return kd_cuda_h2d(dst, src, n);
+    if (kind == COPY_H2D) return kd_cuda_h2d_async(dst, src, n);   /* staged: the host does not wait */
     if (kind == COPY_D2D) return kd_cuda_d2d(dst, src, n);
     kd_status st = kd_cuda_d2h(dst, src, n);
     return st != KD_OK ? st : kd_cuda_sync();   /* errors the kernels found surface with the values */

@@ -52,6 +52,9 @@ void kd_cuda_free(void *p);
 kd_status kd_cuda_h2d(void *dst_device, const void *src_host, size_t bytes);
 kd_status kd_cuda_d2h(void *dst_host, const void *src_device, size_t bytes);
 kd_status kd_cuda_d2d(void *dst_device, const void *src_device, size_t bytes);
+/* Host to device without waiting: src is copied into pinned staging memory first (so it may be reused at
+ * once) and the upload is queued on the kd stream. Copies above 8 MiB go through kd_cuda_h2d. */
+kd_status kd_cuda_h2d_async(void *dst_device, const void *src_host, size_t bytes);
 kd_status kd_cuda_memset(void *p_device, int byte, size_t bytes);
 /* Fill n floats with `value` on the device (poisoning outputs with NaN, zeroing accumulators). */
 kd_status kd_cuda_fill_f32(float *p_device, float value, int64_t n);

@@ -7,6 +7,7 @@
 #include "kernels/cuda/device_error.h"
 
 static cudaStream_t g_stream;
+static void stage_free(void);
 static int g_device = -1;
 static kd_status g_sticky = KD_OK;
 
@@ -87,6 +88,7 @@ void kd_cuda_shutdown(void)
     }
     kd_cu_error_free();
     kd_cu_workspace_free();
+    stage_free();
     g_stream = NULL;
     g_device = -1;
 }
@@ -114,6 +116,57 @@ kd_status kd_cuda_h2d(void *dst, const void *src, size_t bytes)
     if (!bytes) return KD_OK;
     KD_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_stream));
     KD_CU(cudaStreamSynchronize(g_stream));
+    return KD_OK;
+}
+
+/* Staged uploads: a ring of pinned host memory in NSEG segments. A copy is memcpy'd into the ring and queued
+ * with cudaMemcpyAsync, so the host goes on at once (a batch's ids and mask are uploaded in the middle of a
+ * step without waiting for the kernels before them). Leaving a segment records an event; coming back to it
+ * a lap later waits for that event, by then long passed. */
+#define KD_STAGE_NSEG 8
+#define KD_STAGE_SEG ((size_t)8 << 20)
+static char *g_stage;
+static cudaEvent_t g_stage_ev[KD_STAGE_NSEG];
+static int g_stage_used[KD_STAGE_NSEG];
+static int g_stage_seg;
+static size_t g_stage_off;
+
+static kd_status stage_init(void)
+{
+    if (g_stage) return KD_OK;
+    KD_CU(cudaMallocHost((void **)&g_stage, KD_STAGE_NSEG * KD_STAGE_SEG));
+    for (int i = 0; i < KD_STAGE_NSEG; i++) {
+        KD_CU(cudaEventCreateWithFlags(&g_stage_ev[i], cudaEventDisableTiming));
+        g_stage_used[i] = 0;
+    }
+    g_stage_seg = 0;
+    g_stage_off = 0;
+    return KD_OK;
+}
+
+static void stage_free(void)
+{
+    if (!g_stage) return;
+    for (int i = 0; i < KD_STAGE_NSEG; i++) (void)cudaEventDestroy(g_stage_ev[i]);
+    (void)cudaFreeHost(g_stage);
+    g_stage = NULL;
+}
+
+kd_status kd_cuda_h2d_async(void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return KD_OK;
+    if (bytes > KD_STAGE_SEG || stage_init() != KD_OK) return kd_cuda_h2d(dst, src, bytes);
+    if (g_stage_off + bytes > KD_STAGE_SEG) {
+        KD_CU(cudaEventRecord(g_stage_ev[g_stage_seg], g_stream));
+        g_stage_used[g_stage_seg] = 1;
+        g_stage_seg = (g_stage_seg + 1) % KD_STAGE_NSEG;
+        g_stage_off = 0;
+        if (g_stage_used[g_stage_seg]) KD_CU(cudaEventSynchronize(g_stage_ev[g_stage_seg]));
+    }
+    char *p = g_stage + (size_t)g_stage_seg * KD_STAGE_SEG + g_stage_off;
+    memcpy(p, src, bytes);
+    KD_CU(cudaMemcpyAsync(dst, p, bytes, cudaMemcpyHostToDevice, g_stream));
+    g_stage_off += (bytes + 255) & ~(size_t)255;
     return KD_OK;
 }
 

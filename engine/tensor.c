@@ -386,28 +386,10 @@ kd_status kd_copy_into(kd_tensor *dst, const kd_tensor *src)
     int64_t n = kd_numel(src);
     if (dst->dtype == src->dtype && kd_is_contiguous(dst) && kd_is_contiguous(src))
         return kd_dev_copy(dst->device, kd_data(dst), src->device, kd_data(src), (size_t)n * kd_dtype_size(src->dtype));
-    if (dst->device != src->device || dst->device != KD_CPU) {
-        if (dst->device == src->device && dst->dtype == src->dtype && dst->dtype != KD_I32) {
-            kd_device prev = kd_default_device();
-            kd_set_default_device(dst->device);
-            kd_map_args m;
-            kd_map_setup(&m, KD_UN_COPY, src);
-            m.out = kd_data(dst);
-            m.a = kd_data(src);
-            for (int d = 0; d < src->ndim; d++) {
-                m.out_stride[d] = dst->stride[d];
-                m.a_stride[d] = src->stride[d];
-            }
-            kd_k_unary(src->dtype, &m);
-            kd_set_default_device(prev);
-            return KD_OK;
-        }
-        return kd_fail(KD_ERR_ARG, "copy: %s %s on %s into %s %s on %s: across devices or dtypes only contiguous "
-                       "tensors of one dtype copy", kd_dtype_name(src->dtype), kd_shape_str(src, b, sizeof b),
-                       kd_device_name(src->device), kd_dtype_name(dst->dtype), kd_shape_str(dst, a, sizeof a),
-                       kd_device_name(dst->device));
-    }
-    if (dst->dtype == src->dtype && dst->dtype != KD_I32) {
+    if (dst->device == src->device && dst->dtype == src->dtype && dst->dtype != KD_I32) {
+        /* Strided, one device: the copy map runs where both tensors are. */
+        kd_device prev = kd_default_device();
+        kd_set_default_device(dst->device);
         kd_map_args m;
         kd_map_setup(&m, KD_UN_COPY, src);
         m.out = kd_data(dst);
@@ -417,8 +399,14 @@ kd_status kd_copy_into(kd_tensor *dst, const kd_tensor *src)
             m.a_stride[d] = src->stride[d];
         }
         kd_k_unary(src->dtype, &m);
+        kd_set_default_device(prev);
         return KD_OK;
     }
+    if (dst->device != KD_CPU || src->device != KD_CPU)
+        return kd_fail(KD_ERR_ARG, "copy: %s %s on %s into %s %s on %s: across devices or dtypes only contiguous "
+                       "tensors of one dtype copy", kd_dtype_name(src->dtype), kd_shape_str(src, b, sizeof b),
+                       kd_device_name(src->device), kd_dtype_name(dst->dtype), kd_shape_str(dst, a, sizeof a),
+                       kd_device_name(dst->device));
     int64_t idx[KD_MAX_DIMS] = {0};
     for (int64_t i = 0; i < n; i++) {
         int64_t rem = i, off = dst->offset;

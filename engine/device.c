@@ -205,7 +205,12 @@ static kd_status cuda_check_ids(const int32_t *ids, int64_t n, int64_t limit, co
 {
     return kd_cuda_check_ids(ids, n, limit, what);
 }
-static const kd_kernels *cuda_table(kd_dtype dt) { return dt == KD_F32 ? kd_kernels_cuda_f32() : NULL; }
+static const kd_kernels *cuda_table(kd_dtype dt)
+{
+    static const kd_kernels *t;   /* asked once: every op asks for its table */
+    if (!t) t = kd_kernels_cuda_f32();
+    return dt == KD_F32 ? t : NULL;
+}
 #endif
 
 /* ------------------------------------------------------------------ the CPU */

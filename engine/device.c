@@ -431,4 +431,11 @@ void kd_device_shutdown(void)
         d->scratch = d->zero = NULL;
         d->scratch_size = 0;
     }
+#ifdef KD_HAVE_CUDA
+    /* The stream, workspaces and staging memory; heap tensors still on the GPU stay valid to free. */
+    if (devs[KD_CUDA].open) {
+        kd_cuda_shutdown();
+        devs[KD_CUDA].open = 0;
+    }
+#endif
 }

@@ -95,6 +95,19 @@ for d in cpu sim; do
   "$kd" distill --teacher "$tmp/teacher" --student bert-tiny --data "$tmp" --out "$tmp/kc-$d" --epochs 1 --batch-size 8 \
     --max-len 16 --lr 1e-3 --quiet --threads 1 --log-every 1 --cache-teacher --device "$d" >/dev/null 2>"$tmp/kc-$d.err" || echo "distill --cache-teacher --device $d: $(cat "$tmp/kc-$d.err")"
 done
+# Interrupted and resumed on the device: the same steps as one run (checkpoints written from and read into
+# device memory, optimizer state included).
+"$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/rs-sim" --epochs 1 --batch-size 8 \
+  --max-len 16 --lr 1e-3 --quiet --threads 1 --log-every 1 --device sim --max-steps 2 >/dev/null 2>"$tmp/rs.err"
+"$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/rs-sim" --epochs 1 --batch-size 8 \
+  --max-len 16 --lr 1e-3 --quiet --threads 1 --log-every 1 --device sim --resume >/dev/null 2>>"$tmp/rs.err"
+if [ "$(grep '"train"' "$tmp/rs-sim/metrics.jsonl" | sed 's/"samples_per_s":[^,}]*//')" = \
+     "$(grep '"train"' "$tmp/ft-sim/metrics.jsonl" | sed 's/"samples_per_s":[^,}]*//')" ] && [ -s "$tmp/rs-sim/model.safetensors" ] &&
+   cmp -s "$tmp/rs-sim/model.safetensors" "$tmp/ft-sim/model.safetensors"; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: an interrupted and resumed run on sim differs from one run: $(cat "$tmp/rs.err")"
+fi
 # Losses and norms of every step, cpu against sim: equal to 1e-5 (the device sums in f32, the host in double).
 for r in ft kd kc; do
   if python3 - "$tmp/$r-cpu/metrics.jsonl" "$tmp/$r-sim/metrics.jsonl" <<'PY'

@@ -38,7 +38,9 @@ kd_status kd_cu_error_init(void)
     cudaError_t e = cudaMalloc(&p, sizeof(kd_cu_dev_error));
     if (e != cudaSuccess) return kd_cuda_record(e, KD_ERR_NOMEM, __FILE__, __LINE__, "cudaMalloc (device error word)");
     g_word = (kd_cu_dev_error *)p;
-    KD_CU(cudaMemset(g_word, 0, sizeof(kd_cu_dev_error)));
+    /* On the kd stream: a plain cudaMemset goes to the legacy default stream, which the non-blocking kd
+     * stream does not wait for, so a kernel queued next could see cudaMalloc's garbage as a report. */
+    KD_CU(cudaMemsetAsync(g_word, 0, sizeof(kd_cu_dev_error), kd_cu_stream()));
     void *h = NULL;
     if (cudaMallocHost(&h, sizeof(kd_cu_dev_error)) == cudaSuccess) {
         g_mirror = (kd_cu_dev_error *)h;

@@ -8,6 +8,7 @@
 
 static cudaStream_t g_stream;
 static void stage_free(void);
+static int g_stage_unavailable; /* the pinned staging ring could not be made (see stage_init) */
 static int g_device = -1;
 static kd_status g_sticky = KD_OK;
 
@@ -52,6 +53,7 @@ kd_status kd_cuda_init(int device)
         g_stream = NULL;
         kd_cu_error_free();
         kd_cu_workspace_free();
+        stage_free(); /* its events belong to the old device: recording them on the new stream would fail */
     }
     KD_CU(cudaSetDevice(device));
     KD_CU(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
@@ -89,6 +91,7 @@ void kd_cuda_shutdown(void)
     kd_cu_error_free();
     kd_cu_workspace_free();
     stage_free();
+    g_stage_unavailable = 0;
     g_stream = NULL;
     g_device = -1;
 }
@@ -131,14 +134,30 @@ static int g_stage_used[KD_STAGE_NSEG];
 static int g_stage_seg;
 static size_t g_stage_off;
 
+/* The ring is an optimisation: when it cannot be made, uploads go through kd_cuda_h2d. So a failure here is
+ * not recorded (it would stay in the sticky status and fail every later kd_cuda_sync), leaves no half-made
+ * ring behind, and is not retried on every upload (until kd_cuda_shutdown). */
 static kd_status stage_init(void)
 {
     if (g_stage) return KD_OK;
-    KD_CU(cudaMallocHost((void **)&g_stage, KD_STAGE_NSEG * KD_STAGE_SEG));
+    if (g_stage_unavailable) return KD_ERR_NOMEM;
+    void *h = NULL;
+    if (cudaMallocHost(&h, KD_STAGE_NSEG * KD_STAGE_SEG) != cudaSuccess) {
+        (void)cudaGetLastError();
+        g_stage_unavailable = 1;
+        return KD_ERR_NOMEM;
+    }
     for (int i = 0; i < KD_STAGE_NSEG; i++) {
-        KD_CU(cudaEventCreateWithFlags(&g_stage_ev[i], cudaEventDisableTiming));
+        if (cudaEventCreateWithFlags(&g_stage_ev[i], cudaEventDisableTiming) != cudaSuccess) {
+            (void)cudaGetLastError();
+            while (--i >= 0) (void)cudaEventDestroy(g_stage_ev[i]);
+            (void)cudaFreeHost(h);
+            g_stage_unavailable = 1;
+            return KD_ERR_DEVICE;
+        }
         g_stage_used[i] = 0;
     }
+    g_stage = (char *)h;
     g_stage_seg = 0;
     g_stage_off = 0;
     return KD_OK;

@@ -4,7 +4,8 @@
  *
  * Forward, one block per (b, h, BQ query rows), keys in tiles of BK = 64 (Dao 2023, algorithm 1):
  *   S = scale Q K_j^T + mask_j;  m' = max(m, rowmax S);  P = exp(S - m');  l = l e^(m - m') + rowsum P;
- *   O = O e^(m - m') + (P * keep) V_j;  finally O /= l, lse = m + log l.
+ *   O = O e^(m - m') + (P * keep) V_j;  finally lse = m + log l, O /= l (O /= e^(lse - m) = 1 where log l
+ *   vanishes in m: the row whose keys all carry a -FLT_MAX mask, matching the reference).
  * The sum l is of the undropped P, as softmax-then-dropout defines it. A row with every key at -inf
  * keeps m = -inf: exponentials use 0 in place of m' then, so P = 0, l = 0, and O = 0, lse = -inf.
  *
@@ -175,11 +176,15 @@ __global__ void __launch_bounds__(THREADS) fa_fwd_kernel(kd_attention_args a)
     for (int i = 0; i < RA; i++) {
         const int64_t qi = q0 + kd_fa_row(t, i);
         if (qi >= a.tq) continue;
-        const float inv = l[i] > 0.0f ? 1.0f / l[i] : 0.0f;
+        /* The reference's P is e^(S - lse). When m + log l rounds back to m (every key under BERT's finite
+         * -FLT_MAX mask: m = -FLT_MAX), that is e^0 = 1 per key, O is the sum of V' rather than the mean,
+         * and the backward (P = e^(S - lse) from this lse) needs O to agree: no division then. */
+        const float lse = l[i] > 0.0f ? m[i] + logf(l[i]) : FA_NEG_INF;
+        const float inv = l[i] > 0.0f ? (lse == m[i] ? 1.0f : 1.0f / l[i]) : 0.0f;
         float *orow = (float *)a.o + b * a.o_sb + qi * a.o_st + h * a.o_sh;
 #pragma unroll
         for (int e = 0; e < DE; e++) orow[kd_fa_dim(t, e)] = o[i][e] * inv;
-        if (tx == 0) ((float *)a.lse)[bh * a.tq + qi] = l[i] > 0.0f ? m[i] + logf(l[i]) : FA_NEG_INF;
+        if (tx == 0) ((float *)a.lse)[bh * a.tq + qi] = lse;
     }
 }
 

@@ -7,8 +7,9 @@
  * Then the forward kernel's schedule is replayed on the CPU in float with those same functions (tiles of
  * BQ rows and BK keys, per-thread score slots, row max / sum over the row group, the 0-for--inf
  * exponent shift, dropout from the CUDA Philox port) and compared against kd_kernels_ref_f32() at odd
- * lengths, with a padded and a fully masked batch item: the online-softmax algebra and the index math
- * are right before any GPU sees them. Tolerance: f32 epsilon times the reduction length (tk * dim). */
+ * lengths, with a padded and a fully masked batch item, masked by -inf and by BERT's finite -FLT_MAX:
+ * the online-softmax algebra and the index math are right before any GPU sees them. Tolerance: f32
+ * epsilon times the reduction length (tk * dim). */
 #include <float.h>
 
 #include "kernels/cuda/attention_plan.h"
@@ -140,10 +141,11 @@ static void emulate_forward(const kd_attention_args *a, float *o, float *lse)
                 for (int ia = 0; ia < RA; ia++) {
                     int64_t qi = q0 + kd_fa_row(t, ia);
                     if (qi >= a->tq) continue;
-                    float lv = l[t * RA + ia], inv = lv > 0.0f ? 1.0f / lv : 0.0f;
+                    float lv = l[t * RA + ia], mv = m[t * RA + ia], ls = lv > 0.0f ? mv + logf(lv) : ninf;
+                    float inv = lv > 0.0f ? (ls == mv ? 1.0f : 1.0f / lv) : 0.0f;   /* no division when lse = m */
                     for (int e = 0; e < DE; e++)
                         o[b * a->o_sb + qi * a->o_st + h * a->o_sh + kd_fa_dim(t, e)] = acc[(t * RA + ia) * DE + e] * inv;
-                    if (kd_fa_tx(t) == 0) lse[bh * a->tq + qi] = lv > 0.0f ? m[t * RA + ia] + logf(lv) : ninf;
+                    if (kd_fa_tx(t) == 0) lse[bh * a->tq + qi] = ls;
                 }
         }
     }
@@ -161,7 +163,9 @@ static float randn(void)
     return (float)((s - 2.0) * 1.7320508075688772);
 }
 
-static void check_emulated_forward(int64_t B, int64_t H, int64_t TQ, int64_t TK, int64_t D, int drop)
+/* mval: the mask value of padded keys, -inf or BERT's finite -FLT_MAX (with which a fully masked row is
+ * not "all -inf": the reference gives P = 1 per key there, lse = -FLT_MAX). */
+static void check_emulated_forward(int64_t B, int64_t H, int64_t TQ, int64_t TK, int64_t D, int drop, float mval)
 {
     int64_t nq = B * TQ * H * D, nk = B * TK * H * D;
     float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk), *v = malloc(sizeof(float) * nk);
@@ -172,9 +176,9 @@ static void check_emulated_forward(int64_t B, int64_t H, int64_t TQ, int64_t TK,
     for (int64_t i = 0; i < nq; i++) q[i] = randn(), o[i] = NAN;
     for (int64_t i = 0; i < nk; i++) k[i] = randn(), v[i] = randn();
     for (int64_t i = 0; i < B * H * TQ; i++) lse[i] = NAN;
-    for (int64_t j = TK - TK / 3; j < TK && TK > 1; j++) mask[j] = -INFINITY;   /* batch 0 pads */
+    for (int64_t j = TK - TK / 3; j < TK && TK > 1; j++) mask[j] = mval;   /* batch 0 pads */
     if (B > 1)
-        for (int64_t j = 0; j < TK; j++) mask[(B - 1) * TK + j] = -INFINITY;    /* last item: all keys */
+        for (int64_t j = 0; j < TK; j++) mask[(B - 1) * TK + j] = mval;    /* last item: all keys */
     kd_attention_args a;
     memset(&a, 0, sizeof a);
     a.batch = B; a.heads = H; a.tq = TQ; a.tk = TK; a.dim = D;
@@ -199,18 +203,21 @@ static void check_emulated_forward(int64_t B, int64_t H, int64_t TQ, int64_t TK,
         int ok = isinf(wl[i]) ? (isinf(lse[i]) && lse[i] < 0) : kd_close(lse[i], wl[i], tol, tol);
         if (!ok && bad++ < 6) fprintf(stderr, "  lse[%lld] = %.9g, want %.9g\n", (long long)i, lse[i], wl[i]);
     }
-    CHECK(bad == 0, "emulated flash forward B %lld H %lld tq %lld tk %lld D %lld drop %d: %lld values off (tol %g)",
-          (long long)B, (long long)H, (long long)TQ, (long long)TK, (long long)D, drop, (long long)bad, tol);
+    CHECK(bad == 0, "emulated flash forward B %lld H %lld tq %lld tk %lld D %lld drop %d mask %g: %lld values off (tol %g)",
+          (long long)B, (long long)H, (long long)TQ, (long long)TK, (long long)D, drop, (double)mval, (long long)bad, tol);
     free(q); free(k); free(v); free(mask); free(o); free(wo); free(lse); free(wl);
 }
 
 int main(void)
 {
     check_ownership();
-    check_emulated_forward(2, 2, 7, 7, 32, 0);
-    check_emulated_forward(2, 1, 63, 129, 64, 1);
-    check_emulated_forward(3, 2, 33, 65, 128, 0);
-    check_emulated_forward(2, 1, 1, 200, 32, 1);
-    check_emulated_forward(1, 1, 70, 1, 64, 0);
+    const float mvals[] = { -INFINITY, -FLT_MAX };
+    for (int mi = 0; mi < 2; mi++) {
+        check_emulated_forward(2, 2, 7, 7, 32, 0, mvals[mi]);
+        check_emulated_forward(2, 1, 63, 129, 64, 1, mvals[mi]);
+        check_emulated_forward(3, 2, 33, 65, 128, 0, mvals[mi]);
+        check_emulated_forward(2, 1, 1, 200, 32, 1, mvals[mi]);
+        check_emulated_forward(1, 1, 70, 1, 64, 0, mvals[mi]);
+    }
     return kd_test_finish("test_attention_plan");
 }

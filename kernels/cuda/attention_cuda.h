@@ -28,7 +28,7 @@ kd_status kd_cuda_flash_attention_bwd_bf16(const kd_attention_args *a);
 /* 1 when the tiled kernels take these args (head dim 32, 64 or 128; grid within limits). */
 int kd_cuda_flash_supported(const kd_attention_args *a);
 
-/* The per-row kernels (attention_rows.cu): every head dim, tk up to 12288 (forward) / 6144 (backward). */
+/* The per-row kernels (attention_rows.cu): every head dim, tk up to 12256 (forward) / 6128 (backward). */
 void kd_cu_attention_rows(const kd_attention_args *a);
 void kd_cu_attention_rows_bwd(const kd_attention_args *a);
 

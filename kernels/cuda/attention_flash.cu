@@ -357,11 +357,15 @@ __global__ void __launch_bounds__(THREADS) fa_bwd_kernel(kd_attention_args a)
 template <typename T, int D>
 kd_status launch_fwd(const kd_attention_args *a)
 {
-    static bool attr_set = false;   /* the opt-in above 48 KiB of shared memory, once per instantiation */
+    /* the opt-in above 48 KiB of shared memory, once per instantiation and device (the attribute belongs
+     * to the device's copy of the kernel, so a device switch needs it again) */
+    static int attr_dev = -1;
     const size_t smem = kd_fa_fwd_smem(D);
-    if (!attr_set) {
+    int dev = 0;
+    KD_CU(cudaGetDevice(&dev));
+    if (dev != attr_dev) {
         KD_CU(cudaFuncSetAttribute(fa_fwd_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        attr_set = true;
+        attr_dev = dev;
     }
     int64_t gx, gy;
     kd_fa_grid(a->batch * a->heads, a->tq, kd_fa_bq(D), &gx, &gy);
@@ -373,11 +377,13 @@ kd_status launch_fwd(const kd_attention_args *a)
 template <typename T, int D>
 kd_status launch_bwd(const kd_attention_args *a)
 {
-    static bool attr_set = false;
+    static int attr_dev = -1;
     const size_t smem = kd_fa_bwd_smem(D);
-    if (!attr_set) {
+    int dev = 0;
+    KD_CU(cudaGetDevice(&dev));
+    if (dev != attr_dev) {
         KD_CU(cudaFuncSetAttribute(fa_bwd_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        attr_set = true;
+        attr_dev = dev;
     }
     int64_t gx, gy;
     kd_fa_grid(a->batch * a->heads, a->tk, BK, &gx, &gy);

@@ -178,9 +178,10 @@ __global__ void __launch_bounds__(THREADS) fa_fwd_kernel(kd_attention_args a)
         if (qi >= a.tq) continue;
         /* The reference's P is e^(S - lse). When m + log l rounds back to m (every key under BERT's finite
          * -FLT_MAX mask: m = -FLT_MAX), that is e^0 = 1 per key, O is the sum of V' rather than the mean,
-         * and the backward (P = e^(S - lse) from this lse) needs O to agree: no division then. */
-        const float lse = l[i] > 0.0f ? m[i] + logf(l[i]) : FA_NEG_INF;
-        const float inv = l[i] > 0.0f ? (lse == m[i] ? 1.0f : 1.0f / l[i]) : 0.0f;
+         * and the backward (P = e^(S - lse) from this lse) needs O to agree: no division then. l = 0 only
+         * for a row of -inf; a NaN score makes l NaN, and lse then NaN as the reference's (not -inf). */
+        const float lse = l[i] != 0.0f ? m[i] + logf(l[i]) : FA_NEG_INF;
+        const float inv = l[i] != 0.0f ? (lse == m[i] ? 1.0f : 1.0f / l[i]) : 0.0f;
         float *orow = (float *)a.o + b * a.o_sb + qi * a.o_st + h * a.o_sh;
 #pragma unroll
         for (int e = 0; e < DE; e++) orow[kd_fa_dim(t, e)] = o[i][e] * inv;

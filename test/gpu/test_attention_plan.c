@@ -141,8 +141,8 @@ static void emulate_forward(const kd_attention_args *a, float *o, float *lse)
                 for (int ia = 0; ia < RA; ia++) {
                     int64_t qi = q0 + kd_fa_row(t, ia);
                     if (qi >= a->tq) continue;
-                    float lv = l[t * RA + ia], mv = m[t * RA + ia], ls = lv > 0.0f ? mv + logf(lv) : ninf;
-                    float inv = lv > 0.0f ? (ls == mv ? 1.0f : 1.0f / lv) : 0.0f;   /* no division when lse = m */
+                    float lv = l[t * RA + ia], mv = m[t * RA + ia], ls = lv != 0.0f ? mv + logf(lv) : ninf;
+                    float inv = lv != 0.0f ? (ls == mv ? 1.0f : 1.0f / lv) : 0.0f;   /* no division when lse = m */
                     for (int e = 0; e < DE; e++)
                         o[b * a->o_sb + qi * a->o_st + h * a->o_sh + kd_fa_dim(t, e)] = acc[(t * RA + ia) * DE + e] * inv;
                     if (kd_fa_tx(t) == 0) lse[bh * a->tq + qi] = ls;

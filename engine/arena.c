@@ -32,7 +32,7 @@ static chunk *chunk_new(arena *ar, size_t size)
 {
     chunk *c = malloc(sizeof *c);
     if (!c) return NULL;
-    c->raw = ar->dev == KD_CPU ? malloc(size + KD_ARENA_ALIGN) : kd_dev_alloc(ar->dev, size + KD_ARENA_ALIGN);
+    c->raw = kd_dev_alloc(ar->dev, size + KD_ARENA_ALIGN);
     if (!c->raw) {
         free(c);
         return NULL;
@@ -51,8 +51,7 @@ static void chunk_free_all(arena *ar)
     while (c) {
         chunk *n = c->next;
         ar->capacity -= c->size;
-        if (ar->dev == KD_CPU) free(c->raw);
-        else kd_dev_free(ar->dev, c->raw, c->size + KD_ARENA_ALIGN);
+        kd_dev_free(ar->dev, c->raw, c->size + KD_ARENA_ALIGN);
         free(c);
         c = n;
     }
@@ -141,11 +140,11 @@ kd_tensor *kd_arena_keep(kd_tensor *t, kd_arena_mark mark)
     if (!t || t->node || t->persistent || t->requires_grad) return t;
     kd_tensor *c = kd_contiguous(t);
     if (!c) return NULL;
-    /* Park the values outside the arena (host memory, or the device's scratch buffer), rewind, and put them
-     * back at the mark. */
+    /* Park the values outside the arena (the device's scratch buffer), rewind, and put them back at the
+     * mark. */
     size_t nbytes = (size_t)kd_numel(c) * kd_dtype_size(c->dtype);
     kd_device dev = c->device;
-    void *tmp = dev == KD_CPU ? malloc(nbytes ? nbytes : 1) : kd_dev_scratch(dev, nbytes ? nbytes : 1);
+    void *tmp = kd_dev_scratch(dev, nbytes ? nbytes : 1);
     if (!tmp) {
         kd_fail(KD_ERR_NOMEM, "arena: cannot keep a tensor of %zu bytes", nbytes);
         return NULL;
@@ -159,7 +158,6 @@ kd_tensor *kd_arena_keep(kd_tensor *t, kd_arena_mark mark)
         if (kd_dev_copy(dev, kd_data(out), dev, tmp, nbytes) != KD_OK) out = NULL;
         else memcpy(out->name, hdr.name, sizeof out->name);
     }
-    if (dev == KD_CPU) free(tmp);
     return out;
 }
 

@@ -427,11 +427,11 @@ kd_status kd_check_ids(const kd_tensor *ids, int64_t limit, const char *what)
 
 void kd_device_shutdown(void)
 {
-    for (int i = 1; i < 3; i++) {
+    for (int i = 0; i < 3; i++) {
         dev_impl *d = &devs[i];
         if (!d->open) continue;
         kd_dev_free((kd_device)i, d->scratch, d->scratch_size);
-        d->release(d->zero);
+        if (d->zero) d->release(d->zero);
         d->scratch = d->zero = NULL;
         d->scratch_size = 0;
     }

@@ -72,12 +72,11 @@ static kd_tensor *tensor_new_on(kd_dtype dt, int ndim, const int64_t *shape, int
     if (persistent) {
         t = calloc(1, sizeof *t);
         s = calloc(1, sizeof *s);
-        void *data = dev == KD_CPU ? malloc(nbytes ? nbytes : 1) : kd_dev_alloc(dev, nbytes ? nbytes : 1);
+        void *data = kd_dev_alloc(dev, nbytes ? nbytes : 1);
         if (!t || !s || !data) {
             free(t);
             free(s);
-            if (dev == KD_CPU) free(data);
-            else kd_dev_free(dev, data, nbytes ? nbytes : 1);
+            kd_dev_free(dev, data, nbytes ? nbytes : 1);
             kd_fail(KD_ERR_NOMEM, "tensor: cannot allocate %zu bytes on %s", nbytes, kd_device_name(dev));
             return NULL;
         }
@@ -288,8 +287,7 @@ void kd_tensor_free(kd_tensor *t)
     KD_CHECK(t->persistent);
     if (t->grad) kd_tensor_free(t->grad);
     heap_bytes -= t->storage->nbytes;
-    if (t->storage->device == KD_CPU) free(t->storage->data);
-    else kd_dev_free(t->storage->device, t->storage->data, t->storage->nbytes ? t->storage->nbytes : 1);
+    kd_dev_free(t->storage->device, t->storage->data, t->storage->nbytes ? t->storage->nbytes : 1);
     free(t->storage);
     free(t);
 }
@@ -463,18 +461,16 @@ kd_status kd_to_device(kd_tensor *t, kd_device dev)
         return kd_fail(KD_ERR_DTYPE, "to_device: '%s' is f64; f64 tensors are CPU-only", t->name);
     kd_storage *s = t->storage;
     size_t n = s->nbytes ? s->nbytes : 1;
-    void *data = dev == KD_CPU ? malloc(n) : kd_dev_alloc(dev, n);
+    void *data = kd_dev_alloc(dev, n);
     if (!data)
         return kd_fail(KD_ERR_NOMEM, "to_device: cannot allocate %zu bytes on %s for '%s'", n, kd_device_name(dev),
                        t->name);
     kd_status st = kd_dev_copy(dev, data, s->device, s->data, s->nbytes);
     if (st != KD_OK) {
-        if (dev == KD_CPU) free(data);
-        else kd_dev_free(dev, data, n);
+        kd_dev_free(dev, data, n);
         return st;
     }
-    if (s->device == KD_CPU) free(s->data);
-    else kd_dev_free(s->device, s->data, n);
+    kd_dev_free(s->device, s->data, n);
     s->data = data;
     s->device = dev;
     t->device = dev;

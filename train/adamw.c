@@ -36,13 +36,11 @@ void kd_adamw_free(kd_adamw *o)
 {
     if (!o) return;
     for (size_t i = 0; i < o->n; i++) {
-        if (o->mt) kd_tensor_free(o->mt[i]);
-        if (o->vt) kd_tensor_free(o->vt[i]);
+        if (o->m) kd_tensor_free(o->m[i]);
+        if (o->v) kd_tensor_free(o->v[i]);
     }
     free(o->m);
     free(o->v);
-    free(o->mt);
-    free(o->vt);
     free(o->decay);
     free(o->params);
     free(o);
@@ -57,10 +55,8 @@ kd_adamw *kd_adamw_new(kd_tensor *const *params, size_t n, const kd_adamw_config
     o->params = calloc(n ? n : 1, sizeof *o->params);
     o->m = calloc(n ? n : 1, sizeof *o->m);
     o->v = calloc(n ? n : 1, sizeof *o->v);
-    o->mt = calloc(n ? n : 1, sizeof *o->mt);
-    o->vt = calloc(n ? n : 1, sizeof *o->vt);
     o->decay = calloc(n ? n : 1, 1);
-    if (!o->params || !o->m || !o->v || !o->mt || !o->vt || !o->decay) goto nomem;
+    if (!o->params || !o->m || !o->v || !o->decay) goto nomem;
     for (size_t i = 0; i < n; i++) {
         kd_tensor *p = params[i];
         if (!p->persistent || !kd_is_contiguous(p) || (p->dtype != KD_F32 && p->dtype != KD_F64)) {
@@ -72,13 +68,11 @@ kd_adamw *kd_adamw_new(kd_tensor *const *params, size_t n, const kd_adamw_config
         /* The state lives where its parameter does (zeroed there). */
         kd_device prev = kd_default_device();
         kd_set_default_device(p->device);
-        o->mt[i] = kd_param(p->dtype, p->ndim, p->shape, p->name);
-        o->vt[i] = kd_param(p->dtype, p->ndim, p->shape, p->name);
+        o->m[i] = kd_param(p->dtype, p->ndim, p->shape, p->name);
+        o->v[i] = kd_param(p->dtype, p->ndim, p->shape, p->name);
         kd_set_default_device(prev);
-        if (!o->mt[i] || !o->vt[i]) goto nomem;
-        o->mt[i]->requires_grad = o->vt[i]->requires_grad = 0;
-        o->m[i] = kd_data(o->mt[i]);
-        o->v[i] = kd_data(o->vt[i]);
+        if (!o->m[i] || !o->v[i]) goto nomem;
+        o->m[i]->requires_grad = o->v[i]->requires_grad = 0;
         o->decay[i] = (unsigned char)kd_adamw_decays(p->name);
     }
     return o;
@@ -94,18 +88,19 @@ kd_status kd_adamw_step(kd_adamw *o, double lr)
     o->step++;
     double bias1 = 1.0 - pow(o->cfg.beta1, (double)o->step);
     double bias2 = 1.0 - pow(o->cfg.beta2, (double)o->step);
+    /* The update runs where the parameters are. */
+    kd_device prev = kd_default_device();
+    if (o->n) kd_set_default_device(o->params[0]->device);
     for (size_t i = 0; i < o->n; i++) {
         kd_tensor *p = o->params[i];
         if (!p->grad) continue;
-        kd_adamw_args a = { .n = kd_numel(p), .param = kd_data(p), .grad = kd_data(p->grad), .m = o->m[i],
-                            .v = o->v[i], .lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,
+        kd_adamw_args a = { .n = kd_numel(p), .param = kd_data(p), .grad = kd_data(p->grad), .m = kd_data(o->m[i]),
+                            .v = kd_data(o->v[i]), .lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,
                             .eps = o->cfg.eps, .weight_decay = o->decay[i] ? o->cfg.weight_decay : 0.0,
                             .bias1 = bias1, .bias2 = bias2 };
-        kd_device prev = kd_default_device();
-        kd_set_default_device(p->device);
         kd_k_adamw(p->dtype, &a);
-        kd_set_default_device(prev);
     }
+    kd_set_default_device(prev);
     return KD_OK;
 }
 
@@ -251,27 +246,19 @@ kd_status kd_adamw_save(const kd_adamw *o, const char *path)
     FILE *f = af.f;
     uint64_t hdr[2] = { (uint64_t)o->step, (uint64_t)o->n };
     int ok = fwrite(ADAMW_MAGIC, 1, 8, f) == 8 && fwrite(hdr, sizeof hdr, 1, f) == 1;
-    void *mh = NULL, *vh = NULL;   /* host copies of state on a device */
     for (size_t i = 0; ok && i < o->n; i++) {
         const kd_tensor *p = o->params[i];
         uint32_t namelen = (uint32_t)strlen(p->name);
         uint64_t meta[2] = { (uint64_t)kd_numel(p), (uint64_t)kd_dtype_size(p->dtype) };
         size_t bytes = (size_t)meta[0] * (size_t)meta[1];
-        const void *m = o->m[i], *v = o->v[i];
-        if (o->mt[i]->device != KD_CPU) {
-            free(mh);
-            free(vh);
-            mh = malloc(bytes ? bytes : 1);
-            vh = malloc(bytes ? bytes : 1);
-            ok = mh && vh && kd_to_host(o->mt[i], mh) == KD_OK && kd_to_host(o->vt[i], vh) == KD_OK;
-            m = mh;
-            v = vh;
-        }
-        ok = ok && fwrite(&namelen, 4, 1, f) == 1 && fwrite(p->name, 1, namelen, f) == namelen &&
+        /* Through host copies, wherever the state lives. */
+        void *m = malloc(bytes ? bytes : 1), *v = malloc(bytes ? bytes : 1);
+        ok = m && v && kd_to_host(o->m[i], m) == KD_OK && kd_to_host(o->v[i], v) == KD_OK &&
+             fwrite(&namelen, 4, 1, f) == 1 && fwrite(p->name, 1, namelen, f) == namelen &&
              fwrite(meta, sizeof meta, 1, f) == 1 && fwrite(m, 1, bytes, f) == bytes && fwrite(v, 1, bytes, f) == bytes;
+        free(m);
+        free(v);
     }
-    free(mh);
-    free(vh);
     if (!ok) {
         st = kd_fail(KD_ERR_IO, "%s: write failed: %s", af.tmp, strerror(errno));
         kd_atomic_abort(&af);
@@ -312,14 +299,11 @@ kd_status kd_adamw_load(kd_adamw *o, const char *path)
             goto done;
         }
         size_t bytes = (size_t)meta[0] * (size_t)meta[1];
-        int on_dev = o->mt[i]->device != KD_CPU;
-        void *m = on_dev ? malloc(bytes ? bytes : 1) : o->m[i], *v = on_dev ? malloc(bytes ? bytes : 1) : o->v[i];
-        int ok = m && v && fread(m, 1, bytes, f) == bytes && fread(v, 1, bytes, f) == bytes;
-        if (ok && on_dev) ok = kd_from_host(o->mt[i], m) == KD_OK && kd_from_host(o->vt[i], v) == KD_OK;
-        if (on_dev) {
-            free(m);
-            free(v);
-        }
+        void *m = malloc(bytes ? bytes : 1), *v = malloc(bytes ? bytes : 1);
+        int ok = m && v && fread(m, 1, bytes, f) == bytes && fread(v, 1, bytes, f) == bytes &&
+                 kd_from_host(o->m[i], m) == KD_OK && kd_from_host(o->v[i], v) == KD_OK;
+        free(m);
+        free(v);
         if (!ok) {
             st = kd_fail(KD_ERR_FORMAT, "%s: truncated in the state of '%s'", path, name);
             goto done;

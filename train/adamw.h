@@ -23,8 +23,7 @@ typedef struct kd_adamw {
     kd_adamw_config cfg;
     size_t n;
     kd_tensor **params;        /* borrowed */
-    void **m, **v;             /* per parameter: its dtype and size, on its device (the data of mt, vt) */
-    kd_tensor **mt, **vt;      /* the heap tensors that own m and v */
+    kd_tensor **m, **v;        /* per parameter: heap tensors of its dtype and shape, on its device */
     unsigned char *decay;      /* 1: weight decay applies */
     int64_t step;              /* optimizer steps taken */
 } kd_adamw;

@@ -157,8 +157,8 @@ static kd_tensor *stat_slot(run *r, int64_t i) { return kd_view_of(r->stats, 0, 
 static kd_status stash_loss(run *r, int64_t k, const kd_loss_parts *lp)
 {
     kd_status st = kd_copy_into(stat_slot(r, 3 * k), lp->total);
-    if (st == KD_OK) st = kd_copy_into(stat_slot(r, 3 * k + 1), lp->soft_t ? lp->soft_t : lp->hard_t);
-    if (st == KD_OK && !lp->soft_t) kd_fill(stat_slot(r, 3 * k + 1), 0.0);
+    if (st == KD_OK && lp->soft_t) st = kd_copy_into(stat_slot(r, 3 * k + 1), lp->soft_t);
+    else if (st == KD_OK) kd_fill(stat_slot(r, 3 * k + 1), 0.0);   /* no teacher */
     if (st == KD_OK) st = kd_copy_into(stat_slot(r, 3 * k + 2), lp->hard_t);
     return st;
 }

@@ -7,6 +7,15 @@
  * where a field says int32_t. All indices and strides are in elements, row-major, int64_t.
  *
  * Outputs named "accumulate" are added to (+=), never overwritten; everything else is overwritten.
+ *
+ * bf16 tables (kd_kernels_ref_bf16, kd_kernels_cpu_bf16, the CUDA bf16 table) store activations in bf16
+ * (kernels/bf16.h: the upper half of an IEEE f32, rounded to nearest even) and compute in f32 or wider:
+ * each output element is formed from the f32 values of its inputs and rounded to bf16 once (an
+ * "accumulate" output: round(f32(out) + value)). Sums over k in GEMM, over rows in reductions and in
+ * the attention backward are carried in f32 or wider, never in bf16. These fields stay f32 in bf16
+ * tables: LayerNorm's gamma, beta, mean, rstd, dgamma, dbeta; attention's mask and lse. bf16 tables have
+ * no embedding, cross-entropy, KL or AdamW entries (NULL): those run in f32 on the f32 master weights
+ * and logits.
  */
 #ifndef KD_KERNELS_H
 #define KD_KERNELS_H
@@ -193,6 +202,17 @@ typedef struct kd_adamw_args {
     double lr, beta1, beta2, eps, weight_decay, bias1, bias2;
 } kd_adamw_args;
 
+/* Conversion between f32 and bf16 over n contiguous elements; an entry of the f32 tables only.
+ *   to_bf16:  y (bf16) = round(x (f32))      accumulate: y = round(f32(y) + x)
+ *   else:     y (f32)  = f32(x (bf16))       accumulate: y += f32(x)
+ * Rounding is to nearest, ties to even; NaN stays NaN (quiet), and values beyond bf16's range become Inf. */
+typedef struct kd_convert_args {
+    int64_t n;
+    int to_bf16, accumulate;
+    const void *x;
+    void *y;
+} kd_convert_args;
+
 typedef struct kd_kernels {
     const char *name;   /* "ref", "avx2", "avx512", ... */
     void (*gemm)(const kd_gemm_args *, int ith, int nth);
@@ -213,15 +233,17 @@ typedef struct kd_kernels {
     void (*kl)(const kd_kl_args *, int ith, int nth);
     void (*kl_bwd)(const kd_kl_args *, int ith, int nth);
     void (*adamw)(const kd_adamw_args *, int ith, int nth);
+    void (*convert)(const kd_convert_args *, int ith, int nth);   /* f32 tables only */
 } kd_kernels;
 
 /* The scalar reference tables: the source of truth every fast kernel is tested against. */
 const kd_kernels *kd_kernels_ref_f32(void);
 const kd_kernels *kd_kernels_ref_f64(void);
+const kd_kernels *kd_kernels_ref_bf16(void);
 
 /* CPU features, read once from CPUID. */
 typedef struct kd_cpu_features {
-    int avx2, fma, avx512f, avx512bw, avx512vl, avx512dq;
+    int avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512bf16;
 } kd_cpu_features;
 kd_cpu_features kd_cpu_detect(void);
 
@@ -229,6 +251,8 @@ kd_cpu_features kd_cpu_detect(void);
  * `prefer` ("ref", "avx2", "avx512" or NULL for the best) restricts the choice; a table the CPU cannot
  * run is never returned (NULL then). Entries without a fast variant point at the reference. */
 const kd_kernels *kd_kernels_cpu_f32(const char *prefer);
+/* The same choice for bf16 storage (the reference bf16 table when no fast one runs here). */
+const kd_kernels *kd_kernels_cpu_bf16(const char *prefer);
 
 /* Split [0, n) into nth nearly equal parts; part ith is [*lo, *hi). */
 static inline void kd_split_range(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi)

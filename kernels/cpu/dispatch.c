@@ -68,3 +68,10 @@ const kd_kernels *kd_kernels_cpu_f32(const char *prefer)
 #endif
     return best ? kd_kernels_ref_f32() : NULL;
 }
+
+/* bf16 storage: the reference bf16 table for every name the f32 choice accepts on this CPU. */
+const kd_kernels *kd_kernels_cpu_bf16(const char *prefer)
+{
+    if (prefer && strcmp(prefer, "best") != 0 && strcmp(prefer, "ref") != 0 && !kd_kernels_cpu_f32(prefer)) return NULL;
+    return kd_kernels_ref_bf16();
+}

@@ -5,7 +5,7 @@
 
 #include "engine/internal.h"
 
-static const kd_kernels *table_f32;
+static const kd_kernels *table_f32, *table_bf16;
 
 static void init_tables(void)
 {
@@ -19,6 +19,8 @@ static void init_tables(void)
     }
     if (!table_f32) table_f32 = kd_kernels_cpu_f32(NULL);
     if (!table_f32) table_f32 = kd_kernels_ref_f32();
+    table_bf16 = kd_kernels_cpu_bf16(table_f32->name);
+    if (!table_bf16) table_bf16 = kd_kernels_ref_bf16();
 }
 
 kd_status kd_backend_select(const char *name)
@@ -27,6 +29,8 @@ kd_status kd_backend_select(const char *name)
     if (!k) return kd_fail(KD_ERR_ARG, "kernels: '%s' is unknown or cannot run on this CPU; expected best, ref, avx2 or avx512",
                            name ? name : "(null)");
     table_f32 = k;
+    table_bf16 = kd_kernels_cpu_bf16(k->name);
+    if (!table_bf16) table_bf16 = kd_kernels_ref_bf16();
     return KD_OK;
 }
 
@@ -39,7 +43,7 @@ const char *kd_backend_name(void)
 const kd_kernels *kd_kernels_cpu(kd_dtype dt)
 {
     init_tables();
-    return dt == KD_F64 ? kd_kernels_ref_f64() : table_f32;
+    return dt == KD_F64 ? kd_kernels_ref_f64() : dt == KD_BF16 ? table_bf16 : table_f32;
 }
 
 const kd_kernels *kd_kernels_for(kd_dtype dt)
@@ -66,6 +70,11 @@ void kd_shutdown(void)
     void kd_k_##name(kd_dtype dt, const argtype *a)                                                  \
     {                                                                                                \
         name##_ctx c = { kd_kernels_for(dt)->name, a };                                              \
+        if (!c.fn) {                                                                                 \
+            fprintf(stderr, "kd: internal error: no %s kernel for %s on %s\n", #name, kd_dtype_name(dt), \
+                    kd_device_name(kd_default_device()));                                            \
+            abort();                                                                                 \
+        }                                                                                            \
         kd_device dev = kd_default_device();                                                         \
         if (dev == KD_CPU) kd_parallel(name##_task, &c, (double)(work_expr));                        \
         else kd_dev_launch(dev, name##_task, &c, (double)(work_expr));                               \
@@ -96,3 +105,4 @@ KD_KERNEL_ENTRY(xent_bwd, kd_xent_args, 8.0 * a->rows * a->cols)
 KD_KERNEL_ENTRY(kl, kd_kl_args, 8.0 * a->rows * a->cols)
 KD_KERNEL_ENTRY(kl_bwd, kd_kl_args, 8.0 * a->rows * a->cols)
 KD_KERNEL_ENTRY(adamw, kd_adamw_args, 12.0 * a->n)
+KD_KERNEL_ENTRY(convert, kd_convert_args, 2.0 * a->n)

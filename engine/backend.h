@@ -45,5 +45,6 @@ void kd_k_xent_bwd(kd_dtype dt, const kd_xent_args *a);
 void kd_k_kl(kd_dtype dt, const kd_kl_args *a);
 void kd_k_kl_bwd(kd_dtype dt, const kd_kl_args *a);
 void kd_k_adamw(kd_dtype dt, const kd_adamw_args *a);
+void kd_k_convert(kd_dtype dt, const kd_convert_args *a);   /* dt: KD_F32 (the f32 table's entry) */
 
 #endif

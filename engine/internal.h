@@ -36,6 +36,14 @@ kd_tensor *kd_empty_like(const kd_tensor *x);
 
 /* Check that t is a float tensor (f32/f64); fail naming op and argument otherwise. */
 int kd_need_float(const char *op, const char *arg, const kd_tensor *t);
+/* Check t is f32 or f64 (ops that do not take bf16: losses, embeddings, the optimizer). */
+int kd_need_wide(const char *op, const char *arg, const kd_tensor *t);
+/* Element i of a host buffer of dtype dt, as double; and the store (bf16 rounds to nearest even). */
+double kd_load_elem(kd_dtype dt, const void *base, int64_t i);
+void kd_store_elem(kd_dtype dt, void *base, int64_t i, double v);
+/* The dtype of the parameters and statistics that go with activations of dtype dt: f32 for bf16
+ * (kernels.h: LayerNorm's gamma/beta/mean/rstd, attention's mask and lse), else dt itself. */
+static inline kd_dtype kd_stat_dtype(kd_dtype dt) { return dt == KD_BF16 ? KD_F32 : dt; }
 /* Check a and b have the same dtype. */
 int kd_need_same_dtype(const char *op, const kd_tensor *a, const kd_tensor *b);
 /* Normalise a possibly negative dim; fail (return -1) when out of range. */

@@ -1,6 +1,9 @@
 /* engine/ops.h — every differentiable op. Each returns a new tensor (in the arena), or NULL with
  * kd_last_error() set naming the op and the shapes; a NULL input gives NULL and keeps the first error.
- * Float ops take f32 or f64 (all inputs the same dtype); ids and targets are i32. Forward and backward of
+ * Float ops take f32 or f64 (all inputs the same dtype); ids and targets are i32. Mixed precision: the
+ * activation ops (shape, element-wise, activations, reductions, matmul/linear, softmax, LayerNorm,
+ * dropout, attention) also take bf16 (computed in f32, stored in bf16; LayerNorm's gamma/beta and
+ * attention's mask stay f32); embeddings and losses take f32 or f64 only: kd_cast at the edges. Forward and backward of
  * each family sit side by side in engine/ops_<family>.c. */
 #ifndef KD_OPS_H
 #define KD_OPS_H
@@ -13,6 +16,10 @@ kd_tensor *kd_permute(kd_tensor *x, const int *perm);
 kd_tensor *kd_transpose(kd_tensor *x, int d0, int d1);                 /* negative dims count from the end */
 kd_tensor *kd_narrow(kd_tensor *x, int dim, int64_t start, int64_t len);
 kd_tensor *kd_contiguous(kd_tensor *x);                                /* x itself when already contiguous */
+
+/* --- dtype (ops_cast.c): f32 <-> bf16 (round to nearest even); x itself when already of dtype dt. The
+ * gradient converts back: a bf16 copy of an f32 parameter gives the parameter an f32 gradient. */
+kd_tensor *kd_cast(kd_tensor *x, kd_dtype dt);
 
 /* --- element-wise with broadcasting (ops_elementwise.c): shapes align at the right, size-1 dims stretch. */
 kd_tensor *kd_add(kd_tensor *a, kd_tensor *b);

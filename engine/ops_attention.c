@@ -92,9 +92,9 @@ kd_tensor *kd_attention(kd_tensor *q, kd_tensor *k, kd_tensor *v, kd_tensor *mas
                 kd_shape_str(q, s1, sizeof s1), kd_shape_str(k, s2, sizeof s2), kd_shape_str(v, s3, sizeof s3));
         return NULL;
     }
-    if (mask && (mask->dtype != q->dtype || mask->ndim != 2 || mask->shape[0] != q->shape[0] || mask->shape[1] != k->shape[1])) {
+    if (mask && (mask->dtype != kd_stat_dtype(q->dtype) || mask->ndim != 2 || mask->shape[0] != q->shape[0] || mask->shape[1] != k->shape[1])) {
         kd_fail(KD_ERR_SHAPE, "attention: mask is %s %s, expected %s [B, Tk] = [%lld, %lld] for q %s",
-                kd_dtype_name(mask->dtype), kd_shape_str(mask, s4, sizeof s4), kd_dtype_name(q->dtype),
+                kd_dtype_name(mask->dtype), kd_shape_str(mask, s4, sizeof s4), kd_dtype_name(kd_stat_dtype(q->dtype)),
                 (long long)q->shape[0], (long long)k->shape[1], kd_shape_str(q, s1, sizeof s1));
         return NULL;
     }
@@ -111,7 +111,7 @@ kd_tensor *kd_attention(kd_tensor *q, kd_tensor *k, kd_tensor *v, kd_tensor *mas
     double p = training ? dropout_p : 0.0;
     kd_tensor *o = kd_empty(q->dtype, 4, q->shape);
     int64_t lshape[3] = { q->shape[0], q->shape[2], q->shape[1] };
-    kd_tensor *lse = kd_empty(q->dtype, 3, lshape);
+    kd_tensor *lse = kd_empty(kd_stat_dtype(q->dtype), 3, lshape);
     if (!o || !lse) return NULL;
     kd_attention_args a = {0};
     fill_args(&a, q, k, v, o, mask);

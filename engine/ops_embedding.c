@@ -16,7 +16,7 @@ kd_tensor *kd_embedding(kd_tensor *table, kd_tensor *ids)
 {
     if (!table || !ids) return NULL;
     char st[64], si[64];
-    if (!kd_need_float("embedding", "table", table) || !kd_need_device("embedding", "table", table) ||
+    if (!kd_need_wide("embedding", "table", table) || !kd_need_device("embedding", "table", table) ||
         !kd_need_device("embedding", "ids", ids))
         return NULL;
     if (ids->dtype != KD_I32) {

@@ -33,9 +33,9 @@ kd_tensor *kd_layernorm(kd_tensor *x, kd_tensor *gamma, kd_tensor *beta, double 
     kd_tensor *p[2] = { gamma, beta };
     const char *pn[2] = { "gamma", "beta" };
     for (int i = 0; i < 2; i++) {
-        if (p[i] && (p[i]->ndim != 1 || p[i]->shape[0] != cols || p[i]->dtype != x->dtype)) {
+        if (p[i] && (p[i]->ndim != 1 || p[i]->shape[0] != cols || p[i]->dtype != kd_stat_dtype(x->dtype))) {
             kd_fail(KD_ERR_SHAPE, "layernorm: %s is %s %s, expected %s [%lld] for input %s", pn[i],
-                    kd_dtype_name(p[i]->dtype), kd_shape_str(p[i], sg, sizeof sg), kd_dtype_name(x->dtype),
+                    kd_dtype_name(p[i]->dtype), kd_shape_str(p[i], sg, sizeof sg), kd_dtype_name(kd_stat_dtype(x->dtype)),
                     (long long)cols, kd_shape_str(x, sx, sizeof sx));
             return NULL;
         }
@@ -50,7 +50,8 @@ kd_tensor *kd_layernorm(kd_tensor *x, kd_tensor *gamma, kd_tensor *beta, double 
     x = kd_contiguous(x);
     if (!x) return NULL;
     int64_t rows = cols ? kd_numel(x) / cols : 0;
-    kd_tensor *y = kd_empty_like(x), *mean = kd_empty(x->dtype, 1, &rows), *rstd = kd_empty(x->dtype, 1, &rows);
+    kd_tensor *y = kd_empty_like(x), *mean = kd_empty(kd_stat_dtype(x->dtype), 1, &rows),
+              *rstd = kd_empty(kd_stat_dtype(x->dtype), 1, &rows);
     if (!y || !mean || !rstd) return NULL;
     kd_layernorm_args a = { .rows = rows, .cols = cols, .eps = eps, .x = kd_data(x),
                             .gamma = gamma ? kd_data(gamma) : NULL, .beta = beta ? kd_data(beta) : NULL,

@@ -47,7 +47,7 @@ kd_tensor *kd_cross_entropy(kd_tensor *logits, kd_tensor *targets)
 {
     if (!logits || !targets) return NULL;
     char sz[64], st[64];
-    if (!kd_need_float("cross_entropy", "logits", logits) || !kd_need_device("cross_entropy", "logits", logits) ||
+    if (!kd_need_wide("cross_entropy", "logits", logits) || !kd_need_device("cross_entropy", "logits", logits) ||
         !kd_need_device("cross_entropy", "targets", targets))
         return NULL;
     if (targets->dtype != KD_I32) {
@@ -102,7 +102,7 @@ kd_tensor *kd_kl_div(kd_tensor *logq, kd_tensor *p)
 {
     if (!logq || !p) return NULL;
     char s1[64], s2[64];
-    if (!kd_need_float("kl_div", "logq", logq) || !kd_need_same_dtype("kl_div", logq, p) ||
+    if (!kd_need_wide("kl_div", "logq", logq) || !kd_need_same_dtype("kl_div", logq, p) ||
         !kd_need_device("kl_div", "logq", logq) || !kd_need_device("kl_div", "p", p))
         return NULL;
     if (logq->ndim != 2 || !kd_same_shape(logq, p) || logq->shape[0] == 0) {

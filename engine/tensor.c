@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "engine/internal.h"
+#include "kernels/bf16.h"
 #include "kernels/rng.h"
 
 static size_t heap_bytes;
@@ -15,6 +16,7 @@ size_t kd_dtype_size(kd_dtype dt)
     case KD_F32: return 4;
     case KD_F64: return 8;
     case KD_I32: return 4;
+    case KD_BF16: return 2;
     }
     return 0;
 }
@@ -25,6 +27,7 @@ const char *kd_dtype_name(kd_dtype dt)
     case KD_F32: return "f32";
     case KD_F64: return "f64";
     case KD_I32: return "i32";
+    case KD_BF16: return "bf16";
     }
     return "?";
 }
@@ -152,11 +155,7 @@ void kd_fill(kd_tensor *t, double v)
             memset(p, 0, (size_t)n * kd_dtype_size(t->dtype));
             return;
         }
-        for (int64_t i = 0; i < n; i++) {
-            if (t->dtype == KD_F32) ((float *)p)[i] = (float)v;
-            else if (t->dtype == KD_F64) ((double *)p)[i] = v;
-            else ((int32_t *)p)[i] = (int32_t)v;
-        }
+        for (int64_t i = 0; i < n; i++) kd_store_elem(t->dtype, p, i, v);
         return;
     }
     int64_t idx[KD_MAX_DIMS] = {0};
@@ -167,10 +166,7 @@ void kd_fill(kd_tensor *t, double v)
             rem /= t->shape[d];
             off += idx[d] * t->stride[d];
         }
-        char *base = t->storage->data;
-        if (t->dtype == KD_F32) ((float *)base)[off] = (float)v;
-        else if (t->dtype == KD_F64) ((double *)base)[off] = v;
-        else ((int32_t *)base)[off] = (int32_t)v;
+        kd_store_elem(t->dtype, t->storage->data, off, v);
     }
 }
 
@@ -205,12 +201,7 @@ kd_tensor *kd_from_buffer(kd_dtype dt, int ndim, const int64_t *shape, const voi
         }                                                                                        \
     } while (0)
 
-static void set_elem(kd_tensor *t, int64_t i, double v)
-{
-    if (t->dtype == KD_F32) ((float *)t->storage->data)[i] = (float)v;
-    else if (t->dtype == KD_F64) ((double *)t->storage->data)[i] = v;
-    else ((int32_t *)t->storage->data)[i] = (int32_t)v;
-}
+static void set_elem(kd_tensor *t, int64_t i, double v) { kd_store_elem(t->dtype, t->storage->data, i, v); }
 
 kd_tensor *kd_rand_uniform(kd_dtype dt, int ndim, const int64_t *shape, double lo, double hi, uint64_t seed)
 {
@@ -319,18 +310,13 @@ double kd_get(const kd_tensor *t, const int64_t *idx)
     for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
     if (t->device != KD_CPU) {
         /* One element back from the device (waits for it). */
-        union { float f; double d; int32_t i; } v;
+        double v[1];
         size_t es = kd_dtype_size(t->dtype);
-        if (kd_dev_copy(KD_CPU, &v, t->device, (const char *)t->storage->data + (size_t)off * es, es) != KD_OK)
+        if (kd_dev_copy(KD_CPU, v, t->device, (const char *)t->storage->data + (size_t)off * es, es) != KD_OK)
             return NAN;
-        return t->dtype == KD_F32 ? (double)v.f : t->dtype == KD_F64 ? v.d : (double)v.i;
+        return kd_load_elem(t->dtype, v, 0);
     }
-    switch (t->dtype) {
-    case KD_F32: return ((const float *)t->storage->data)[off];
-    case KD_F64: return ((const double *)t->storage->data)[off];
-    case KD_I32: return ((const int32_t *)t->storage->data)[off];
-    }
-    return NAN;
+    return kd_load_elem(t->dtype, t->storage->data, off);
 }
 
 double kd_item(const kd_tensor *t)
@@ -413,10 +399,7 @@ kd_status kd_copy_into(kd_tensor *dst, const kd_tensor *src)
             rem /= src->shape[d];
             off += idx[d] * dst->stride[d];
         }
-        double v = kd_get(src, idx);
-        if (dst->dtype == KD_F32) ((float *)dst->storage->data)[off] = (float)v;
-        else if (dst->dtype == KD_F64) ((double *)dst->storage->data)[off] = v;
-        else ((int32_t *)dst->storage->data)[off] = (int32_t)v;
+        kd_store_elem(dst->dtype, dst->storage->data, off, kd_get(src, idx));
     }
     return KD_OK;
 }
@@ -491,9 +474,38 @@ kd_status kd_from_host(kd_tensor *t, const void *src)
 
 int kd_need_float(const char *op, const char *arg, const kd_tensor *t)
 {
-    if (t->dtype == KD_F32 || t->dtype == KD_F64) return 1;
-    kd_fail(KD_ERR_DTYPE, "%s: %s has dtype %s, expected f32 or f64", op, arg, kd_dtype_name(t->dtype));
+    if (t->dtype == KD_F32 || t->dtype == KD_F64 || t->dtype == KD_BF16) return 1;
+    kd_fail(KD_ERR_DTYPE, "%s: %s has dtype %s, expected f32, f64 or bf16", op, arg, kd_dtype_name(t->dtype));
     return 0;
+}
+
+int kd_need_wide(const char *op, const char *arg, const kd_tensor *t)
+{
+    if (t->dtype == KD_F32 || t->dtype == KD_F64) return 1;
+    kd_fail(KD_ERR_DTYPE, "%s: %s has dtype %s, expected f32 or f64%s", op, arg, kd_dtype_name(t->dtype),
+            t->dtype == KD_BF16 ? " (it runs in f32 in mixed precision: kd_cast it first)" : "");
+    return 0;
+}
+
+double kd_load_elem(kd_dtype dt, const void *base, int64_t i)
+{
+    switch (dt) {
+    case KD_F32: return ((const float *)base)[i];
+    case KD_F64: return ((const double *)base)[i];
+    case KD_I32: return ((const int32_t *)base)[i];
+    case KD_BF16: return kd_bf16_to_f32(((const kd_bf16 *)base)[i]);
+    }
+    return NAN;
+}
+
+void kd_store_elem(kd_dtype dt, void *base, int64_t i, double v)
+{
+    switch (dt) {
+    case KD_F32: ((float *)base)[i] = (float)v; break;
+    case KD_F64: ((double *)base)[i] = v; break;
+    case KD_I32: ((int32_t *)base)[i] = (int32_t)v; break;
+    case KD_BF16: ((kd_bf16 *)base)[i] = kd_f32_to_bf16((float)v); break;
+    }
 }
 
 int kd_need_same_dtype(const char *op, const kd_tensor *a, const kd_tensor *b)

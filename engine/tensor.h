@@ -18,7 +18,8 @@
 
 #define KD_MAX_DIMS 8   /* equal to KD_KMAX_DIMS in kernels/kernels.h */
 
-typedef enum kd_dtype { KD_F32 = 0, KD_F64 = 1, KD_I32 = 2 } kd_dtype;
+/* bf16: storage for activations in mixed precision (kernels/bf16.h); computed in f32 by the kernels. */
+typedef enum kd_dtype { KD_F32 = 0, KD_F64 = 1, KD_I32 = 2, KD_BF16 = 3 } kd_dtype;
 typedef enum kd_device { KD_CPU = 0, KD_CUDA = 1, KD_SIM = 2 } kd_device;   /* see engine/device.h */
 
 typedef struct kd_storage {

@@ -5,7 +5,12 @@
  *   per layer:  a = Attention(x W_q^T + b_q, x W_k^T + b_k, x W_v^T + b_v, mask)  (heads as [B, T, H, D] views)
  *               x = LayerNorm(x + dropout(a W_o^T + b_o))
  *               x = LayerNorm(x + dropout(gelu(x W_i^T + b_i) W_out^T + b_out))
- *   pooled = tanh(x[:, 0] W_p^T + b_p);  logits = dropout(pooled) W_c^T + b_c */
+ *   pooled = tanh(x[:, 0] W_p^T + b_p);  logits = dropout(pooled) W_c^T + b_c
+ *
+ * Mixed precision (kd_bert_set_precision bf16): the embeddings and their LayerNorm run in f32; the encoder
+ * runs on bf16 activations with bf16 copies of the weights and biases made each forward (kd_cast: their
+ * gradients arrive in the f32 parameters) and f32 LayerNorm parameters; the [CLS] state is cast back to
+ * f32 for the pooler and classifier, so logits and losses are f32. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -199,6 +204,16 @@ int64_t kd_bert_num_parameters(const kd_bert *m)
 
 void kd_bert_set_training(kd_bert *m, int training) { m->training = training != 0; }
 
+kd_status kd_bert_set_precision(kd_bert *m, kd_dtype compute)
+{
+    if (compute != KD_F32 && compute != KD_BF16)
+        return kd_fail(KD_ERR_DTYPE, "bert: compute dtype %s, expected f32 or bf16", kd_dtype_name(compute));
+    m->compute = compute;
+    return KD_OK;
+}
+
+kd_dtype kd_bert_precision(const kd_bert *m) { return m->compute; }
+
 kd_status kd_bert_set_labels(kd_bert *m, int n, const char *const *names)
 {
     if (n != m->cfg.num_labels)
@@ -224,19 +239,23 @@ static kd_tensor *encoder_layer(const kd_bert *m, const kd_bert_layer *y, kd_ten
     int64_t heads = c->num_heads, dh = c->hidden_size / c->num_heads;
     int64_t hshape[4] = { B, T, heads, dh }, flat[3] = { B, T, c->hidden_size };
     /* Each projection [B, T, hidden] is viewed as [B, T, heads, dh]: no copies, the kernel reads strides. */
-    kd_tensor *q = kd_reshape(kd_linear(x, y->q_w, y->q_b), 4, hshape);
-    kd_tensor *k = kd_reshape(kd_linear(x, y->k_w, y->k_b), 4, hshape);
-    kd_tensor *v = kd_reshape(kd_linear(x, y->v_w, y->v_b), 4, hshape);
+    kd_dtype dt = m->compute;
+#define LIN(in, w, b) kd_linear(in, kd_cast(w, dt), kd_cast(b, dt))
+    kd_tensor *q = kd_reshape(LIN(x, y->q_w, y->q_b), 4, hshape);
+    kd_tensor *k = kd_reshape(LIN(x, y->k_w, y->k_b), 4, hshape);
+    kd_tensor *v = kd_reshape(LIN(x, y->v_w, y->v_b), 4, hshape);
     kd_tensor *a = kd_attention(q, k, v, mask, 1.0 / sqrt((double)dh), c->attention_dropout, m->training);
-    a = kd_linear(kd_reshape(a, 3, flat), y->ao_w, y->ao_b);
+    a = LIN(kd_reshape(a, 3, flat), y->ao_w, y->ao_b);
     a = kd_dropout(a, c->hidden_dropout, m->training);
     x = kd_layernorm(kd_add(a, x), y->aln_w, y->aln_b, c->layer_norm_eps);
-    kd_tensor *f = kd_gelu(kd_linear(x, y->i_w, y->i_b));
-    f = kd_dropout(kd_linear(f, y->o_w, y->o_b), c->hidden_dropout, m->training);
+    kd_tensor *f = kd_gelu(LIN(x, y->i_w, y->i_b));
+    f = kd_dropout(LIN(f, y->o_w, y->o_b), c->hidden_dropout, m->training);
+#undef LIN
     return kd_layernorm(kd_add(f, x), y->oln_w, y->oln_b, c->layer_norm_eps);
 }
 
-kd_tensor *kd_bert_encode(kd_bert *m, const kd_bert_input *in)
+/* The last hidden states in the model's compute dtype. */
+static kd_tensor *encode(kd_bert *m, const kd_bert_input *in)
 {
     const kd_bert_config *c = &m->cfg;
     int64_t B = in->batch, T = in->seq;
@@ -284,7 +303,7 @@ kd_tensor *kd_bert_encode(kd_bert *m, const kd_bert_input *in)
     if (!pos) return NULL;
     kd_tensor *x = kd_add(kd_add(kd_embedding(m->word, ids), kd_embedding(m->type, types)), kd_embedding(m->pos, pos));
     x = kd_layernorm(x, m->eln_w, m->eln_b, c->layer_norm_eps);
-    x = kd_dropout(x, c->hidden_dropout, m->training);
+    x = kd_cast(kd_dropout(x, c->hidden_dropout, m->training), m->compute);
     for (int l = 0; l < c->num_layers && x; l++) {
         /* Without a graph nothing of a layer is needed after it but its output: reuse its memory. */
         kd_arena_mark mk = kd_arena_mark_now();
@@ -294,12 +313,14 @@ kd_tensor *kd_bert_encode(kd_bert *m, const kd_bert_input *in)
     return x;
 }
 
+kd_tensor *kd_bert_encode(kd_bert *m, const kd_bert_input *in) { return kd_cast(encode(m, in), KD_F32); }
+
 kd_tensor *kd_bert_logits(kd_bert *m, const kd_bert_input *in)
 {
-    kd_tensor *h = kd_bert_encode(m, in);
+    kd_tensor *h = encode(m, in);
     if (!h) return NULL;
     int64_t shape[2] = { in->batch, m->cfg.hidden_size };
-    kd_tensor *cls = kd_reshape(kd_narrow(h, 1, 0, 1), 2, shape);   /* [CLS] = position 0 */
+    kd_tensor *cls = kd_cast(kd_reshape(kd_narrow(h, 1, 0, 1), 2, shape), KD_F32);   /* [CLS] = position 0 */
     kd_tensor *pooled = kd_tanh(kd_linear(cls, m->pool_w, m->pool_b));
     pooled = kd_dropout(pooled, m->cfg.hidden_dropout, m->training);
     return kd_linear(pooled, m->cls_w, m->cls_b);

@@ -64,6 +64,11 @@ kd_status kd_bert_to_device(kd_bert *m, kd_device dev);
 kd_device kd_bert_device(const kd_bert *m);
 int64_t kd_bert_num_parameters(const kd_bert *m);
 void kd_bert_set_training(kd_bert *m, int training);
+/* The dtype of the encoder's activations: KD_F32 (the default) or KD_BF16 (mixed precision: bf16
+ * activations and GEMM inputs, f32 accumulation, f32 parameters, gradients of parameters, LayerNorm,
+ * embeddings, pooler, classifier and logits; see models/bert.c). KD_ERR_DTYPE for anything else. */
+kd_status kd_bert_set_precision(kd_bert *m, kd_dtype compute);
+kd_dtype kd_bert_precision(const kd_bert *m);
 /* Name the labels (id2label, saved in config.json): n must equal num_labels, each name shorter than 64
  * bytes. KD_ERR_ARG naming the label otherwise. */
 kd_status kd_bert_set_labels(kd_bert *m, int n, const char *const *names);

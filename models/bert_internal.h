@@ -22,6 +22,7 @@ _Static_assert(sizeof(kd_bert_layer) == KD_BERT_LAYER_TENSORS * sizeof(kd_tensor
 struct kd_bert {
     kd_bert_config cfg;
     int training;
+    kd_dtype compute;         /* KD_F32, or KD_BF16: the encoder's activations in bf16 (mixed precision) */
     kd_tensor **params;       /* every parameter, named; the pointers below point into this table */
     size_t n_params;
     kd_tensor *word, *pos, *type, *eln_w, *eln_b;

@@ -300,17 +300,21 @@ kd_device kd_default_device(void) { return default_dev; }
 
 kd_status kd_device_sync(void) { return devs[default_dev].sync(); }
 
+static const char *precision_of[3] = { "f32", "bf16", "f32" };   /* cpu, cuda, sim */
+
 kd_status kd_device_set_precision(kd_device dev, const char *name)
 {
     if (!dev_valid(dev)) return kd_fail(KD_ERR_ARG, "device: unknown device %d", (int)dev);
     if (name && strcmp(name, "f32") != 0 && strcmp(name, "tf32") != 0 && strcmp(name, "bf16") != 0)
         return kd_fail(KD_ERR_ARG, "precision: got '%s', expected f32, tf32 or bf16", name);
     if (dev != KD_CUDA) {
-        if (name && strcmp(name, "f32") != 0)
-            return kd_fail(KD_ERR_ARG, "precision %s: only the cuda device has tensor cores; %s computes in f32", name,
+        if (name && strcmp(name, "tf32") == 0)
+            return kd_fail(KD_ERR_ARG, "precision tf32: only the cuda device has tensor cores; %s offers f32 or bf16",
                            devs[dev].name);
+        precision_of[dev] = name && strcmp(name, "bf16") == 0 ? "bf16" : "f32";
         return KD_OK;
     }
+    precision_of[dev] = !name || strcmp(name, "bf16") == 0 ? "bf16" : strcmp(name, "tf32") == 0 ? "tf32" : "f32";
 #ifdef KD_HAVE_CUDA
     kd_cuda_precision p = !name || strcmp(name, "bf16") == 0 ? KD_CUDA_PREC_BF16
                           : strcmp(name, "tf32") == 0      ? KD_CUDA_PREC_TF32
@@ -321,13 +325,11 @@ kd_status kd_device_set_precision(kd_device dev, const char *name)
 #endif
 }
 
-const char *kd_device_precision(kd_device dev)
+const char *kd_device_precision(kd_device dev) { return dev_valid(dev) ? precision_of[dev] : "f32"; }
+
+kd_dtype kd_device_compute_dtype(kd_device dev)
 {
-#ifdef KD_HAVE_CUDA
-    if (dev == KD_CUDA) return kd_cuda_precision_name(kd_cuda_get_precision());
-#endif
-    (void)dev;
-    return "f32";
+    return strcmp(kd_device_precision(dev), "bf16") == 0 ? KD_BF16 : KD_F32;
 }
 
 kd_device_stats kd_device_get_stats(kd_device dev)

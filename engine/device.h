@@ -39,12 +39,16 @@ int kd_device_available(kd_device dev);
 kd_status kd_set_default_device(kd_device dev);
 kd_device kd_default_device(void);
 
-/* The arithmetic of matrix products on `dev`: "f32" (exact f32 products), "tf32" or "bf16" (tensor cores:
- * inputs rounded to tf32 / bf16, f32 accumulation and outputs; parameters, optimizer state, activations
- * and losses stay f32). NULL picks the device's default: bf16 on cuda, f32 elsewhere. The CPU and the
- * simulated device compute in f32 only; asking them for tf32 or bf16 fails. */
+/* The precision runs on `dev` use: "f32" (f32 everywhere; exact f32 products), "tf32" (cuda only: f32
+ * storage, matrix products on tensor cores with inputs rounded to tf32) or "bf16" (mixed precision: models
+ * keep their activations in bf16 — kd_bert_set_precision with kd_device_compute_dtype(dev) — and matrix
+ * products take bf16 inputs with f32 accumulation; on cuda the few f32 products left also run on bf16
+ * tensor cores). Parameters, gradients of parameters, optimizer state and losses are f32 in every mode.
+ * NULL picks the device's default: bf16 on cuda, f32 elsewhere. */
 kd_status kd_device_set_precision(kd_device dev, const char *name);
 const char *kd_device_precision(kd_device dev);
+/* The activation dtype of the device's precision: KD_BF16 for "bf16", else KD_F32. */
+kd_dtype kd_device_compute_dtype(kd_device dev);
 
 /* Wait for all queued work on the default device; reports errors its kernels found. */
 kd_status kd_device_sync(void);

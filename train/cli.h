@@ -37,6 +37,10 @@ int kd_cli_apply_common(const char *cmd, int threads, const char *device);
  * default, bf16 GEMMs on cuda). */
 extern kd_device kd_cli_device;
 extern const char *kd_cli_precision;
+/* The models' activation dtype under --precision (kd_device_compute_dtype of the device). */
+extern kd_dtype kd_cli_compute;
+/* Move a model to the command's device and set its precision. */
+kd_status kd_cli_place_model(kd_bert *m);
 /* Print "kd <cmd>: <last library error>" and return 1. */
 int kd_cli_fail(const char *cmd);
 

@@ -78,6 +78,7 @@ int kd_cli_parse(const char *cmd, int argc, char **argv, const kd_opt *opts, int
 
 kd_device kd_cli_device = KD_CPU;
 const char *kd_cli_precision = NULL;
+kd_dtype kd_cli_compute = KD_F32;
 
 int kd_cli_apply_common(const char *cmd, int threads, const char *device)
 {
@@ -96,7 +97,14 @@ int kd_cli_apply_common(const char *cmd, int threads, const char *device)
         fprintf(stderr, "kd %s: --precision: %s\n", cmd, kd_last_error());
         return KD_EXIT_USAGE;
     }
+    kd_cli_compute = kd_device_compute_dtype(kd_cli_device);
     return -1;
+}
+
+kd_status kd_cli_place_model(kd_bert *m)
+{
+    kd_status st = kd_bert_to_device(m, kd_cli_device);
+    return st == KD_OK ? kd_bert_set_precision(m, kd_cli_compute) : st;
 }
 
 int kd_cli_fail(const char *cmd)

@@ -114,7 +114,7 @@ int kd_cmd_compare(int argc, char **argv)
         { "--latency-samples", KD_OPT_INT, &latency_n, 1, 1000000, 0, "a whole number >= 1", "texts timed one by one (200)" },
         { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },
         { "--device", KD_OPT_STR, &device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },
-        { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "GEMM arithmetic on cuda (bf16)" },
+        { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "bf16: bf16 activations, f32 weights (default on cuda); tf32: cuda" },
     };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
                           "usage: kd compare --teacher DIR --student DIR --data PATH\n\n"
@@ -138,7 +138,7 @@ int kd_cmd_compare(int argc, char **argv)
         char vocab[PATH_MAX];
         if (kd_cli_model_vocab(dirs[i], vocab, sizeof vocab) != KD_OK || !(m[i] = kd_bert_load(dirs[i], 0, 1, NULL)) ||
             kd_cli_model_labels(kd_bert_get_config(m[i]), &lab[i]) != KD_OK || kd_tokenizer_load(vocab, 1, &tok[i]) != KD_OK ||
-            kd_bert_to_device(m[i], kd_cli_device) != KD_OK)
+            kd_cli_place_model(m[i]) != KD_OK)
             rc = kd_cli_fail(cmd);
     }
     if (rc < 0 && lab[0].n != lab[1].n) {

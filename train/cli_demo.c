@@ -44,7 +44,7 @@ int kd_cmd_demo(int argc, char **argv)
         { "--quiet", KD_OPT_FLAG, &quiet, 0, 0, 0, NULL, "only the final table" },
         { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },
         { "--device", KD_OPT_STR, &device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },
-        { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "GEMM arithmetic on cuda (bf16)" },
+        { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "bf16: bf16 activations, f32 weights (default on cuda); tf32: cuda" },
     };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
                           "usage: kd demo [--out DIR] [flags]\n\n"
@@ -109,6 +109,7 @@ int kd_cmd_demo(int argc, char **argv)
         fflush(stdout);
         kd_train_result res;
         tc.device = kd_cli_device;
+        tc.compute = kd_cli_compute;
         if (kd_train(models[i], &d, &tc, &res) != KD_OK) {
             rc = kd_cli_fail(cmd);
             break;
@@ -117,7 +118,7 @@ int kd_cmd_demo(int argc, char **argv)
         /* Compare the shipped (best-epoch) models, as written to disk. */
         kd_bert_free(models[i]);
         models[i] = kd_bert_load(dirs[i], 0, 1, NULL);
-        if (models[i] && kd_bert_to_device(models[i], kd_cli_device) != KD_OK) rc = kd_cli_fail(cmd);
+        if (models[i] && kd_cli_place_model(models[i]) != KD_OK) rc = kd_cli_fail(cmd);
         else if (!models[i] || kd_measure_model(models[i], tok, &dev, 64, 100, dirs[i], &rep[i]) != KD_OK) rc = kd_cli_fail(cmd);
     }
     if (rc < 0) {

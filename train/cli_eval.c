@@ -18,7 +18,7 @@ static int open_model(const char *cmd, const char *dir, uint64_t seed, kd_bert *
     memset(labels, 0, sizeof *labels);
     if (kd_cli_model_vocab(dir, vocab, sizeof vocab) != KD_OK || !(*m = kd_bert_load(dir, 0, seed, NULL)) ||
         kd_cli_model_labels(kd_bert_get_config(*m), labels) != KD_OK || kd_tokenizer_load(vocab, 1, tok) != KD_OK ||
-        kd_bert_to_device(*m, kd_cli_device) != KD_OK) {
+        kd_cli_place_model(*m) != KD_OK) {
         int rc = kd_cli_fail(cmd);
         kd_bert_free(*m);
         *m = NULL;
@@ -39,7 +39,7 @@ int kd_cmd_eval(int argc, char **argv)
         { "--max-len", KD_OPT_INT, &max_len, 2, 512, 0, "a whole number from 2 to 512", "tokens per text (128)" },
         { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },
         { "--device", KD_OPT_STR, &device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },
-        { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "GEMM arithmetic on cuda (bf16)" },
+        { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "bf16: bf16 activations, f32 weights (default on cuda); tf32: cuda" },
     };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
                           "usage: kd eval --model DIR --data PATH\n\n"
@@ -93,7 +93,7 @@ int kd_cmd_predict(int argc, char **argv)
         { "--max-len", KD_OPT_INT, &max_len, 2, 512, 0, "a whole number from 2 to 512", "tokens per text (128)" },
         { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },
         { "--device", KD_OPT_STR, &device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },
-        { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "GEMM arithmetic on cuda (bf16)" },
+        { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "bf16: bf16 activations, f32 weights (default on cuda); tf32: cuda" },
     };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
                           "usage: kd predict --model DIR [--logits] < lines\n\n"

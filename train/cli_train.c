@@ -42,7 +42,7 @@ typedef struct train_flags {
     { "--quiet", KD_OPT_FLAG, &f.quiet, 0, 0, 0, NULL, "no progress output" },                                     \
     { "--threads", KD_OPT_INT, &f.threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },      \
     { "--device", KD_OPT_STR, &f.device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },                 \
-    { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "GEMM arithmetic on cuda (bf16)" }
+    { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "bf16: bf16 activations, f32 weights (default on cuda); tf32: cuda" }
 
 static void flags_init(train_flags *f)
 {
@@ -97,6 +97,7 @@ static int check_common(const char *cmd, train_flags *f)
     }
     f->c.seed = (uint64_t)f->seed;
     f->c.device = kd_cli_device;
+    f->c.compute = kd_cli_compute;
     f->c.adamw.weight_decay = f->weight_decay;
     f->c.resume = f->resume;
     f->c.quiet = f->quiet;

@@ -472,6 +472,9 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     st = kd_bert_to_device(student, c->device);
     if (st == KD_OK && d->teacher && c->alpha > 0.0) st = kd_bert_to_device(d->teacher, c->device);
     if (st == KD_OK) st = kd_set_default_device(c->device);
+    kd_dtype student_prec = kd_bert_precision(student), teacher_prec = d->teacher ? kd_bert_precision(d->teacher) : KD_F32;
+    if (st == KD_OK) st = kd_bert_set_precision(student, c->compute);
+    if (st == KD_OK && d->teacher) st = kd_bert_set_precision(d->teacher, c->compute);
     if (st == KD_OK && c->device != KD_CPU) {
         int64_t ns = 3 * (int64_t)c->grad_accum + 1;
         r.stats = kd_param(KD_F32, 1, &ns, "step stats");
@@ -507,6 +510,8 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     /* Back where they came from; a failure here is reported unless the run already failed. */
     kd_status back = kd_bert_to_device(student, student_before);
     if (back == KD_OK && d->teacher) back = kd_bert_to_device(d->teacher, teacher_before);
+    kd_bert_set_precision(student, student_prec);
+    if (d->teacher) kd_bert_set_precision(d->teacher, teacher_prec);
     if (st == KD_OK) st = back;
     free(r.zt_host);
     free(r.stats_host);

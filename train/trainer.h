@@ -36,6 +36,8 @@ typedef struct kd_train_config {
     const char *student_vocab;     /* copied beside every checkpoint */
     kd_device device;              /* where the steps run (KD_CPU); the models move there for the run and
                                       back afterwards */
+    kd_dtype compute;              /* the models' activations: KD_F32 (default) or KD_BF16 (mixed precision;
+                                      parameters, optimizer state and losses stay f32) */
 } kd_train_config;
 
 /* The seed notebooks' defaults: 3 epochs, batch 16, lr 5e-5, max length 128, T 2, alpha 0.5, warmup

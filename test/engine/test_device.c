@@ -247,8 +247,12 @@ static void test_errors(void)
     kd_arena_reset();
     kd_set_default_device(KD_CPU);
 
-    CHECK(kd_device_set_precision(KD_SIM, "bf16") != KD_OK && strstr(kd_last_error(), "only the cuda device"),
-          "bf16 on the simulated device fails: %s", kd_last_error());
+    CHECK(kd_device_set_precision(KD_SIM, "tf32") != KD_OK && strstr(kd_last_error(), "only the cuda device"),
+          "tf32 on the simulated device fails: %s", kd_last_error());
+    CHECK(kd_device_set_precision(KD_SIM, "bf16") == KD_OK && kd_device_compute_dtype(KD_SIM) == KD_BF16 &&
+          strcmp(kd_device_precision(KD_SIM), "bf16") == 0, "bf16 on the simulated device: bf16 activations");
+    CHECK(kd_device_set_precision(KD_SIM, NULL) == KD_OK && kd_device_compute_dtype(KD_SIM) == KD_F32,
+          "the simulated device's default precision is f32");
     CHECK(kd_device_set_precision(KD_SIM, "f16") != KD_OK && strstr(kd_last_error(), "expected f32, tf32 or bf16"),
           "an unknown precision fails: %s", kd_last_error());
     if (!kd_device_available(KD_CUDA))

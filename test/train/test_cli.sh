@@ -74,7 +74,7 @@ if ! nvidia-smi -L >/dev/null 2>&1; then
   expect 1 "--device cuda: device cuda:" -- eval --model "$tmp/teacher" --data "$tmp" --device cuda
   expect 1 "--device cuda: device cuda:" -- distill "${t[@]}" --data "$tmp" --device cuda
 fi
-expect 2 "--precision: precision bf16: only the cuda device" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/x" --precision bf16
+expect 2 "--precision: precision tf32: only the cuda device" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/x" --precision tf32
 expect 2 "--precision: precision: got 'fp8'" -- eval --model "$tmp/teacher" --data "$tmp" --precision fp8
 expect 2 "--device: got 'tpu'" -- eval --model "$tmp/teacher" --data "$tmp" --device tpu
 expect 2 "--threads: got '0'" -- predict --model "$tmp/teacher" --threads 0

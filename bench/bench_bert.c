@@ -141,6 +141,9 @@ static kd_bert *make_model(const char *preset, kd_bert_config *c)
  * the default device, so the batches, activations and optimizer state made from now on live there. */
 static int place_models(kd_bert *a, kd_bert *b)
 {
+    /* The device's precision: bf16 means the models' activations in bf16 (mixed precision). */
+    kd_dtype dt = kd_device_compute_dtype(bench_dev);
+    if (kd_bert_set_precision(a, dt) != KD_OK || (b && kd_bert_set_precision(b, dt) != KD_OK)) return 1;
     if (bench_dev == KD_CPU) return 0;
     double t0 = bench_now();
     kd_status st = kd_bert_to_device(a, bench_dev);
@@ -626,8 +629,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_bert: --device: %s\n", kd_last_error());
         return 2;
     }
-    if (o.precision && dev != KD_CUDA) {
-        fprintf(stderr, "bench_bert: --precision %s: only with --device cuda (the CPU and sim compute in f32)\n",
+    if (o.precision && strcmp(o.precision, "f32") != 0 && strcmp(o.precision, "bf16") != 0 &&
+        (strcmp(o.precision, "tf32") != 0 || dev != KD_CUDA)) {
+        fprintf(stderr, "bench_bert: --precision %s: expected f32 or bf16 (tf32: only with --device cuda)\n",
                 o.precision);
         return 2;
     }

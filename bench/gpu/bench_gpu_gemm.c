@@ -8,6 +8,11 @@
  * kd_cuda_set_precision on the f32 operands: table-bf16 includes converting X and W to bf16 on every call,
  * so its figure beside the raw bf16 row (operands already bf16) is the price of that conversion. Their
  * cuBLAS column is cuBLAS in the same precision (bf16 from bf16 operands).
+ *
+ * The row "bf16-storage" times the bf16 table's GEMM entry (kd_kernels_cuda_bf16()): operands, C and
+ * output all bf16 in memory, f32 accumulation, C rounded once; its last column is its speed relative to
+ * the table-bf16 row just above it (the f32 table's bf16 mode at the same shape). Its cuBLAS column is
+ * the raw bf16 row's (cuBLAS writes f32 C there).
  *   bench_gpu_gemm [--reps N] [--quick]  */
 #include "bench/gpu/gpu_bench.h"
 #include "kernels/cuda/gemm_cuda.h"
@@ -33,6 +38,12 @@ static void run_table(void *p)
     kd_kernels_cuda_f32()->gemm(&c->g, 0, 1);
 }
 
+static void run_table_bf16(void *p)
+{
+    run_ctx *c = p;
+    kd_kernels_cuda_bf16()->gemm(&c->g, 0, 1);
+}
+
 /* Row-major C = X W^T (X m x k, W n x k) is column-major C^T = W^T' X: gemm(T, N, n, m, k). */
 static void run_cublas(void *p)
 {
@@ -50,24 +61,31 @@ static void run_cublas(void *p)
     }
 }
 
-/* Check 256 sampled entries of C (device) against exact dot products of the host operands xr, wr (already
- * rounded as the device rounds them). Tolerance as test/gpu/test_cuda_gemm.c. */
-static int validate(const float *xr, const float *wr, const float *dC, int64_t m, int64_t n, int64_t k, double c_acc,
-                    const char *what)
+/* Check 256 sampled entries of C (device; f32, or bf16 when c_bf16) against exact dot products of the host
+ * operands xr, wr (already rounded as the device rounds them). Tolerance as test/gpu/test_cuda_gemm.c, plus
+ * one bf16 rounding step of the result for a bf16 C. */
+static int validate(const float *xr, const float *wr, const void *dC, int c_bf16, int64_t m, int64_t n, int64_t k,
+                    double c_acc, const char *what)
 {
     int bad = 0;
     for (int s = 0; s < 256; s++) {
         int64_t i = (int64_t)((gb_rng = gb_rng * 6364136223846793005ull + 1) >> 33) % m;
         int64_t j = (int64_t)((gb_rng = gb_rng * 6364136223846793005ull + 1) >> 33) % n;
         float got;
-        if (kd_cuda_d2h(&got, dC + i * n + j, sizeof got) != KD_OK) gb_die("d2h");
+        if (c_bf16) {
+            uint16_t h;
+            if (kd_cuda_d2h(&h, (const uint16_t *)dC + i * n + j, sizeof h) != KD_OK) gb_die("d2h");
+            got = kd_cu_bf16_to_f32(h);
+        } else if (kd_cuda_d2h(&got, (const float *)dC + i * n + j, sizeof got) != KD_OK) {
+            gb_die("d2h");
+        }
         double dot = 0, absdot = 0;
         for (int64_t p = 0; p < k; p++) {
             double t = (double)xr[i * k + p] * wr[j * k + p];
             dot += t;
             absdot += fabs(t);
         }
-        double tol = absdot * 0.5 * 1.1920929e-7 * c_acc * sqrt((double)k);
+        double tol = absdot * 0.5 * 1.1920929e-7 * c_acc * sqrt((double)k) + (c_bf16 ? fabs(dot) / 128.0 : 0.0);
         if (!(fabs(got - dot) <= tol)) {
             if (bad < 3) fprintf(stderr, "  %s: C[%lld,%lld] = %.7g, want %.7g (tol %.3g)\n", what, (long long)i,
                                  (long long)j, got, dot, tol);
@@ -121,22 +139,25 @@ int main(int argc, char **argv)
         if (!x || !w || !xr || !wr || !x16 || !w16) gb_die("malloc");
         for (int64_t i = 0; i < m * k; i++) { x[i] = gb_randn(); x16[i] = kd_cu_bf16_from_f32(x[i]); }
         for (int64_t i = 0; i < n * k; i++) { w[i] = gb_randn(); w16[i] = kd_cu_bf16_from_f32(w[i]); }
-        void *dx, *dw, *dx16, *dw16, *dc;
+        void *dx, *dw, *dx16, *dw16, *dc, *dc16;
         if (kd_cuda_malloc(&dx, (size_t)(m * k) * 4) || kd_cuda_malloc(&dw, (size_t)(n * k) * 4) ||
             kd_cuda_malloc(&dx16, (size_t)(m * k) * 2) || kd_cuda_malloc(&dw16, (size_t)(n * k) * 2) ||
-            kd_cuda_malloc(&dc, (size_t)(m * n) * 4))
+            kd_cuda_malloc(&dc, (size_t)(m * n) * 4) || kd_cuda_malloc(&dc16, (size_t)(m * n) * 2))
             gb_die("device buffers");
         if (kd_cuda_h2d(dx, x, (size_t)(m * k) * 4) || kd_cuda_h2d(dw, w, (size_t)(n * k) * 4) ||
             kd_cuda_h2d(dx16, x16, (size_t)(m * k) * 2) || kd_cuda_h2d(dw16, w16, (size_t)(n * k) * 2))
             gb_die("upload");
         double tf_cb_of[4] = { 0, 0, 0, 0 };   /* cuBLAS per raw type, for the table rows */
-        for (int t = 0; t < 4 + 3; t++) {
-            /* t < 4: the raw GEMMs; t = 4, 5, 6: the table entry in f32, tf32, bf16 */
-            int table = t >= 4;
+        double tf_table_bf16 = 0;               /* the f32 table's bf16 mode, for the bf16-storage row */
+        for (int t = 0; t < 4 + 3 + 1; t++) {
+            /* t < 4: the raw GEMMs; t = 4, 5, 6: the f32 table's entry in f32, tf32, bf16; t = 7: the bf16
+             * table's entry */
+            int table = t >= 4 && t < 7, store16 = t == 7;
             kd_cuda_precision prec = table ? precs[t - 4] : KD_CUDA_PREC_F32;
-            kd_cuda_gemm_type ty = table ? (prec == KD_CUDA_PREC_F32 ? KD_CUDA_GEMM_F32 :
-                                            prec == KD_CUDA_PREC_TF32 ? KD_CUDA_GEMM_TF32 : KD_CUDA_GEMM_BF16)
-                                         : types[t];
+            kd_cuda_gemm_type ty = store16 ? KD_CUDA_GEMM_BF16
+                                   : table ? (prec == KD_CUDA_PREC_F32 ? KD_CUDA_GEMM_F32 :
+                                              prec == KD_CUDA_PREC_TF32 ? KD_CUDA_GEMM_TF32 : KD_CUDA_GEMM_BF16)
+                                           : types[t];
             if (!table && ty == KD_CUDA_GEMM_BF16_WGMMA && !kd_cuda_has_wgmma()) continue;
             int bf = ty == KD_CUDA_GEMM_BF16 || ty == KD_CUDA_GEMM_BF16_WGMMA;
             for (int64_t i = 0; i < m * k; i++) xr[i] = bf ? kd_cu_bf16_to_f32(x16[i]) : ty == KD_CUDA_GEMM_TF32 ? kd_cu_tf32_round(x[i]) : x[i];
@@ -147,7 +168,8 @@ int main(int argc, char **argv)
             c.type = ty;
             /* the table takes f32 operands in every precision */
             int dev16 = bf && !table;
-            kd_gemm_args g = { 0, 1, m, n, k, 1, dev16 ? dx16 : dx, k, 0, dev16 ? dw16 : dw, k, 0, dc, n, 0, NULL, 1.0, 0.0 };
+            kd_gemm_args g = { 0, 1, m, n, k, 1, dev16 ? dx16 : dx, k, 0, dev16 ? dw16 : dw, k, 0, store16 ? dc16 : dc, n, 0,
+                               NULL, 1.0, 0.0 };
             c.g = g;
             gb_fn fn = run_kd;
             char label[32];
@@ -155,26 +177,32 @@ int main(int argc, char **argv)
                 if (kd_cuda_set_precision(prec) != KD_OK) gb_die("kd_cuda_set_precision");
                 fn = run_table;
                 snprintf(label, sizeof label, "table-%s", kd_cuda_precision_name(prec));
+            } else if (store16) {
+                fn = run_table_bf16;
+                snprintf(label, sizeof label, "bf16-storage");
             } else {
                 snprintf(label, sizeof label, "%s", tname[t]);
             }
             char what[96];
             snprintf(what, sizeof what, "%lldx%lldx%lld %s", (long long)m, (long long)n, (long long)k, label);
             double c_acc = ty == KD_CUDA_GEMM_F32 ? 4.0 : 16.0;
-            if (kd_cuda_fill_f32(dc, NAN, m * n) != KD_OK) gb_die("poison");
+            if (store16 ? kd_cuda_memset(dc16, 0xff, (size_t)(m * n) * 2) != KD_OK /* 0xffff: a bf16 NaN */
+                        : kd_cuda_fill_f32(dc, NAN, m * n) != KD_OK)
+                gb_die("poison");
             fn(&c);
             if (kd_cuda_sync() != KD_OK || kd_cuda_status() != KD_OK) gb_die(what);
-            int ok = validate(xr, wr, dc, m, n, k, c_acc, what);
+            int ok = validate(xr, wr, store16 ? dc16 : dc, store16, m, n, k, c_acc, what);
             double flop = 2.0 * (double)m * (double)n * (double)k;
             double t_kd = gb_time_ms(fn, &c, reps, 1);
             if (kd_cuda_status() != KD_OK) gb_die(what);
             double tf_kd = flop / (t_kd * 1e-3) / 1e12, tf_cb = 0;
             int ok_cb = 1;
-            if (have_cublas && !table) {
+            if (table && prec == KD_CUDA_PREC_BF16) tf_table_bf16 = tf_kd;
+            if (have_cublas && !table && !store16) {
                 if (kd_cuda_fill_f32(dc, NAN, m * n) != KD_OK) gb_die("poison");
                 run_cublas(&c);
                 if (kd_cuda_sync() != KD_OK) gb_die("cublas");
-                ok_cb = validate(xr, wr, dc, m, n, k, c_acc, "cuBLAS");
+                ok_cb = validate(xr, wr, dc, 0, m, n, k, c_acc, "cuBLAS");
                 tf_cb = flop / (gb_time_ms(run_cublas, &c, reps, 1) * 1e-3) / 1e12;
                 tf_cb_of[t] = tf_cb;
             } else if (have_cublas) {
@@ -185,13 +213,15 @@ int main(int argc, char **argv)
                 snprintf(cbs, sizeof cbs, "%.1f", tf_cb);
                 snprintf(ratio, sizeof ratio, "%.0f%%", 100.0 * tf_kd / tf_cb);
             }
-            printf("%-20s %-10s %12.1f %12s %8s%s%s\n", what, label, tf_kd, cbs, ratio, ok ? "" : "  INVALID",
+            char vs[48] = "";
+            if (store16 && tf_table_bf16 > 0) snprintf(vs, sizeof vs, "  %.0f%% of table-bf16", 100.0 * tf_kd / tf_table_bf16);
+            printf("%-20s %-10s %12.1f %12s %8s%s%s%s\n", what, label, tf_kd, cbs, ratio, vs, ok ? "" : "  INVALID",
                    ok_cb ? "" : "  (cuBLAS invalid)");
             fflush(stdout);
             if (!ok) failures++;
         }
         kd_cuda_set_precision(KD_CUDA_PREC_F32);
-        kd_cuda_free(dx); kd_cuda_free(dw); kd_cuda_free(dx16); kd_cuda_free(dw16); kd_cuda_free(dc);
+        kd_cuda_free(dx); kd_cuda_free(dw); kd_cuda_free(dx16); kd_cuda_free(dw16); kd_cuda_free(dc); kd_cuda_free(dc16);
         free(x); free(w); free(xr); free(wr); free(x16); free(w16);
     }
     gb_cublas_close(&cb);

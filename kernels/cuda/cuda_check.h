@@ -38,7 +38,8 @@ kd_status kd_cuda_record(cudaError_t err, kd_status st, const char *file, int li
 /* Make `st` (when not KD_OK) the sticky status too: for errors found before any CUDA call. */
 kd_status kd_cuda_note(kd_status st);
 
-/* The runtime's scratch block for the table GEMM's bf16 operand copies: at least `bytes`, grown with
+/* The runtime's scratch block (the table GEMMs' bf16 operand copies, the bf16 reductions' f32 sums; one
+ * user at a time, in stream order): at least `bytes`, grown with
  * cudaMalloc when smaller (the old block freed), 256-byte aligned. NULL when the device has no room; no
  * error is recorded then (the caller has another way). Freed by kd_cuda_shutdown. */
 void *kd_cu_workspace(size_t bytes);

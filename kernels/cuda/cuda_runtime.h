@@ -100,6 +100,10 @@ const char *kd_cuda_precision_name(kd_cuda_precision p); /* "f32", "tf32", "bf16
 /* The f32 CUDA kernel table: same argument structs as kernels/kernels.h, DEVICE pointers, launched
  * asynchronously on the kd stream (ith/nth ignored: call with 0, 1). NULL when no device is present. */
 const kd_kernels *kd_kernels_cuda_f32(void);
+/* The bf16-storage CUDA table (kernels/kernels.h's bf16 conventions, matching kd_kernels_ref_bf16()): same
+ * calling rules as the f32 table. No embedding, cross-entropy, KL, AdamW or convert entries (NULL); the
+ * GEMM is the bf16 tensor-core GEMM whatever kd_cuda_set_precision says. NULL when no device is present. */
+const kd_kernels *kd_kernels_cuda_bf16(void);
 
 #ifdef __cplusplus
 }

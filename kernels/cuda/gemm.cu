@@ -1,6 +1,7 @@
 /* kernels/cuda/gemm.cu — the f32 SIMT GEMM (128x128x8 shared-memory tiles, 8x8 register blocking per
  * thread, float4 loads, double-buffered tiles), the dispatcher behind kernels/cuda/gemm_cuda.h, the bf16
- * conversions, and the table's GEMM entry in its three precisions (kd_cuda_set_precision). */
+ * conversions, the f32 table's GEMM entry in its three precisions (kd_cuda_set_precision) and the bf16
+ * table's GEMM entry (bf16 storage). */
 #include <cuda_bf16.h>
 
 #include "kernels/cuda/gemm_internal.h"
@@ -16,7 +17,7 @@ struct sgemm_params {
     const float *a; int64_t lda, sa;
     const float *b; int64_t ldb, sb;
     float *c; int64_t ldc, sc;
-    kd_cu_epi epi;
+    kd_cu_epi epi;   /* f32 C and bias: epi.bf16 = 0 */
     int vec;      /* float4 loads legal (see kd_cu_gemm_aligned) */
 };
 
@@ -99,7 +100,7 @@ __global__ void __launch_bounds__(256) sgemm_kernel(sgemm_params p)
     const int t = threadIdx.x, tx = t % 16, ty = t / 16;
     const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN, bz = blockIdx.z;
     const float *A = p.a + bz * p.sa, *B = p.b + bz * p.sb;
-    float *C = p.c + bz * p.sc;
+    const int64_t c_base = bz * p.sc;
 
     float acc[8][8] = {};
     float ra[4], rb[4];
@@ -139,24 +140,23 @@ __global__ void __launch_bounds__(256) sgemm_kernel(sgemm_params p)
     for (int i = 0; i < 8; i++) {
         int64_t row = m0 + (i < 4 ? 4 * ty + i : 64 + 4 * ty + i - 4);
         if (row >= p.m) continue;
-        float *crow = C + row * p.ldc;
+        const int64_t crow = c_base + row * p.ldc;
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             int64_t col = n0 + (j < 4 ? 4 * tx + j : 64 + 4 * tx + j - 4);
-            if (col < p.n) crow[col] = kd_cu_epi_apply(p.epi, acc[i][j], crow + col, col);
+            if (col < p.n) kd_cu_epi_store_t(p.epi, acc[i][j], p.c + crow + col, col);
         }
     }
 }
 
-/* alpha = 0 or k = 0: C = beta C + bias, no product. */
-__global__ void scale_c_kernel(int64_t m, int64_t n, float *C, int64_t ldc, int64_t sc, kd_cu_epi e)
+/* alpha = 0 or k = 0: C = beta C + bias, no product (C f32, or bf16 when e.bf16). */
+__global__ void scale_c_kernel(int64_t m, int64_t n, void *C, int64_t ldc, int64_t sc, kd_cu_epi e)
 {
     int64_t total = m * n;
-    float *Cb = C + blockIdx.z * sc;
+    const int64_t base = blockIdx.z * sc;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t r = i / n, j = i % n;
-        float *c = Cb + r * ldc + j;
-        *c = kd_cu_epi_apply(e, 0.0f, c, j);
+        kd_cu_epi_store(e, 0.0f, C, base + r * ldc + j, j);
     }
 }
 
@@ -174,16 +174,17 @@ __global__ void bf16_to_f32_kernel(float *dst, const uint16_t *src, int64_t n)
         dst[i] = __uint_as_float((uint32_t)src[i] << 16);
 }
 
-/* Strided f32 -> bf16 packing of one GEMM operand: dst[z][r][c] = src(z, r, c) for r < rows, c < cols,
+/* Strided packing of one GEMM operand into bf16 (from f32, rounded to nearest even; or from bf16, copied):
+ * dst[z][r][c] = src(z, r, c) for r < rows, c < cols,
  * where src(z, r, c) = src[z sstride + r ld + c], or src[z sstride + c ld + r] when T (the operand is stored
  * transposed). dst rows are ldd apart, batches dstride. A 32 x 8 block moves 32 x 32 tiles; the transposed
  * case goes through shared memory so reads and writes both run along contiguous addresses. */
-template <bool T>
-__global__ void __launch_bounds__(256) pack_bf16_kernel(const float *__restrict__ src, int64_t ld, int64_t sstride,
+template <typename S, bool T>
+__global__ void __launch_bounds__(256) pack_bf16_kernel(const S *__restrict__ src, int64_t ld, int64_t sstride,
                                                         int64_t rows, int64_t cols, __nv_bfloat16 *__restrict__ dst,
                                                         int64_t ldd, int64_t dstride)
 {
-    __shared__ float tile[32][33];
+    __shared__ float tile[32][33];   /* bf16 values are exact in f32 */
     const int tx = threadIdx.x, ty = threadIdx.y;
     const int64_t c0 = (int64_t)blockIdx.x * 32, ytiles = (rows + 31) / 32;
     src += blockIdx.z * sstride;
@@ -193,33 +194,34 @@ __global__ void __launch_bounds__(256) pack_bf16_kernel(const float *__restrict_
         if (!T) {
             for (int i = ty; i < 32; i += 8) {
                 int64_t r = r0 + i, c = c0 + tx;
-                if (r < rows && c < cols) dst[r * ldd + c] = __float2bfloat16_rn(src[r * ld + c]);
+                if (r < rows && c < cols) dst[r * ldd + c] = kd_cu_st<__nv_bfloat16>(kd_cu_ld(src[r * ld + c]));
             }
         } else {
             /* tile[i][tx] = element (r0 + tx, c0 + i): a warp reads 32 consecutive r of one stored row */
             for (int i = ty; i < 32; i += 8) {
                 int64_t r = r0 + tx, c = c0 + i;
-                if (r < rows && c < cols) tile[i][tx] = src[c * ld + r];
+                if (r < rows && c < cols) tile[i][tx] = kd_cu_ld(src[c * ld + r]);
             }
             __syncthreads();
             for (int i = ty; i < 32; i += 8) {
                 int64_t r = r0 + i, c = c0 + tx;
-                if (r < rows && c < cols) dst[r * ldd + c] = __float2bfloat16_rn(tile[tx][i]);
+                if (r < rows && c < cols) dst[r * ldd + c] = kd_cu_st<__nv_bfloat16>(tile[tx][i]);
             }
             __syncthreads(); /* the tile is refilled by the next step of the loop */
         }
     }
 }
 
-kd_status pack_bf16(uint16_t *dst, int64_t ldd, int64_t dstride, const float *src, int trans, int64_t rows,
+template <typename S>
+kd_status pack_bf16(uint16_t *dst, int64_t ldd, int64_t dstride, const S *src, int trans, int64_t rows,
                     int64_t cols, int64_t ld, int64_t sstride, int64_t nbatch)
 {
     int64_t yt = (rows + 31) / 32;
     dim3 grid((unsigned)((cols + 31) / 32), (unsigned)(yt > 65535 ? 65535 : yt), (unsigned)nbatch);
     dim3 block(32, 8);
     __nv_bfloat16 *d = (__nv_bfloat16 *)dst;
-    if (trans) pack_bf16_kernel<true><<<grid, block, 0, kd_cu_stream()>>>(src, ld, sstride, rows, cols, d, ldd, dstride);
-    else pack_bf16_kernel<false><<<grid, block, 0, kd_cu_stream()>>>(src, ld, sstride, rows, cols, d, ldd, dstride);
+    if (trans) pack_bf16_kernel<S, true><<<grid, block, 0, kd_cu_stream()>>>(src, ld, sstride, rows, cols, d, ldd, dstride);
+    else pack_bf16_kernel<S, false><<<grid, block, 0, kd_cu_stream()>>>(src, ld, sstride, rows, cols, d, ldd, dstride);
     KD_CU_LAUNCH();
     return KD_OK;
 }
@@ -231,7 +233,8 @@ kd_status sgemm(const kd_gemm_args *g, int gelu)
     p.a = (const float *)g->a; p.lda = g->lda; p.sa = g->stride_a;
     p.b = (const float *)g->b; p.ldb = g->ldb; p.sb = g->stride_b;
     p.c = (float *)g->c; p.ldc = g->ldc; p.sc = g->stride_c;
-    p.epi.alpha = (float)g->alpha; p.epi.beta = (float)g->beta; p.epi.bias = (const float *)g->bias; p.epi.gelu = gelu;
+    p.epi.alpha = (float)g->alpha; p.epi.beta = (float)g->beta; p.epi.bias = g->bias; p.epi.gelu = gelu;
+    p.epi.bf16 = 0;
     p.vec = kd_cu_gemm_aligned(g, 4);
     int64_t gx, gy, gz;
     kd_cu_gemm_grid(g->m, g->n, g->batch, BM, BN, &gx, &gy, &gz);
@@ -259,34 +262,39 @@ static kd_status gemm_check(const kd_gemm_args *g)
     return KD_OK;
 }
 
-extern "C" kd_status kd_cuda_gemm(const kd_gemm_args *g, kd_cuda_gemm_type type, kd_cuda_epilogue epi)
+/* The dispatcher; c_bf16: C and bias are bf16 (bf16-input types only). */
+static kd_status gemm_run(const kd_gemm_args *g, kd_cuda_gemm_type type, int gelu, int c_bf16)
 {
     kd_status st = gemm_check(g);
     if (st != KD_OK) return st;
     if (g->m == 0 || g->n == 0 || g->batch == 0) return KD_OK;
-    int gelu = epi == KD_CUDA_EPI_GELU;
     if (g->k == 0 || g->alpha == 0.0) {
-        kd_cu_epi e = { 0.0f, (float)g->beta, (const float *)g->bias, gelu };
+        kd_cu_epi e = { 0.0f, (float)g->beta, g->bias, gelu, c_bf16 };
         unsigned bx = kd_cu_blocks(g->m * g->n, 256);
         if (bx > 4096) bx = 4096;
-        scale_c_kernel<<<dim3(bx, 1, (unsigned)g->batch), 256, 0, kd_cu_stream()>>>(g->m, g->n, (float *)g->c, g->ldc,
+        scale_c_kernel<<<dim3(bx, 1, (unsigned)g->batch), 256, 0, kd_cu_stream()>>>(g->m, g->n, g->c, g->ldc,
                                                                                   g->stride_c, e);
         KD_CU_LAUNCH();
         return KD_OK;
     }
     switch (type) {
     case KD_CUDA_GEMM_F32: return sgemm(g, gelu);
-    case KD_CUDA_GEMM_TF32: return kd_cu_gemm_mma(g, 0, gelu);
-    case KD_CUDA_GEMM_BF16: return kd_cu_gemm_mma(g, 1, gelu);
+    case KD_CUDA_GEMM_TF32: return kd_cu_gemm_mma(g, 0, gelu, 0);
+    case KD_CUDA_GEMM_BF16: return kd_cu_gemm_mma(g, 1, gelu, c_bf16);
     case KD_CUDA_GEMM_BF16_WGMMA:
         if (kd_cuda_has_wgmma()) {
-            st = kd_cu_gemm_wgmma(g, gelu);
+            st = kd_cu_gemm_wgmma(g, gelu, c_bf16);
             if (st != KD_ERR_ARG) return st;
             kd_clear_error(); /* a layout wgmma does not take: the mma.sync kernel does */
         }
-        return kd_cu_gemm_mma(g, 1, gelu);
+        return kd_cu_gemm_mma(g, 1, gelu, c_bf16);
     }
     return kd_fail(KD_ERR_ARG, "%s:%d: gemm: unknown type %d", __FILE__, __LINE__, (int)type);
+}
+
+extern "C" kd_status kd_cuda_gemm(const kd_gemm_args *g, kd_cuda_gemm_type type, kd_cuda_epilogue epi)
+{
+    return gemm_run(g, type, epi == KD_CUDA_EPI_GELU, 0);
 }
 
 extern "C" kd_status kd_cuda_gemm_f32(const kd_gemm_args *g) { return kd_cuda_gemm(g, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE); }
@@ -358,6 +366,69 @@ static kd_status table_gemm_bf16(const kd_gemm_args *g)
     }
     kd_cuda_gemm_type type = kd_cuda_has_wgmma() && kd_cu_wgmma_layout_ok(&p) ? KD_CUDA_GEMM_BF16_WGMMA : KD_CUDA_GEMM_BF16;
     return kd_cuda_gemm(&p, type, KD_CUDA_EPI_NONE);
+}
+
+/* The bf16 table's GEMM: A, B, C and bias bf16 in memory, f32 accumulation, C rounded once in the
+ * epilogue. The operands go to the tensor-core kernels as they are where their layout allows: on sm_90
+ * the wgmma kernel wants both K-major (A m x k, B n x k) with 16-byte rows; elsewhere the mma.sync kernel
+ * takes any transpose and wants only 16-byte rows for its cp.async loads. An operand that does not fit is
+ * copied (bf16 to bf16, transposed as needed) into the workspace K-major with rows of kp = k rounded up
+ * to 8, as table_gemm_bf16 does; batch-shared operands stay shared, and a shared B over a batch of
+ * contiguous A and C rows runs as one GEMM of batch m rows. Without workspace memory the mma.sync kernel
+ * runs on the caller's layout (element loads where 16-byte loads are not legal). */
+static kd_status table_gemm_bf16_storage(const kd_gemm_args *g)
+{
+    const int64_t m = g->m, n = g->n, k = g->k, batch = g->batch;
+    if (gemm_check(g) != KD_OK || m == 0 || n == 0 || batch == 0 || k == 0 || g->alpha == 0.0)
+        return gemm_run(g, KD_CUDA_GEMM_BF16, 0, 1); /* errors, or C = beta C + bias */
+    const int wg = kd_cuda_has_wgmma();
+    const int al_a = kd_cu_operand_aligned(g->a, g->lda, g->stride_a, batch, 8);
+    const int al_b = kd_cu_operand_aligned(g->b, g->ldb, g->stride_b, batch, 8);
+    int need_a, need_b;
+    if (wg) {
+        need_a = !(al_a && !g->trans_a && g->lda >= k);
+        need_b = !(al_b && g->trans_b && g->ldb >= k);
+    } else {
+        need_a = !al_a;
+        need_b = !al_b;
+    }
+    kd_gemm_args p = *g;
+    if (need_a || need_b) {
+        const int64_t kp = (k + 7) / 8 * 8;
+        const int shared_a = batch > 1 && g->stride_a == 0, shared_b = batch > 1 && g->stride_b == 0;
+        const int64_t na = shared_a ? 1 : batch, nb = shared_b ? 1 : batch;
+        const size_t bytes_a = need_a ? round_up_256((size_t)(na * m * kp) * 2) : 0;
+        const size_t bytes_b = need_b ? (size_t)(nb * n * kp) * 2 : 0;
+        uint16_t *ws = (uint16_t *)kd_cu_workspace(bytes_a + bytes_b);
+        if (!ws) return gemm_run(g, KD_CUDA_GEMM_BF16, 0, 1);
+        uint16_t *pa = ws, *pb = (uint16_t *)((char *)ws + bytes_a);
+        const __nv_bfloat16 *A = (const __nv_bfloat16 *)g->a, *B = (const __nv_bfloat16 *)g->b;
+        kd_status st = KD_OK;
+        if (need_a) {
+            st = pack_bf16(pa, kp, m * kp, A, g->trans_a, m, k, g->lda, g->stride_a, na);
+            p.trans_a = 0; p.a = pa; p.lda = kp; p.stride_a = shared_a ? 0 : m * kp;
+        }
+        if (need_b && st == KD_OK) {
+            st = pack_bf16(pb, kp, n * kp, B, !g->trans_b, n, k, g->ldb, g->stride_b, nb);
+            p.trans_b = 1; p.b = pb; p.ldb = kp; p.stride_b = shared_b ? 0 : n * kp;
+        }
+        if (st != KD_OK) return st;
+    }
+    /* A shared B and A's batches as consecutive rows (stride m lda, not transposed), C's likewise. */
+    if (batch > 1 && p.stride_b == 0 && !p.trans_a && p.stride_a == m * p.lda && p.stride_c == m * p.ldc &&
+        (batch * m + 15) / 16 <= 65535) {
+        p.m = batch * m;
+        p.batch = 1;
+        p.stride_a = p.stride_b = p.stride_c = 0;
+    }
+    kd_cuda_gemm_type type = wg && kd_cu_wgmma_layout_ok(&p) ? KD_CUDA_GEMM_BF16_WGMMA : KD_CUDA_GEMM_BF16;
+    return gemm_run(&p, type, 0, 1);
+}
+
+extern "C" void kd_cu_gemm_bf16(const kd_gemm_args *g, int ith, int nth)
+{
+    (void)ith; (void)nth;
+    kd_cuda_note(table_gemm_bf16_storage(g)); /* errors: kd_cuda_status() */
 }
 
 extern "C" void kd_cu_gemm_f32(const kd_gemm_args *g, int ith, int nth)

@@ -6,8 +6,8 @@
  * STAGES-deep ring, so loads of tile t + STAGES-1 overlap the math on tile t. Shared-memory tiles keep
  * the operand's global layout (k-contiguous or m/n-contiguous: no transposition on the way in) with an
  * XOR swizzle of 16-byte chunks (kernels/cuda/gemm_plan.h) so ldmatrix and cp.async are bank-conflict
- * free. Edges and unaligned operands fall back to element loads with zero fill; C is written with the
- * alpha/beta/bias/GELU epilogue. */
+ * free. Edges and unaligned operands fall back to element loads with zero fill; C (f32, or bf16 for the
+ * bf16 table) is written with the alpha/beta/bias/GELU epilogue. */
 #include <cuda_bf16.h>
 
 #include "kernels/cuda/gemm_internal.h"
@@ -21,7 +21,7 @@ struct mma_params {
     int64_t m, n, k;
     const void *a; int64_t lda, sa;
     const void *b; int64_t ldb, sb;
-    float *c; int64_t ldc, sc;
+    void *c; int64_t ldc, sc;   /* float, or __nv_bfloat16 when epi.bf16 */
     kd_cu_epi epi;
     int vec;
 };
@@ -137,7 +137,7 @@ __global__ void __launch_bounds__(THREADS, 1) mma_gemm_kernel(mma_params p)
     const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN, bz = blockIdx.z;
     const T *A = (const T *)p.a + bz * p.sa;
     const T *B = (const T *)p.b + bz * p.sb;
-    float *C = p.c + bz * p.sc;
+    const int64_t c_base = bz * p.sc;
     const int64_t ktiles = (p.k + BK - 1) / BK;
 
     auto issue = [&](int64_t kt, int stage) {
@@ -241,12 +241,12 @@ __global__ void __launch_bounds__(THREADS, 1) mma_gemm_kernel(mma_params p)
         for (int h = 0; h < 2; h++) {
             int64_t row = m0 + wm * 64 + i * 16 + g + 8 * h;
             if (row >= p.m) continue;
-            float *crow = C + row * p.ldc;
+            const int64_t crow = c_base + row * p.ldc;
 #pragma unroll
             for (int j = 0; j < 4; j++) {
                 int64_t col = n0 + wn * 32 + j * 8 + 2 * t4;
-                if (col < p.n) crow[col] = kd_cu_epi_apply(p.epi, acc[i][j][2 * h], crow + col, col);
-                if (col + 1 < p.n) crow[col + 1] = kd_cu_epi_apply(p.epi, acc[i][j][2 * h + 1], crow + col + 1, col + 1);
+                if (col < p.n) kd_cu_epi_store(p.epi, acc[i][j][2 * h], p.c, crow + col, col);
+                if (col + 1 < p.n) kd_cu_epi_store(p.epi, acc[i][j][2 * h + 1], p.c, crow + col + 1, col + 1);
             }
         }
     }
@@ -277,14 +277,15 @@ kd_status dispatch(const kd_gemm_args *g, const mma_params &p, dim3 grid)
 
 } /* namespace */
 
-kd_status kd_cu_gemm_mma(const kd_gemm_args *g, int bf16, int gelu)
+kd_status kd_cu_gemm_mma(const kd_gemm_args *g, int bf16, int gelu, int c_bf16)
 {
     mma_params p;
     p.m = g->m; p.n = g->n; p.k = g->k;
     p.a = g->a; p.lda = g->lda; p.sa = g->stride_a;
     p.b = g->b; p.ldb = g->ldb; p.sb = g->stride_b;
-    p.c = (float *)g->c; p.ldc = g->ldc; p.sc = g->stride_c;
-    p.epi.alpha = (float)g->alpha; p.epi.beta = (float)g->beta; p.epi.bias = (const float *)g->bias; p.epi.gelu = gelu;
+    p.c = g->c; p.ldc = g->ldc; p.sc = g->stride_c;
+    p.epi.alpha = (float)g->alpha; p.epi.beta = (float)g->beta; p.epi.bias = g->bias; p.epi.gelu = gelu;
+    p.epi.bf16 = c_bf16;
     p.vec = kd_cu_gemm_aligned(g, bf16 ? 2 : 4);
     int64_t gx, gy, gz;
     kd_cu_gemm_grid(g->m, g->n, g->batch, BM, BN, &gx, &gy, &gz);

@@ -36,7 +36,7 @@ constexpr int SMEM = STAGES * STAGE_BYTES + 2 * STAGES * 8 + 1024;   /* + barrie
 
 struct wg_params {
     int64_t m, n, k;
-    float *c; int64_t ldc, sc;
+    void *c; int64_t ldc, sc;   /* float, or __nv_bfloat16 when epi.bf16 */
     kd_cu_epi epi;
 };
 
@@ -179,16 +179,13 @@ __global__ void __launch_bounds__(THREADS, 1)
         if (tid == 0) mbar_arrive(bars + 8 * (STAGES + s));
     }
 
-    float *C = p.c + (int64_t)bz * p.sc;
+    const int64_t c_base = (int64_t)bz * p.sc;
 #pragma unroll
     for (int i = 0; i < 64; i++) {
         int r, cc;
         kd_cu_wgmma_acc_rc(tid, i, &r, &cc);
         const int64_t row = m0 + cw * 64 + r, col = n0 + cc;
-        if (row < p.m && col < p.n) {
-            float *c = C + row * p.ldc + col;
-            *c = kd_cu_epi_apply(p.epi, d[i], c, col);
-        }
+        if (row < p.m && col < p.n) kd_cu_epi_store(p.epi, d[i], p.c, c_base + row * p.ldc + col, col);
     }
 #else
     (void)tma_a; (void)tma_b; (void)p;
@@ -239,7 +236,7 @@ int make_map(CUtensorMap *map, const void *ptr, int64_t k, int64_t rows, int64_t
 
 int kd_cu_wgmma_built(void) { return KD_CUDA_SM90A; }
 
-kd_status kd_cu_gemm_wgmma(const kd_gemm_args *g, int gelu)
+kd_status kd_cu_gemm_wgmma(const kd_gemm_args *g, int gelu, int c_bf16)
 {
     int ok = KD_CUDA_SM90A && kd_cu_wgmma_layout_ok(g);
     CUtensorMap ma, mb;
@@ -256,8 +253,9 @@ kd_status kd_cu_gemm_wgmma(const kd_gemm_args *g, int gelu)
     }
     wg_params p;
     p.m = g->m; p.n = g->n; p.k = g->k;
-    p.c = (float *)g->c; p.ldc = g->ldc; p.sc = g->stride_c;
-    p.epi.alpha = (float)g->alpha; p.epi.beta = (float)g->beta; p.epi.bias = (const float *)g->bias; p.epi.gelu = gelu;
+    p.c = g->c; p.ldc = g->ldc; p.sc = g->stride_c;
+    p.epi.alpha = (float)g->alpha; p.epi.beta = (float)g->beta; p.epi.bias = g->bias; p.epi.gelu = gelu;
+    p.epi.bf16 = c_bf16;
     int64_t gx, gy, gz;
     kd_cu_gemm_grid(g->m, g->n, g->batch, BM, BN, &gx, &gy, &gz);
     wgmma_gemm_kernel<<<dim3((unsigned)gx, (unsigned)gy, (unsigned)gz), THREADS, SMEM, kd_cu_stream()>>>(ma, mb, p);

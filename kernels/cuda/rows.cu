@@ -1,9 +1,12 @@
 /* kernels/cuda/rows.cu — row kernels, one thread block per row: softmax and log-softmax (forward,
  * backward), LayerNorm (forward, backward with column sums for dgamma/dbeta), cross-entropy and KL
  * divergence (forward, backward). Sums are kept in float; rows are re-read from L1/L2, not DRAM. The loss
- * backwards read their upstream gradient from device memory (kd_xent_args.upstream, kd_kl_args.upstream). */
+ * backwards read their upstream gradient from device memory (kd_xent_args.upstream, kd_kl_args.upstream).
+ * Softmax and LayerNorm are templated on the storage type of their rows (float, or __nv_bfloat16 for the
+ * bf16 table: computed in f32, each output rounded once; LayerNorm's parameters and statistics stay f32). */
 #include <math.h>
 
+#include "kernels/cuda/bf16_cuda.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/device_error.h"
@@ -62,10 +65,11 @@ __device__ __forceinline__ ms ms_merge(ms a, ms b)
 }
 
 /* logsumexp of x[0..n) over the block; every thread gets it. -inf for an all -inf row. */
-__device__ float block_lse(const float *__restrict__ x, int64_t n, float *sh)
+template <typename T>
+__device__ float block_lse(const T *__restrict__ x, int64_t n, float *sh)
 {
     ms a = { KD_NEG_INF, 0.0f };
-    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) a = ms_push(a, x[j]);
+    for (int64_t j = threadIdx.x; j < n; j += blockDim.x) a = ms_push(a, kd_cu_ld(x[j]));
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
         ms b = { __shfl_xor_sync(0xffffffffu, a.m, o), __shfl_xor_sync(0xffffffffu, a.s, o) };
@@ -87,76 +91,105 @@ __device__ float block_lse(const float *__restrict__ x, int64_t n, float *sh)
 
 /* ---- softmax ---- */
 
-static __global__ void softmax_kernel(int64_t rows, int64_t cols, int log_, const float *__restrict__ X, float *__restrict__ Y)
+template <typename T>
+static __global__ void softmax_kernel(int64_t rows, int64_t cols, int log_, const T *__restrict__ X, T *__restrict__ Y)
 {
     __shared__ float sh[64];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-        const float *x = X + r * cols;
-        float *y = Y + r * cols;
+        const T *x = X + r * cols;
+        T *y = Y + r * cols;
         float lse = block_lse(x, cols, sh);
-        for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) y[j] = log_ ? x[j] - lse : expf(x[j] - lse);
+        for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+            float xj = kd_cu_ld(x[j]);
+            y[j] = kd_cu_st<T>(log_ ? xj - lse : expf(xj - lse));
+        }
     }
 }
 
-extern "C" void kd_cu_softmax(const kd_softmax_args *s, int ith, int nth)
+template <typename T>
+static void softmax_launch(const kd_softmax_args *s)
 {
-    (void)ith; (void)nth;
     if (s->rows <= 0 || s->cols <= 0) return;
-    softmax_kernel<<<row_blocks(s->rows), row_threads(s->cols), 0, kd_cu_stream()>>>(
-        s->rows, s->cols, s->log, (const float *)s->x, (float *)s->y);
+    softmax_kernel<T><<<row_blocks(s->rows), row_threads(s->cols), 0, kd_cu_stream()>>>(
+        s->rows, s->cols, s->log, (const T *)s->x, (T *)s->y);
     KD_CU_LAUNCH_VOID();
 }
 
+typedef __nv_bfloat16 bf16;
+
+extern "C" void kd_cu_softmax(const kd_softmax_args *s, int ith, int nth) { (void)ith; (void)nth; softmax_launch<float>(s); }
+extern "C" void kd_cu_softmax_bf16(const kd_softmax_args *s, int ith, int nth)
+{
+    (void)ith; (void)nth;
+    softmax_launch<bf16>(s);
+}
+
 /* dx += y (dy - sum(dy y))  |  log-softmax: dx += dy - exp(y) sum(dy). */
-static __global__ void softmax_bwd_kernel(int64_t rows, int64_t cols, int log_, const float *__restrict__ Y,
-                                          const float *__restrict__ DY, float *__restrict__ DX)
+template <typename T>
+static __global__ void softmax_bwd_kernel(int64_t rows, int64_t cols, int log_, const T *__restrict__ Y,
+                                          const T *__restrict__ DY, T *__restrict__ DX)
 {
     __shared__ float sh[32];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-        const float *y = Y + r * cols, *dy = DY + r * cols;
-        float *dx = DX + r * cols;
+        const T *y = Y + r * cols, *dy = DY + r * cols;
+        T *dx = DX + r * cols;
         float dot = 0.0f;
-        for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) dot += log_ ? dy[j] : dy[j] * y[j];
-        dot = block_sum(dot, sh);
         for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
-            dx[j] += log_ ? dy[j] - expf(y[j]) * dot : y[j] * (dy[j] - dot);
+            dot += log_ ? kd_cu_ld(dy[j]) : kd_cu_ld(dy[j]) * kd_cu_ld(y[j]);
+        dot = block_sum(dot, sh);
+        for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+            float yj = kd_cu_ld(y[j]), dyj = kd_cu_ld(dy[j]);
+            dx[j] = kd_cu_st<T>(kd_cu_ld(dx[j]) + (log_ ? dyj - expf(yj) * dot : yj * (dyj - dot)));
+        }
     }
+}
+
+template <typename T>
+static void softmax_bwd_launch(const kd_softmax_bwd_args *s)
+{
+    if (s->rows <= 0 || s->cols <= 0) return;
+    softmax_bwd_kernel<T><<<row_blocks(s->rows), row_threads(s->cols), 0, kd_cu_stream()>>>(
+        s->rows, s->cols, s->log, (const T *)s->y, (const T *)s->dy, (T *)s->dx);
+    KD_CU_LAUNCH_VOID();
 }
 
 extern "C" void kd_cu_softmax_bwd(const kd_softmax_bwd_args *s, int ith, int nth)
 {
     (void)ith; (void)nth;
-    if (s->rows <= 0 || s->cols <= 0) return;
-    softmax_bwd_kernel<<<row_blocks(s->rows), row_threads(s->cols), 0, kd_cu_stream()>>>(
-        s->rows, s->cols, s->log, (const float *)s->y, (const float *)s->dy, (float *)s->dx);
-    KD_CU_LAUNCH_VOID();
+    softmax_bwd_launch<float>(s);
+}
+extern "C" void kd_cu_softmax_bwd_bf16(const kd_softmax_bwd_args *s, int ith, int nth)
+{
+    (void)ith; (void)nth;
+    softmax_bwd_launch<bf16>(s);
 }
 
 /* ---- LayerNorm ---- */
 
 /* Two-pass mean and variance (no E[x^2] - E[x]^2 cancellation), then the affine write. */
-static __global__ void layernorm_kernel(int64_t rows, int64_t cols, float eps, const float *__restrict__ X,
+template <typename T>
+static __global__ void layernorm_kernel(int64_t rows, int64_t cols, float eps, const T *__restrict__ X,
                                         const float *__restrict__ gamma, const float *__restrict__ beta,
-                                        float *__restrict__ Y, float *__restrict__ MEAN, float *__restrict__ RSTD)
+                                        T *__restrict__ Y, float *__restrict__ MEAN, float *__restrict__ RSTD)
 {
     __shared__ float sh[32];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-        const float *x = X + r * cols;
-        float *y = Y + r * cols;
+        const T *x = X + r * cols;
+        T *y = Y + r * cols;
         float s = 0.0f;
-        for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += x[j];
+        for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) s += kd_cu_ld(x[j]);
         float mean = block_sum(s, sh) / (float)cols;
         float v = 0.0f;
         for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-            float d = x[j] - mean;
+            float d = kd_cu_ld(x[j]) - mean;
             v += d * d;
         }
         float rstd = rsqrtf(block_sum(v, sh) / (float)cols + eps);
         for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-            float o = (x[j] - mean) * rstd;
+            float o = (kd_cu_ld(x[j]) - mean) * rstd;
             if (gamma) o *= gamma[j];
             if (beta) o += beta[j];
-            y[j] = o;
+            y[j] = kd_cu_st<T>(o);
         }
         if (threadIdx.x == 0) {
             MEAN[r] = mean;
@@ -165,48 +198,57 @@ static __global__ void layernorm_kernel(int64_t rows, int64_t cols, float eps, c
     }
 }
 
-extern "C" void kd_cu_layernorm(const kd_layernorm_args *l, int ith, int nth)
+template <typename T>
+static void layernorm_launch(const kd_layernorm_args *l)
 {
-    (void)ith; (void)nth;
     if (l->rows <= 0 || l->cols <= 0) return;
-    layernorm_kernel<<<row_blocks(l->rows), row_threads(l->cols), 0, kd_cu_stream()>>>(
-        l->rows, l->cols, (float)l->eps, (const float *)l->x, (const float *)l->gamma, (const float *)l->beta,
-        (float *)l->y, (float *)l->mean, (float *)l->rstd);
+    layernorm_kernel<T><<<row_blocks(l->rows), row_threads(l->cols), 0, kd_cu_stream()>>>(
+        l->rows, l->cols, (float)l->eps, (const T *)l->x, (const float *)l->gamma, (const float *)l->beta,
+        (T *)l->y, (float *)l->mean, (float *)l->rstd);
     KD_CU_LAUNCH_VOID();
 }
 
+extern "C" void kd_cu_layernorm(const kd_layernorm_args *l, int ith, int nth) { (void)ith; (void)nth; layernorm_launch<float>(l); }
+extern "C" void kd_cu_layernorm_bf16(const kd_layernorm_args *l, int ith, int nth)
+{
+    (void)ith; (void)nth;
+    layernorm_launch<bf16>(l);
+}
+
 /* dx += rstd (g - mean(g) - xhat mean(g xhat)), g = dy gamma. */
-static __global__ void layernorm_dx_kernel(int64_t rows, int64_t cols, const float *__restrict__ X,
+template <typename T>
+static __global__ void layernorm_dx_kernel(int64_t rows, int64_t cols, const T *__restrict__ X,
                                            const float *__restrict__ MEAN, const float *__restrict__ RSTD,
-                                           const float *__restrict__ gamma, const float *__restrict__ DY,
-                                           float *__restrict__ DX)
+                                           const float *__restrict__ gamma, const T *__restrict__ DY,
+                                           T *__restrict__ DX)
 {
     __shared__ float sh[32];
     for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-        const float *x = X + r * cols, *dy = DY + r * cols;
-        float *dx = DX + r * cols;
+        const T *x = X + r * cols, *dy = DY + r * cols;
+        T *dx = DX + r * cols;
         float mean = MEAN[r], rstd = RSTD[r];
         float sg = 0.0f, sgx = 0.0f;
         for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-            float g = dy[j] * (gamma ? gamma[j] : 1.0f);
+            float g = kd_cu_ld(dy[j]) * (gamma ? gamma[j] : 1.0f);
             sg += g;
-            sgx += g * (x[j] - mean) * rstd;
+            sgx += g * (kd_cu_ld(x[j]) - mean) * rstd;
         }
         float mg = block_sum(sg, sh) / (float)cols;
         float mgx = block_sum(sgx, sh) / (float)cols;
         for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
-            float g = dy[j] * (gamma ? gamma[j] : 1.0f);
-            float xh = (x[j] - mean) * rstd;
-            dx[j] += rstd * (g - mg - xh * mgx);
+            float g = kd_cu_ld(dy[j]) * (gamma ? gamma[j] : 1.0f);
+            float xh = (kd_cu_ld(x[j]) - mean) * rstd;
+            dx[j] = kd_cu_st<T>(kd_cu_ld(dx[j]) + rstd * (g - mg - xh * mgx));
         }
     }
 }
 
 /* Column sums dgamma += sum_r dy xhat, dbeta += sum_r dy: a 32 x 8 block owns 32 columns and a slice of
  * rows; the 8 partial sums meet in shared memory and one atomic per column per block lands the result. */
-static __global__ void layernorm_dgb_kernel(int64_t rows, int64_t cols, const float *__restrict__ X,
+template <typename T>
+static __global__ void layernorm_dgb_kernel(int64_t rows, int64_t cols, const T *__restrict__ X,
                                             const float *__restrict__ MEAN, const float *__restrict__ RSTD,
-                                            const float *__restrict__ DY, float *__restrict__ dgamma,
+                                            const T *__restrict__ DY, float *__restrict__ dgamma,
                                             float *__restrict__ dbeta)
 {
     __shared__ float sg[8][33], sb[8][33];
@@ -214,8 +256,8 @@ static __global__ void layernorm_dgb_kernel(int64_t rows, int64_t cols, const fl
     float ag = 0.0f, ab = 0.0f;
     if (j < cols) {
         for (int64_t r = blockIdx.y * 8 + threadIdx.y; r < rows; r += (int64_t)gridDim.y * 8) {
-            float dy = DY[r * cols + j];
-            ag += dy * (X[r * cols + j] - MEAN[r]) * RSTD[r];
+            float dy = kd_cu_ld(DY[r * cols + j]);
+            ag += dy * (kd_cu_ld(X[r * cols + j]) - MEAN[r]) * RSTD[r];
             ab += dy;
         }
     }
@@ -232,15 +274,15 @@ static __global__ void layernorm_dgb_kernel(int64_t rows, int64_t cols, const fl
     }
 }
 
-extern "C" void kd_cu_layernorm_bwd(const kd_layernorm_bwd_args *l, int ith, int nth)
+template <typename T>
+static void layernorm_bwd_launch(const kd_layernorm_bwd_args *l)
 {
-    (void)ith; (void)nth;
     if (l->rows <= 0 || l->cols <= 0) return;
     cudaStream_t st = kd_cu_stream();
     if (l->dx) {
-        layernorm_dx_kernel<<<row_blocks(l->rows), row_threads(l->cols), 0, st>>>(
-            l->rows, l->cols, (const float *)l->x, (const float *)l->mean, (const float *)l->rstd,
-            (const float *)l->gamma, (const float *)l->dy, (float *)l->dx);
+        layernorm_dx_kernel<T><<<row_blocks(l->rows), row_threads(l->cols), 0, st>>>(
+            l->rows, l->cols, (const T *)l->x, (const float *)l->mean, (const float *)l->rstd,
+            (const float *)l->gamma, (const T *)l->dy, (T *)l->dx);
         KD_CU_LAUNCH_VOID();
     }
     if (l->dgamma || l->dbeta) {
@@ -252,12 +294,23 @@ extern "C" void kd_cu_layernorm_bwd(const kd_layernorm_bwd_args *l, int ith, int
         if (ry < 1) ry = 1;
         if (ry > 65535) ry = 65535;
         dim3 grid((unsigned)cb, (unsigned)ry);
-        layernorm_dgb_kernel<<<grid, dim3(32, 8), 0, st>>>(l->rows, l->cols, (const float *)l->x,
-                                                           (const float *)l->mean, (const float *)l->rstd,
-                                                           (const float *)l->dy, (float *)l->dgamma,
-                                                           (float *)l->dbeta);
+        layernorm_dgb_kernel<T><<<grid, dim3(32, 8), 0, st>>>(l->rows, l->cols, (const T *)l->x,
+                                                              (const float *)l->mean, (const float *)l->rstd,
+                                                              (const T *)l->dy, (float *)l->dgamma,
+                                                              (float *)l->dbeta);
         KD_CU_LAUNCH_VOID();
     }
+}
+
+extern "C" void kd_cu_layernorm_bwd(const kd_layernorm_bwd_args *l, int ith, int nth)
+{
+    (void)ith; (void)nth;
+    layernorm_bwd_launch<float>(l);
+}
+extern "C" void kd_cu_layernorm_bwd_bf16(const kd_layernorm_bwd_args *l, int ith, int nth)
+{
+    (void)ith; (void)nth;
+    layernorm_bwd_launch<bf16>(l);
 }
 
 /* ---- cross-entropy with its softmax fused: the probabilities are never stored ----

@@ -1,4 +1,5 @@
-/* kernels/cuda/table.cu — the f32 CUDA kernel table: every entry of kernels/kernels.h on device pointers. */
+/* kernels/cuda/table.cu — the CUDA kernel tables: every entry of kernels/kernels.h on device pointers, for
+ * f32 storage and for bf16 storage. */
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
 
@@ -22,9 +23,40 @@ static const kd_kernels cuda_f32_table = {
     kd_cu_kl,
     kd_cu_kl_bwd,
     kd_cu_adamw,
+    kd_cu_convert,
+};
+
+/* Embedding, losses and AdamW run in f32 on the master weights and logits (kernels.h), so they are NULL
+ * here, as is convert (an f32-table entry). */
+static const kd_kernels cuda_bf16_table = {
+    "cuda",
+    kd_cu_gemm_bf16,
+    kd_cu_unary_bf16,
+    kd_cu_binary_bf16,
+    kd_cu_reduce_bf16,
+    kd_cu_softmax_bf16,
+    kd_cu_softmax_bwd_bf16,
+    kd_cu_layernorm_bf16,
+    kd_cu_layernorm_bwd_bf16,
+    NULL,                   /* embedding */
+    NULL,                   /* embedding_bwd */
+    kd_cu_dropout_bf16,
+    NULL,                   /* attention: kd_cu_attention_bf16 (kernels/cuda/attention_bf16.cu) */
+    NULL,                   /* attention_bwd: kd_cu_attention_bwd_bf16 */
+    NULL,                   /* xent */
+    NULL,                   /* xent_bwd */
+    NULL,                   /* kl */
+    NULL,                   /* kl_bwd */
+    NULL,                   /* adamw */
+    NULL,                   /* convert */
 };
 
 extern "C" const kd_kernels *kd_kernels_cuda_f32(void)
 {
     return kd_cuda_available() ? &cuda_f32_table : NULL;
+}
+
+extern "C" const kd_kernels *kd_kernels_cuda_bf16(void)
+{
+    return kd_cuda_available() ? &cuda_bf16_table : NULL;
 }

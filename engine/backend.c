@@ -69,7 +69,8 @@ void kd_shutdown(void)
     }                                                                                                \
     void kd_k_##name(kd_dtype dt, const argtype *a)                                                  \
     {                                                                                                \
-        name##_ctx c = { kd_kernels_for(dt)->name, a };                                              \
+        const kd_kernels *t_ = kd_kernels_for(dt);                                                   \
+        name##_ctx c = { t_ ? t_->name : NULL, a };                                                  \
         if (!c.fn) {                                                                                 \
             fprintf(stderr, "kd: internal error: no %s kernel for %s on %s\n", #name, kd_dtype_name(dt), \
                     kd_device_name(kd_default_device()));                                            \

@@ -211,9 +211,10 @@ static kd_status cuda_check_ids(const int32_t *ids, int64_t n, int64_t limit, co
 }
 static const kd_kernels *cuda_table(kd_dtype dt)
 {
-    static const kd_kernels *t;   /* asked once: every op asks for its table */
+    static const kd_kernels *t, *tb;   /* asked once: every op asks for its table */
     if (!t) t = kd_kernels_cuda_f32();
-    return dt == KD_F32 ? t : NULL;
+    if (!tb) tb = kd_kernels_cuda_bf16();
+    return dt == KD_F32 ? t : dt == KD_BF16 ? tb : NULL;
 }
 #endif
 

@@ -27,6 +27,8 @@ void kd_cu_xent_bwd(const kd_xent_args *x, int ith, int nth);
 void kd_cu_kl(const kd_kl_args *k, int ith, int nth);
 void kd_cu_kl_bwd(const kd_kl_args *k, int ith, int nth);
 void kd_cu_adamw(const kd_adamw_args *o, int ith, int nth);
+void kd_cu_attention_bf16(const kd_attention_args *a, int ith, int nth);
+void kd_cu_attention_bwd_bf16(const kd_attention_args *a, int ith, int nth);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,8 @@
 """bench/gpu/bench_sdpa_pytorch.py — PyTorch's torch.nn.functional.scaled_dot_product_attention (bf16, on
 cuda, no mask, no dropout) forward and backward at the shapes of bench_gpu_attention.c, timed the same way:
 CUDA events, median of repeats, L2 flushed before each. With --kd LOG (the output of bench_gpu_attention)
-it prints kd's bf16 time next to PyTorch's and the ratio (> 1: kd is faster).
+it prints kd's bf16-storage tensor-core time (the "RESULT kd bf16" rows, kd_cu_attention_bf16) next to
+PyTorch's and the ratio (> 1: kd is faster); both sides read and write bf16 q, k, v, O and gradients.
 
     python3 bench/gpu/bench_sdpa_pytorch.py [--reps N] [--quick] [--kd bench_gpu_attention.log]
 
@@ -10,11 +11,15 @@ Exits 0 with a message when torch or a CUDA device is missing (nothing to compar
 import argparse
 import sys
 
-SHAPES = [(32, 12, 128, 64), (8, 12, 512, 64), (8, 16, 512, 64), (16, 12, 256, 32), (4, 8, 1024, 128)]
+# The shapes of bench_gpu_attention.c, in its order: BERT base (12 heads) and large (16 heads) at 128
+# tokens, batch 16 and 64, first.
+SHAPES = [(16, 12, 128, 64), (64, 12, 128, 64), (16, 16, 128, 64), (64, 16, 128, 64), (32, 12, 128, 64),
+          (8, 12, 512, 64), (8, 16, 512, 64), (16, 12, 256, 32), (4, 8, 1024, 128)]
 
 
 def read_kd(path):
-    """{(B, H, T, D): (fwd_ms, bwd_ms)} from the RESULT lines of bench_gpu_attention (bf16 rows)."""
+    """{(B, H, T, D): (fwd_ms, bwd_ms)} from the RESULT lines of bench_gpu_attention (bf16-storage rows;
+    the "bf16in" rows, bf16 inputs with f32 outputs, are not PyTorch's bf16 SDPA and are skipped)."""
     out = {}
     with open(path) as f:
         for line in f:
@@ -61,7 +66,7 @@ def main():
     print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
     print(f"{'B x H x T x D':<22} {'torch fwd':>10} {'TF/s':>7} {'torch bwd':>10} {'TF/s':>7}"
           f" {'kd fwd':>8} {'kd bwd':>8} {'fwd t/kd':>9} {'bwd t/kd':>9}")
-    shapes = SHAPES[:2] if args.quick else SHAPES
+    shapes = SHAPES[:4] if args.quick else SHAPES
     for (B, H, T, D) in shapes:
         torch.manual_seed(0)
         q, k, v = (torch.randn(B, H, T, D, device=dev, dtype=torch.bfloat16, requires_grad=True) for _ in range(3))

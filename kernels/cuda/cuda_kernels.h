@@ -41,7 +41,7 @@ void kd_cu_softmax_bwd_bf16(const kd_softmax_bwd_args *s, int ith, int nth);
 void kd_cu_layernorm_bf16(const kd_layernorm_args *l, int ith, int nth);
 void kd_cu_layernorm_bwd_bf16(const kd_layernorm_bwd_args *l, int ith, int nth);
 void kd_cu_dropout_bf16(const kd_dropout_args *d, int ith, int nth);
-/* Declared for the attention on bf16 storage (kernels/cuda/attention_bf16.cu); not yet in the table. */
+/* Attention on bf16 storage, on tensor cores for head dims 32/64/128 (kernels/cuda/attention_bf16.cu). */
 void kd_cu_attention_bf16(const kd_attention_args *a, int ith, int nth);
 void kd_cu_attention_bwd_bf16(const kd_attention_args *a, int ith, int nth);
 

@@ -41,8 +41,8 @@ static const kd_kernels cuda_bf16_table = {
     NULL,                   /* embedding */
     NULL,                   /* embedding_bwd */
     kd_cu_dropout_bf16,
-    NULL,                   /* attention: kd_cu_attention_bf16 (kernels/cuda/attention_bf16.cu) */
-    NULL,                   /* attention_bwd: kd_cu_attention_bwd_bf16 */
+    kd_cu_attention_bf16,   /* kernels/cuda/attention_bf16.cu */
+    kd_cu_attention_bwd_bf16,
     NULL,                   /* xent */
     NULL,                   /* xent_bwd */
     NULL,                   /* kl */

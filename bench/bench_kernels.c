@@ -1,6 +1,8 @@
 /* bench/bench_kernels.c — kernel benchmark: measures the machine (FMA peak, triad bandwidth), then
  * validates and times every f32 kernel variant (ref, avx2, avx512) at BERT-base shapes, next to
- * OpenBLAS's sgemm when libopenblas.so.0 is installed (loaded with dlopen, never linked).
+ * OpenBLAS's sgemm when libopenblas.so.0 is installed (loaded with dlopen, never linked); then the bf16
+ * GEMM tables at the same shapes next to the f32 ones and OpenBLAS's cblas_sbgemm (bf16 A, B; f32 C)
+ * when the library has it.
  *
  *   bench_kernels [--quick] [--no-openblas] [--reps N] [--gemm-only | --rows-only]
  *   bench_kernels --openblas-core Haswell|SkylakeX    (child mode: OpenBLAS rows only; the parent re-runs
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "bench/bench_util.h"
+#include "kernels/bf16.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/kernels.h"
 
@@ -224,10 +227,73 @@ static double time_gemm(const kd_kernels *t, const gshape *s, gbufs *g, int nth)
 
 static double gemm_flops(const gshape *s) { return 2.0 * (double)s->m * s->n * s->k * s->batch; }
 
+/* bf16 copies of a shape's A and B (C: m x n bf16 per batch). */
+typedef struct gbufs16 { kd_bf16 *a, *b, *c; float *cf; } gbufs16;
+static gbufs16 gemm_bufs16(const gshape *s, const gbufs *g)
+{
+    gbufs16 h;
+    h.a = malloc((size_t)(g->sa * s->batch) * 2);
+    h.b = malloc((size_t)(g->sb * s->batch) * 2);
+    h.c = malloc((size_t)(g->sc * s->batch) * 2);
+    h.cf = malloc((size_t)(g->sc * s->batch) * 4);
+    if (!h.a || !h.b || !h.c || !h.cf) { fprintf(stderr, "bench: out of memory\n"); exit(1); }
+    for (int64_t i = 0; i < g->sa * s->batch; i++) h.a[i] = kd_f32_to_bf16(g->a[i]);
+    for (int64_t i = 0; i < g->sb * s->batch; i++) h.b[i] = kd_f32_to_bf16(g->b[i]);
+    return h;
+}
+static void gemm_bufs16_free(gbufs16 *h) { free(h->a); free(h->b); free(h->c); free(h->cf); }
+
+/* 512 sampled elements of a bf16 product (C bf16, or f32 when cf) against a double dot product of the bf16
+ * inputs: one bf16 rounding step plus f32 accumulation error (bf16 C), or the f32 error alone. */
+static int gemm_validate16(const gshape *s, const gbufs *g, const gbufs16 *h, int cf)
+{
+    uint64_t x = 12345;
+    for (int r = 0; r < 512; r++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        int64_t b = (int64_t)((x >> 20) % (uint64_t)s->batch), i = (int64_t)((x >> 30) % (uint64_t)s->m);
+        int64_t j = (int64_t)((x >> 44) % (uint64_t)s->n);
+        double sum = 0, mag = 0;
+        for (int64_t p = 0; p < s->k; p++) {
+            double av = kd_bf16_to_f32(s->ta ? h->a[b * g->sa + p * g->lda + i] : h->a[b * g->sa + i * g->lda + p]);
+            double bv = kd_bf16_to_f32(s->tb ? h->b[b * g->sb + j * g->ldb + p] : h->b[b * g->sb + p * g->ldb + j]);
+            sum += av * bv;
+            mag += fabs(av * bv);
+        }
+        const int64_t at = b * g->sc + i * g->ldc + j;
+        double got = cf ? h->cf[at] : kd_bf16_to_f32(h->c[at]);
+        if (!(fabs(got - sum) <= (cf ? 0.0 : fabs(sum) / 128.0) + ((double)s->k + 4) * 5.96e-8 * mag + 1e-30)) {
+            fprintf(stderr, "  MISMATCH (bf16) at [%lld][%lld][%lld]: %.9g vs %.9g\n", (long long)b, (long long)i,
+                    (long long)j, got, sum);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static double time_gemm16(const kd_kernels *t, const gshape *s, const gbufs *g, gbufs16 *h, int nth)
+{
+    gemm_ctx c = { t, { .trans_a = s->ta, .trans_b = s->tb, .m = s->m, .n = s->n, .k = s->k, .batch = s->batch,
+                        .a = h->a, .lda = g->lda, .stride_a = g->sa, .b = h->b, .ldb = g->ldb, .stride_b = g->sb,
+                        .c = h->c, .ldc = g->ldc, .stride_c = g->sc, .alpha = 1.0, .beta = 0.0 } };
+    for (int64_t i = 0; i < g->sc * s->batch; i++) h->c[i] = 0x7fc0;
+    bench_run(gemm_task, &c, nth);
+    if (!gemm_validate16(s, g, h, 0)) return -1;
+    double tt[64];
+    int reps = g_reps < 64 ? g_reps : 64;
+    for (int r = 0; r < reps; r++) {
+        double t0 = bench_now();
+        bench_run(gemm_task, &c, nth);
+        tt[r] = bench_now() - t0;
+    }
+    return bench_median(tt, reps);
+}
+
 /* ---------------------------------------------------------------- OpenBLAS (dlopen) */
 
 typedef void (*cblas_sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int,
                                float, float *, int);
+typedef void (*cblas_sbgemm_fn)(int, int, int, int, int, int, float, const kd_bf16 *, int, const kd_bf16 *, int,
+                                float, float *, int);
 typedef void (*openblas_set_threads_fn)(int);
 typedef char *(*openblas_corename_fn)(void);
 
@@ -247,7 +313,11 @@ static int openblas_child(const char *core)
     p = dlsym(h, "openblas_get_corename");
     memcpy(&corename, &p, sizeof p);
     if (!sgemm || !set_threads) { printf("OBNONE missing cblas_sgemm\n"); dlclose(h); return 0; }
+    cblas_sbgemm_fn sbgemm;
+    p = dlsym(h, "cblas_sbgemm");
+    memcpy(&sbgemm, &p, sizeof p);
     printf("OBCORE %s %s\n", core, corename ? corename() : "(unknown)");
+    if (!sbgemm) printf("OBNOSB\n");
     for (int nth = 1; nth <= 2; nth++) {
         set_threads(nth);
         for (int si = 0; si < N_SHAPES; si++) {
@@ -267,6 +337,20 @@ static int openblas_child(const char *core)
             }
             printf("OB %d %d %.9g\n", si, nth, bench_median(tt, reps));
             fflush(stdout);
+            if (sbgemm) { /* bf16 A and B, f32 C */
+                gbufs16 hb = gemm_bufs16(s, &g);
+                for (int r = -1; r < reps; r++) {
+                    double t0 = bench_now();
+                    for (int64_t b = 0; b < s->batch; b++)
+                        sbgemm(101, s->ta ? 112 : 111, s->tb ? 112 : 111, (int)s->m, (int)s->n, (int)s->k, 1.0f,
+                               hb.a + b * g.sa, (int)g.lda, hb.b + b * g.sb, (int)g.ldb, 0.0f, hb.cf + b * g.sc, (int)g.ldc);
+                    if (r >= 0) tt[r] = bench_now() - t0;
+                    else if (!gemm_validate16(s, &g, &hb, 1)) { printf("OBSBAD %d\n", si); break; }
+                }
+                printf("OBS %d %d %.9g\n", si, nth, bench_median(tt, reps));
+                fflush(stdout);
+                gemm_bufs16_free(&hb);
+            }
             gemm_bufs_free(&g);
         }
     }
@@ -275,7 +359,7 @@ static int openblas_child(const char *core)
 }
 
 /* Results from one OpenBLAS core type: seconds[shape][threads-1], 0 when absent. */
-typedef struct ob_result { char core[64]; double sec[N_SHAPES][2]; int ok; } ob_result;
+typedef struct ob_result { char core[64]; double sec[N_SHAPES][2], sbsec[N_SHAPES][2]; int ok, sbok; } ob_result;
 
 static void openblas_run(const char *self, const char *core, ob_result *r)
 {
@@ -293,6 +377,9 @@ static void openblas_run(const char *self, const char *core, ob_result *r)
         if (sscanf(line, "OB %d %d %lf", &si, &nth, &sec) == 3 && si >= 0 && si < N_SHAPES && nth >= 1 && nth <= 2) {
             r->sec[si][nth - 1] = sec;
             r->ok = 1;
+        } else if (sscanf(line, "OBS %d %d %lf", &si, &nth, &sec) == 3 && si >= 0 && si < N_SHAPES && nth >= 1 && nth <= 2) {
+            r->sbsec[si][nth - 1] = sec;
+            r->sbok = 1;
         } else if (sscanf(line, "OBCORE %63s %63s", a, b) == 2) {
             snprintf(r->core, sizeof r->core, "%s", b);
         } else if (strncmp(line, "OBNONE", 6) == 0) {
@@ -573,6 +660,52 @@ int main(int argc, char **argv)
     for (int c = 0; c < 2; c++)
         if (ob[c].ok) printf("OpenBLAS run with OPENBLAS_CORETYPE=%s reported core %s\n", c ? "SkylakeX" : "Haswell",
                              ob[c].core[0] ? ob[c].core : "(unknown)");
+
+    /* bf16 GEMM: the fastest bf16 table against the f32 table of the same ISA and OpenBLAS's sbgemm. */
+    const kd_kernels *t16 = kd_kernels_cpu_bf16(NULL);
+    double sec16[N_SHAPES][2];
+    memset(sec16, 0, sizeof sec16);
+    for (int si = 0; si < N_SHAPES; si++) {
+        const gshape *s = &g_shapes[si];
+        if (g_quick && s->m * s->n * s->k * s->batch > 2048LL * 3072 * 768) continue;
+        gbufs g = gemm_bufs(s);
+        gbufs16 h = gemm_bufs16(s, &g);
+        for (int nth = 1; nth <= 2; nth++) sec16[si][nth - 1] = time_gemm16(t16, s, &g, &h, nth);
+        gemm_bufs16_free(&h);
+        gemm_bufs_free(&g);
+    }
+    const int t32 = ntab > 1 && strcmp(t16->name, "avx512") == 0 ? 1 : 0;
+    const int obc = ob[1].sbok ? 1 : 0;
+    for (int nth = 1; nth <= 2; nth++) {
+        const double pk = strcmp(t16->name, "avx512") == 0 ? peak5[nth - 1] : peak2[nth - 1];
+        printf("\nbf16 GEMM (table %s), %d thread%s: GFLOP/s (%% of the measured f32 FMA peak of the same ISA)\n",
+               t16->name, nth, nth > 1 ? "s" : "");
+        printf("%-17s %-6s %-6s %-6s | %-15s %-15s %6s | %-15s %6s\n", "shape", "m", "n", "k", "kd bf16",
+               "kd f32", "ratio", ob[obc].sbok ? "OpenBLAS sbgemm" : "-", "ratio");
+        for (int si = 0; si < N_SHAPES; si++) {
+            const gshape *s = &g_shapes[si];
+            const double fl = gemm_flops(s);
+            const double secs[3] = { sec16[si][nth - 1], ntab > 0 ? sec[si][t32][nth - 1] : 0, ob[obc].sbsec[si][nth - 1] };
+            char col[3][32];
+            double gf[3] = { 0, 0, 0 };
+            for (int c = 0; c < 3; c++) {
+                if (secs[c] > 0) {
+                    gf[c] = fl / secs[c] * 1e-9;
+                    snprintf(col[c], sizeof col[c], "%6.1f (%3.0f%%)", gf[c], pk > 0 ? 100 * gf[c] / pk : 0.0);
+                } else {
+                    snprintf(col[c], sizeof col[c], "%s", secs[c] < 0 ? "WRONG" : "-");
+                }
+            }
+            char r0[16] = "-", r1[16] = "-";
+            if (gf[0] > 0 && gf[1] > 0) snprintf(r0, sizeof r0, "%.2fx", gf[0] / gf[1]);
+            if (gf[0] > 0 && gf[2] > 0) snprintf(r1, sizeof r1, "%.2fx", gf[0] / gf[2]);
+            printf("%-17s %-6lld %-6lld %-6lld | %-15s %-15s %6s | %-15s %6s\n", s->name, (long long)s->m,
+                   (long long)s->n, (long long)s->k, col[0], col[1], r0, col[2], r1);
+        }
+    }
+    if (use_openblas && !ob[0].sbok && !ob[1].sbok) printf("OpenBLAS sbgemm: not in the installed library (column skipped)\n");
+    else if (ob[obc].sbok) printf("OpenBLAS sbgemm run with OPENBLAS_CORETYPE=%s (core %s); its C is f32\n",
+                                  obc ? "SkylakeX" : "Haswell", ob[obc].core[0] ? ob[obc].core : "(unknown)");
 
     if (!only_gemm) {
         bench_rows(tabs, ntab, l3);

@@ -59,4 +59,28 @@ void kd_attention_avx512_f32(const kd_attention_args *a, int ith, int nth);
 void kd_attention_bwd_avx512_f32(const kd_attention_args *a, int ith, int nth);
 void kd_dropout_avx512_f32(const kd_dropout_args *d, int ith, int nth);
 
+
+/* f32 <-> bf16 conversion (the f32 tables' convert entry), bit-identical to the reference. */
+void kd_convert_avx2(const kd_convert_args *c, int ith, int nth);
+void kd_convert_avx512(const kd_convert_args *c, int ith, int nth);
+
+/* bf16 storage (kernels.h). Tables: the reference bf16 table with the fast entries swapped in. */
+const kd_kernels *kd_kernels_avx2_bf16(void);
+const kd_kernels *kd_kernels_avx512_bf16(void);
+/* GEMM: bf16 widened to f32 while packing, the f32 micro-kernels, f32 sums rounded once. */
+void kd_gemm_avx2_bf16(const kd_gemm_args *g, int ith, int nth);
+void kd_gemm_avx512_bf16(const kd_gemm_args *g, int ith, int nth);
+/* Row, element-wise, dropout and attention kernels: blocks widened to f32, the f32 kernels of table f
+ * (or of impl) run on them with one thread, outputs rounded once (kernels/cpu/bf16_kernels.c; AVX2 code). */
+void kd_unary_bf16(const kd_map_args *m, int ith, int nth, const kd_kernels *f);
+void kd_binary_bf16(const kd_map_args *m, int ith, int nth, const kd_kernels *f);
+void kd_reduce_bf16(const kd_reduce_args *m, int ith, int nth);
+void kd_softmax_bf16(const kd_softmax_args *s, int ith, int nth, const kd_kernels *f);
+void kd_softmax_bwd_bf16(const kd_softmax_bwd_args *s, int ith, int nth, const kd_kernels *f);
+void kd_layernorm_bf16(const kd_layernorm_args *l, int ith, int nth, const kd_kernels *f);
+void kd_layernorm_bwd_bf16(const kd_layernorm_bwd_args *l, int ith, int nth, const kd_kernels *f);
+void kd_dropout_bf16(const kd_dropout_args *d, int ith, int nth, const kd_kernels *f);
+void kd_attention_bf16(const kd_attention_args *a, int ith, int nth, const kd_attention_impl *impl);
+void kd_attention_bwd_bf16(const kd_attention_args *a, int ith, int nth, const kd_attention_impl *impl);
+
 #endif

@@ -1,4 +1,4 @@
-/* kernels/cpu/dispatch.c — read the CPU's features once and pick the fastest f32 kernel table it runs. */
+/* kernels/cpu/dispatch.c — read the CPU's features once and pick the fastest f32 or bf16 kernel table it runs. */
 #include <string.h>
 
 #include "kernels/kernels.h"
@@ -36,6 +36,8 @@ kd_cpu_features kd_cpu_detect(void)
         f.avx512dq = (b >> 17) & 1;
         f.avx512bw = (b >> 30) & 1;
         f.avx512vl = (b >> 31) & 1;
+        unsigned int a1, b1, c1, d1;
+        if (a >= 1 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = (a1 >> 5) & 1;
     }
 #endif
     return f;
@@ -69,9 +71,18 @@ const kd_kernels *kd_kernels_cpu_f32(const char *prefer)
     return best ? kd_kernels_ref_f32() : NULL;
 }
 
-/* bf16 storage: the reference bf16 table for every name the f32 choice accepts on this CPU. */
+/* bf16 storage: the same choice among the bf16 tables. */
 const kd_kernels *kd_kernels_cpu_bf16(const char *prefer)
 {
-    if (prefer && strcmp(prefer, "best") != 0 && strcmp(prefer, "ref") != 0 && !kd_kernels_cpu_f32(prefer)) return NULL;
-    return kd_kernels_ref_bf16();
+    kd_cpu_features f = kd_cpu_detect();
+    int best = !prefer || strcmp(prefer, "best") == 0;
+    (void)f;
+    if (!best && strcmp(prefer, "ref") == 0) return kd_kernels_ref_bf16();
+#ifdef KD_HAVE_AVX512
+    if ((best || strcmp(prefer, "avx512") == 0) && cpu_runs_avx512(f)) return kd_kernels_avx512_bf16();
+#endif
+#ifdef KD_HAVE_AVX2
+    if ((best || strcmp(prefer, "avx2") == 0) && cpu_runs_avx2(f)) return kd_kernels_avx2_bf16();
+#endif
+    return best ? kd_kernels_ref_bf16() : NULL;
 }

@@ -121,3 +121,6 @@ static inline void ukr_avx512(int64_t kc, const float *restrict a, const float *
 #define GEMM_UKR ukr_avx512
 #define GEMM_ENTRY kd_gemm_avx512_f32
 #include "gemm_driver.inc"
+
+#define GEMM_ENTRY_BF16 kd_gemm_avx512_bf16
+#include "gemm_bf16_driver.inc"

@@ -1,4 +1,5 @@
-/* kernels/cpu/table_avx2.c — the AVX2+FMA f32 table: the reference table with the fast entries swapped in. */
+/* kernels/cpu/table_avx2.c — the AVX2+FMA tables, f32 and bf16 storage: the reference table of the dtype
+ * with the fast entries swapped in. */
 #include <pthread.h>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -28,10 +29,51 @@ static void table_avx2_build(void)
     table_avx2.embedding = kd_embedding_avx2_f32;
     table_avx2.embedding_bwd = kd_embedding_bwd_avx2_f32;
     table_avx2.reduce = kd_reduce_avx2_f32;
+    table_avx2.convert = kd_convert_avx2;
 }
 
 const kd_kernels *kd_kernels_avx2_f32(void)
 {
     pthread_once(&table_avx2_once, table_avx2_build);
     return &table_avx2;
+}
+
+/* bf16: the entries run the AVX2 f32 kernels on f32 blocks (kernels/cpu/bf16_kernels.c). */
+static const kd_attention_impl att_avx2_bf16 = { kd_gemm_avx2_f32, kd_keep_scale_avx2 };
+#define F32 kd_kernels_avx2_f32()
+static void unary_bf16(const kd_map_args *m, int ith, int nth) { kd_unary_bf16(m, ith, nth, F32); }
+static void binary_bf16(const kd_map_args *m, int ith, int nth) { kd_binary_bf16(m, ith, nth, F32); }
+static void softmax_bf16(const kd_softmax_args *s, int ith, int nth) { kd_softmax_bf16(s, ith, nth, F32); }
+static void softmax_bwd_bf16(const kd_softmax_bwd_args *s, int ith, int nth) { kd_softmax_bwd_bf16(s, ith, nth, F32); }
+static void layernorm_bf16(const kd_layernorm_args *l, int ith, int nth) { kd_layernorm_bf16(l, ith, nth, F32); }
+static void layernorm_bwd_bf16(const kd_layernorm_bwd_args *l, int ith, int nth) { kd_layernorm_bwd_bf16(l, ith, nth, F32); }
+static void dropout_bf16(const kd_dropout_args *d, int ith, int nth) { kd_dropout_bf16(d, ith, nth, F32); }
+static void attention_bf16(const kd_attention_args *a, int ith, int nth) { kd_attention_bf16(a, ith, nth, &att_avx2_bf16); }
+static void attention_bwd_bf16(const kd_attention_args *a, int ith, int nth) { kd_attention_bwd_bf16(a, ith, nth, &att_avx2_bf16); }
+#undef F32
+
+static kd_kernels table_avx2_bf16;
+static pthread_once_t table_avx2_bf16_once = PTHREAD_ONCE_INIT;
+
+static void table_avx2_bf16_build(void)
+{
+    table_avx2_bf16 = *kd_kernels_ref_bf16();
+    table_avx2_bf16.name = "avx2";
+    table_avx2_bf16.gemm = kd_gemm_avx2_bf16;
+    table_avx2_bf16.unary = unary_bf16;
+    table_avx2_bf16.binary = binary_bf16;
+    table_avx2_bf16.reduce = kd_reduce_bf16;
+    table_avx2_bf16.softmax = softmax_bf16;
+    table_avx2_bf16.softmax_bwd = softmax_bwd_bf16;
+    table_avx2_bf16.layernorm = layernorm_bf16;
+    table_avx2_bf16.layernorm_bwd = layernorm_bwd_bf16;
+    table_avx2_bf16.dropout = dropout_bf16;
+    table_avx2_bf16.attention = attention_bf16;
+    table_avx2_bf16.attention_bwd = attention_bwd_bf16;
+}
+
+const kd_kernels *kd_kernels_avx2_bf16(void)
+{
+    pthread_once(&table_avx2_bf16_once, table_avx2_bf16_build);
+    return &table_avx2_bf16;
 }

@@ -1,6 +1,7 @@
 /* kernels/cpu/table_avx512.c — the AVX-512 f32 table: AVX-512 GEMM, softmax and LayerNorm forward,
  * the GELU/exp maps, dropout, and attention on the AVX-512 GEMM and Philox; the other fast entries are
- * the AVX2 kernels (every AVX-512 CPU runs them), the rest the reference. */
+ * the AVX2 kernels (every AVX-512 CPU runs them), the rest the reference. The bf16 table: the AVX-512 GEMM
+ * on bf16, the other entries running the AVX-512 f32 table's kernels on f32 blocks. */
 #include <pthread.h>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -31,10 +32,48 @@ static void table_avx512_build(void)
     table_avx512.dropout = kd_dropout_avx512_f32;
     table_avx512.attention = kd_attention_avx512_f32;
     table_avx512.attention_bwd = kd_attention_bwd_avx512_f32;
+    table_avx512.convert = kd_convert_avx512;
 }
 
 const kd_kernels *kd_kernels_avx512_f32(void)
 {
     pthread_once(&table_avx512_once, table_avx512_build);
     return &table_avx512;
+}
+
+#define F32 kd_kernels_avx512_f32()
+static void unary_bf16(const kd_map_args *m, int ith, int nth) { kd_unary_bf16(m, ith, nth, F32); }
+static void binary_bf16(const kd_map_args *m, int ith, int nth) { kd_binary_bf16(m, ith, nth, F32); }
+static void softmax_bf16(const kd_softmax_args *s, int ith, int nth) { kd_softmax_bf16(s, ith, nth, F32); }
+static void softmax_bwd_bf16(const kd_softmax_bwd_args *s, int ith, int nth) { kd_softmax_bwd_bf16(s, ith, nth, F32); }
+static void layernorm_bf16(const kd_layernorm_args *l, int ith, int nth) { kd_layernorm_bf16(l, ith, nth, F32); }
+static void layernorm_bwd_bf16(const kd_layernorm_bwd_args *l, int ith, int nth) { kd_layernorm_bwd_bf16(l, ith, nth, F32); }
+static void dropout_bf16(const kd_dropout_args *d, int ith, int nth) { kd_dropout_bf16(d, ith, nth, F32); }
+static void attention_bf16(const kd_attention_args *a, int ith, int nth) { kd_attention_bf16(a, ith, nth, &att_avx512); }
+static void attention_bwd_bf16(const kd_attention_args *a, int ith, int nth) { kd_attention_bwd_bf16(a, ith, nth, &att_avx512); }
+#undef F32
+
+static kd_kernels table_avx512_bf16;
+static pthread_once_t table_avx512_bf16_once = PTHREAD_ONCE_INIT;
+
+static void table_avx512_bf16_build(void)
+{
+    table_avx512_bf16 = *kd_kernels_avx2_bf16();
+    table_avx512_bf16.name = "avx512";
+    table_avx512_bf16.gemm = kd_gemm_avx512_bf16;
+    table_avx512_bf16.unary = unary_bf16;
+    table_avx512_bf16.binary = binary_bf16;
+    table_avx512_bf16.softmax = softmax_bf16;
+    table_avx512_bf16.softmax_bwd = softmax_bwd_bf16;
+    table_avx512_bf16.layernorm = layernorm_bf16;
+    table_avx512_bf16.layernorm_bwd = layernorm_bwd_bf16;
+    table_avx512_bf16.dropout = dropout_bf16;
+    table_avx512_bf16.attention = attention_bf16;
+    table_avx512_bf16.attention_bwd = attention_bwd_bf16;
+}
+
+const kd_kernels *kd_kernels_avx512_bf16(void)
+{
+    pthread_once(&table_avx512_bf16_once, table_avx512_bf16_build);
+    return &table_avx512_bf16;
 }

@@ -23,6 +23,8 @@
 
 #define BF_STEP (1.0 / 128.0)
 #define BG 32                              /* canary bf16 values on each side of an output */
+static int bf16_is_nan(kd_bf16 h) { return (h & 0x7fffu) > 0x7f80u; }
+
 static const kd_bf16 bf_canary = 0x7fa5;   /* a signalling-NaN pattern no kernel writes */
 
 static const int64_t k_cols[] = { 1, 7, 8, 63, 129, 771 };
@@ -141,7 +143,9 @@ static void test_convert(const kd_kernels *t)
                         r32->convert(&c, 0, 1);
                         c.y = hg;
                         KC_RUN(t->convert, &c, nth);
-                        for (int64_t i = 0; i < len; i++) if (hw[i] != hg[i] && bad++ == 0) first = i;
+                        for (int64_t i = 0; i < len; i++)
+                            if (hw[i] != hg[i] && !(acc && bf16_is_nan(hw[i]) && bf16_is_nan(hg[i])) && bad++ == 0)
+                                first = i;
                     } else {
                         memcpy(fw, fy0, (size_t)len * 4);
                         memcpy(fg, fy0, (size_t)len * 4);
@@ -150,9 +154,12 @@ static void test_convert(const kd_kernels *t)
                         c.y = fg;
                         KC_RUN(t->convert, &c, nth);
                         bad = 0;
-                        for (int64_t i = 0; i < len; i++) if (memcmp(&fw[i], &fg[i], 4) != 0 && bad++ == 0) first = i;
+                        for (int64_t i = 0; i < len; i++)
+                            if (memcmp(&fw[i], &fg[i], 4) != 0 && !(acc && isnan(fw[i]) && isnan(fg[i])) && bad++ == 0)
+                                first = i;
                     }
                     n_checked += len;
+                    /* Bit-exact, except which NaN's payload a NaN + NaN sum keeps (C leaves that open). */
                     CHECK(bad == 0, "%s convert to_bf16=%d acc=%d n=%lld nth=%d: %lld values differ in their bits, first [%lld]",
                           t->name, dir, acc, (long long)len, nth, (long long)bad, (long long)first);
                 }

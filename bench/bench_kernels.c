@@ -661,34 +661,54 @@ int main(int argc, char **argv)
         if (ob[c].ok) printf("OpenBLAS run with OPENBLAS_CORETYPE=%s reported core %s\n", c ? "SkylakeX" : "Haswell",
                              ob[c].core[0] ? ob[c].core : "(unknown)");
 
-    /* bf16 GEMM: the fastest bf16 table against the f32 table of the same ISA and OpenBLAS's sbgemm. */
+    /* bf16 GEMM: the fastest bf16 table against the f32 table of the same ISA and OpenBLAS's sbgemm. When
+     * the table's GEMM is the VDPBF16PS one, the AVX-512 GEMM widening bf16 to f32 runs beside it (the
+     * path of CPUs without AVX-512 BF16), each row naming both. */
     const kd_kernels *t16 = kd_kernels_cpu_bf16(NULL);
-    double sec16[N_SHAPES][2];
+    const char *g16name = t16->name;
+    static const char *gnames[] = { "avx2", "avx512", "avx512bf16" };
+    for (int i = 0; i < 3; i++)
+        if (kd_gemm_cpu_bf16(gnames[i]) && t16->gemm == kd_gemm_cpu_bf16(gnames[i])) g16name = gnames[i];
+    const kd_kernels *alt16 = NULL;
+    static kd_kernels alt16_tab;
+    if (strcmp(g16name, "avx512bf16") == 0 && kd_gemm_cpu_bf16("avx512")) {
+        alt16_tab = *t16;
+        alt16_tab.gemm = kd_gemm_cpu_bf16("avx512");
+        alt16 = &alt16_tab;
+    }
+    double sec16[N_SHAPES][2][2]; /* shape, (table, widened), threads */
     memset(sec16, 0, sizeof sec16);
     for (int si = 0; si < N_SHAPES; si++) {
         const gshape *s = &g_shapes[si];
         if (g_quick && s->m * s->n * s->k * s->batch > 2048LL * 3072 * 768) continue;
         gbufs g = gemm_bufs(s);
         gbufs16 h = gemm_bufs16(s, &g);
-        for (int nth = 1; nth <= 2; nth++) sec16[si][nth - 1] = time_gemm16(t16, s, &g, &h, nth);
+        for (int nth = 1; nth <= 2; nth++) {
+            sec16[si][0][nth - 1] = time_gemm16(t16, s, &g, &h, nth);
+            if (alt16) sec16[si][1][nth - 1] = time_gemm16(alt16, s, &g, &h, nth);
+        }
         gemm_bufs16_free(&h);
         gemm_bufs_free(&g);
     }
     const int t32 = ntab > 1 && strcmp(t16->name, "avx512") == 0 ? 1 : 0;
     const int obc = ob[1].sbok ? 1 : 0;
+    char h16[2][32];
+    snprintf(h16[0], sizeof h16[0], "kd bf16 %s", g16name);
+    snprintf(h16[1], sizeof h16[1], "%s", alt16 ? "kd bf16 avx512" : "-");
     for (int nth = 1; nth <= 2; nth++) {
         const double pk = strcmp(t16->name, "avx512") == 0 ? peak5[nth - 1] : peak2[nth - 1];
-        printf("\nbf16 GEMM (table %s), %d thread%s: GFLOP/s (%% of the measured f32 FMA peak of the same ISA)\n",
-               t16->name, nth, nth > 1 ? "s" : "");
-        printf("%-17s %-6s %-6s %-6s | %-15s %-15s %6s | %-15s %6s\n", "shape", "m", "n", "k", "kd bf16",
-               "kd f32", "ratio", ob[obc].sbok ? "OpenBLAS sbgemm" : "-", "ratio");
+        printf("\nbf16 GEMM (table %s, gemm %s%s), %d thread%s: GFLOP/s (%% of the measured f32 FMA peak of the same ISA)\n",
+               t16->name, g16name, alt16 ? "; avx512: bf16 widened to f32, the f32 FMA kernel" : "", nth, nth > 1 ? "s" : "");
+        printf("%-17s %-6s %-6s %-6s | %-18s %-18s %-15s %6s %6s | %-15s %6s\n", "shape", "m", "n", "k", h16[0], h16[1],
+               "kd f32", "ratio", "ratio", ob[obc].sbok ? "OpenBLAS sbgemm" : "-", "ratio");
         for (int si = 0; si < N_SHAPES; si++) {
             const gshape *s = &g_shapes[si];
             const double fl = gemm_flops(s);
-            const double secs[3] = { sec16[si][nth - 1], ntab > 0 ? sec[si][t32][nth - 1] : 0, ob[obc].sbsec[si][nth - 1] };
-            char col[3][32];
-            double gf[3] = { 0, 0, 0 };
-            for (int c = 0; c < 3; c++) {
+            const double secs[4] = { sec16[si][0][nth - 1], sec16[si][1][nth - 1], ntab > 0 ? sec[si][t32][nth - 1] : 0,
+                                     ob[obc].sbsec[si][nth - 1] };
+            char col[4][32];
+            double gf[4] = { 0, 0, 0, 0 };
+            for (int c = 0; c < 4; c++) {
                 if (secs[c] > 0) {
                     gf[c] = fl / secs[c] * 1e-9;
                     snprintf(col[c], sizeof col[c], "%6.1f (%3.0f%%)", gf[c], pk > 0 ? 100 * gf[c] / pk : 0.0);
@@ -696,11 +716,12 @@ int main(int argc, char **argv)
                     snprintf(col[c], sizeof col[c], "%s", secs[c] < 0 ? "WRONG" : "-");
                 }
             }
-            char r0[16] = "-", r1[16] = "-";
-            if (gf[0] > 0 && gf[1] > 0) snprintf(r0, sizeof r0, "%.2fx", gf[0] / gf[1]);
-            if (gf[0] > 0 && gf[2] > 0) snprintf(r1, sizeof r1, "%.2fx", gf[0] / gf[2]);
-            printf("%-17s %-6lld %-6lld %-6lld | %-15s %-15s %6s | %-15s %6s\n", s->name, (long long)s->m,
-                   (long long)s->n, (long long)s->k, col[0], col[1], r0, col[2], r1);
+            char r0[16] = "-", r1[16] = "-", r2[16] = "-";
+            if (gf[0] > 0 && gf[2] > 0) snprintf(r0, sizeof r0, "%.2fx", gf[0] / gf[2]);
+            if (gf[1] > 0 && gf[2] > 0) snprintf(r1, sizeof r1, "%.2fx", gf[1] / gf[2]);
+            if (gf[0] > 0 && gf[3] > 0) snprintf(r2, sizeof r2, "%.2fx", gf[0] / gf[3]);
+            printf("%-17s %-6lld %-6lld %-6lld | %-18s %-18s %-15s %6s %6s | %-15s %6s\n", s->name, (long long)s->m,
+                   (long long)s->n, (long long)s->k, col[0], col[1], col[2], r0, r1, col[3], r2);
         }
     }
     if (use_openblas && !ob[0].sbok && !ob[1].sbok) printf("OpenBLAS sbgemm: not in the installed library (column skipped)\n");

@@ -70,6 +70,13 @@ const kd_kernels *kd_kernels_avx512_bf16(void);
 /* GEMM: bf16 widened to f32 while packing, the f32 micro-kernels, f32 sums rounded once. */
 void kd_gemm_avx2_bf16(const kd_gemm_args *g, int ith, int nth);
 void kd_gemm_avx512_bf16(const kd_gemm_args *g, int ith, int nth);
+/* GEMM on VDPBF16PS: bf16 pairs along k packed as they are, f32 sums rounded once (needs avx512bf16;
+ * built when KD_HAVE_AVX512BF16). The AVX-512 bf16 table uses it where the CPU has it. */
+void kd_gemm_avx512bf16_bf16(const kd_gemm_args *g, int ith, int nth);
+/* Each bf16 GEMM by name, for tests and benchmarks: "avx2", "avx512" (widened to f32 while packing),
+ * "avx512bf16" (VDPBF16PS); NULL when not built or this CPU cannot run it. */
+typedef void (*kd_gemm_fn)(const kd_gemm_args *g, int ith, int nth);
+kd_gemm_fn kd_gemm_cpu_bf16(const char *name);
 /* Row, element-wise, dropout and attention kernels: blocks widened to f32, the f32 kernels of table f
  * (or of impl) run on them with one thread, outputs rounded once (kernels/cpu/bf16_kernels.c; AVX2 code). */
 void kd_unary_bf16(const kd_map_args *m, int ith, int nth, const kd_kernels *f);

@@ -86,3 +86,20 @@ const kd_kernels *kd_kernels_cpu_bf16(const char *prefer)
 #endif
     return best ? kd_kernels_ref_bf16() : NULL;
 }
+
+kd_gemm_fn kd_gemm_cpu_bf16(const char *name)
+{
+    kd_cpu_features f = kd_cpu_detect();
+    (void)f;
+    (void)name;
+#ifdef KD_HAVE_AVX512BF16
+    if (strcmp(name, "avx512bf16") == 0) return cpu_runs_avx512(f) && f.avx512bf16 ? kd_gemm_avx512bf16_bf16 : NULL;
+#endif
+#ifdef KD_HAVE_AVX512
+    if (strcmp(name, "avx512") == 0) return cpu_runs_avx512(f) ? kd_gemm_avx512_bf16 : NULL;
+#endif
+#ifdef KD_HAVE_AVX2
+    if (strcmp(name, "avx2") == 0) return cpu_runs_avx2(f) ? kd_gemm_avx2_bf16 : NULL;
+#endif
+    return NULL;
+}

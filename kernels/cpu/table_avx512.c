@@ -1,7 +1,7 @@
 /* kernels/cpu/table_avx512.c — the AVX-512 f32 table: AVX-512 GEMM, softmax and LayerNorm forward,
  * the GELU/exp maps, dropout, and attention on the AVX-512 GEMM and Philox; the other fast entries are
- * the AVX2 kernels (every AVX-512 CPU runs them), the rest the reference. The bf16 table: the AVX-512 GEMM
- * on bf16, the other entries running the AVX-512 f32 table's kernels on f32 blocks. */
+ * the AVX2 kernels (every AVX-512 CPU runs them), the rest the reference. The bf16 table: the VDPBF16PS
+ * GEMM where the CPU has AVX-512 BF16, else the AVX-512 GEMM on bf16 widened to f32; the other entries running the AVX-512 f32 table's kernels on f32 blocks. */
 #include <pthread.h>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -61,6 +61,10 @@ static void table_avx512_bf16_build(void)
     table_avx512_bf16 = *kd_kernels_avx2_bf16();
     table_avx512_bf16.name = "avx512";
     table_avx512_bf16.gemm = kd_gemm_avx512_bf16;
+#ifdef KD_HAVE_AVX512BF16
+    /* VDPBF16PS does two multiply-adds per lane where the widened f32 path does one. */
+    if (kd_cpu_detect().avx512bf16) table_avx512_bf16.gemm = kd_gemm_avx512bf16_bf16;
+#endif
     table_avx512_bf16.unary = unary_bf16;
     table_avx512_bf16.binary = binary_bf16;
     table_avx512_bf16.softmax = softmax_bf16;

@@ -6,7 +6,8 @@
  * denormals, NaN payloads, Inf, overflow), overwrite and accumulate, odd lengths, 1 and 3 threads.
  *
  * Kernels: GEMM (all trans cases, beta 0 / non-zero, bias, batches with strides, padded leading dims,
- * k = 0, k past the KC block), unary and binary maps (overwrite, accumulate, a strided case that takes the
+ * k = 0, k past the KC block; each bf16 GEMM this CPU runs on its own, VDPBF16PS included, also at odd
+ * shapes past its KC, NC and row-chunk blocks, and which one the AVX-512 table picks), unary and binary maps (overwrite, accumulate, a strided case that takes the
  * reference path, NaN inputs), reductions (rows, columns, all, a strided fallback), softmax and
  * log-softmax forward/backward, LayerNorm forward/backward (gamma/beta present or not, each gradient
  * optional), dropout (p = 0, 0.1, 0.5; accumulate), attention forward/backward (padded strides, masks
@@ -19,6 +20,7 @@
  * reduction length, mag the sum of the magnitudes of the terms). f32 outputs (LayerNorm's mean, rstd,
  * dgamma, dbeta; attention's lse) use kc_tol alone. A NaN where the reference has a number fails. */
 #include "kernels/bf16.h"
+#include "kernels/cpu/cpu_kernels.h"
 #include "test/kernels/kcheck.h"
 
 #define BF_STEP (1.0 / 128.0)
@@ -568,6 +570,46 @@ int main(void)
         { 530, 70, 33, 1, 1, 1, 2.0, 0.0, 1 },
     };
     for (size_t i = 0; i < sizeof gc / sizeof gc[0]; i++) test_gemm(tabs, ntab, gc[i]);
+
+    /* Every bf16 GEMM this CPU runs, each on its own (the table holds only the fastest): the cases above
+     * and odd shapes that cross the blocks (KC 512 bf16 of k, NC 768 columns, 516-row chunks), odd k
+     * inside and at the end of a block, full 6 x 64 tiles, one-column and one-row products. */
+    static const char *gnames[] = { "avx2", "avx512", "avx512bf16" };
+    static kd_kernels gtab[3];
+    const kd_kernels *gtabs[3];
+    int ng = 0;
+    for (int i = 0; i < 3; i++) {
+        kd_gemm_fn fn = kd_gemm_cpu_bf16(gnames[i]);
+        if (!fn) {
+            printf("skip: bf16 gemm %s (not built or this CPU cannot run it)\n", gnames[i]);
+            continue;
+        }
+        gtab[ng] = *ref;
+        gtab[ng].name = gnames[i];
+        gtab[ng].gemm = fn;
+        gtabs[ng] = &gtab[ng];
+        ng++;
+    }
+    const kd_kernels *t512 = kd_kernels_cpu_bf16("avx512");
+    if (t512) {
+        const kd_gemm_fn dp = kd_gemm_cpu_bf16("avx512bf16");
+        CHECK(t512->gemm == (kd_cpu_detect().avx512bf16 && dp ? dp : kd_gemm_cpu_bf16("avx512")),
+              "the avx512 bf16 table runs the VDPBF16PS GEMM iff the CPU reports avx512bf16 (%d) and it is built (%d)",
+              kd_cpu_detect().avx512bf16, dp != NULL);
+    }
+    CHECK(!kd_gemm_cpu_bf16("nonsense"), "an unknown bf16 gemm name gives NULL");
+    static const gcase gx[] = {
+        { 131, 773, 1031, 1, 0, 1, 0.75, 0.5, 1 }, { 523, 67, 515, 1, 1, 0, 1.0, 1.0, 1 },
+        { 61, 130, 1024, 2, 1, 1, -1.5, 0.0, 0 },  { 12, 128, 513, 1, 0, 1, 1.0, 1.0, 1 },
+        { 6, 64, 2, 1, 0, 0, 1.0, 0.0, 0 },        { 1, 2000, 17, 1, 0, 0, 1.0, 0.0, 1 },
+        { 100, 3, 1, 1, 1, 1, 0.5, 2.0, 1 },       { 300, 200, 64, 5, 0, 1, 1.0, 0.0, 1 },
+        { 18, 640, 96, 1, 0, 1, 1.0, 0.5, 1 },     { 1037, 129, 1, 1, 1, 0, 1.0, 0.0, 0 },
+        { 65, 1601, 1539, 1, 1, 1, 0.25, 1.0, 1 }, { 128, 64, 128, 7, 0, 0, 1.0, 0.0, 0 },
+    };
+    for (size_t i = 0; i < sizeof gc / sizeof gc[0]; i++) test_gemm(gtabs, ng, gc[i]);
+    for (size_t i = 0; i < sizeof gx / sizeof gx[0]; i++) test_gemm(gtabs, ng, gx[i]);
+    printf("bf16 gemm: %d kernels checked one by one at %d shapes\n", ng,
+           (int)(sizeof gc / sizeof gc[0] + sizeof gx / sizeof gx[0]));
 
     static const int un[] = { KD_UN_COPY, KD_UN_SCALE, KD_UN_GELU, KD_UN_TANH, KD_UN_EXP, KD_UN_NEG, KD_UN_SQUARE, KD_UN_ADD_SCALAR };
     for (size_t i = 0; i < sizeof un / sizeof un[0]; i++) test_map(tabs, ntab, 0, un[i], -5, 5, 16);

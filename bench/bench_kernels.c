@@ -75,20 +75,45 @@ __attribute__((target("avx512f,fma"))) static float fma_loop_avx512(int64_t iter
     return _mm512_reduce_add_ps(s);
 }
 
-typedef struct fma_ctx { int wide; volatile float sink[64]; } fma_ctx;
+/* VDPBF16PS: each of 16 lanes adds the products of 2 bf16 pairs (4 flops per lane per instruction). */
+__attribute__((target("avx512f,avx512bf16"))) static float dpbf16_loop(int64_t iters)
+{
+    __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3380);   /* 1, 6e-8 */
+#define KD_INIT(i) __m512 a##i = _mm512_set1_ps(1.0f + 0.01f * (i));
+    KD_INIT(0) KD_INIT(1) KD_INIT(2) KD_INIT(3) KD_INIT(4) KD_INIT(5) KD_INIT(6) KD_INIT(7)
+    KD_INIT(8) KD_INIT(9) KD_INIT(10) KD_INIT(11) KD_INIT(12) KD_INIT(13) KD_INIT(14) KD_INIT(15)
+#undef KD_INIT
+    for (int64_t i = 0; i < iters; i++) {
+        a0 = _mm512_dpbf16_ps(a0, x, y); a1 = _mm512_dpbf16_ps(a1, x, y); a2 = _mm512_dpbf16_ps(a2, x, y);
+        a3 = _mm512_dpbf16_ps(a3, x, y); a4 = _mm512_dpbf16_ps(a4, x, y); a5 = _mm512_dpbf16_ps(a5, x, y);
+        a6 = _mm512_dpbf16_ps(a6, x, y); a7 = _mm512_dpbf16_ps(a7, x, y); a8 = _mm512_dpbf16_ps(a8, x, y);
+        a9 = _mm512_dpbf16_ps(a9, x, y); a10 = _mm512_dpbf16_ps(a10, x, y); a11 = _mm512_dpbf16_ps(a11, x, y);
+        a12 = _mm512_dpbf16_ps(a12, x, y); a13 = _mm512_dpbf16_ps(a13, x, y); a14 = _mm512_dpbf16_ps(a14, x, y);
+        a15 = _mm512_dpbf16_ps(a15, x, y);
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15)));
+    return _mm512_reduce_add_ps(s);
+}
+
+typedef struct fma_ctx { int wide; volatile float sink[64]; } fma_ctx;   /* wide: 0 AVX2, 1 AVX-512, 2 VDPBF16PS */
 
 static void fma_task(void *p, int ith, int nth)
 {
     fma_ctx *c = p;
     (void)nth;
-    c->sink[ith] = c->wide ? fma_loop_avx512(FMA_ITERS_AVX512) : fma_loop_avx2(FMA_ITERS_AVX2);
+    c->sink[ith] = c->wide == 2 ? dpbf16_loop(FMA_ITERS_AVX512) : c->wide ? fma_loop_avx512(FMA_ITERS_AVX512)
+                                                                             : fma_loop_avx2(FMA_ITERS_AVX2);
 }
 
-/* GFLOP/s of the FMA loop on nth threads. */
+/* GFLOP/s of the FMA (or VDPBF16PS) loop on nth threads. */
 static double measure_fma_peak(int wide, int nth)
 {
     fma_ctx c = { .wide = wide };
-    double flops = wide ? (double)FMA_ITERS_AVX512 * 16 * 16 * 2 : (double)FMA_ITERS_AVX2 * 12 * 8 * 2;
+    double flops = wide == 2 ? (double)FMA_ITERS_AVX512 * 16 * 16 * 4
+                   : wide    ? (double)FMA_ITERS_AVX512 * 16 * 16 * 2 : (double)FMA_ITERS_AVX2 * 12 * 8 * 2;
     double t[5];
     bench_run(fma_task, &c, nth); /* warm-up: clocks settle */
     for (int r = 0; r < 5; r++) {
@@ -587,10 +612,14 @@ int main(int argc, char **argv)
     printf("\n");
 
     /* Machine limits. */
-    double peak2[2] = { 0, 0 }, peak5[2] = { 0, 0 }, l3[2], dram[2];
+    double peak2[2] = { 0, 0 }, peak5[2] = { 0, 0 }, peakdp[2] = { 0, 0 }, l3[2], dram[2];
     for (int nth = 1; nth <= 2; nth++) {
         if (f.avx2 && f.fma) peak2[nth - 1] = measure_fma_peak(0, nth);
         if (f.avx512f && f.fma) peak5[nth - 1] = measure_fma_peak(1, nth);
+        if (f.avx512f && f.avx512bf16) {
+            peakdp[nth - 1] = measure_fma_peak(2, nth);
+            printf("threads %d: VDPBF16PS peak %.1f GFLOP/s\n", nth, peakdp[nth - 1]);
+        }
         l3[nth - 1] = measure_triad(1 << 20, 50, nth);        /* 3 x 4 MiB: past L2, inside L3 */
         dram[nth - 1] = measure_triad(32 << 20, 2, nth);       /* 3 x 128 MiB */
         printf("threads %d: FMA peak AVX2 %.1f GFLOP/s, AVX-512 %.1f GFLOP/s; triad L3 %.1f GB/s, DRAM %.1f GB/s\n",
@@ -697,8 +726,11 @@ int main(int argc, char **argv)
     snprintf(h16[1], sizeof h16[1], "%s", alt16 ? "kd bf16 avx512" : "-");
     for (int nth = 1; nth <= 2; nth++) {
         const double pk = strcmp(t16->name, "avx512") == 0 ? peak5[nth - 1] : peak2[nth - 1];
-        printf("\nbf16 GEMM (table %s, gemm %s%s), %d thread%s: GFLOP/s (%% of the measured f32 FMA peak of the same ISA)\n",
-               t16->name, g16name, alt16 ? "; avx512: bf16 widened to f32, the f32 FMA kernel" : "", nth, nth > 1 ? "s" : "");
+        const int dp = strcmp(g16name, "avx512bf16") == 0 && peakdp[nth - 1] > 0;
+        printf("\nbf16 GEMM (table %s, gemm %s%s), %d thread%s: GFLOP/s (%% of the measured %s peak; the other "
+               "columns: of the f32 FMA peak of the same ISA)\n",
+               t16->name, g16name, alt16 ? "; avx512: bf16 widened to f32, the f32 FMA kernel" : "", nth, nth > 1 ? "s" : "",
+               dp ? "VDPBF16PS" : "f32 FMA");
         printf("%-17s %-6s %-6s %-6s | %-18s %-18s %-15s %6s %6s | %-15s %6s\n", "shape", "m", "n", "k", h16[0], h16[1],
                "kd f32", "ratio", "ratio", ob[obc].sbok ? "OpenBLAS sbgemm" : "-", "ratio");
         for (int si = 0; si < N_SHAPES; si++) {
@@ -711,7 +743,8 @@ int main(int argc, char **argv)
             for (int c = 0; c < 4; c++) {
                 if (secs[c] > 0) {
                     gf[c] = fl / secs[c] * 1e-9;
-                    snprintf(col[c], sizeof col[c], "%6.1f (%3.0f%%)", gf[c], pk > 0 ? 100 * gf[c] / pk : 0.0);
+                    const double pc = c == 0 && dp ? peakdp[nth - 1] : pk;
+                    snprintf(col[c], sizeof col[c], "%6.1f (%3.0f%%)", gf[c], pc > 0 ? 100 * gf[c] / pc : 0.0);
                 } else {
                     snprintf(col[c], sizeof col[c], "%s", secs[c] < 0 ? "WRONG" : "-");
                 }

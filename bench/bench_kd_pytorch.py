@@ -16,6 +16,10 @@ measured on this machine.
 
   /usr/bin/python3 bench/bench_kd_pytorch.py [--case kd-step|base-train|large-forward|base-latency|all]
                                              [--reps 3] [--large-reps 1] [--threads 2] [--kd build/bench/bench_bert]
+                                             [--precision f32|bf16]
+
+--precision bf16 runs PyTorch's forwards (and losses) under torch.autocast("cpu", dtype=torch.bfloat16),
+its mixed precision, and kd's bench_bert with --precision bf16 (bf16 activations, f32 master weights).
 
 With --kd, each case runs in kd's bench_bert first and then here, and a side-by-side table with the
 ratios closes the run.
@@ -121,14 +125,17 @@ def timed(step, reps, warmup):
 
 
 def run_case(name, a):
+    import contextlib
     import torch
     import torch.nn.functional as F
     import torch_bert
     from kd_recipe_pytorch import train_logits
 
+    amp = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.precision == "bf16" else contextlib.nullcontext
+
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    print(f"[{name}] PyTorch {torch.__version__}, {torch.get_num_threads()} threads, "
+    print(f"[{name}] PyTorch {torch.__version__}, {torch.get_num_threads()} threads, {a.precision}, "
           + ", ".join(f"{k}={os.environ.get(k, '')}" for k in ENV_DEFAULTS), flush=True)
     B, T = (1, 128) if name == "base-latency" else (16, 128)
     if name in ("large-forward", "base-latency"):
@@ -138,7 +145,7 @@ def run_case(name, a):
         ids, mask, types, _ = make_batch(torch, B, T, c["vocab_size"])
 
         def step():
-            with torch.no_grad():
+            with torch.no_grad(), amp():
                 z = torch_bert.logits(P, c, ids, mask, types)
             if not torch.isfinite(z).all():
                 raise RuntimeError("forward: logits not finite")
@@ -156,7 +163,8 @@ def run_case(name, a):
     if name == "base-train":
         # bench_bert's step: forward (train mode), cross-entropy, backward, SGD at 1e-4, zero the gradients.
         def step():
-            loss = F.cross_entropy(train_logits(P, c, ids, mask, types, True), y)
+            with amp():
+                loss = F.cross_entropy(train_logits(P, c, ids, mask, types, True), y)
             loss.backward()
             with torch.no_grad():
                 gn = sum(float((p.grad * p.grad).sum()) for p in params)
@@ -181,11 +189,12 @@ def run_case(name, a):
     Tk, alpha = 2.0, 0.5
 
     def step():
-        with torch.no_grad():
+        with torch.no_grad(), amp():
             zt = torch_bert.logits(Pt, ct, ids, mask, types)
-        zs = train_logits(P, c, ids, mask, types, True)
-        loss = alpha * Tk * Tk * F.kl_div(F.log_softmax(zs / Tk, -1), F.softmax(zt / Tk, -1), reduction="batchmean") \
-            + (1 - alpha) * F.cross_entropy(zs, y)
+        with amp():
+            zs = train_logits(P, c, ids, mask, types, True)
+            loss = alpha * Tk * Tk * F.kl_div(F.log_softmax(zs / Tk, -1), F.softmax(zt / Tk, -1), reduction="batchmean") \
+                + (1 - alpha) * F.cross_entropy(zs, y)
         opt.zero_grad()
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -207,6 +216,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--large-reps", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--precision", default="f32", choices=["f32", "bf16"])
     ap.add_argument("--kd", metavar="BENCH_BERT", help="kd's build/bench/bench_bert: run each case in kd first, "
                     "then in PyTorch, and print both side by side with the ratios")
     a = ap.parse_args()
@@ -232,14 +242,14 @@ def main():
         kd_out = None
         if a.kd:
             r = subprocess.run([a.kd, "--case", case, "--reps", str(a.reps), "--large-reps", str(a.large_reps),
-                                "--threads", str(a.threads)], stdout=subprocess.PIPE, text=True)
+                                "--threads", str(a.threads), "--precision", a.precision], stdout=subprocess.PIPE, text=True)
             print(r.stdout, end="", flush=True)
             if r.returncode != 0:
                 print(f"bench_kd_pytorch: kd's case {case} failed", file=sys.stderr)
                 failed = 1
             kd_out = r.stdout
         r = subprocess.run([sys.executable, os.path.abspath(__file__), "--case", case, "--reps", str(a.reps),
-                            "--large-reps", str(a.large_reps), "--threads", str(a.threads)], env=env,
+                            "--large-reps", str(a.large_reps), "--threads", str(a.threads), "--precision", a.precision], env=env,
                            stdout=subprocess.PIPE, text=True)
         print(r.stdout, end="", flush=True)
         if r.returncode != 0:

@@ -41,17 +41,9 @@ const kd_kernels *kd_kernels_avx512_f32(void)
     return &table_avx512;
 }
 
-#define F32 kd_kernels_avx512_f32()
-static void unary_bf16(const kd_map_args *m, int ith, int nth) { kd_unary_bf16(m, ith, nth, F32); }
-static void binary_bf16(const kd_map_args *m, int ith, int nth) { kd_binary_bf16(m, ith, nth, F32); }
-static void softmax_bf16(const kd_softmax_args *s, int ith, int nth) { kd_softmax_bf16(s, ith, nth, F32); }
-static void softmax_bwd_bf16(const kd_softmax_bwd_args *s, int ith, int nth) { kd_softmax_bwd_bf16(s, ith, nth, F32); }
-static void layernorm_bf16(const kd_layernorm_args *l, int ith, int nth) { kd_layernorm_bf16(l, ith, nth, F32); }
-static void layernorm_bwd_bf16(const kd_layernorm_bwd_args *l, int ith, int nth) { kd_layernorm_bwd_bf16(l, ith, nth, F32); }
-static void dropout_bf16(const kd_dropout_args *d, int ith, int nth) { kd_dropout_bf16(d, ith, nth, F32); }
-static void attention_bf16(const kd_attention_args *a, int ith, int nth) { kd_attention_bf16(a, ith, nth, &att_avx512); }
-static void attention_bwd_bf16(const kd_attention_args *a, int ith, int nth) { kd_attention_bwd_bf16(a, ith, nth, &att_avx512); }
-#undef F32
+#define BF16_F32 kd_kernels_avx512_f32()
+#define BF16_ATT (&att_avx512)
+#include "kernels/cpu/bf16_table.inc"
 
 static kd_kernels table_avx512_bf16;
 static pthread_once_t table_avx512_bf16_once = PTHREAD_ONCE_INIT;
@@ -65,15 +57,7 @@ static void table_avx512_bf16_build(void)
     /* VDPBF16PS does two multiply-adds per lane where the widened f32 path does one. */
     if (kd_cpu_detect().avx512bf16) table_avx512_bf16.gemm = kd_gemm_avx512bf16_bf16;
 #endif
-    table_avx512_bf16.unary = unary_bf16;
-    table_avx512_bf16.binary = binary_bf16;
-    table_avx512_bf16.softmax = softmax_bf16;
-    table_avx512_bf16.softmax_bwd = softmax_bwd_bf16;
-    table_avx512_bf16.layernorm = layernorm_bf16;
-    table_avx512_bf16.layernorm_bwd = layernorm_bwd_bf16;
-    table_avx512_bf16.dropout = dropout_bf16;
-    table_avx512_bf16.attention = attention_bf16;
-    table_avx512_bf16.attention_bwd = attention_bwd_bf16;
+    bf16_set_entries(&table_avx512_bf16);
 }
 
 const kd_kernels *kd_kernels_avx512_bf16(void)

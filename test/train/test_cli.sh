@@ -109,8 +109,10 @@ else
   fail=$((fail + 1)); echo "FAIL: an interrupted and resumed run on sim differs from one run: $(cat "$tmp/rs.err")"
 fi
 # Losses and norms of every step, cpu against sim: equal to 1e-5 (the device sums in f32, the host in double).
-for r in ft kd kc; do
-  if python3 - "$tmp/$r-cpu/metrics.jsonl" "$tmp/$r-sim/metrics.jsonl" <<'PY'
+# steps_agree A B: every training step's loss, soft and hard parts and gradient norm in metrics file A
+# equal B's to 1e-5 relative.
+steps_agree() {
+  python3 - "$1" "$2" <<'PY'
 import json, math, sys
 a = [json.loads(l) for l in open(sys.argv[1]) if '"train"' in l]
 b = [json.loads(l) for l in open(sys.argv[2]) if '"train"' in l]
@@ -120,6 +122,9 @@ for x, y in zip(a, b):
         assert math.isfinite(x[k]) and abs(x[k] - y[k]) <= 1e-5 * max(1, abs(x[k])), (k, x[k], y[k])
 print(len(a), "steps agree")
 PY
+}
+for r in ft kd kc; do
+  if steps_agree "$tmp/$r-cpu/metrics.jsonl" "$tmp/$r-sim/metrics.jsonl"
   then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $r: training on sim differs from cpu"; fi
 done
 e_cpu=$("$kd" eval --model "$tmp/kd-cpu" --data "$tmp/dev.tsv" --threads 1 | grep accuracy)
@@ -144,16 +149,7 @@ for d in cpu sim; do
     --max-len 16 --lr 1e-3 --quiet --threads 1 --log-every 1 --device "$d" --precision bf16 >/dev/null 2>"$tmp/kb-$d.err" || echo "distill bf16 --device $d: $(cat "$tmp/kb-$d.err")"
 done
 for r in fb kb; do
-  if python3 - "$tmp/$r-cpu/metrics.jsonl" "$tmp/$r-sim/metrics.jsonl" <<'PY'
-import json, math, sys
-a = [json.loads(l) for l in open(sys.argv[1]) if '"train"' in l]
-b = [json.loads(l) for l in open(sys.argv[2]) if '"train"' in l]
-assert a and len(a) == len(b), (len(a), len(b))
-for x, y in zip(a, b):
-    for k in ("loss", "soft", "hard", "grad_norm"):
-        assert math.isfinite(x[k]) and abs(x[k] - y[k]) <= 1e-5 * max(1, abs(x[k])), (k, x[k], y[k])
-print(len(a), "bf16 steps agree")
-PY
+  if steps_agree "$tmp/$r-cpu/metrics.jsonl" "$tmp/$r-sim/metrics.jsonl"
   then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $r: bf16 training on sim differs from cpu"; fi
 done
 if python3 - "$tmp/ft-cpu/metrics.jsonl" "$tmp/fb-cpu/metrics.jsonl" <<'PY'

@@ -94,31 +94,6 @@ __device__ __forceinline__ const uint16_t *b_addr(const uint16_t *s, int pitch, 
     return s + (r0 + (lane & 7) + (lane >> 4) * 8) * pitch + c0 + ((lane >> 3) & 1) * 8;
 }
 
-/* Keep-scale of dropout at counter `ctr`: 0 or 1 / (1 - p); the Philox block is reused while the counter
- * stays in it (neighbouring keys j, j + 1 of one lane often share it). */
-struct keeper {
-    uint64_t seed;
-    float p, kscale;
-    uint64_t blk;
-    kd_cu_philox4 r;
-    __device__ __forceinline__ float keep(uint64_t ctr)
-    {
-        if (ctr >> 2 != blk) {
-            blk = ctr >> 2;
-            r = kd_cu_philox(seed, blk, 0);
-        }
-        const uint32_t i = (uint32_t)ctr & 3u;   /* selects, not an indexed (local-memory) array */
-        const uint32_t word = i == 0 ? r.v[0] : i == 1 ? r.v[1] : i == 2 ? r.v[2] : r.v[3];
-        return kd_cu_keep_word(word, p) ? kscale : 0.0f;
-    }
-};
-
-__device__ __forceinline__ keeper make_keeper(const kd_attention_args &a)
-{
-    keeper k = { a.seed, (float)a.dropout_p, a.dropout_p > 0.0 ? (float)(1.0 / (1.0 - a.dropout_p)) : 1.0f, ~0ull, {} };
-    return k;
-}
-
 /* rows x D tile of a [.., t, .., D] bf16 operand into shared memory (pitch D + 8); rows at or past `len`
  * are zero (a padded V row must be 0, not garbage, since 0 * NaN is NaN). vec: 16-byte cp.async (the
  * caller checked alignment); the caller commits and waits. */
@@ -158,7 +133,7 @@ __global__ void __launch_bounds__(THREADS) fwd_mma_kernel(kd_attention_args a, i
     const float *mask = a.mask ? (const float *)a.mask + b * a.mask_sb : nullptr;
     const float scale = (float)a.scale;
     const bool drop = a.dropout_p > 0.0;
-    keeper kp = make_keeper(a);
+    kd_cu_keeper kp = kd_cu_make_keeper(a.seed, a.dropout_p);
     const int64_t rows[2] = { q0 + w * 16 + g, q0 + w * 16 + g + 8 };
 
     load_tile<D>(sQ, Q, a.q_st, q0, a.tq, BM, vec);
@@ -293,7 +268,7 @@ __global__ void __launch_bounds__(THREADS) bwd_mma_kernel(kd_attention_args a, c
     const float *mask = a.mask ? (const float *)a.mask + b * a.mask_sb : nullptr;
     const float scale = (float)a.scale;
     const bool drop = a.dropout_p > 0.0;
-    keeper kp = make_keeper(a);
+    kd_cu_keeper kp = kd_cu_make_keeper(a.seed, a.dropout_p);
 
     load_tile<D>(sK, K, a.k_st, k0, a.tk, BN, vec);
     load_tile<D>(sV, V, a.v_st, k0, a.tk, BN, vec);
@@ -489,7 +464,7 @@ __global__ void fwd_simple_kernel(kd_attention_args a)
     float *x = fs + (size_t)w * 2 * a.dim, *acc = x + a.dim;
     const int64_t n = a.batch * a.heads * a.tq;
     const float scale = (float)a.scale;
-    keeper kp = make_keeper(a);
+    kd_cu_keeper kp = kd_cu_make_keeper(a.seed, a.dropout_p);
     for (int64_t row = (int64_t)blockIdx.x * WARPS + w; row < n; row += (int64_t)gridDim.x * WARPS) {
         const int64_t i = row % a.tq, bh = row / a.tq, b = bh / a.heads, h = bh % a.heads;
         const uint16_t *q = (const uint16_t *)a.q + b * a.q_sb + i * a.q_st + h * a.q_sh;
@@ -535,7 +510,7 @@ __global__ void bwd_simple_dq_kernel(kd_attention_args a, const float *Dv)
     float *x = fs + (size_t)w * 3 * a.dim, *go = x + a.dim, *acc = go + a.dim;
     const int64_t n = a.batch * a.heads * a.tq;
     const float scale = (float)a.scale;
-    keeper kp = make_keeper(a);
+    kd_cu_keeper kp = kd_cu_make_keeper(a.seed, a.dropout_p);
     for (int64_t row = (int64_t)blockIdx.x * WARPS + w; row < n; row += (int64_t)gridDim.x * WARPS) {
         const int64_t i = row % a.tq, bh = row / a.tq, b = bh / a.heads, h = bh % a.heads;
         const uint16_t *q = (const uint16_t *)a.q + b * a.q_sb + i * a.q_st + h * a.q_sh;
@@ -571,7 +546,7 @@ __global__ void bwd_simple_dkv_kernel(kd_attention_args a, const float *Dv)
     float *x = fs + (size_t)w * 4 * a.dim, *y = x + a.dim, *gk = y + a.dim, *gv = gk + a.dim;
     const int64_t n = a.batch * a.heads * a.tk;
     const float scale = (float)a.scale;
-    keeper kp = make_keeper(a);
+    kd_cu_keeper kp = kd_cu_make_keeper(a.seed, a.dropout_p);
     for (int64_t row = (int64_t)blockIdx.x * WARPS + w; row < n; row += (int64_t)gridDim.x * WARPS) {
         const int64_t j = row % a.tk, bh = row / a.tk, b = bh / a.heads, h = bh % a.heads;
         const uint16_t *k = (const uint16_t *)a.k + b * a.k_sb + j * a.k_st + h * a.k_sh;

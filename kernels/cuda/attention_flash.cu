@@ -44,24 +44,6 @@ __device__ __forceinline__ float group_sum(float v)
     return v;
 }
 
-/* Keep-scale of dropout for the score at `ctr`: 0 or 1 / (1 - p). The Philox block of the previous call
- * is reused while the counter stays in it (a thread walks keys 16 apart, so that is rare; the cache is
- * cheap). */
-struct dropper {
-    uint64_t seed;
-    float p, kscale;
-    uint64_t blk;
-    kd_cu_philox4 r;
-    __device__ __forceinline__ float keep(uint64_t ctr)
-    {
-        if (ctr >> 2 != blk) {
-            blk = ctr >> 2;
-            r = kd_cu_philox(seed, blk, 0);
-        }
-        return kd_cu_keep_word(r.v[ctr & 3], p) ? kscale : 0.0f;
-    }
-};
-
 /* rows x D tile of a [.., t, .., D] operand into shared memory (pitch D + 1), rows past `len` zero. */
 template <typename T, int D>
 __device__ __forceinline__ void load_rows(float *s, const T *base, int64_t st, int64_t r0, int64_t len, int rows)
@@ -88,7 +70,7 @@ __global__ void __launch_bounds__(THREADS) fa_fwd_kernel(kd_attention_args a)
     const float *mask = a.mask ? (const float *)a.mask + b * a.mask_sb : nullptr;
     const float scale = (float)a.scale;
     const bool drop = a.dropout_p > 0.0;
-    dropper dr = { a.seed, (float)a.dropout_p, (float)(1.0 / (1.0 - a.dropout_p)), ~0ull, {} };
+    kd_cu_keeper dr = kd_cu_make_keeper(a.seed, a.dropout_p);
 
     load_rows<T, D>(sQ, Q, a.q_st, q0, a.tq, BQ);
 
@@ -209,7 +191,7 @@ __global__ void __launch_bounds__(THREADS) fa_bwd_kernel(kd_attention_args a)
     const float *mask = a.mask ? (const float *)a.mask + b * a.mask_sb : nullptr;
     const float scale = (float)a.scale;
     const bool drop = a.dropout_p > 0.0;
-    dropper dr = { a.seed, (float)a.dropout_p, (float)(1.0 / (1.0 - a.dropout_p)), ~0ull, {} };
+    kd_cu_keeper dr = kd_cu_make_keeper(a.seed, a.dropout_p);
 
     load_rows<T, D>(sK, K, a.k_st, k0, a.tk, BK);
     load_rows<T, D>(sV, V, a.v_st, k0, a.tk, BK);

@@ -48,4 +48,32 @@ KD_HD uint32_t kd_cu_rng_u32(uint64_t seed, uint64_t i)
 KD_HD int kd_cu_keep_word(uint32_t word, float p) { return kd_cu_u32_to_unit(word) >= p; }
 KD_HD int kd_cu_rng_keep(uint64_t seed, uint64_t i, float p) { return kd_cu_keep_word(kd_cu_rng_u32(seed, i), p); }
 
+#ifdef __CUDACC__
+/* Dropout keep-scales along a thread's counters: keep(ctr) is 0 or 1 / (1 - p). The Philox block of the
+ * previous call is reused while the counter stays in it (neighbouring keys often share one); the word is
+ * picked with selects, not an indexed array, so the block stays in registers. */
+struct kd_cu_keeper {
+    uint64_t seed;
+    float p, kscale;
+    uint64_t blk;
+    kd_cu_philox4 r;
+    __device__ __forceinline__ float keep(uint64_t ctr)
+    {
+        if (ctr >> 2 != blk) {
+            blk = ctr >> 2;
+            r = kd_cu_philox(seed, blk, 0);
+        }
+        const uint32_t i = (uint32_t)ctr & 3u;
+        const uint32_t word = i == 0 ? r.v[0] : i == 1 ? r.v[1] : i == 2 ? r.v[2] : r.v[3];
+        return kd_cu_keep_word(word, p) ? kscale : 0.0f;
+    }
+};
+
+__device__ __forceinline__ kd_cu_keeper kd_cu_make_keeper(uint64_t seed, double p)
+{
+    kd_cu_keeper k = { seed, (float)p, p > 0.0 ? (float)(1.0 / (1.0 - p)) : 1.0f, ~0ull, {} };
+    return k;
+}
+#endif
+
 #endif

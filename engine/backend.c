@@ -7,6 +7,14 @@
 
 static const kd_kernels *table_f32, *table_bf16;
 
+/* The f32 table, and the bf16 table of the same name (the reference where there is none). */
+static void use_tables(const kd_kernels *f32)
+{
+    table_f32 = f32;
+    table_bf16 = kd_kernels_cpu_bf16(f32->name);
+    if (!table_bf16) table_bf16 = kd_kernels_ref_bf16();
+}
+
 static void init_tables(void)
 {
     if (table_f32) return;
@@ -18,9 +26,7 @@ static void init_tables(void)
         }
     }
     if (!table_f32) table_f32 = kd_kernels_cpu_f32(NULL);
-    if (!table_f32) table_f32 = kd_kernels_ref_f32();
-    table_bf16 = kd_kernels_cpu_bf16(table_f32->name);
-    if (!table_bf16) table_bf16 = kd_kernels_ref_bf16();
+    use_tables(table_f32 ? table_f32 : kd_kernels_ref_f32());
 }
 
 kd_status kd_backend_select(const char *name)
@@ -28,9 +34,7 @@ kd_status kd_backend_select(const char *name)
     const kd_kernels *k = kd_kernels_cpu_f32(name && strcmp(name, "best") != 0 ? name : NULL);
     if (!k) return kd_fail(KD_ERR_ARG, "kernels: '%s' is unknown or cannot run on this CPU; expected best, ref, avx2 or avx512",
                            name ? name : "(null)");
-    table_f32 = k;
-    table_bf16 = kd_kernels_cpu_bf16(k->name);
-    if (!table_bf16) table_bf16 = kd_kernels_ref_bf16();
+    use_tables(k);
     return KD_OK;
 }
 

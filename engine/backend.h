@@ -40,10 +40,10 @@ void kd_k_embedding_bwd(kd_dtype dt, const kd_embedding_args *a);
 void kd_k_dropout(kd_dtype dt, const kd_dropout_args *a);
 void kd_k_attention(kd_dtype dt, const kd_attention_args *a);
 void kd_k_attention_bwd(kd_dtype dt, const kd_attention_args *a);
-void kd_k_xent(kd_dtype dt, const kd_xent_args *a);
-void kd_k_xent_bwd(kd_dtype dt, const kd_xent_args *a);
-void kd_k_kl(kd_dtype dt, const kd_kl_args *a);
-void kd_k_kl_bwd(kd_dtype dt, const kd_kl_args *a);
+void kd_k_cross_entropy(kd_dtype dt, const kd_cross_entropy_args *a);
+void kd_k_cross_entropy_bwd(kd_dtype dt, const kd_cross_entropy_args *a);
+void kd_k_kl_div(kd_dtype dt, const kd_kl_div_args *a);
+void kd_k_kl_div_bwd(kd_dtype dt, const kd_kl_div_args *a);
 void kd_k_adamw(kd_dtype dt, const kd_adamw_args *a);
 void kd_k_convert(kd_dtype dt, const kd_convert_args *a);   /* dt: KD_F32 (the f32 table's entry) */
 

@@ -31,16 +31,16 @@ static kd_tensor *row_mean(kd_tensor *rows_out, int64_t n)
     return kd_scalar(rows_out->dtype, n ? s / (double)n : NAN);
 }
 
-static void xent_backward(kd_node *n)
+static void cross_entropy_backward(kd_node *n)
 {
     kd_tensor *z = n->in[0], *t = n->in[1], *out = n->out;
     void *gz = kd_grad_buf(z);
     if (!gz) return;
     /* The gradient arriving at the loss is read by the kernel where it lives (no trip to the host). */
-    kd_xent_args a = { .rows = z->shape[0], .cols = z->shape[1], .logits = kd_data(z), .targets = kd_data(t),
+    kd_cross_entropy_args a = { .rows = z->shape[0], .cols = z->shape[1], .logits = kd_data(z), .targets = kd_data(t),
                        .lse = kd_data(n->saved[0]), .scale = 1.0 / (double)z->shape[0],
                        .upstream = kd_data(out->grad), .dlogits = gz };
-    kd_k_xent_bwd(z->dtype, &a);
+    kd_k_cross_entropy_bwd(z->dtype, &a);
 }
 
 kd_tensor *kd_cross_entropy(kd_tensor *logits, kd_tensor *targets)
@@ -77,25 +77,25 @@ kd_tensor *kd_cross_entropy(kd_tensor *logits, kd_tensor *targets)
     }
     kd_tensor *loss = kd_empty(logits->dtype, 1, &rows), *lse = kd_empty(logits->dtype, 1, &rows);
     if (!loss || !lse) return NULL;
-    kd_xent_args a = { .rows = rows, .cols = cols, .logits = kd_data(logits), .targets = t, .loss = kd_data(loss),
+    kd_cross_entropy_args a = { .rows = rows, .cols = cols, .logits = kd_data(logits), .targets = t, .loss = kd_data(loss),
                        .lse = kd_data(lse) };
-    kd_k_xent(logits->dtype, &a);
+    kd_k_cross_entropy(logits->dtype, &a);
     kd_tensor *out = row_mean(loss, rows);
     if (!out) return NULL;
     kd_tensor *in[2] = { logits, targets };
-    kd_node *n = kd_record(out, "cross_entropy", xent_backward, 2, in);
+    kd_node *n = kd_record(out, "cross_entropy", cross_entropy_backward, 2, in);
     if (n) n->saved[0] = lse;
     return out;
 }
 
-static void kl_backward(kd_node *n)
+static void kl_div_backward(kd_node *n)
 {
     kd_tensor *lq = n->in[0], *p = n->in[1], *out = n->out;
-    kd_kl_args a = { .rows = lq->shape[0], .cols = lq->shape[1], .logq = kd_data(lq), .p = kd_data(p),
+    kd_kl_div_args a = { .rows = lq->shape[0], .cols = lq->shape[1], .logq = kd_data(lq), .p = kd_data(p),
                      .scale = 1.0 / (double)lq->shape[0], .upstream = kd_data(out->grad),
                      .dlogq = kd_wants_grad(n, 0) ? kd_grad_buf(lq) : NULL,
                      .dp = kd_wants_grad(n, 1) ? kd_grad_buf(p) : NULL };
-    kd_k_kl_bwd(lq->dtype, &a);
+    kd_k_kl_div_bwd(lq->dtype, &a);
 }
 
 kd_tensor *kd_kl_div(kd_tensor *logq, kd_tensor *p)
@@ -116,11 +116,11 @@ kd_tensor *kd_kl_div(kd_tensor *logq, kd_tensor *p)
     int64_t rows = logq->shape[0];
     kd_tensor *per = kd_empty(logq->dtype, 1, &rows);
     if (!per) return NULL;
-    kd_kl_args a = { .rows = rows, .cols = logq->shape[1], .logq = kd_data(logq), .p = kd_data(p), .out = kd_data(per) };
-    kd_k_kl(logq->dtype, &a);
+    kd_kl_div_args a = { .rows = rows, .cols = logq->shape[1], .logq = kd_data(logq), .p = kd_data(p), .out = kd_data(per) };
+    kd_k_kl_div(logq->dtype, &a);
     kd_tensor *out = row_mean(per, rows);
     if (!out) return NULL;
     kd_tensor *in[2] = { logq, p };
-    kd_record(out, "kl_div", kl_backward, 2, in);
+    kd_record(out, "kl_div", kl_div_backward, 2, in);
     return out;
 }

@@ -167,7 +167,7 @@ typedef struct kd_attention_args {
  *   backward: dz[i, j] += scale * u * (softmax(z[i])[j] - [j == t[i]])
  * where u = *upstream (one value of the table's dtype, in the kernel's memory) or 1 when upstream is NULL:
  * the gradient arriving at the loss is read by the kernel, so a device never sends it to the host. */
-typedef struct kd_xent_args {
+typedef struct kd_cross_entropy_args {
     int64_t rows, cols;
     const void *logits;
     const int32_t *targets;
@@ -175,20 +175,20 @@ typedef struct kd_xent_args {
     double scale;
     const void *upstream;
     void *dlogits;   /* accumulate */
-} kd_xent_args;
+} kd_cross_entropy_args;
 
 /* KL divergence as PyTorch's kl_div(input = log q, target = p):
  *   forward:  out[i] = sum_j p[i,j] * (log p[i,j] - logq[i,j]), terms with p = 0 are 0
  *   backward: dlogq += s * (-p);  dp += s * (log p + 1 - logq) where p > 0 (either may be NULL),
  *             s = scale * (*upstream), or scale when upstream is NULL (as for cross-entropy) */
-typedef struct kd_kl_args {
+typedef struct kd_kl_div_args {
     int64_t rows, cols;
     const void *logq, *p;
     void *out;
     double scale;
     const void *upstream;
     void *dlogq, *dp;   /* accumulate */
-} kd_kl_args;
+} kd_kl_div_args;
 
 /* AdamW, one step over n parameters (PyTorch's torch.optim.AdamW):
  *   param *= 1 - lr * weight_decay
@@ -228,10 +228,10 @@ typedef struct kd_kernels {
     void (*dropout)(const kd_dropout_args *, int ith, int nth);
     void (*attention)(const kd_attention_args *, int ith, int nth);
     void (*attention_bwd)(const kd_attention_args *, int ith, int nth);
-    void (*xent)(const kd_xent_args *, int ith, int nth);
-    void (*xent_bwd)(const kd_xent_args *, int ith, int nth);
-    void (*kl)(const kd_kl_args *, int ith, int nth);
-    void (*kl_bwd)(const kd_kl_args *, int ith, int nth);
+    void (*cross_entropy)(const kd_cross_entropy_args *, int ith, int nth);
+    void (*cross_entropy_bwd)(const kd_cross_entropy_args *, int ith, int nth);
+    void (*kl_div)(const kd_kl_div_args *, int ith, int nth);
+    void (*kl_div_bwd)(const kd_kl_div_args *, int ith, int nth);
     void (*adamw)(const kd_adamw_args *, int ith, int nth);
     void (*convert)(const kd_convert_args *, int ith, int nth);   /* f32 tables only */
 } kd_kernels;

@@ -15,7 +15,7 @@ typedef struct rctx {
     size_t bytes;
 } rctx;
 
-enum { K_COPY, K_SOFTMAX, K_LAYERNORM, K_LN_BWD, K_GELU, K_GELU_BWD, K_DROPOUT, K_ADAMW, K_XENT };
+enum { K_COPY, K_SOFTMAX, K_LAYERNORM, K_LN_BWD, K_GELU, K_GELU_BWD, K_DROPOUT, K_ADAMW, K_CROSS_ENTROPY };
 
 static void run(void *p)
 {
@@ -29,7 +29,7 @@ static void run(void *p)
     case K_GELU_BWD: c->cu->binary(c->args, 0, 1); break;
     case K_DROPOUT: c->cu->dropout(c->args, 0, 1); break;
     case K_ADAMW: c->cu->adamw(c->args, 0, 1); break;
-    case K_XENT: c->cu->xent(c->args, 0, 1); break;
+    case K_CROSS_ENTROPY: c->cu->cross_entropy(c->args, 0, 1); break;
     }
 }
 

@@ -31,7 +31,7 @@ static double row_lse(const float *z, int64_t n)
     return (double)m + log((double)kd_hsum8(s));
 }
 
-void kd_xent_avx2_f32(const kd_xent_args *x, int ith, int nth)
+void kd_cross_entropy_avx2_f32(const kd_cross_entropy_args *x, int ith, int nth)
 {
     int64_t lo, hi;
     kd_split_range(x->rows, ith, nth, &lo, &hi);
@@ -44,7 +44,7 @@ void kd_xent_avx2_f32(const kd_xent_args *x, int ith, int nth)
 }
 
 /* dz += scale (e^(z - lse) - [j == t]) */
-void kd_xent_bwd_avx2_f32(const kd_xent_args *x, int ith, int nth)
+void kd_cross_entropy_bwd_avx2_f32(const kd_cross_entropy_args *x, int ith, int nth)
 {
     int64_t lo, hi;
     kd_split_range(x->rows, ith, nth, &lo, &hi);
@@ -71,7 +71,7 @@ void kd_xent_bwd_avx2_f32(const kd_xent_args *x, int ith, int nth)
 }
 
 /* out[r] = sum_j p (log p - log q) over terms with p != 0 (a NaN p counts, and poisons the row). */
-void kd_kl_avx2_f32(const kd_kl_args *k, int ith, int nth)
+void kd_kl_div_avx2_f32(const kd_kl_div_args *k, int ith, int nth)
 {
     int64_t lo, hi;
     kd_split_range(k->rows, ith, nth, &lo, &hi);
@@ -92,7 +92,7 @@ void kd_kl_avx2_f32(const kd_kl_args *k, int ith, int nth)
 }
 
 /* dlogq += -scale p;  dp += scale (log p + 1 - log q) where p > 0. */
-void kd_kl_bwd_avx2_f32(const kd_kl_args *k, int ith, int nth)
+void kd_kl_div_bwd_avx2_f32(const kd_kl_div_args *k, int ith, int nth)
 {
     int64_t lo, hi;
     kd_split_range(k->rows, ith, nth, &lo, &hi);

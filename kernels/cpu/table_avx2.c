@@ -18,10 +18,10 @@ static void table_avx2_build(void)
     table_avx2.softmax_bwd = kd_softmax_bwd_avx2_f32;
     table_avx2.layernorm = kd_layernorm_avx2_f32;
     table_avx2.layernorm_bwd = kd_layernorm_bwd_avx2_f32;
-    table_avx2.xent = kd_xent_avx2_f32;
-    table_avx2.xent_bwd = kd_xent_bwd_avx2_f32;
-    table_avx2.kl = kd_kl_avx2_f32;
-    table_avx2.kl_bwd = kd_kl_bwd_avx2_f32;
+    table_avx2.cross_entropy = kd_cross_entropy_avx2_f32;
+    table_avx2.cross_entropy_bwd = kd_cross_entropy_bwd_avx2_f32;
+    table_avx2.kl_div = kd_kl_div_avx2_f32;
+    table_avx2.kl_div_bwd = kd_kl_div_bwd_avx2_f32;
     table_avx2.adamw = kd_adamw_avx2_f32;
     table_avx2.attention = kd_attention_avx2_f32;
     table_avx2.attention_bwd = kd_attention_bwd_avx2_f32;

@@ -23,10 +23,10 @@ void kd_cu_embedding_bwd(const kd_embedding_args *e, int ith, int nth);
 void kd_cu_dropout(const kd_dropout_args *d, int ith, int nth);
 void kd_cu_attention(const kd_attention_args *a, int ith, int nth);
 void kd_cu_attention_bwd(const kd_attention_args *a, int ith, int nth);
-void kd_cu_xent(const kd_xent_args *x, int ith, int nth);
-void kd_cu_xent_bwd(const kd_xent_args *x, int ith, int nth);
-void kd_cu_kl(const kd_kl_args *k, int ith, int nth);
-void kd_cu_kl_bwd(const kd_kl_args *k, int ith, int nth);
+void kd_cu_cross_entropy(const kd_cross_entropy_args *x, int ith, int nth);
+void kd_cu_cross_entropy_bwd(const kd_cross_entropy_args *x, int ith, int nth);
+void kd_cu_kl_div(const kd_kl_div_args *k, int ith, int nth);
+void kd_cu_kl_div_bwd(const kd_kl_div_args *k, int ith, int nth);
 void kd_cu_adamw(const kd_adamw_args *o, int ith, int nth);
 void kd_cu_convert(const kd_convert_args *c, int ith, int nth);
 

@@ -80,7 +80,7 @@ kd_status kd_cu_error_take(void)
     KD_CU(cudaMemsetAsync(g_word, 0, sizeof *g_word, kd_cu_stream()));
     char more[64] = "";
     if (h.count > 1) snprintf(more, sizeof more, " (%llu bad entries in all)", h.count);
-    if (h.kind == KD_CU_ERR_XENT_TARGET)
+    if (h.kind == KD_CU_ERR_TARGET)
         return kd_fail(KD_ERR_ARG, "cross-entropy: target %lld at row %lld is outside the %lld classes of the logits%s",
                        h.value, h.pos, h.limit, more);
     if (h.kind >= KD_CU_ERR_IDS && h.kind < KD_CU_ERR_IDS + NAME_SLOTS)

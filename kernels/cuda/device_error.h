@@ -12,7 +12,7 @@
 
 /* What was checked: a cross-entropy target, or ids given to kd_cuda_check_ids (KD_CU_ERR_IDS + the slot
  * of the caller's name, see device_error.cu). */
-enum { KD_CU_ERR_NONE = 0, KD_CU_ERR_XENT_TARGET = 1, KD_CU_ERR_IDS = 16 };
+enum { KD_CU_ERR_NONE = 0, KD_CU_ERR_TARGET = 1, KD_CU_ERR_IDS = 16 };
 
 typedef struct kd_cu_dev_error {
     unsigned int flag;              /* 0: clear; 1: details below are set */

@@ -1,7 +1,7 @@
 /* kernels/cuda/rows.cu — row kernels, one thread block per row: softmax and log-softmax (forward,
  * backward), LayerNorm (forward, backward with column sums for dgamma/dbeta), cross-entropy and KL
  * divergence (forward, backward). Sums are kept in float; rows are re-read from L1/L2, not DRAM. The loss
- * backwards read their upstream gradient from device memory (kd_xent_args.upstream, kd_kl_args.upstream).
+ * backwards read their upstream gradient from device memory (kd_cross_entropy_args.upstream, kd_kl_div_args.upstream).
  * Softmax and LayerNorm are templated on the storage type of their rows (float, or __nv_bfloat16 for the
  * bf16 table: computed in f32, each output rounded once; LayerNorm's parameters and statistics stay f32). */
 #include <math.h>
@@ -318,7 +318,7 @@ extern "C" void kd_cu_layernorm_bwd_bf16(const kd_layernorm_bwd_args *l, int ith
  * word (reported by kd_cuda_sync) and its row is skipped: loss 0, lse still written, and the backward adds
  * nothing for it. */
 
-static __global__ void xent_kernel(int64_t rows, int64_t cols, const float *__restrict__ Z, const int32_t *__restrict__ T,
+static __global__ void cross_entropy_kernel(int64_t rows, int64_t cols, const float *__restrict__ Z, const int32_t *__restrict__ T,
                                    float *__restrict__ loss, float *__restrict__ LSE, kd_cu_dev_error *err)
 {
     __shared__ float sh[64];
@@ -329,7 +329,7 @@ static __global__ void xent_kernel(int64_t rows, int64_t cols, const float *__re
             int64_t t = T[r];
             LSE[r] = lse;
             if (t < 0 || t >= cols) {
-                kd_cu_report_index(err, KD_CU_ERR_XENT_TARGET, (long long)r, (long long)t, (long long)cols);
+                kd_cu_report_index(err, KD_CU_ERR_TARGET, (long long)r, (long long)t, (long long)cols);
                 loss[r] = 0.0f;
             } else {
                 loss[r] = lse - z[t];
@@ -338,18 +338,18 @@ static __global__ void xent_kernel(int64_t rows, int64_t cols, const float *__re
     }
 }
 
-extern "C" void kd_cu_xent(const kd_xent_args *x, int ith, int nth)
+extern "C" void kd_cu_cross_entropy(const kd_cross_entropy_args *x, int ith, int nth)
 {
     (void)ith; (void)nth;
     if (x->rows <= 0 || x->cols <= 0) return;
-    xent_kernel<<<row_blocks(x->rows), row_threads(x->cols), 0, kd_cu_stream()>>>(
+    cross_entropy_kernel<<<row_blocks(x->rows), row_threads(x->cols), 0, kd_cu_stream()>>>(
         x->rows, x->cols, (const float *)x->logits, x->targets, (float *)x->loss, (float *)x->lse, kd_cu_error_word());
     KD_CU_LAUNCH_VOID();
 }
 
 /* dz += scale u (exp(z - lse) - [j == t]), u = *up (the gradient arriving at the loss, read on the device)
  * or 1. A row with a bad target was reported by the forward and gets no gradient. */
-static __global__ void xent_bwd_kernel(int64_t rows, int64_t cols, const float *__restrict__ Z, const int32_t *__restrict__ T,
+static __global__ void cross_entropy_bwd_kernel(int64_t rows, int64_t cols, const float *__restrict__ Z, const int32_t *__restrict__ T,
                                        const float *__restrict__ LSE, float scale, const float *__restrict__ up,
                                        float *__restrict__ DZ)
 {
@@ -365,11 +365,11 @@ static __global__ void xent_bwd_kernel(int64_t rows, int64_t cols, const float *
     }
 }
 
-extern "C" void kd_cu_xent_bwd(const kd_xent_args *x, int ith, int nth)
+extern "C" void kd_cu_cross_entropy_bwd(const kd_cross_entropy_args *x, int ith, int nth)
 {
     (void)ith; (void)nth;
     if (x->rows <= 0 || x->cols <= 0) return;
-    xent_bwd_kernel<<<row_blocks(x->rows), row_threads(x->cols), 0, kd_cu_stream()>>>(
+    cross_entropy_bwd_kernel<<<row_blocks(x->rows), row_threads(x->cols), 0, kd_cu_stream()>>>(
         x->rows, x->cols, (const float *)x->logits, x->targets, (const float *)x->lse, (float)x->scale,
         (const float *)x->upstream, (float *)x->dlogits);
     KD_CU_LAUNCH_VOID();
@@ -377,7 +377,7 @@ extern "C" void kd_cu_xent_bwd(const kd_xent_args *x, int ith, int nth)
 
 /* ---- KL(p || q) as kl_div(log q, p) ---- */
 
-static __global__ void kl_kernel(int64_t rows, int64_t cols, const float *__restrict__ LQ, const float *__restrict__ P,
+static __global__ void kl_div_kernel(int64_t rows, int64_t cols, const float *__restrict__ LQ, const float *__restrict__ P,
                                  float *__restrict__ out)
 {
     __shared__ float sh[32];
@@ -391,17 +391,17 @@ static __global__ void kl_kernel(int64_t rows, int64_t cols, const float *__rest
     }
 }
 
-extern "C" void kd_cu_kl(const kd_kl_args *k, int ith, int nth)
+extern "C" void kd_cu_kl_div(const kd_kl_div_args *k, int ith, int nth)
 {
     (void)ith; (void)nth;
     if (k->rows <= 0 || k->cols <= 0) return;
-    kl_kernel<<<row_blocks(k->rows), row_threads(k->cols), 0, kd_cu_stream()>>>(
+    kl_div_kernel<<<row_blocks(k->rows), row_threads(k->cols), 0, kd_cu_stream()>>>(
         k->rows, k->cols, (const float *)k->logq, (const float *)k->p, (float *)k->out);
     KD_CU_LAUNCH_VOID();
 }
 
 /* dlogq += -s p;  dp += s (log p + 1 - log q) where p > 0;  s = scale u, u = *up (on the device) or 1. */
-static __global__ void kl_bwd_kernel(int64_t n, const float *__restrict__ LQ, const float *__restrict__ P, float scale,
+static __global__ void kl_div_bwd_kernel(int64_t n, const float *__restrict__ LQ, const float *__restrict__ P, float scale,
                                      const float *__restrict__ up, float *__restrict__ dlq, float *__restrict__ dp)
 {
     const float s = up ? scale * *up : scale;
@@ -412,14 +412,14 @@ static __global__ void kl_bwd_kernel(int64_t n, const float *__restrict__ LQ, co
     }
 }
 
-extern "C" void kd_cu_kl_bwd(const kd_kl_args *k, int ith, int nth)
+extern "C" void kd_cu_kl_div_bwd(const kd_kl_div_args *k, int ith, int nth)
 {
     (void)ith; (void)nth;
     int64_t n = k->rows * k->cols;
     if (n <= 0) return;
     unsigned blocks = kd_cu_blocks(n, 256);
     if (blocks > 32768u) blocks = 32768u;
-    kl_bwd_kernel<<<blocks, 256, 0, kd_cu_stream()>>>(n, (const float *)k->logq, (const float *)k->p, (float)k->scale,
+    kl_div_bwd_kernel<<<blocks, 256, 0, kd_cu_stream()>>>(n, (const float *)k->logq, (const float *)k->p, (float)k->scale,
                                                       (const float *)k->upstream, (float *)k->dlogq, (float *)k->dp);
     KD_CU_LAUNCH_VOID();
 }

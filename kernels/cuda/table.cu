@@ -18,10 +18,10 @@ static const kd_kernels cuda_f32_table = {
     kd_cu_dropout,
     kd_cu_attention,
     kd_cu_attention_bwd,
-    kd_cu_xent,
-    kd_cu_xent_bwd,
-    kd_cu_kl,
-    kd_cu_kl_bwd,
+    kd_cu_cross_entropy,
+    kd_cu_cross_entropy_bwd,
+    kd_cu_kl_div,
+    kd_cu_kl_div_bwd,
     kd_cu_adamw,
     kd_cu_convert,
 };
@@ -43,10 +43,10 @@ static const kd_kernels cuda_bf16_table = {
     kd_cu_dropout_bf16,
     kd_cu_attention_bf16,   /* kernels/cuda/attention_bf16.cu */
     kd_cu_attention_bwd_bf16,
-    NULL,                   /* xent */
-    NULL,                   /* xent_bwd */
-    NULL,                   /* kl */
-    NULL,                   /* kl_bwd */
+    NULL,                   /* cross_entropy */
+    NULL,                   /* cross_entropy_bwd */
+    NULL,                   /* kl_div */
+    NULL,                   /* kl_div_bwd */
     NULL,                   /* adamw */
     NULL,                   /* convert */
 };

@@ -86,9 +86,9 @@ static kd_tensor *f_attention_views(kd_tensor **x, void *c)
     kd_tensor *v = kd_reshape(kd_narrow(x[0], 2, 2 * H * D, H * D), 4, S(B, T, H, D));
     return kd_attention(q, k, v, NULL, 0.5, 0.0, 0);
 }
-static kd_tensor *f_xent(kd_tensor **x, void *c) { (void)c; return kd_cross_entropy(x[0], x[1]); }
-static kd_tensor *f_kl(kd_tensor **x, void *c) { (void)c; return kd_kl_div(x[0], x[1]); }
-static kd_tensor *f_kl_of_softmax(kd_tensor **x, void *c)
+static kd_tensor *f_cross_entropy(kd_tensor **x, void *c) { (void)c; return kd_cross_entropy(x[0], x[1]); }
+static kd_tensor *f_kl_div(kd_tensor **x, void *c) { (void)c; return kd_kl_div(x[0], x[1]); }
+static kd_tensor *f_kl_div_of_softmax(kd_tensor **x, void *c)
 {
     (void)c;  /* the distillation form: log_softmax of the student against softmax of a target */
     return kd_kl_div(kd_log_softmax(x[0]), kd_softmax(x[1]));
@@ -290,15 +290,15 @@ static void check_losses(void)
         char name[64];
         kd_tensor *c[2] = { leaf(2, shapes[i], -2, 2), const_i32(1, shapes[i], (int)shapes[i][1]) };
         snprintf(name, sizeof name, "cross_entropy [%lld,%lld]", (long long)shapes[i][0], (long long)shapes[i][1]);
-        gradcheck(name, f_xent, NULL, c, 2, 100 + i);
+        gradcheck(name, f_cross_entropy, NULL, c, 2, 100 + i);
         free_all(c, 2);
         kd_tensor *k[2] = { leaf(2, shapes[i], -3, -0.1), leaf(2, shapes[i], 0.05, 1) };
         snprintf(name, sizeof name, "kl_div (both inputs) [%lld,%lld]", (long long)shapes[i][0], (long long)shapes[i][1]);
-        gradcheck(name, f_kl, NULL, k, 2, 103 + i);
+        gradcheck(name, f_kl_div, NULL, k, 2, 103 + i);
         free_all(k, 2);
         kd_tensor *s[2] = { leaf(2, shapes[i], -2, 2), leaf(2, shapes[i], -2, 2) };
-        snprintf(name, sizeof name, "kl(log_softmax, softmax) [%lld,%lld]", (long long)shapes[i][0], (long long)shapes[i][1]);
-        gradcheck(name, f_kl_of_softmax, NULL, s, 2, 106 + i);
+        snprintf(name, sizeof name, "kl_div(log_softmax, softmax) [%lld,%lld]", (long long)shapes[i][0], (long long)shapes[i][1]);
+        gradcheck(name, f_kl_div_of_softmax, NULL, s, 2, 106 + i);
         free_all(s, 2);
     }
 }

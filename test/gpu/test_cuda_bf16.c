@@ -540,8 +540,8 @@ int main(void)
     cu = kd_kernels_cuda_bf16();
     CHECK(cu != NULL, "kd_kernels_cuda_bf16() with a device present");
     if (!cu) return kd_test_finish("test_cuda_bf16");
-    CHECK(cu->embedding == NULL && cu->embedding_bwd == NULL && cu->xent == NULL && cu->xent_bwd == NULL &&
-              cu->kl == NULL && cu->kl_bwd == NULL && cu->adamw == NULL && cu->convert == NULL,
+    CHECK(cu->embedding == NULL && cu->embedding_bwd == NULL && cu->cross_entropy == NULL && cu->cross_entropy_bwd == NULL &&
+              cu->kl_div == NULL && cu->kl_div_bwd == NULL && cu->adamw == NULL && cu->convert == NULL,
           "the bf16 table has no embedding, loss, AdamW or convert entries");
     test_convert();
     test_gemm();

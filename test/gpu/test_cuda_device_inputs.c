@@ -1,5 +1,5 @@
 /* test/gpu/test_cuda_device_inputs.c — what the CUDA table reads from device memory instead of the host:
- * the upstream gradient of the loss backwards (kd_xent_args.upstream, kd_kl_args.upstream, one float on
+ * the upstream gradient of the loss backwards (kd_cross_entropy_args.upstream, kd_kl_div_args.upstream, one float on
  * the device) against the reference given the same value on the host, and the device-side index checks:
  * kd_cuda_check_ids and cross-entropy targets outside [0, cols) are skipped by the kernels and reported
  * by kd_cuda_sync() as KD_ERR_ARG naming the first bad entry, once; good input reports nothing. */
@@ -41,17 +41,17 @@ static void test_upstream(void)
             gt_buf z = gt_new(n, 1, 0), lse = gt_new(R, 0, 0), dz = gt_new(n, 1, 0);
             float *wl = malloc((size_t)R * sizeof *wl), *wdz = dup(gt_h(&dz), n);
             if (!wl) gt_die("malloc");
-            kd_xent_args h = { .rows = R, .cols = C, .logits = gt_h(&z), .targets = t, .loss = wl, .lse = gt_h(&lse),
+            kd_cross_entropy_args h = { .rows = R, .cols = C, .logits = gt_h(&z), .targets = t, .loss = wl, .lse = gt_h(&lse),
                                .scale = 0.37, .upstream = &u, .dlogits = wdz };
-            ref->xent(&h, 0, 1);
-            ref->xent_bwd(&h, 0, 1);
+            ref->cross_entropy(&h, 0, 1);
+            ref->cross_entropy_bwd(&h, 0, 1);
             gt_push(&lse);
-            kd_xent_args d = h;
+            kd_cross_entropy_args d = h;
             d.logits = gt_d(&z); d.targets = dt; d.loss = NULL; d.lse = gt_d(&lse); d.upstream = gt_d(&up);
             d.dlogits = gt_d(&dz);
-            cu->xent_bwd(&d, 0, 1);
+            cu->cross_entropy_bwd(&d, 0, 1);
             char what[96];
-            snprintf(what, sizeof what, "xent_bwd %lldx%lld upstream %g", (long long)R, (long long)C, u);
+            snprintf(what, sizeof what, "cross_entropy_bwd %lldx%lld upstream %g", (long long)R, (long long)C, u);
             gt_compare(&dz, wdz, gt_tol(C), gt_tol(C), what);
 
             /* KL: p a softmax with some exact zeros, log q a log-softmax; both gradients accumulate */
@@ -63,15 +63,15 @@ static void test_upstream(void)
             gt_push(&p);
             gt_push(&lq);
             float *wdlq = dup(gt_h(&dlq), n), *wdp = dup(gt_h(&dp), n);
-            kd_kl_args kh = { .rows = R, .cols = C, .logq = gt_h(&lq), .p = gt_h(&p), .scale = 0.8, .upstream = &u,
+            kd_kl_div_args kh = { .rows = R, .cols = C, .logq = gt_h(&lq), .p = gt_h(&p), .scale = 0.8, .upstream = &u,
                               .dlogq = wdlq, .dp = wdp };
-            ref->kl_bwd(&kh, 0, 1);
-            kd_kl_args kd = kh;
+            ref->kl_div_bwd(&kh, 0, 1);
+            kd_kl_div_args kd = kh;
             kd.logq = gt_d(&lq); kd.p = gt_d(&p); kd.upstream = gt_d(&up); kd.dlogq = gt_d(&dlq); kd.dp = gt_d(&dp);
-            cu->kl_bwd(&kd, 0, 1);
-            snprintf(what, sizeof what, "kl_bwd dlogq %lldx%lld upstream %g", (long long)R, (long long)C, u);
+            cu->kl_div_bwd(&kd, 0, 1);
+            snprintf(what, sizeof what, "kl_div_bwd dlogq %lldx%lld upstream %g", (long long)R, (long long)C, u);
             gt_compare(&dlq, wdlq, 4 * FLT_EPSILON, 4 * FLT_EPSILON, what);
-            snprintf(what, sizeof what, "kl_bwd dp %lldx%lld upstream %g", (long long)R, (long long)C, u);
+            snprintf(what, sizeof what, "kl_div_bwd dp %lldx%lld upstream %g", (long long)R, (long long)C, u);
             gt_compare(&dp, wdp, 16 * FLT_EPSILON * (1 + log((double)C + 1.0)), 16 * FLT_EPSILON, what);
 
             free(t); free(wl); free(wdz); free(wdlq); free(wdp);
@@ -151,25 +151,25 @@ static void test_bad_targets(void)
         gt_buf z = gt_new(n, 1, 0), loss = gt_new(R, 0, NAN), lse = gt_new(R, 0, NAN), dz = gt_new(n, 1, 0);
         float *wl = malloc((size_t)R * sizeof *wl), *wlse = malloc((size_t)R * sizeof *wlse), *wdz = dup(gt_h(&dz), n);
         if (!wl || !wlse) gt_die("malloc");
-        kd_xent_args h = { .rows = R, .cols = C, .logits = gt_h(&z), .targets = tr, .loss = wl, .lse = wlse,
+        kd_cross_entropy_args h = { .rows = R, .cols = C, .logits = gt_h(&z), .targets = tr, .loss = wl, .lse = wlse,
                            .scale = 0.5, .dlogits = wdz };
-        ref->xent(&h, 0, 1);
-        ref->xent_bwd(&h, 0, 1);
+        ref->cross_entropy(&h, 0, 1);
+        ref->cross_entropy_bwd(&h, 0, 1);
         wl[3] = 0.0f;                                           /* the skipped row */
         for (int64_t j = 0; j < C; j++) wdz[3 * C + j] = gt_h(&dz)[3 * C + j];
-        kd_xent_args d = { .rows = R, .cols = C, .logits = gt_d(&z), .targets = dt, .loss = gt_d(&loss),
+        kd_cross_entropy_args d = { .rows = R, .cols = C, .logits = gt_d(&z), .targets = dt, .loss = gt_d(&loss),
                            .lse = gt_d(&lse), .scale = 0.5, .dlogits = gt_d(&dz) };
-        cu->xent(&d, 0, 1);
+        cu->cross_entropy(&d, 0, 1);
         char want[128];
         snprintf(want, sizeof want, "cross-entropy: target %d at row 3 is outside the 10 classes", bad_vals[b]);
         expect_sync_error(want, NULL, "bad target");
-        gt_compare(&loss, wl, gt_tol(C) * 4, gt_tol(C), "xent loss beside a bad target");
-        gt_compare(&lse, wlse, gt_tol(C) * 4, gt_tol(C), "xent lse beside a bad target");
+        gt_compare(&loss, wl, gt_tol(C) * 4, gt_tol(C), "cross_entropy loss beside a bad target");
+        gt_compare(&lse, wlse, gt_tol(C) * 4, gt_tol(C), "cross_entropy lse beside a bad target");
         /* backward from the reference's lse, so only the skipping is tested */
         memcpy(gt_h(&lse), wlse, (size_t)R * sizeof(float));
         gt_push(&lse);
-        cu->xent_bwd(&d, 0, 1);
-        gt_compare(&dz, wdz, gt_tol(C), gt_tol(C), "xent dlogits beside a bad target");
+        cu->cross_entropy_bwd(&d, 0, 1);
+        gt_compare(&dz, wdz, gt_tol(C), gt_tol(C), "cross_entropy dlogits beside a bad target");
         free(wl); free(wlse); free(wdz);
         kd_cuda_free(dt);
         gt_free(&z); gt_free(&loss); gt_free(&lse); gt_free(&dz);

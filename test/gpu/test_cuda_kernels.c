@@ -254,18 +254,18 @@ static void test_losses(void)
             gt_die("targets");
         gt_buf z = gt_new(n, 1, 0), loss = gt_new(R, 0, NAN), lse = gt_new(R, 0, NAN), dz = gt_new(n, 1, 0);
         float *wl = dup(gt_h(&loss), R), *wlse = dup(gt_h(&lse), R), *wdz = dup(gt_h(&dz), n);
-        kd_xent_args h = { R, C, gt_h(&z), t, wl, wlse, 0.37, NULL, wdz };
-        ref->xent(&h, 0, 1);
-        ref->xent_bwd(&h, 0, 1);
-        kd_xent_args d = { R, C, gt_d(&z), dt, gt_d(&loss), gt_d(&lse), 0.37, NULL, gt_d(&dz) };
-        cu->xent(&d, 0, 1);
-        gt_compare(&loss, wl, gt_tol(C) * 4, gt_tol(C), "xent loss");
-        gt_compare(&lse, wlse, gt_tol(C) * 4, gt_tol(C), "xent lse");
+        kd_cross_entropy_args h = { R, C, gt_h(&z), t, wl, wlse, 0.37, NULL, wdz };
+        ref->cross_entropy(&h, 0, 1);
+        ref->cross_entropy_bwd(&h, 0, 1);
+        kd_cross_entropy_args d = { R, C, gt_d(&z), dt, gt_d(&loss), gt_d(&lse), 0.37, NULL, gt_d(&dz) };
+        cu->cross_entropy(&d, 0, 1);
+        gt_compare(&loss, wl, gt_tol(C) * 4, gt_tol(C), "cross_entropy loss");
+        gt_compare(&lse, wlse, gt_tol(C) * 4, gt_tol(C), "cross_entropy lse");
         /* backward from the reference's lse, so the test isolates the backward */
         memcpy(gt_h(&lse), wlse, (size_t)R * sizeof(float));
         gt_push(&lse);
-        cu->xent_bwd(&d, 0, 1);
-        gt_compare(&dz, wdz, gt_tol(C), gt_tol(C), "xent dlogits");
+        cu->cross_entropy_bwd(&d, 0, 1);
+        gt_compare(&dz, wdz, gt_tol(C), gt_tol(C), "cross_entropy dlogits");
 
         /* KL: p a softmax with some exact zeros, log q a log-softmax */
         gt_buf lq = gt_new(n, 1, 0), p = gt_new(n, 1, 0), out = gt_new(R, 0, NAN);
@@ -277,16 +277,16 @@ static void test_losses(void)
         gt_push(&p);
         gt_push(&lq);
         float *wo = dup(gt_h(&out), R), *wdlq = dup(gt_h(&dlq), n), *wdp = dup(gt_h(&dp), n);
-        kd_kl_args kh = { R, C, gt_h(&lq), gt_h(&p), wo, 0.8, NULL, wdlq, wdp };
-        ref->kl(&kh, 0, 1);
-        ref->kl_bwd(&kh, 0, 1);
-        kd_kl_args kdv = { R, C, gt_d(&lq), gt_d(&p), gt_d(&out), 0.8, NULL, gt_d(&dlq), gt_d(&dp) };
-        cu->kl(&kdv, 0, 1);
-        cu->kl_bwd(&kdv, 0, 1);
+        kd_kl_div_args kh = { R, C, gt_h(&lq), gt_h(&p), wo, 0.8, NULL, wdlq, wdp };
+        ref->kl_div(&kh, 0, 1);
+        ref->kl_div_bwd(&kh, 0, 1);
+        kd_kl_div_args kdv = { R, C, gt_d(&lq), gt_d(&p), gt_d(&out), 0.8, NULL, gt_d(&dlq), gt_d(&dp) };
+        cu->kl_div(&kdv, 0, 1);
+        cu->kl_div_bwd(&kdv, 0, 1);
         double kt = gt_tol(C) * (4.0 + log((double)C + 1.0));
-        gt_compare(&out, wo, kt, kt, "kl");
-        gt_compare(&dlq, wdlq, 4 * FLT_EPSILON, 4 * FLT_EPSILON, "kl dlogq");
-        gt_compare(&dp, wdp, 16 * FLT_EPSILON * (1 + log((double)C + 1.0)), 16 * FLT_EPSILON, "kl dp");
+        gt_compare(&out, wo, kt, kt, "kl_div");
+        gt_compare(&dlq, wdlq, 4 * FLT_EPSILON, 4 * FLT_EPSILON, "kl_div dlogq");
+        gt_compare(&dp, wdp, 16 * FLT_EPSILON * (1 + log((double)C + 1.0)), 16 * FLT_EPSILON, "kl_div dp");
         free(t); kd_cuda_free(dt);
         free(wl); free(wlse); free(wdz); free(wo); free(wdlq); free(wdp);
         gt_free(&z); gt_free(&loss); gt_free(&lse); gt_free(&dz);

@@ -550,7 +550,7 @@ int main(void)
         CHECK(!t == !f, "bf16 table %s offered iff the f32 one is", names[i]);
         if (t) {
             CHECK(strcmp(t->name, names[i]) == 0, "bf16 table %s is named %s", names[i], t->name);
-            CHECK(!t->embedding && !t->xent && !t->kl && !t->adamw && !t->convert, "bf16 table %s has no f32-only entries", names[i]);
+            CHECK(!t->embedding && !t->cross_entropy && !t->kl_div && !t->adamw && !t->convert, "bf16 table %s has no f32-only entries", names[i]);
             tabs[ntab++] = t;
         } else {
             printf("skip: bf16 table %s (not built or this CPU cannot run it)\n", names[i]);

@@ -7,7 +7,7 @@ static int table_complete(const kd_kernels *t)
 {
     return t->gemm && t->unary && t->binary && t->reduce && t->softmax && t->softmax_bwd && t->layernorm &&
            t->layernorm_bwd && t->embedding && t->embedding_bwd && t->dropout && t->attention && t->attention_bwd &&
-           t->xent && t->xent_bwd && t->kl && t->kl_bwd && t->adamw;
+           t->cross_entropy && t->cross_entropy_bwd && t->kl_div && t->kl_div_bwd && t->adamw;
 }
 
 int main(void)

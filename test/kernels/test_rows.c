@@ -265,7 +265,7 @@ static void test_layernorm(const kd_kernels *t, int affine)
 
 /* ---------------------------------------------------------------- cross-entropy */
 
-static void test_xent(const kd_kernels *t)
+static void test_cross_entropy(const kd_kernels *t)
 {
     const int64_t rows = 7;
     for (int ci = 0; ci < N_COLS; ci++) {
@@ -278,33 +278,33 @@ static void test_xent(const kd_kernels *t)
         kc_fill(dz0, e, -1, 1);
         for (int64_t r = 0; r < rows; r++) tg[r] = (int32_t)((r * 7 + 3) % n);
         z[5 * n + n / 2] = NAN;
-        kd_xent_args xa = { .rows = rows, .cols = n, .logits = z, .targets = tg, .loss = loss, .lse = lse,
+        kd_cross_entropy_args xa = { .rows = rows, .cols = n, .logits = z, .targets = tg, .loss = loss, .lse = lse,
                             .scale = 1.0 / rows, .dlogits = dzw };
-        ref->xent(&xa, 0, 1);
+        ref->cross_entropy(&xa, 0, 1);
         for (int64_t r = 0; r < rows; r++) lmag[r] = 6.0 + log((double)n) + 6.0 + fabs((double)lse[r]);
         for (int nth = 1; nth <= 3; nth += 2) {
             kc_buf lo = out_start(rows, NULL), ls = out_start(rows, NULL);
-            kd_xent_args xf = xa;
+            kd_cross_entropy_args xf = xa;
             xf.loss = lo.p; xf.lse = ls.p;
-            KC_RUN(t->xent, &xf, nth);
+            KC_RUN(t->cross_entropy, &xf, nth);
             char what[64];
-            snprintf(what, sizeof what, "%s xent cols=%lld", t->name, (long long)n);
+            snprintf(what, sizeof what, "%s cross_entropy cols=%lld", t->name, (long long)n);
             kc_compare(what, lo.p, loss, lmag, rows, (double)n, nth);
             kc_compare(what, ls.p, lse, lmag, rows, (double)n, nth);
             out_finish(&lo, what, t); out_finish(&ls, what, t);
         }
         memcpy(dzw, dz0, (size_t)e * sizeof *dzw);
-        ref->xent_bwd(&xa, 0, 1);
+        ref->cross_entropy_bwd(&xa, 0, 1);
         for (int64_t i = 0; i < e; i++) mag[i] = fabs((double)dz0[i]) + 2.0 / rows;
         for (int nth = 1; nth <= 3; nth += 2) {
             kc_buf dz = out_start(e, dz0);
-            kd_xent_args xb = xa;
+            kd_cross_entropy_args xb = xa;
             xb.dlogits = dz.p;
             const float half = 0.5f;   /* 3 threads: the same scale, half of it read from `upstream` */
             if (nth == 3) { xb.scale = xa.scale * 2.0; xb.upstream = &half; }
-            KC_RUN(t->xent_bwd, &xb, nth);
+            KC_RUN(t->cross_entropy_bwd, &xb, nth);
             char what[64];
-            snprintf(what, sizeof what, "%s xent_bwd cols=%lld", t->name, (long long)n);
+            snprintf(what, sizeof what, "%s cross_entropy_bwd cols=%lld", t->name, (long long)n);
             kc_compare(what, dz.p, dzw, mag, e, 8.0, nth);
             out_finish(&dz, what, t);
         }
@@ -314,7 +314,7 @@ static void test_xent(const kd_kernels *t)
 
 /* ---------------------------------------------------------------- KL divergence */
 
-static void test_kl(const kd_kernels *t)
+static void test_kl_div(const kd_kernels *t)
 {
     const int64_t rows = 6;
     for (int ci = 0; ci < N_COLS; ci++) {
@@ -336,15 +336,15 @@ static void test_kl(const kd_kernels *t)
             }
             omag[r] = s;
         }
-        kd_kl_args k = { .rows = rows, .cols = n, .logq = lq, .p = p, .out = outw, .scale = 0.37, .dlogq = dqw, .dp = dpw };
-        ref->kl(&k, 0, 1);
+        kd_kl_div_args k = { .rows = rows, .cols = n, .logq = lq, .p = p, .out = outw, .scale = 0.37, .dlogq = dqw, .dp = dpw };
+        ref->kl_div(&k, 0, 1);
         for (int nth = 1; nth <= 3; nth += 2) {
             kc_buf o = out_start(rows, NULL);
-            kd_kl_args kf = k;
+            kd_kl_div_args kf = k;
             kf.out = o.p;
-            KC_RUN(t->kl, &kf, nth);
+            KC_RUN(t->kl_div, &kf, nth);
             char what[64];
-            snprintf(what, sizeof what, "%s kl cols=%lld", t->name, (long long)n);
+            snprintf(what, sizeof what, "%s kl_div cols=%lld", t->name, (long long)n);
             kc_compare(what, o.p, outw, omag, rows, (double)n + 4.0, nth);
             out_finish(&o, what, t);
         }
@@ -352,24 +352,24 @@ static void test_kl(const kd_kernels *t)
             int wq = which != 2, wp = which != 1;
             memcpy(dqw, dq0, (size_t)e * 4);
             memcpy(dpw, dp0, (size_t)e * 4);
-            kd_kl_args kb = k;
+            kd_kl_div_args kb = k;
             kb.dlogq = wq ? dqw : NULL;
             kb.dp = wp ? dpw : NULL;
-            ref->kl_bwd(&kb, 0, 1);
+            ref->kl_div_bwd(&kb, 0, 1);
             for (int64_t i = 0; i < e; i++) {
                 qmag[i] = fabs((double)dq0[i]) + 0.37 * fabs((double)p[i]);
                 pmag[i] = fabs((double)dp0[i]) + (p[i] > 0 ? 0.37 * (fabs(log((double)p[i])) + 1 + fabs((double)lq[i])) : 0);
             }
             for (int nth = 1; nth <= 3; nth += 2) {
                 kc_buf dq = out_start(e, dq0), dp = out_start(e, dp0);
-                kd_kl_args kf = kb;
+                kd_kl_div_args kf = kb;
                 kf.dlogq = wq ? dq.p : NULL;
                 kf.dp = wp ? dp.p : NULL;
                 const float half = 0.5f;   /* 3 threads: the same scale, half of it read from `upstream` */
                 if (nth == 3) { kf.scale = kb.scale * 2.0; kf.upstream = &half; }
-                KC_RUN(t->kl_bwd, &kf, nth);
+                KC_RUN(t->kl_div_bwd, &kf, nth);
                 char what[64];
-                snprintf(what, sizeof what, "%s kl_bwd cols=%lld wanted=%d%d", t->name, (long long)n, wq, wp);
+                snprintf(what, sizeof what, "%s kl_div_bwd cols=%lld wanted=%d%d", t->name, (long long)n, wq, wp);
                 kc_compare(what, dq.p, dqw, wq ? qmag : NULL, e, wq ? 4.0 : -KC_SLACK, nth);
                 kc_compare(what, dp.p, dpw, wp ? pmag : NULL, e, wp ? 4.0 : -KC_SLACK, nth);
                 out_finish(&dq, what, t); out_finish(&dp, what, t);
@@ -458,8 +458,8 @@ int main(void)
         test_softmax(t, 1);
         test_layernorm(t, 1);
         test_layernorm(t, 0);
-        test_xent(t);
-        test_kl(t);
+        test_cross_entropy(t);
+        test_kl_div(t);
         test_adamw(t);
     }
     return kd_test_finish("test_rows");

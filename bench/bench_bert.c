@@ -37,7 +37,7 @@
 #include "engine/ops.h"
 #include "engine/rng.h"
 #include "models/bert.h"
-#include "train/adamw.h"
+#include "engine/adamw.h"
 #include "train/loss.h"
 
 typedef struct opts {
@@ -137,8 +137,8 @@ static kd_bert *make_model(const char *preset, kd_bert_config *c)
     return m;
 }
 
-/* On a device: move the models there (built on the host, as `kd distill --device` loads them) and make it
- * the default device, so the batches, activations and optimizer state made from now on live there. */
+/* On a device: move the models there (built on the host, as `kd distill --device` loads them), so the
+ * batches, activations and optimizer state made for them live there too. */
 static int place_models(kd_bert *a, kd_bert *b)
 {
     /* The device's precision: bf16 means the models' activations in bf16 (mixed precision). */
@@ -148,8 +148,7 @@ static int place_models(kd_bert *a, kd_bert *b)
     double t0 = bench_now();
     kd_status st = kd_bert_to_device(a, bench_dev);
     if (st == KD_OK && b) st = kd_bert_to_device(b, bench_dev);
-    if (st == KD_OK) st = kd_set_default_device(bench_dev);
-    if (st == KD_OK) st = kd_device_sync();
+    if (st == KD_OK) st = kd_device_sync(bench_dev);
     if (st != KD_OK) {
         fprintf(stderr, "bench_bert: moving the models to %s: %s\n", kd_device_name(bench_dev), kd_last_error());
         return 1;
@@ -161,7 +160,7 @@ static int place_models(kd_bert *a, kd_bert *b)
 /* The end of a timed step: on a device the queued kernels must finish before the clock is read. */
 static int step_done(void)
 {
-    if (bench_dev == KD_CPU || kd_device_sync() == KD_OK) return 1;
+    if (kd_device_sync(bench_dev) == KD_OK) return 1;
     fprintf(stderr, "bench_bert: %s\n", kd_last_error());
     return 0;
 }
@@ -217,7 +216,7 @@ static void report_device(kd_device_stats s0, int reps, int64_t B, int64_t T, do
            (double)(s.d2h_copies - s0.d2h_copies) / reps, (double)(s.d2h_bytes - s0.d2h_bytes) / reps / 1024.0,
            (double)(s.kernels - s0.kernels) / reps);
     printf("result case=%s device=%s precision=%s batch=%lld seq=%lld reps=%d median_s=%.6f tokens_per_s=%.1f "
-           "tflops=%.4f mem_peak_gib=%.3f\n", bench_case, kd_device_name(bench_dev), kd_device_precision(bench_dev),
+           "tflops=%.4f mem_peak_gib=%.3f\n", bench_case, kd_device_name(bench_dev), kd_precision_name(kd_device_precision(bench_dev)),
            (long long)B, (long long)T, reps, med, (double)(B * T) / med, flops / med * 1e-12,
            (double)s.mem_peak / gib);
 }
@@ -302,7 +301,7 @@ static double sgd_host(kd_tensor **p, size_t np)
 static int sgd_device(kd_tensor **p, size_t np, kd_tensor *stats)
 {
     kd_tensor *norm = NULL;
-    if (kd_clip_grad_norm_dev(p, np, 0.0, &norm) != KD_OK ||
+    if (kd_clip_grad_norm(p, np, 0.0, &norm) != KD_OK ||
         kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 1), norm) != KD_OK)
         return 0;
     int prev = kd_set_grad_enabled(0), ok = 1;
@@ -334,7 +333,7 @@ static int run_train(const char *preset, int64_t B, int64_t T, int reps, int war
     size_t np;
     kd_tensor **p = kd_bert_parameters(m, &np);
     int64_t two = 2;
-    kd_tensor *stats = on_dev ? kd_param(KD_F32, 1, &two, "bench stats") : NULL;   /* loss, gradient norm */
+    kd_tensor *stats = on_dev ? kd_param_on(bench_dev, KD_F32, 1, &two, "bench stats") : NULL;   /* loss, gradient norm */
     float stats_host[2] = { 0, 0 };
     double *t = malloc(sizeof(double) * (size_t)(reps + warmup)), loss0 = 0;
     long faults0 = 0;
@@ -350,7 +349,7 @@ static int run_train(const char *preset, int64_t B, int64_t T, int reps, int war
         }
         double t0 = bench_now();
         kd_tensor *z = kd_bert_logits(m, &in);
-        kd_tensor *loss = kd_cross_entropy(z, kd_from_buffer(KD_I32, 1, &B, labels));
+        kd_tensor *loss = kd_cross_entropy(z, kd_from_buffer_on(bench_dev, KD_I32, 1, &B, labels));
         if (on_dev && r == 0) ok = z && finite_all(z);   /* validation: the logits read back */
         ok = ok && loss && kd_backward(loss, NULL) == KD_OK;
         double gn = 0, lv = NAN;
@@ -427,7 +426,6 @@ static int run_distill(const char *tpreset, const char *spreset, int64_t B, int6
         kd_bert_free(teacher);
         return 1;
     }
-    const int on_dev = bench_dev != KD_CPU;
     kd_bert_set_training(student, 1);
     kd_manual_seed(1);
     int32_t *ids = malloc((size_t)(B * T) * 4), *mask = malloc((size_t)(B * T) * 4), *labels = malloc((size_t)B * 4);
@@ -440,16 +438,16 @@ static int run_distill(const char *tpreset, const char *spreset, int64_t B, int6
     /* Cached teacher logits: what --cache-teacher reads back, a heap tensor that outlives the resets. */
     float *cached = malloc((size_t)B * (size_t)cs.num_labels * sizeof(float));
     for (int64_t i = 0; cached && i < B * cs.num_labels; i++) cached[i] = (float)((i * 37 % 11) - 5) * 0.3f;
-    /* On a device: loss, soft part, hard part, gradient norm, read back once per step. */
+    /* Loss, soft part, hard part, gradient norm: kept where the step runs, read back once per step. */
     int64_t four = 4;
-    kd_tensor *stats = on_dev ? kd_param(KD_F32, 1, &four, "bench stats") : NULL;
+    kd_tensor *stats = kd_param_on(bench_dev, KD_F32, 1, &four, "bench stats");
     float stats_host[4] = { 0, 0, 0, 0 };
     double *t = malloc(sizeof(double) * (size_t)(reps + warmup));
     long faults0 = 0;
     double cpu0 = 0;
     kd_device_stats s0 = kd_device_get_stats(bench_dev);
-    int ok = opt && ids && mask && labels && cached && t && (!on_dev || stats);
-    if (!opt || (on_dev && !stats)) fprintf(stderr, "bench_bert: %s\n", kd_last_error());
+    int ok = opt && ids && mask && labels && cached && t && stats;
+    if (!opt || !stats) fprintf(stderr, "bench_bert: %s\n", kd_last_error());
     for (int r = 0; r < reps + warmup && ok; r++) {
         if (r == warmup) {
             faults0 = minor_faults();
@@ -464,45 +462,33 @@ static int run_distill(const char *tpreset, const char *spreset, int64_t B, int6
             kd_set_grad_enabled(prev);
         } else {
             int64_t shape[2] = { B, cs.num_labels };
-            zt = kd_from_buffer(KD_F32, 2, shape, cached);
+            zt = kd_from_buffer_on(bench_dev, KD_F32, 2, shape, cached);
         }
         kd_tensor *zs = kd_bert_logits(student, &in);
-        kd_tensor *y = kd_from_buffer(KD_I32, 1, &B, labels);
+        kd_tensor *y = kd_from_buffer_on(bench_dev, KD_I32, 1, &B, labels);
         kd_loss_parts lp;
         memset(&lp, 0, sizeof lp);
         double norm = 0, lv = NAN, soft = NAN, hard = NAN;
         ok = zt && zs && y && kd_distill_loss(zs, zt, y, 0.5, 2.0, &lp) == KD_OK;
-        if (!on_dev) {
-            if (ok) lv = kd_item(lp.total);
-            ok = ok && isfinite(lv) && kd_backward(lp.total, NULL) == KD_OK;
-            kd_arena_reset();
-            ok = ok && kd_clip_grad_norm(p, np, 1.0, &norm) == KD_OK && kd_adamw_step(opt, 5e-5) == KD_OK;
-            kd_zero_grad(p, np);
-            ok = ok && isfinite(norm);
-            t[r] = bench_now() - t0;
-            soft = lp.soft;
-            hard = lp.hard;
-        } else {
-            if (ok && r == 0) ok = finite_all(zt) && finite_all(zs);   /* validation: the logits read back */
-            ok = ok && kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 0), lp.total) == KD_OK &&
-                 kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 2), lp.hard_t) == KD_OK;
-            if (ok && lp.soft_t) ok = kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 1), lp.soft_t) == KD_OK;
-            else if (ok) kd_fill(kd_view_of(stats, 0, NULL, NULL, 1), 0.0);
-            ok = ok && kd_backward(lp.total, NULL) == KD_OK;
-            kd_arena_reset();
-            kd_tensor *nt = NULL;
-            ok = ok && kd_clip_grad_norm_dev(p, np, 1.0, &nt) == KD_OK &&
-                 kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 3), nt) == KD_OK && kd_adamw_step(opt, 5e-5) == KD_OK;
-            kd_zero_grad(p, np);
-            ok = ok && kd_to_host(stats, stats_host) == KD_OK && step_done();
-            t[r] = bench_now() - t0;
-            kd_arena_reset();
-            lv = stats_host[0];
-            soft = stats_host[1];
-            hard = stats_host[2];
-            norm = stats_host[3];
-            ok = ok && isfinite(lv) && isfinite(norm);
-        }
+        if (ok && r == 0) ok = finite_all(zt) && finite_all(zs);   /* validation: the logits read back */
+        ok = ok && kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 0), lp.total) == KD_OK &&
+             kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 2), lp.hard) == KD_OK;
+        if (ok && lp.soft) ok = kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 1), lp.soft) == KD_OK;
+        else if (ok) kd_fill(kd_view_of(stats, 0, NULL, NULL, 1), 0.0);
+        ok = ok && kd_backward(lp.total, NULL) == KD_OK;
+        kd_arena_reset();
+        kd_tensor *nt = NULL;
+        ok = ok && kd_clip_grad_norm(p, np, 1.0, &nt) == KD_OK &&
+             kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 3), nt) == KD_OK && kd_adamw_step(opt, 5e-5) == KD_OK;
+        ok = ok && kd_to_host(stats, stats_host) == KD_OK && step_done();
+        kd_zero_grad(p, np);
+        t[r] = bench_now() - t0;
+        kd_arena_reset();
+        lv = stats_host[0];
+        soft = stats_host[1];
+        hard = stats_host[2];
+        norm = stats_host[3];
+        ok = ok && isfinite(lv) && isfinite(norm);
         if (!ok) fprintf(stderr, "bench_bert: distillation step failed or not finite: %s\n", kd_last_error());
         else if (r == 0)
             printf("  step 0: loss %.4f (soft %.4f, hard %.4f), gradient norm %.4f\n", lv, soft, hard, norm);
@@ -550,7 +536,9 @@ static int open_device(const opts *o)
         return 1;
     }
     if (bench_dev == KD_CPU && !o->precision) return 0;
-    if (kd_device_open(bench_dev) != KD_OK || kd_device_set_precision(bench_dev, o->precision) != KD_OK) {
+    kd_precision prec;
+    if (kd_device_open(bench_dev) != KD_OK || kd_precision_parse(o->precision, &prec) != KD_OK ||
+        kd_device_set_precision(bench_dev, prec) != KD_OK) {
         fprintf(stderr, "bench_bert: --device %s%s%s: %s\n", o->device, o->precision ? " --precision " : "",
                 o->precision ? o->precision : "", kd_last_error());
         return 1;
@@ -570,7 +558,7 @@ static int run_case(const char *name, const opts *o)
     if (bench_dev == KD_CPU) printf("[%s] kernels %s, %d threads\n", name, kd_backend_name(), kd_threads());
     else
         printf("[%s] device %s (%s matrix products), host kernels %s, %d threads\n", name, kd_device_name(bench_dev),
-               kd_device_precision(bench_dev), kd_backend_name(), kd_threads());
+               kd_precision_name(kd_device_precision(bench_dev)), kd_backend_name(), kd_threads());
     fflush(stdout);
     /* On a device the first steps also pay for the arena's first allocations and the kernels' first launches. */
     const int dw = bench_dev == KD_CPU ? 0 : 2;

@@ -17,7 +17,7 @@ typedef struct chunk {
     void *raw;
 } chunk;
 
-/* One arena per memory: the host's (headers, nodes, CPU data) and the default device's (data of tensors
+/* One arena per memory: the host's (headers, nodes, CPU data) and the device's in use (data of tensors
  * made there; its chunks are device memory, only the chunk records live on the host). */
 typedef struct arena {
     chunk *first, *last;  /* all chunks, oldest first */
@@ -95,11 +95,10 @@ static void *arena_alloc(arena *ar, size_t nbytes)
 
 void *kd_arena_alloc(size_t nbytes) { return arena_alloc(&A, nbytes); }
 
-void *kd_dev_arena_alloc(size_t nbytes)
+void *kd_dev_arena_alloc(kd_device dev, size_t nbytes)
 {
-    kd_device dev = kd_default_device();
     if (D.dev != dev) {
-        /* The engine moved to another device: the old device's chunks go back to it. */
+        /* Work moved to another device: the old device's chunks go back to it. */
         chunk_free_all(&D);
         D.dev = dev;
     }
@@ -138,8 +137,12 @@ static void arena_rewind(arena *ar, void *chunk_at, size_t chunk_used, size_t us
 kd_tensor *kd_arena_keep(kd_tensor *t, kd_arena_mark mark)
 {
     if (!t || t->node || t->persistent || t->requires_grad) return t;
-    kd_tensor *c = kd_contiguous(t);
-    if (!c) return NULL;
+    const kd_tensor *c = t;
+    if (!kd_is_contiguous(t)) {   /* gathered first (the gathered copy is parked like the rest) */
+        kd_tensor *g = kd_empty_like(t);
+        if (!g || kd_copy_into(g, t) != KD_OK) return NULL;
+        c = g;
+    }
     /* Park the values outside the arena (the device's scratch buffer), rewind, and put them back at the
      * mark. */
     size_t nbytes = (size_t)kd_numel(c) * kd_dtype_size(c->dtype);
@@ -153,7 +156,7 @@ kd_tensor *kd_arena_keep(kd_tensor *t, kd_arena_mark mark)
     kd_tensor hdr = *c;
     arena_rewind(&A, mark.chunk, mark.chunk_used, mark.used);
     if (D.dev == dev && dev != KD_CPU) arena_rewind(&D, mark.dchunk, mark.dchunk_used, mark.dused);
-    kd_tensor *out = kd_empty(hdr.dtype, hdr.ndim, hdr.shape);
+    kd_tensor *out = kd_empty_on(dev, hdr.dtype, hdr.ndim, hdr.shape);
     if (out) {
         if (kd_dev_copy(dev, kd_data(out), dev, tmp, nbytes) != KD_OK) out = NULL;
         else memcpy(out->name, hdr.name, sizeof out->name);

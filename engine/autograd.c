@@ -60,8 +60,8 @@ kd_node *kd_record(kd_tensor *out, const char *op, void (*backward)(kd_node *), 
 void *kd_grad_buf(kd_tensor *t)
 {
     if (!t->grad) {
-        kd_tensor *g = t->persistent && !t->node ? kd_param(t->dtype, t->ndim, t->shape, NULL)
-                                                  : kd_zeros(t->dtype, t->ndim, t->shape);
+        kd_tensor *g = t->persistent && !t->node ? kd_param_on(t->device, t->dtype, t->ndim, t->shape, NULL)
+                                                  : kd_zeros_on(t->device, t->dtype, t->ndim, t->shape);
         if (!g) return NULL;
         g->requires_grad = 0;
         t->grad = g;
@@ -161,8 +161,8 @@ kd_status kd_backward(kd_tensor *root, const kd_tensor *upstream)
         kd_tensor *g = kd_view_of(root->grad, root->ndim, root->shape, root->grad->stride, root->grad->offset);
         if (!g) return kd_last_status();
         if (upstream) {
-            kd_accumulate_strided(root->dtype, root->ndim, root->shape, kd_data(g), g->stride, kd_data(upstream),
-                                  upstream->stride);
+            kd_accumulate_strided(root->device, root->dtype, root->ndim, root->shape, kd_data(g), g->stride,
+                                  kd_data(upstream), upstream->stride);
         } else {
             /* grad += 1, in place where the gradient lives. */
             kd_map_args m;
@@ -171,7 +171,7 @@ kd_status kd_backward(kd_tensor *root, const kd_tensor *upstream)
             m.a = kd_data(g);
             for (int d = 0; d < g->ndim; d++) m.out_stride[d] = m.a_stride[d] = g->stride[d];
             m.alpha = 1.0;
-            kd_k_unary(g->dtype, &m);
+            kd_k_unary(g->device, g->dtype, &m);
         }
         return KD_OK;
     }
@@ -187,7 +187,7 @@ kd_status kd_backward(kd_tensor *root, const kd_tensor *upstream)
         return kd_last_status();
     }
     if (upstream) {
-        kd_accumulate_strided(root->dtype, root->ndim, root->shape, kd_data(root->grad), root->grad->stride,
+        kd_accumulate_strided(root->device, root->dtype, root->ndim, root->shape, kd_data(root->grad), root->grad->stride,
                               kd_data(upstream), upstream->stride);
     } else {
         kd_fill(root->grad, 1.0);

@@ -1,9 +1,9 @@
 /* engine/backend.h — the dispatch table and the thread pool that kernels run on.
  *
- * Ops never test #ifdef or CPU flags: they call kd_k_<kernel>(dtype, &args), which takes the kernel from
- * the table chosen once at start-up (the fastest the CPU runs, or the one named by kd_backend_select or
- * the KD_KERNELS environment variable) and runs it on the pool as (ith, nth). f64 always runs the
- * reference. */
+ * Ops never test #ifdef, CPU flags or devices: they call kd_k_<kernel>(device, dtype, &args) with the
+ * device of their tensors, which takes the kernel from that device's table (on the CPU: the table chosen
+ * once at start-up, the fastest the CPU runs or the one named by kd_backend_select or the KD_KERNELS
+ * environment variable) and launches it there, as (ith, nth) on the pool. f64 always runs the reference. */
 #ifndef KD_BACKEND_H
 #define KD_BACKEND_H
 
@@ -13,7 +13,8 @@
 /* Choose the f32 CPU table: "best" (or NULL), "ref", "avx2", "avx512". Fails if the CPU cannot run it. */
 kd_status kd_backend_select(const char *name);
 const char *kd_backend_name(void);
-const kd_kernels *kd_kernels_for(kd_dtype dt);
+/* The kernel table of (device, dtype): the CPU tables above, or the device's own. */
+const kd_kernels *kd_kernels_for(kd_device dev, kd_dtype dt);
 
 /* Threads in the pool (the caller included). Default: KD_THREADS or the number of online CPUs. */
 kd_status kd_set_threads(int n);
@@ -27,24 +28,24 @@ void kd_parallel(void (*task)(void *ctx, int ith, int nth), void *ctx, double wo
 void kd_shutdown(void);
 
 /* One call per kernel of the table. */
-void kd_k_gemm(kd_dtype dt, const kd_gemm_args *a);
-void kd_k_unary(kd_dtype dt, const kd_map_args *a);
-void kd_k_binary(kd_dtype dt, const kd_map_args *a);
-void kd_k_reduce(kd_dtype dt, const kd_reduce_args *a);
-void kd_k_softmax(kd_dtype dt, const kd_softmax_args *a);
-void kd_k_softmax_bwd(kd_dtype dt, const kd_softmax_bwd_args *a);
-void kd_k_layernorm(kd_dtype dt, const kd_layernorm_args *a);
-void kd_k_layernorm_bwd(kd_dtype dt, const kd_layernorm_bwd_args *a);
-void kd_k_embedding(kd_dtype dt, const kd_embedding_args *a);
-void kd_k_embedding_bwd(kd_dtype dt, const kd_embedding_args *a);
-void kd_k_dropout(kd_dtype dt, const kd_dropout_args *a);
-void kd_k_attention(kd_dtype dt, const kd_attention_args *a);
-void kd_k_attention_bwd(kd_dtype dt, const kd_attention_args *a);
-void kd_k_cross_entropy(kd_dtype dt, const kd_cross_entropy_args *a);
-void kd_k_cross_entropy_bwd(kd_dtype dt, const kd_cross_entropy_args *a);
-void kd_k_kl_div(kd_dtype dt, const kd_kl_div_args *a);
-void kd_k_kl_div_bwd(kd_dtype dt, const kd_kl_div_args *a);
-void kd_k_adamw(kd_dtype dt, const kd_adamw_args *a);
-void kd_k_convert(kd_dtype dt, const kd_convert_args *a);   /* dt: KD_F32 (the f32 table's entry) */
+void kd_k_gemm(kd_device dev, kd_dtype dt, const kd_gemm_args *a);
+void kd_k_unary(kd_device dev, kd_dtype dt, const kd_map_args *a);
+void kd_k_binary(kd_device dev, kd_dtype dt, const kd_map_args *a);
+void kd_k_reduce(kd_device dev, kd_dtype dt, const kd_reduce_args *a);
+void kd_k_softmax(kd_device dev, kd_dtype dt, const kd_softmax_args *a);
+void kd_k_softmax_bwd(kd_device dev, kd_dtype dt, const kd_softmax_bwd_args *a);
+void kd_k_layernorm(kd_device dev, kd_dtype dt, const kd_layernorm_args *a);
+void kd_k_layernorm_bwd(kd_device dev, kd_dtype dt, const kd_layernorm_bwd_args *a);
+void kd_k_embedding(kd_device dev, kd_dtype dt, const kd_embedding_args *a);
+void kd_k_embedding_bwd(kd_device dev, kd_dtype dt, const kd_embedding_args *a);
+void kd_k_dropout(kd_device dev, kd_dtype dt, const kd_dropout_args *a);
+void kd_k_attention(kd_device dev, kd_dtype dt, const kd_attention_args *a);
+void kd_k_attention_bwd(kd_device dev, kd_dtype dt, const kd_attention_args *a);
+void kd_k_cross_entropy(kd_device dev, kd_dtype dt, const kd_cross_entropy_args *a);
+void kd_k_cross_entropy_bwd(kd_device dev, kd_dtype dt, const kd_cross_entropy_args *a);
+void kd_k_kl_div(kd_device dev, kd_dtype dt, const kd_kl_div_args *a);
+void kd_k_kl_div_bwd(kd_device dev, kd_dtype dt, const kd_kl_div_args *a);
+void kd_k_adamw(kd_device dev, kd_dtype dt, const kd_adamw_args *a);
+void kd_k_convert(kd_device dev, kd_dtype dt, const kd_convert_args *a);   /* dt: KD_F32 (the f32 table's entry) */
 
 #endif

@@ -1,11 +1,12 @@
 /* engine/device.h — where tensors live and kernels run: the CPU, a CUDA GPU, or the simulated device.
  *
- * The engine runs on one device at a time, the default device. New tensors (ops' outputs, gradients,
- * kd_param, kd_zeros, ...) are made there, and every op takes its kernel from that device's table, so a
- * model moved with kd_to_device() and a batch made while the default device is set run a whole training
- * step — forward, backward, clipping and AdamW — without the host reading or writing device memory.
- * Values cross only where a caller asks: kd_to()/kd_from_buffer() (host -> device), kd_to_host() and
- * kd_get()/kd_item() (device -> host, which wait for the device).
+ * A tensor says where it lives (t->device). An op runs where its inputs are (they must agree), makes its
+ * output and its gradients there and takes its kernels from that device's table; creation without inputs
+ * names the device (kd_empty_on, kd_from_buffer_on, kd_param_on; the plain forms are the CPU's). So a model
+ * moved with kd_to_device() and a batch made on its device run a whole training step — forward, backward,
+ * clipping and AdamW — without the host reading or writing device memory. Values cross only where a
+ * caller asks: kd_to()/kd_from_buffer_on() (host -> device), kd_to_host() and kd_get()/kd_item() (device
+ * -> host, which wait for the device).
  *
  *   KD_CPU   host memory, the CPU tables (ref/AVX2/AVX-512) on the thread pool.
  *   KD_CUDA  cudaMalloc'd memory, the CUDA table on one stream (builds with -Dcuda=enabled, on a GPU).
@@ -35,23 +36,25 @@ kd_status kd_device_open(kd_device dev);
 /* 1 when kd_device_open(dev) would succeed (without leaving an error behind). */
 int kd_device_available(kd_device dev);
 
-/* The device new tensors are made on and ops run on (KD_CPU until set). The device must be open. */
-kd_status kd_set_default_device(kd_device dev);
-kd_device kd_default_device(void);
-
-/* The precision runs on `dev` use: "f32" (f32 everywhere; exact f32 products), "tf32" (cuda only: f32
- * storage, matrix products on tensor cores with inputs rounded to tf32) or "bf16" (mixed precision: models
+/* The precision runs on a device use: f32 (f32 everywhere; exact f32 products), tf32 (cuda only: f32
+ * storage, matrix products on tensor cores with inputs rounded to tf32) or bf16 (mixed precision: models
  * keep their activations in bf16 — kd_bert_set_precision with kd_device_compute_dtype(dev) — and matrix
  * products take bf16 inputs with f32 accumulation; on cuda the few f32 products left also run on bf16
  * tensor cores). Parameters, gradients of parameters, optimizer state and losses are f32 in every mode.
- * NULL picks the device's default: bf16 on cuda, f32 elsewhere. */
-kd_status kd_device_set_precision(kd_device dev, const char *name);
-const char *kd_device_precision(kd_device dev);
-/* The activation dtype of the device's precision: KD_BF16 for "bf16", else KD_F32. */
+ * KD_PREC_DEFAULT is the device's default: bf16 on cuda, f32 elsewhere. A device's precision is set once,
+ * when a command opens it. */
+typedef enum kd_precision { KD_PREC_DEFAULT = 0, KD_PREC_F32, KD_PREC_TF32, KD_PREC_BF16 } kd_precision;
+/* "f32", "tf32", "bf16" (NULL: KD_PREC_DEFAULT); fails naming what was expected. */
+kd_status kd_precision_parse(const char *name, kd_precision *p);
+const char *kd_precision_name(kd_precision p);
+kd_status kd_device_set_precision(kd_device dev, kd_precision p);
+/* The device's precision (never KD_PREC_DEFAULT: the default resolved). */
+kd_precision kd_device_precision(kd_device dev);
+/* The activation dtype of the device's precision: KD_BF16 for bf16, else KD_F32. */
 kd_dtype kd_device_compute_dtype(kd_device dev);
 
-/* Wait for all queued work on the default device; reports errors its kernels found. */
-kd_status kd_device_sync(void);
+/* Wait for all queued work on `dev`; reports errors its kernels found. */
+kd_status kd_device_sync(kd_device dev);
 
 /* A copy of t on `dev` (contiguous, in the arena, no graph). */
 kd_tensor *kd_to(const kd_tensor *t, kd_device dev);

@@ -25,11 +25,13 @@ const kd_kernels *kd_dev_table(kd_device dev, kd_dtype dt);
 const kd_kernels *kd_kernels_cpu(kd_dtype dt);
 const void *kd_dev_zero(kd_device dev);
 void *kd_dev_scratch(kd_device dev, size_t n);
-/* The device arena of the default device (non-CPU): data of arena tensors made there. */
-void *kd_dev_arena_alloc(size_t nbytes);
+/* The device arena (non-CPU devices; one at a time): data of arena tensors made there. */
+void *kd_dev_arena_alloc(kd_device dev, size_t nbytes);
+/* Range check of n ids on `dev` (device_impl.h's check_ids). */
+kd_status kd_dev_check_ids(kd_device dev, const int32_t *ids, int64_t n, int64_t limit, const char *what);
 
-/* Fail (NULL) unless t is on the default device: ops run where the engine runs. */
-int kd_need_device(const char *op, const char *arg, const kd_tensor *t);
+/* Fail (0) unless t is NULL or on dev: an op runs where its inputs are, and they must agree. */
+int kd_need_device(const char *op, const char *arg, const kd_tensor *t, kd_device dev);
 
 /* A new contiguous arena tensor of dt with x's shape (or the given shape). */
 kd_tensor *kd_empty_like(const kd_tensor *x);
@@ -53,7 +55,7 @@ int kd_norm_dim(const char *op, const kd_tensor *t, int dim);
 void kd_map_setup(kd_map_args *m, int op, const kd_tensor *shape_of);
 
 /* Add src (shape `like`, any strides) into dst's gradient view: a strided accumulate used by views. */
-void kd_accumulate_strided(kd_dtype dt, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
+void kd_accumulate_strided(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
                            const void *src, const int64_t *src_stride);
 
 #endif

@@ -7,7 +7,7 @@
 
 static kd_tensor *unary_forward(const char *name, int op, kd_tensor *x)
 {
-    if (!kd_need_device(name, "x", x)) return NULL;
+    if (!kd_need_device(name, "x", x, x->device)) return NULL;
     kd_tensor *out = kd_empty_like(x);
     if (!out) return NULL;
     kd_map_args m;
@@ -16,7 +16,7 @@ static kd_tensor *unary_forward(const char *name, int op, kd_tensor *x)
     m.a = kd_data(x);
     memcpy(m.out_stride, out->stride, sizeof m.out_stride);
     memcpy(m.a_stride, x->stride, sizeof m.a_stride);
-    kd_k_unary(x->dtype, &m);
+    kd_k_unary(x->device, x->dtype, &m);
     (void)name;
     return out;
 }
@@ -37,7 +37,7 @@ static void unary_backward(kd_node *n, int op, const kd_tensor *a)
     kd_contiguous_strides(out->ndim, out->shape, m.out_stride);
     memcpy(m.a_stride, a->stride, sizeof m.a_stride);
     kd_contiguous_strides(out->ndim, out->shape, m.b_stride);
-    kd_k_binary(x->dtype, &m);
+    kd_k_binary(x->device, x->dtype, &m);
     if (in_place) kd_grad_alias(x, out);
 }
 

@@ -44,12 +44,12 @@ static void attention_backward(kd_node *n)
             g[i] = kd_wants_grad(n, i) ? kd_grad_buf(t[i]) : NULL;
             if (kd_wants_grad(n, i) && !g[i]) return;
             if (!g[i]) {  /* the kernel writes all three: give it a throwaway buffer */
-                scratch[i] = kd_zeros(t[i]->dtype, t[i]->ndim, t[i]->shape);
+                scratch[i] = kd_zeros_on(t[i]->device, t[i]->dtype, t[i]->ndim, t[i]->shape);
                 if (!scratch[i]) return;
                 g[i] = kd_data(scratch[i]);
             }
         } else {
-            scratch[i] = kd_zeros(t[i]->dtype, t[i]->ndim, t[i]->shape);
+            scratch[i] = kd_zeros_on(t[i]->device, t[i]->dtype, t[i]->ndim, t[i]->shape);
             if (!scratch[i]) return;
             g[i] = kd_data(scratch[i]);
         }
@@ -64,12 +64,12 @@ static void attention_backward(kd_node *n)
     if (!qc || !kc || !vc) return;
     a.q = kd_data(qc); a.k = kd_data(kc); a.v = kd_data(vc);
     a.dq = g[0]; a.dk = g[1]; a.dv = g[2];
-    kd_k_attention_bwd(q->dtype, &a);
+    kd_k_attention_bwd(q->device, q->dtype, &a);
     for (int i = 0; i < 3; i++) {
         if (scratch[i] && kd_wants_grad(n, i) && !kd_is_contiguous(t[i])) {
             void *gi = kd_grad_buf(t[i]);
             if (!gi) return;
-            kd_accumulate_strided(t[i]->dtype, 4, t[i]->shape, gi, st[i], kd_data(scratch[i]), st[i]);
+            kd_accumulate_strided(t[i]->device, t[i]->dtype, 4, t[i]->shape, gi, st[i], kd_data(scratch[i]), st[i]);
         }
     }
 }
@@ -78,8 +78,8 @@ kd_tensor *kd_attention(kd_tensor *q, kd_tensor *k, kd_tensor *v, kd_tensor *mas
                         int training)
 {
     if (!q || !k || !v) return NULL;
-    if (!kd_need_device("attention", "q", q) || !kd_need_device("attention", "k", k) ||
-        !kd_need_device("attention", "v", v) || !kd_need_device("attention", "mask", mask))
+    if (!kd_need_device("attention", "q", q, q->device) || !kd_need_device("attention", "k", k, q->device) ||
+        !kd_need_device("attention", "v", v, q->device) || !kd_need_device("attention", "mask", mask, q->device))
         return NULL;
     char s1[64], s2[64], s3[64], s4[64];
     if (!kd_need_float("attention", "q", q) || !kd_need_same_dtype("attention", q, k) || !kd_need_same_dtype("attention", q, v))
@@ -109,9 +109,9 @@ kd_tensor *kd_attention(kd_tensor *q, kd_tensor *k, kd_tensor *v, kd_tensor *mas
     if (mask && mask->stride[1] != 1) mask = kd_contiguous(mask);
     if (!q || !k || !v || (mask && !mask)) return NULL;
     double p = training ? dropout_p : 0.0;
-    kd_tensor *o = kd_empty(q->dtype, 4, q->shape);
+    kd_tensor *o = kd_empty_on(q->device, q->dtype, 4, q->shape);
     int64_t lshape[3] = { q->shape[0], q->shape[2], q->shape[1] };
-    kd_tensor *lse = kd_empty(kd_stat_dtype(q->dtype), 3, lshape);
+    kd_tensor *lse = kd_empty_on(q->device, kd_stat_dtype(q->dtype), 3, lshape);
     if (!o || !lse) return NULL;
     kd_attention_args a = {0};
     fill_args(&a, q, k, v, o, mask);
@@ -121,7 +121,7 @@ kd_tensor *kd_attention(kd_tensor *q, kd_tensor *k, kd_tensor *v, kd_tensor *mas
     a.seed = g.seed;
     a.offset = p > 0 ? kd_generator_take((uint64_t)(a.batch * a.heads * a.tq * a.tk)) : 0;
     a.lse = kd_data(lse);
-    kd_k_attention(q->dtype, &a);
+    kd_k_attention(q->device, q->dtype, &a);
     kd_tensor *in[4] = { q, k, v, mask };
     kd_node *n = kd_record(o, "attention", attention_backward, 4, in);
     if (n) {

@@ -1,13 +1,13 @@
 /* engine/ops_cast.c — conversion between f32 and bf16, the edge of mixed precision.
  *   forward:  y = round_bf16(x) (f32 -> bf16) or y = f32(x) (bf16 -> f32)
  *   backward: the gradient crosses back the other way: dx += f32(dy), or dx = round_bf16(f32(dx) + dy).
- * The kernel is the f32 table's `convert` on the engine's device. */
+ * The kernel is the f32 table's `convert` on the tensors' device. */
 #include "engine/internal.h"
 
-static void convert(const void *x, void *y, int64_t n, int to_bf16, int accumulate)
+static void convert(kd_device dev, const void *x, void *y, int64_t n, int to_bf16, int accumulate)
 {
     kd_convert_args a = { .n = n, .to_bf16 = to_bf16, .accumulate = accumulate, .x = x, .y = y };
-    kd_k_convert(KD_F32, &a);
+    kd_k_convert(dev, KD_F32, &a);
 }
 
 static void cast_backward(kd_node *n)
@@ -15,12 +15,12 @@ static void cast_backward(kd_node *n)
     kd_tensor *x = n->in[0], *y = n->out;
     void *gx = kd_grad_buf(x);
     if (!gx) return;
-    convert(kd_data(y->grad), gx, kd_numel(y), x->dtype == KD_BF16, 1);
+    convert(x->device, kd_data(y->grad), gx, kd_numel(y), x->dtype == KD_BF16, 1);
 }
 
 kd_tensor *kd_cast(kd_tensor *x, kd_dtype dt)
 {
-    if (!x || !kd_need_device("cast", "x", x)) return NULL;
+    if (!x || !kd_need_device("cast", "x", x, x->device)) return NULL;
     if (x->dtype == dt) return x;
     int ok = (x->dtype == KD_F32 && dt == KD_BF16) || (x->dtype == KD_BF16 && dt == KD_F32);
     if (!ok) {
@@ -30,9 +30,9 @@ kd_tensor *kd_cast(kd_tensor *x, kd_dtype dt)
     }
     x = kd_contiguous(x);
     if (!x) return NULL;
-    kd_tensor *y = kd_empty(dt, x->ndim, x->shape);
+    kd_tensor *y = kd_empty_on(x->device, dt, x->ndim, x->shape);
     if (!y) return NULL;
-    convert(kd_data(x), kd_data(y), kd_numel(x), dt == KD_BF16, 0);
+    convert(x->device, kd_data(x), kd_data(y), kd_numel(x), dt == KD_BF16, 0);
     kd_record(y, "cast", cast_backward, 1, &x);
     return y;
 }

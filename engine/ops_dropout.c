@@ -11,13 +11,13 @@ static void dropout_backward(kd_node *n)
     if (!gx) return;
     kd_dropout_args a = { .n = kd_numel(x), .p = n->f[0], .seed = (uint64_t)n->i[0], .offset = (uint64_t)n->i[1],
                           .accumulate = !in_place, .x = kd_data(y->grad), .out = gx };
-    kd_k_dropout(x->dtype, &a);
+    kd_k_dropout(x->device, x->dtype, &a);
     if (in_place) kd_grad_alias(x, y);
 }
 
 kd_tensor *kd_dropout(kd_tensor *x, double p, int training)
 {
-    if (!x || !kd_need_float("dropout", "x", x) || !kd_need_device("dropout", "x", x)) return NULL;
+    if (!x || !kd_need_float("dropout", "x", x) || !kd_need_device("dropout", "x", x, x->device)) return NULL;
     if (!(p >= 0.0 && p < 1.0)) {
         kd_fail(KD_ERR_ARG, "dropout: p is %g, expected 0 <= p < 1", p);
         return NULL;
@@ -30,7 +30,7 @@ kd_tensor *kd_dropout(kd_tensor *x, double p, int training)
     kd_generator g = kd_generator_get();
     uint64_t offset = kd_generator_take((uint64_t)kd_numel(x));
     kd_dropout_args a = { .n = kd_numel(x), .p = p, .seed = g.seed, .offset = offset, .x = kd_data(x), .out = kd_data(y) };
-    kd_k_dropout(x->dtype, &a);
+    kd_k_dropout(x->device, x->dtype, &a);
     kd_node *n = kd_record(y, "dropout", dropout_backward, 1, &x);
     if (n) {
         n->f[0] = p;

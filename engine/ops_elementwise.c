@@ -52,9 +52,9 @@ static void add_grad_reduced(kd_tensor *x, const kd_tensor *out, const void *g, 
     memcpy(m.a_stride, ost, sizeof(int64_t) * (size_t)out->ndim);
     if (kd_numel(x) == kd_numel(out)) {
         m.accumulate = 1;
-        kd_k_unary(x->dtype, &m);
+        kd_k_unary(x->device, x->dtype, &m);
     } else {
-        kd_k_reduce(x->dtype, &m);
+        kd_k_reduce(x->device, x->dtype, &m);
     }
 }
 
@@ -70,7 +70,7 @@ static void run_binary(int op, kd_tensor *out, const kd_tensor *a, const void *a
     m.b = bdata;
     aligned_strides(a, ast, out->ndim, m.a_stride);
     aligned_strides(b, bst, out->ndim, m.b_stride);
-    kd_k_binary(out->dtype, &m);
+    kd_k_binary(out->device, out->dtype, &m);
 }
 
 static void add_backward(kd_node *n)
@@ -113,12 +113,12 @@ static kd_tensor *binary_op(const char *name, int op, kd_tensor *a, kd_tensor *b
 {
     if (!a || !b) return NULL;
     if (!kd_need_float(name, "a", a) || !kd_need_float(name, "b", b) || !kd_need_same_dtype(name, a, b) ||
-        !kd_need_device(name, "a", a) || !kd_need_device(name, "b", b))
+        !kd_need_device(name, "a", a, a->device) || !kd_need_device(name, "b", b, a->device))
         return NULL;
     int ndim;
     int64_t shape[KD_MAX_DIMS];
     if (!broadcast_shape(name, a, b, &ndim, shape)) return NULL;
-    kd_tensor *out = kd_empty(a->dtype, ndim, shape);
+    kd_tensor *out = kd_empty_on(a->device, a->dtype, ndim, shape);
     if (!out) return NULL;
     run_binary(op, out, a, kd_data(a), a->stride, b, kd_data(b), b->stride);
     kd_tensor *in[2] = { a, b };
@@ -144,7 +144,7 @@ static void scale_backward(kd_node *n) { add_grad_reduced(n->in[0], n->out, kd_d
 static kd_tensor *scalar_op(const char *name, int op, kd_tensor *x, double s)
 {
     if (!x) return NULL;
-    if (!kd_need_float(name, "x", x) || !kd_need_device(name, "x", x)) return NULL;
+    if (!kd_need_float(name, "x", x) || !kd_need_device(name, "x", x, x->device)) return NULL;
     kd_tensor *out = kd_empty_like(x);
     if (!out) return NULL;
     kd_map_args m;
@@ -154,7 +154,7 @@ static kd_tensor *scalar_op(const char *name, int op, kd_tensor *x, double s)
     m.alpha = s;
     memcpy(m.out_stride, out->stride, sizeof m.out_stride);
     memcpy(m.a_stride, x->stride, sizeof m.a_stride);
-    kd_k_unary(x->dtype, &m);
+    kd_k_unary(x->device, x->dtype, &m);
     kd_node *n = kd_record(out, name, scale_backward, 1, &x);
     if (n) n->f[0] = op == KD_UN_SCALE ? s : 1.0;
     return out;

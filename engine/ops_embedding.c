@@ -9,15 +9,15 @@ static void embedding_backward(kd_node *n)
     if (!gt) return;
     kd_embedding_args a = { .n = kd_numel(ids), .dim = table->shape[1], .rows = table->shape[0], .ids = kd_data(ids), .dtable = gt,
                             .dout = kd_data(out->grad) };
-    kd_k_embedding_bwd(table->dtype, &a);
+    kd_k_embedding_bwd(table->device, table->dtype, &a);
 }
 
 kd_tensor *kd_embedding(kd_tensor *table, kd_tensor *ids)
 {
     if (!table || !ids) return NULL;
     char st[64], si[64];
-    if (!kd_need_wide("embedding", "table", table) || !kd_need_device("embedding", "table", table) ||
-        !kd_need_device("embedding", "ids", ids))
+    if (!kd_need_wide("embedding", "table", table) || !kd_need_device("embedding", "table", table, table->device) ||
+        !kd_need_device("embedding", "ids", ids, table->device))
         return NULL;
     if (ids->dtype != KD_I32) {
         kd_fail(KD_ERR_DTYPE, "embedding: ids have dtype %s, expected i32", kd_dtype_name(ids->dtype));
@@ -48,11 +48,11 @@ kd_tensor *kd_embedding(kd_tensor *table, kd_tensor *ids)
     int64_t shape[KD_MAX_DIMS];
     for (int d = 0; d < ids->ndim; d++) shape[d] = ids->shape[d];
     shape[ids->ndim] = table->shape[1];
-    kd_tensor *out = kd_empty(table->dtype, ids->ndim + 1, shape);
+    kd_tensor *out = kd_empty_on(table->device, table->dtype, ids->ndim + 1, shape);
     if (!out) return NULL;
     kd_embedding_args a = { .n = n, .dim = table->shape[1], .rows = vocab, .ids = id, .table = kd_data(table),
                             .out = kd_data(out) };
-    kd_k_embedding(table->dtype, &a);
+    kd_k_embedding(table->device, table->dtype, &a);
     kd_tensor *in[2] = { table, ids };
     kd_record(out, "embedding", embedding_backward, 2, in);
     return out;

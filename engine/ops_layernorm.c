@@ -16,13 +16,13 @@ static void layernorm_backward(kd_node *n)
         .dgamma = gamma && kd_wants_grad(n, 1) ? kd_grad_buf(gamma) : NULL,
         .dbeta = beta && kd_wants_grad(n, 2) ? kd_grad_buf(beta) : NULL,
     };
-    kd_k_layernorm_bwd(x->dtype, &a);
+    kd_k_layernorm_bwd(x->device, x->dtype, &a);
 }
 
 kd_tensor *kd_layernorm(kd_tensor *x, kd_tensor *gamma, kd_tensor *beta, double eps)
 {
-    if (!x || !kd_need_float("layernorm", "x", x) || !kd_need_device("layernorm", "x", x) ||
-        !kd_need_device("layernorm", "gamma", gamma) || !kd_need_device("layernorm", "beta", beta))
+    if (!x || !kd_need_float("layernorm", "x", x) || !kd_need_device("layernorm", "x", x, x->device) ||
+        !kd_need_device("layernorm", "gamma", gamma, x->device) || !kd_need_device("layernorm", "beta", beta, x->device))
         return NULL;
     char sx[64], sg[64];
     if (x->ndim < 1) {
@@ -50,13 +50,13 @@ kd_tensor *kd_layernorm(kd_tensor *x, kd_tensor *gamma, kd_tensor *beta, double 
     x = kd_contiguous(x);
     if (!x) return NULL;
     int64_t rows = cols ? kd_numel(x) / cols : 0;
-    kd_tensor *y = kd_empty_like(x), *mean = kd_empty(kd_stat_dtype(x->dtype), 1, &rows),
-              *rstd = kd_empty(kd_stat_dtype(x->dtype), 1, &rows);
+    kd_tensor *y = kd_empty_like(x), *mean = kd_empty_on(x->device, kd_stat_dtype(x->dtype), 1, &rows),
+              *rstd = kd_empty_on(x->device, kd_stat_dtype(x->dtype), 1, &rows);
     if (!y || !mean || !rstd) return NULL;
     kd_layernorm_args a = { .rows = rows, .cols = cols, .eps = eps, .x = kd_data(x),
                             .gamma = gamma ? kd_data(gamma) : NULL, .beta = beta ? kd_data(beta) : NULL,
                             .y = kd_data(y), .mean = kd_data(mean), .rstd = kd_data(rstd) };
-    kd_k_layernorm(x->dtype, &a);
+    kd_k_layernorm(x->device, x->dtype, &a);
     kd_tensor *in[3] = { x, gamma, beta };
     kd_node *n = kd_record(y, "layernorm", layernorm_backward, 3, in);
     if (n) {

@@ -7,28 +7,20 @@
 
 #include "engine/internal.h"
 
-/* The mean of n per-row values. On the CPU summed in double on the host; on a device by the reduce kernel
- * (the values never leave the device). */
+/* The mean of n per-row values, by the reduce kernel where the values are (summed in double, rounded once:
+ * kernels.h). */
 static kd_tensor *row_mean(kd_tensor *rows_out, int64_t n)
 {
-    if (rows_out->device != KD_CPU) {
-        kd_tensor *out = kd_zeros(rows_out->dtype, 0, NULL);
-        if (!out) return NULL;
-        kd_reduce_args r;
-        kd_map_setup(&r, KD_UN_COPY, rows_out);
-        r.out = kd_data(out);
-        r.a = kd_data(rows_out);
-        r.a_stride[0] = 1;
-        r.alpha = 1.0 / (double)n;
-        kd_k_reduce(rows_out->dtype, &r);
-        return out;
-    }
-    double s = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t idx = i;
-        s += kd_get(rows_out, &idx);
-    }
-    return kd_scalar(rows_out->dtype, n ? s / (double)n : NAN);
+    kd_tensor *out = kd_zeros_on(rows_out->device, rows_out->dtype, 0, NULL);
+    if (!out) return NULL;
+    kd_reduce_args r;
+    kd_map_setup(&r, KD_UN_COPY, rows_out);
+    r.out = kd_data(out);
+    r.a = kd_data(rows_out);
+    r.a_stride[0] = 1;
+    r.alpha = 1.0 / (double)n;
+    kd_k_reduce(rows_out->device, rows_out->dtype, &r);
+    return out;
 }
 
 static void cross_entropy_backward(kd_node *n)
@@ -40,15 +32,15 @@ static void cross_entropy_backward(kd_node *n)
     kd_cross_entropy_args a = { .rows = z->shape[0], .cols = z->shape[1], .logits = kd_data(z), .targets = kd_data(t),
                        .lse = kd_data(n->saved[0]), .scale = 1.0 / (double)z->shape[0],
                        .upstream = kd_data(out->grad), .dlogits = gz };
-    kd_k_cross_entropy_bwd(z->dtype, &a);
+    kd_k_cross_entropy_bwd(z->device, z->dtype, &a);
 }
 
 kd_tensor *kd_cross_entropy(kd_tensor *logits, kd_tensor *targets)
 {
     if (!logits || !targets) return NULL;
     char sz[64], st[64];
-    if (!kd_need_wide("cross_entropy", "logits", logits) || !kd_need_device("cross_entropy", "logits", logits) ||
-        !kd_need_device("cross_entropy", "targets", targets))
+    if (!kd_need_wide("cross_entropy", "logits", logits) || !kd_need_device("cross_entropy", "logits", logits, logits->device) ||
+        !kd_need_device("cross_entropy", "targets", targets, logits->device))
         return NULL;
     if (targets->dtype != KD_I32) {
         kd_fail(KD_ERR_DTYPE, "cross_entropy: targets have dtype %s, expected i32 class indices", kd_dtype_name(targets->dtype));
@@ -75,11 +67,11 @@ kd_tensor *kd_cross_entropy(kd_tensor *logits, kd_tensor *targets)
             return NULL;
         }
     }
-    kd_tensor *loss = kd_empty(logits->dtype, 1, &rows), *lse = kd_empty(logits->dtype, 1, &rows);
+    kd_tensor *loss = kd_empty_on(logits->device, logits->dtype, 1, &rows), *lse = kd_empty_on(logits->device, logits->dtype, 1, &rows);
     if (!loss || !lse) return NULL;
     kd_cross_entropy_args a = { .rows = rows, .cols = cols, .logits = kd_data(logits), .targets = t, .loss = kd_data(loss),
                        .lse = kd_data(lse) };
-    kd_k_cross_entropy(logits->dtype, &a);
+    kd_k_cross_entropy(logits->device, logits->dtype, &a);
     kd_tensor *out = row_mean(loss, rows);
     if (!out) return NULL;
     kd_tensor *in[2] = { logits, targets };
@@ -95,7 +87,7 @@ static void kl_div_backward(kd_node *n)
                      .scale = 1.0 / (double)lq->shape[0], .upstream = kd_data(out->grad),
                      .dlogq = kd_wants_grad(n, 0) ? kd_grad_buf(lq) : NULL,
                      .dp = kd_wants_grad(n, 1) ? kd_grad_buf(p) : NULL };
-    kd_k_kl_div_bwd(lq->dtype, &a);
+    kd_k_kl_div_bwd(lq->device, lq->dtype, &a);
 }
 
 kd_tensor *kd_kl_div(kd_tensor *logq, kd_tensor *p)
@@ -103,7 +95,7 @@ kd_tensor *kd_kl_div(kd_tensor *logq, kd_tensor *p)
     if (!logq || !p) return NULL;
     char s1[64], s2[64];
     if (!kd_need_wide("kl_div", "logq", logq) || !kd_need_same_dtype("kl_div", logq, p) ||
-        !kd_need_device("kl_div", "logq", logq) || !kd_need_device("kl_div", "p", p))
+        !kd_need_device("kl_div", "logq", logq, logq->device) || !kd_need_device("kl_div", "p", p, logq->device))
         return NULL;
     if (logq->ndim != 2 || !kd_same_shape(logq, p) || logq->shape[0] == 0) {
         kd_fail(KD_ERR_SHAPE, "kl_div: logq %s and p %s: expected equal shapes [N, C] with N > 0",
@@ -114,10 +106,10 @@ kd_tensor *kd_kl_div(kd_tensor *logq, kd_tensor *p)
     p = kd_contiguous(p);
     if (!logq || !p) return NULL;
     int64_t rows = logq->shape[0];
-    kd_tensor *per = kd_empty(logq->dtype, 1, &rows);
+    kd_tensor *per = kd_empty_on(logq->device, logq->dtype, 1, &rows);
     if (!per) return NULL;
     kd_kl_div_args a = { .rows = rows, .cols = logq->shape[1], .logq = kd_data(logq), .p = kd_data(p), .out = kd_data(per) };
-    kd_k_kl_div(logq->dtype, &a);
+    kd_k_kl_div(logq->device, logq->dtype, &a);
     kd_tensor *out = row_mean(per, rows);
     if (!out) return NULL;
     kd_tensor *in[2] = { logq, p };

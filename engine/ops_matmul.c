@@ -53,7 +53,7 @@ static int batch_collapse(const kd_tensor *t, int64_t *count, int64_t *stride)
     return 1;
 }
 
-static void gemm(kd_dtype dt, int64_t m, int64_t n, int64_t k, int64_t batch, operand a, operand b, void *c,
+static void gemm(kd_device dev, kd_dtype dt, int64_t m, int64_t n, int64_t k, int64_t batch, operand a, operand b, void *c,
                  int64_t ldc, int64_t cstride, const void *bias, double beta)
 {
     kd_gemm_args g = {
@@ -62,7 +62,7 @@ static void gemm(kd_dtype dt, int64_t m, int64_t n, int64_t k, int64_t batch, op
         .b = b.p, .ldb = b.ld, .stride_b = b.bstride,
         .c = c, .ldc = ldc, .stride_c = cstride, .bias = bias, .alpha = 1.0, .beta = beta,
     };
-    kd_k_gemm(dt, &g);
+    kd_k_gemm(dev, dt, &g);
 }
 
 static operand flip(operand o)
@@ -93,21 +93,21 @@ static void matmul_backward(kd_node *n)
         char *ga = kd_grad_buf(a);
         if (!ga) return;
         /* dA[b] (m x k) += dC[b] (m x n) B[b]^T (n x k) */
-        gemm(a->dtype, m, k, nn, batch, og, flip(ob), ga, k, m * k, NULL, 1.0);
+        gemm(a->device, a->dtype, m, k, nn, batch, og, flip(ob), ga, k, m * k, NULL, 1.0);
     }
     if (kd_wants_grad(n, 1)) {
         char *gb = kd_grad_buf(b);
         if (!gb) return;
         if (!b_shared) {
             /* dB[b] (k x n) += A[b]^T (k x m) dC[b] (m x n) */
-            gemm(a->dtype, k, nn, m, batch, flip(oa), og, gb, nn, k * nn, NULL, 1.0);
+            gemm(a->device, a->dtype, k, nn, m, batch, flip(oa), og, gb, nn, k * nn, NULL, 1.0);
         } else {
             /* B shared by every batch item: sum the products, one item at a time (no two threads on dB). */
             for (int64_t i = 0; i < batch; i++) {
                 operand ai = oa, gi = og;
                 ai.p = (const char *)oa.p + (size_t)(i * oa.bstride) * es;
                 gi.p = (const char *)og.p + (size_t)(i * og.bstride) * es;
-                gemm(a->dtype, k, nn, m, 1, flip(ai), gi, gb, nn, 0, NULL, 1.0);
+                gemm(a->device, a->dtype, k, nn, m, 1, flip(ai), gi, gb, nn, 0, NULL, 1.0);
             }
         }
     }
@@ -117,7 +117,7 @@ kd_tensor *kd_matmul(kd_tensor *a, kd_tensor *b)
 {
     if (!a || !b) return NULL;
     if (!kd_need_float("matmul", "a", a) || !kd_need_float("matmul", "b", b) || !kd_need_same_dtype("matmul", a, b) ||
-        !kd_need_device("matmul", "a", a) || !kd_need_device("matmul", "b", b))
+        !kd_need_device("matmul", "a", a, a->device) || !kd_need_device("matmul", "b", b, a->device))
         return NULL;
     char sa[64], sb[64];
     if (a->ndim < 2 || b->ndim < 2) {
@@ -153,9 +153,9 @@ kd_tensor *kd_matmul(kd_tensor *a, kd_tensor *b)
     for (int d = 0; d < a->ndim - 2; d++) shape[d] = a->shape[d];
     shape[a->ndim - 2] = m;
     shape[a->ndim - 1] = nn;
-    kd_tensor *out = kd_empty(a->dtype, a->ndim, shape);
+    kd_tensor *out = kd_empty_on(a->device, a->dtype, a->ndim, shape);
     if (!out) return NULL;
-    gemm(a->dtype, m, nn, k, batch, oa, ob, kd_data(out), nn, m * nn, NULL, 0.0);
+    gemm(a->device, a->dtype, m, nn, k, batch, oa, ob, kd_data(out), nn, m * nn, NULL, 0.0);
     kd_tensor *in[2] = { a, b };
     kd_node *n = kd_record(out, "matmul", matmul_backward, 2, in);
     if (n) {
@@ -177,12 +177,12 @@ static void linear_backward(kd_node *n)
     if (kd_wants_grad(n, 0)) {
         void *gx = kd_grad_buf(x);
         if (!gx) return;
-        gemm(x->dtype, rows, in_f, out_f, 1, og, ow, gx, in_f, 0, NULL, 1.0);        /* dX += dY W */
+        gemm(x->device, x->dtype, rows, in_f, out_f, 1, og, ow, gx, in_f, 0, NULL, 1.0);        /* dX += dY W */
     }
     if (kd_wants_grad(n, 1)) {
         void *gw = kd_grad_buf(w);
         if (!gw) return;
-        gemm(x->dtype, out_f, in_f, rows, 1, flip(og), ox, gw, in_f, 0, NULL, 1.0);  /* dW += dY^T X */
+        gemm(x->device, x->dtype, out_f, in_f, rows, 1, flip(og), ox, gw, in_f, 0, NULL, 1.0);  /* dW += dY^T X */
     }
     if (bias && kd_wants_grad(n, 2)) {
         void *gb = kd_grad_buf(bias);
@@ -191,7 +191,7 @@ static void linear_backward(kd_node *n)
         kd_reduce_args r = { .op = KD_UN_COPY, .ndim = 2, .shape = { rows, out_f }, .out = gb,
                              .out_stride = { 0, 1 }, .a = kd_data(out->grad), .a_stride = { out_f, 1 },
                              .alpha = 1.0 };
-        kd_k_reduce(x->dtype, &r);
+        kd_k_reduce(x->device, x->dtype, &r);
     }
 }
 
@@ -199,7 +199,8 @@ kd_tensor *kd_linear(kd_tensor *x, kd_tensor *w, kd_tensor *bias)
 {
     if (!x || !w) return NULL;
     if (!kd_need_float("linear", "x", x) || !kd_need_float("linear", "weight", w) || !kd_need_same_dtype("linear", x, w) ||
-        !kd_need_device("linear", "x", x) || !kd_need_device("linear", "weight", w) || !kd_need_device("linear", "bias", bias))
+        !kd_need_device("linear", "x", x, x->device) || !kd_need_device("linear", "weight", w, x->device) ||
+        !kd_need_device("linear", "bias", bias, x->device))
         return NULL;
     char sx[64], sw[64], sb[64];
     if (x->ndim < 1 || w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1]) {
@@ -226,10 +227,10 @@ kd_tensor *kd_linear(kd_tensor *x, kd_tensor *w, kd_tensor *bias)
     int64_t shape[KD_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = out_f;
-    kd_tensor *out = kd_empty(x->dtype, x->ndim, shape);
+    kd_tensor *out = kd_empty_on(x->device, x->dtype, x->ndim, shape);
     if (!out) return NULL;
     operand ox = { kd_data(x), 0, in_f > 0 ? in_f : 1, 0 };
-    gemm(x->dtype, rows, out_f, in_f, 1, ox, flip(ow), kd_data(out), out_f, 0, bias ? kd_data(bias) : NULL, 0.0);
+    gemm(x->device, x->dtype, rows, out_f, in_f, 1, ox, flip(ow), kd_data(out), out_f, 0, bias ? kd_data(bias) : NULL, 0.0);
     kd_tensor *in[3] = { x, w, bias };
     kd_record(out, "linear", linear_backward, bias ? 3 : 2, in);
     return out;

@@ -39,12 +39,12 @@ static void reduce_backward(kd_node *n)
     m.a = kd_data(out->grad);
     memcpy(m.out_stride, xst, sizeof m.out_stride);
     memcpy(m.a_stride, ost, sizeof m.a_stride);
-    kd_k_unary(x->dtype, &m);
+    kd_k_unary(x->device, x->dtype, &m);
 }
 
 static kd_tensor *reduce_op(const char *name, kd_tensor *x, int ndims, const int *dims, int keepdim, int mean)
 {
-    if (!x || !kd_need_float(name, "x", x) || !kd_need_device(name, "x", x)) return NULL;
+    if (!x || !kd_need_float(name, "x", x) || !kd_need_device(name, "x", x, x->device)) return NULL;
     int mask = reduced_mask(name, x, ndims, dims);
     if (mask < 0) return NULL;
     int64_t oshape[KD_MAX_DIMS], kshape[KD_MAX_DIMS];
@@ -60,7 +60,7 @@ static kd_tensor *reduce_op(const char *name, kd_tensor *x, int ndims, const int
             oshape[on++] = x->shape[d];
         }
     }
-    kd_tensor *out = kd_zeros(x->dtype, on, oshape);
+    kd_tensor *out = kd_zeros_on(x->device, x->dtype, on, oshape);
     if (!out) return NULL;
     double alpha = mean ? (count ? 1.0 / (double)count : 0.0) : 1.0;
     int64_t kst[KD_MAX_DIMS];
@@ -72,7 +72,7 @@ static kd_tensor *reduce_op(const char *name, kd_tensor *x, int ndims, const int
     m.a = kd_data(x);
     for (int d = 0; d < x->ndim; d++) m.out_stride[d] = (mask >> d & 1) ? 0 : kst[d];
     memcpy(m.a_stride, x->stride, sizeof m.a_stride);
-    kd_k_reduce(x->dtype, &m);
+    kd_k_reduce(x->device, x->dtype, &m);
     if (mean && count == 0) kd_fill(out, NAN);
     kd_node *n = kd_record(out, name, reduce_backward, 1, &x);
     if (n) {

@@ -14,7 +14,7 @@ static void reshape_backward(kd_node *n)
     if (!gx) return;
     int64_t st[KD_MAX_DIMS];
     kd_contiguous_strides(out->ndim, out->shape, st);
-    kd_accumulate_strided(x->dtype, out->ndim, out->shape, gx, st, kd_data(out->grad), st);
+    kd_accumulate_strided(x->device, x->dtype, out->ndim, out->shape, gx, st, kd_data(out->grad), st);
 }
 
 kd_tensor *kd_reshape(kd_tensor *x, int ndim, const int64_t *shape)
@@ -70,7 +70,7 @@ static void permute_backward(kd_node *n)
     kd_contiguous_strides(x->ndim, x->shape, xst);
     kd_contiguous_strides(out->ndim, out->shape, ost);
     for (int d = 0; d < out->ndim; d++) dst[d] = xst[n->i[0] >> (4 * d) & 0xF];
-    kd_accumulate_strided(x->dtype, out->ndim, out->shape, gx, dst, kd_data(out->grad), ost);
+    kd_accumulate_strided(x->device, x->dtype, out->ndim, out->shape, gx, dst, kd_data(out->grad), ost);
 }
 
 kd_tensor *kd_permute(kd_tensor *x, const int *perm)
@@ -120,7 +120,7 @@ static void narrow_backward(kd_node *n)
     kd_contiguous_strides(x->ndim, x->shape, xst);
     kd_contiguous_strides(out->ndim, out->shape, ost);
     gx += (size_t)(n->i[1] * xst[n->i[0]]) * kd_dtype_size(x->dtype);
-    kd_accumulate_strided(x->dtype, out->ndim, out->shape, gx, xst, kd_data(out->grad), ost);
+    kd_accumulate_strided(x->device, x->dtype, out->ndim, out->shape, gx, xst, kd_data(out->grad), ost);
 }
 
 kd_tensor *kd_narrow(kd_tensor *x, int dim, int64_t start, int64_t len)
@@ -156,14 +156,14 @@ static void contiguous_backward(kd_node *n)
     if (!gx) return;
     int64_t st[KD_MAX_DIMS];
     kd_contiguous_strides(x->ndim, x->shape, st);
-    kd_accumulate_strided(x->dtype, x->ndim, x->shape, gx, st, kd_data(out->grad), st);
+    kd_accumulate_strided(x->device, x->dtype, x->ndim, x->shape, gx, st, kd_data(out->grad), st);
 }
 
 kd_tensor *kd_contiguous(kd_tensor *x)
 {
     if (!x) return NULL;
     if (kd_is_contiguous(x)) return x;
-    if (!kd_need_device("contiguous", "x", x)) return NULL;
+    if (!kd_need_device("contiguous", "x", x, x->device)) return NULL;
     kd_tensor *out = kd_empty_like(x);
     if (!out) return NULL;
     kd_copy_into(out, x);

@@ -11,12 +11,12 @@ static void softmax_backward(kd_node *n)
     int64_t cols = x->ndim ? x->shape[x->ndim - 1] : 1;
     kd_softmax_bwd_args a = { .log = (int)n->i[0], .rows = kd_numel(x) / (cols ? cols : 1), .cols = cols,
                               .y = kd_data(y), .dy = kd_data(y->grad), .dx = gx };
-    kd_k_softmax_bwd(x->dtype, &a);
+    kd_k_softmax_bwd(x->device, x->dtype, &a);
 }
 
 static kd_tensor *softmax_op(const char *name, kd_tensor *x, int log)
 {
-    if (!x || !kd_need_float(name, "x", x) || !kd_need_device(name, "x", x)) return NULL;
+    if (!x || !kd_need_float(name, "x", x) || !kd_need_device(name, "x", x, x->device)) return NULL;
     if (x->ndim < 1) {
         kd_fail(KD_ERR_SHAPE, "%s: needs at least one dim, got a scalar", name);
         return NULL;
@@ -28,7 +28,7 @@ static kd_tensor *softmax_op(const char *name, kd_tensor *x, int log)
     int64_t cols = x->shape[x->ndim - 1];
     kd_softmax_args a = { .log = log, .rows = cols ? kd_numel(x) / cols : 0, .cols = cols, .x = kd_data(x),
                           .y = kd_data(y) };
-    kd_k_softmax(x->dtype, &a);
+    kd_k_softmax(x->device, x->dtype, &a);
     kd_node *n = kd_record(y, name, softmax_backward, 1, &x);
     if (n) n->i[0] = log;
     return y;

@@ -1,4 +1,5 @@
-/* engine/tensor.c — tensor headers, storage, creation, copies and queries. */
+/* engine/tensor.c — tensor headers, storage, creation (on a named device; random fills on the host),
+ * copies, queries, and element loads/stores by dtype. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +89,7 @@ static kd_tensor *tensor_new_on(kd_dtype dt, int ndim, const int64_t *shape, int
     } else {
         t = kd_arena_alloc(sizeof *t);
         s = kd_arena_alloc(sizeof *s);
-        void *data = dev == KD_CPU ? kd_arena_alloc(nbytes) : kd_dev_arena_alloc(nbytes);
+        void *data = dev == KD_CPU ? kd_arena_alloc(nbytes) : kd_dev_arena_alloc(dev, nbytes);
         if (!t || !s || !data) return NULL;
         memset(t, 0, sizeof *t);
         memset(s, 0, sizeof *s);
@@ -107,10 +108,6 @@ static kd_tensor *tensor_new_on(kd_dtype dt, int ndim, const int64_t *shape, int
     return t;
 }
 
-static kd_tensor *tensor_new(kd_dtype dt, int ndim, const int64_t *shape, int persistent)
-{
-    return tensor_new_on(dt, ndim, shape, persistent, kd_default_device());
-}
 
 /* Fill on a device: out = 0 + v over t's strides, the 0 read from the device's zero bytes with stride 0.
  * i32 tensors (ids, made on the host) can only be zeroed, by a copy of host zeros. */
@@ -132,15 +129,16 @@ static void fill_on_device(kd_tensor *t, double v)
     m.a = kd_dev_zero(t->device);
     for (int d = 0; d < t->ndim; d++) m.out_stride[d] = t->stride[d];
     m.alpha = v;
-    kd_device prev = kd_default_device();
-    kd_set_default_device(t->device);
-    kd_k_unary(t->dtype, &m);
-    kd_set_default_device(prev);
+    kd_k_unary(t->device, t->dtype, &m);
 }
 
-kd_tensor *kd_empty(kd_dtype dt, int ndim, const int64_t *shape) { return tensor_new(dt, ndim, shape, 0); }
+kd_tensor *kd_empty_on(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape)
+{
+    return tensor_new_on(dt, ndim, shape, 0, dev);
+}
+kd_tensor *kd_empty(kd_dtype dt, int ndim, const int64_t *shape) { return kd_empty_on(KD_CPU, dt, ndim, shape); }
 
-kd_tensor *kd_empty_like(const kd_tensor *x) { return tensor_new(x->dtype, x->ndim, x->shape, 0); }
+kd_tensor *kd_empty_like(const kd_tensor *x) { return tensor_new_on(x->dtype, x->ndim, x->shape, 0, x->device); }
 
 void kd_fill(kd_tensor *t, double v)
 {
@@ -170,42 +168,41 @@ void kd_fill(kd_tensor *t, double v)
     }
 }
 
-kd_tensor *kd_full(kd_dtype dt, int ndim, const int64_t *shape, double value)
+kd_tensor *kd_full_on(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape, double value)
 {
-    kd_tensor *t = kd_empty(dt, ndim, shape);
+    kd_tensor *t = kd_empty_on(dev, dt, ndim, shape);
     if (t) kd_fill(t, value);
     return t;
 }
+kd_tensor *kd_full(kd_dtype dt, int ndim, const int64_t *shape, double value)
+{
+    return kd_full_on(KD_CPU, dt, ndim, shape, value);
+}
 
+kd_tensor *kd_zeros_on(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape)
+{
+    return kd_full_on(dev, dt, ndim, shape, 0.0);
+}
 kd_tensor *kd_zeros(kd_dtype dt, int ndim, const int64_t *shape) { return kd_full(dt, ndim, shape, 0.0); }
 kd_tensor *kd_ones(kd_dtype dt, int ndim, const int64_t *shape) { return kd_full(dt, ndim, shape, 1.0); }
 kd_tensor *kd_scalar(kd_dtype dt, double value) { return kd_full(dt, 0, NULL, value); }
 
-kd_tensor *kd_from_buffer(kd_dtype dt, int ndim, const int64_t *shape, const void *data)
+kd_tensor *kd_from_buffer_on(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape, const void *data)
 {
-    kd_tensor *t = kd_empty(dt, ndim, shape);
+    kd_tensor *t = kd_empty_on(dev, dt, ndim, shape);
     if (t && t->storage->nbytes && kd_dev_copy(t->device, t->storage->data, KD_CPU, data, t->storage->nbytes) != KD_OK)
         return NULL;
     return t;
 }
-
-/* Random tensors are drawn on the host and copied to the default device. */
-#define ON_HOST_THEN_MOVE(call)                                                                  \
-    do {                                                                                         \
-        kd_device dev_ = kd_default_device();                                                    \
-        if (dev_ != KD_CPU) {                                                                    \
-            kd_set_default_device(KD_CPU);                                                       \
-            kd_tensor *h_ = call;                                                                \
-            kd_set_default_device(dev_);                                                         \
-            return h_ ? kd_to(h_, dev_) : NULL;                                                  \
-        }                                                                                        \
-    } while (0)
+kd_tensor *kd_from_buffer(kd_dtype dt, int ndim, const int64_t *shape, const void *data)
+{
+    return kd_from_buffer_on(KD_CPU, dt, ndim, shape, data);
+}
 
 static void set_elem(kd_tensor *t, int64_t i, double v) { kd_store_elem(t->dtype, t->storage->data, i, v); }
 
 kd_tensor *kd_rand_uniform(kd_dtype dt, int ndim, const int64_t *shape, double lo, double hi, uint64_t seed)
 {
-    ON_HOST_THEN_MOVE(kd_rand_uniform(dt, ndim, shape, lo, hi, seed));
     kd_tensor *t = kd_empty(dt, ndim, shape);
     if (!t) return NULL;
     int64_t n = kd_numel(t);
@@ -220,7 +217,6 @@ kd_tensor *kd_rand_uniform(kd_dtype dt, int ndim, const int64_t *shape, double l
 
 kd_tensor *kd_randn(kd_dtype dt, int ndim, const int64_t *shape, double mean, double std, uint64_t seed)
 {
-    ON_HOST_THEN_MOVE(kd_randn(dt, ndim, shape, mean, std, seed));
     kd_tensor *t = kd_empty(dt, ndim, shape);
     if (!t) return NULL;
     int64_t n = kd_numel(t);
@@ -235,7 +231,6 @@ kd_tensor *kd_trunc_normal(kd_dtype dt, int ndim, const int64_t *shape, double s
         kd_fail(KD_ERR_ARG, "trunc_normal: need std > 0 and lo < hi, got std %g, [%g, %g]", std, lo, hi);
         return NULL;
     }
-    ON_HOST_THEN_MOVE(kd_trunc_normal(dt, ndim, shape, std, lo, hi, seed));
     kd_tensor *t = kd_empty(dt, ndim, shape);
     if (!t) return NULL;
     int64_t n = kd_numel(t);
@@ -254,7 +249,12 @@ kd_tensor *kd_trunc_normal(kd_dtype dt, int ndim, const int64_t *shape, double s
 
 kd_tensor *kd_param(kd_dtype dt, int ndim, const int64_t *shape, const char *name)
 {
-    kd_tensor *t = tensor_new(dt, ndim, shape, 1);
+    return kd_param_on(KD_CPU, dt, ndim, shape, name);
+}
+
+kd_tensor *kd_param_on(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape, const char *name)
+{
+    kd_tensor *t = tensor_new_on(dt, ndim, shape, 1, dev);
     if (!t) return NULL;
     kd_fill(t, 0.0);
     t->requires_grad = 1;
@@ -372,8 +372,6 @@ kd_status kd_copy_into(kd_tensor *dst, const kd_tensor *src)
         return kd_dev_copy(dst->device, kd_data(dst), src->device, kd_data(src), (size_t)n * kd_dtype_size(src->dtype));
     if (dst->device == src->device && dst->dtype == src->dtype && dst->dtype != KD_I32) {
         /* Strided, one device: the copy map runs where both tensors are. */
-        kd_device prev = kd_default_device();
-        kd_set_default_device(dst->device);
         kd_map_args m;
         kd_map_setup(&m, KD_UN_COPY, src);
         m.out = kd_data(dst);
@@ -382,8 +380,7 @@ kd_status kd_copy_into(kd_tensor *dst, const kd_tensor *src)
             m.out_stride[d] = dst->stride[d];
             m.a_stride[d] = src->stride[d];
         }
-        kd_k_unary(src->dtype, &m);
-        kd_set_default_device(prev);
+        kd_k_unary(dst->device, src->dtype, &m);
         return KD_OK;
     }
     if (dst->device != KD_CPU || src->device != KD_CPU)
@@ -402,89 +399,6 @@ kd_status kd_copy_into(kd_tensor *dst, const kd_tensor *src)
         kd_store_elem(dst->dtype, dst->storage->data, off, kd_get(src, idx));
     }
     return KD_OK;
-}
-
-int kd_need_device(const char *op, const char *arg, const kd_tensor *t)
-{
-    if (!t || t->device == kd_default_device()) return 1;
-    kd_fail(KD_ERR_ARG, "%s: %s is on %s but the engine runs on %s; move it with kd_to() or kd_to_device()", op,
-            arg, kd_device_name(t->device), kd_device_name(kd_default_device()));
-    return 0;
-}
-
-kd_tensor *kd_to(const kd_tensor *t, kd_device dev)
-{
-    if (!t) return NULL;
-    const kd_tensor *src = t;
-    if (!kd_is_contiguous(t)) {
-        kd_device prev = kd_default_device();
-        kd_set_default_device(t->device);
-        src = kd_contiguous((kd_tensor *)t);
-        kd_set_default_device(prev);
-        if (!src) return NULL;
-    }
-    kd_tensor *out = tensor_new_on(t->dtype, t->ndim, t->shape, 0, dev);
-    if (!out) return NULL;
-    if (kd_dev_copy(dev, kd_data(out), src->device, kd_data(src), (size_t)kd_numel(t) * kd_dtype_size(t->dtype)) != KD_OK)
-        return NULL;
-    memcpy(out->name, t->name, sizeof out->name);
-    return out;
-}
-
-kd_status kd_to_device(kd_tensor *t, kd_device dev)
-{
-    if (!t->persistent || !kd_is_contiguous(t) || t->offset != 0)
-        return kd_fail(KD_ERR_ARG, "to_device: '%s' must be a contiguous heap tensor", t->name);
-    if (t->grad) {
-        kd_status st = kd_to_device(t->grad, dev);
-        if (st != KD_OK) return st;
-    }
-    if (t->device == dev) return KD_OK;
-    if (dev == KD_CUDA && t->dtype == KD_F64)
-        return kd_fail(KD_ERR_DTYPE, "to_device: '%s' is f64; f64 tensors are CPU-only", t->name);
-    kd_storage *s = t->storage;
-    size_t n = s->nbytes ? s->nbytes : 1;
-    void *data = kd_dev_alloc(dev, n);
-    if (!data)
-        return kd_fail(KD_ERR_NOMEM, "to_device: cannot allocate %zu bytes on %s for '%s'", n, kd_device_name(dev),
-                       t->name);
-    kd_status st = kd_dev_copy(dev, data, s->device, s->data, s->nbytes);
-    if (st != KD_OK) {
-        kd_dev_free(dev, data, n);
-        return st;
-    }
-    kd_dev_free(s->device, s->data, n);
-    s->data = data;
-    s->device = dev;
-    t->device = dev;
-    return KD_OK;
-}
-
-kd_status kd_to_host(const kd_tensor *t, void *dst)
-{
-    if (!kd_is_contiguous(t)) return kd_fail(KD_ERR_ARG, "to_host: '%s' is not contiguous", t->name);
-    return kd_dev_copy(KD_CPU, dst, t->device, kd_data(t), (size_t)kd_numel(t) * kd_dtype_size(t->dtype));
-}
-
-kd_status kd_from_host(kd_tensor *t, const void *src)
-{
-    if (!kd_is_contiguous(t)) return kd_fail(KD_ERR_ARG, "from_host: '%s' is not contiguous", t->name);
-    return kd_dev_copy(t->device, kd_data(t), KD_CPU, src, (size_t)kd_numel(t) * kd_dtype_size(t->dtype));
-}
-
-int kd_need_float(const char *op, const char *arg, const kd_tensor *t)
-{
-    if (t->dtype == KD_F32 || t->dtype == KD_F64 || t->dtype == KD_BF16) return 1;
-    kd_fail(KD_ERR_DTYPE, "%s: %s has dtype %s, expected f32, f64 or bf16", op, arg, kd_dtype_name(t->dtype));
-    return 0;
-}
-
-int kd_need_wide(const char *op, const char *arg, const kd_tensor *t)
-{
-    if (t->dtype == KD_F32 || t->dtype == KD_F64) return 1;
-    kd_fail(KD_ERR_DTYPE, "%s: %s has dtype %s, expected f32 or f64%s", op, arg, kd_dtype_name(t->dtype),
-            t->dtype == KD_BF16 ? " (it runs in f32 in mixed precision: kd_cast it first)" : "");
-    return 0;
 }
 
 double kd_load_elem(kd_dtype dt, const void *base, int64_t i)
@@ -508,47 +422,3 @@ void kd_store_elem(kd_dtype dt, void *base, int64_t i, double v)
     }
 }
 
-int kd_need_same_dtype(const char *op, const kd_tensor *a, const kd_tensor *b)
-{
-    if (a->dtype == b->dtype) return 1;
-    kd_fail(KD_ERR_DTYPE, "%s: operands have dtypes %s and %s, expected the same", op, kd_dtype_name(a->dtype),
-            kd_dtype_name(b->dtype));
-    return 0;
-}
-
-int kd_norm_dim(const char *op, const kd_tensor *t, int dim)
-{
-    int d = dim < 0 ? dim + t->ndim : dim;
-    if (d < 0 || d >= t->ndim) {
-        char b[64];
-        kd_fail(KD_ERR_INDEX, "%s: dim %d out of range for a tensor of shape %s", op, dim, kd_shape_str(t, b, sizeof b));
-        return -1;
-    }
-    return d;
-}
-
-void kd_map_setup(kd_map_args *m, int op, const kd_tensor *shape_of)
-{
-    memset(m, 0, sizeof *m);
-    m->op = op;
-    m->ndim = shape_of->ndim;
-    for (int d = 0; d < shape_of->ndim; d++) m->shape[d] = shape_of->shape[d];
-}
-
-void kd_accumulate_strided(kd_dtype dt, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
-                           const void *src, const int64_t *src_stride)
-{
-    kd_map_args m;
-    memset(&m, 0, sizeof m);
-    m.op = KD_UN_COPY;
-    m.accumulate = 1;
-    m.ndim = ndim;
-    for (int d = 0; d < ndim; d++) {
-        m.shape[d] = shape[d];
-        m.out_stride[d] = dst_stride[d];
-        m.a_stride[d] = src_stride[d];
-    }
-    m.out = dst;
-    m.a = src;
-    kd_k_unary(dt, &m);
-}

@@ -50,7 +50,12 @@ typedef struct kd_tensor {
 size_t kd_dtype_size(kd_dtype dt);
 const char *kd_dtype_name(kd_dtype dt);
 
-/* Creation (in the arena). shape has ndim entries, each >= 0; ndim 0 is a scalar. */
+/* Creation (in the arena). shape has ndim entries, each >= 0; ndim 0 is a scalar. The _on forms make the
+ * tensor on a device (open); the others on the CPU. */
+kd_tensor *kd_empty_on(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape);
+kd_tensor *kd_zeros_on(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape);
+kd_tensor *kd_full_on(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape, double value);
+kd_tensor *kd_from_buffer_on(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape, const void *data);
 kd_tensor *kd_empty(kd_dtype dt, int ndim, const int64_t *shape);
 kd_tensor *kd_zeros(kd_dtype dt, int ndim, const int64_t *shape);
 kd_tensor *kd_ones(kd_dtype dt, int ndim, const int64_t *shape);
@@ -58,7 +63,7 @@ kd_tensor *kd_full(kd_dtype dt, int ndim, const int64_t *shape, double value);
 kd_tensor *kd_scalar(kd_dtype dt, double value);
 /* A copy of `data` (numel elements of dt, row-major). */
 kd_tensor *kd_from_buffer(kd_dtype dt, int ndim, const int64_t *shape, const void *data);
-/* Random tensors: element i is a pure function of (seed, i), so the result does not depend on threads.
+/* Random tensors (on the CPU; kd_to moves them): element i is a pure function of (seed, i), so the result does not depend on threads.
  * uniform in [lo, hi); normal(mean, std); truncated normal: normal(0, std) redrawn outside [lo, hi]. */
 kd_tensor *kd_rand_uniform(kd_dtype dt, int ndim, const int64_t *shape, double lo, double hi, uint64_t seed);
 kd_tensor *kd_randn(kd_dtype dt, int ndim, const int64_t *shape, double mean, double std, uint64_t seed);
@@ -69,6 +74,7 @@ kd_tensor *kd_trunc_normal(kd_dtype dt, int ndim, const int64_t *shape, double s
  * kd_persist: a contiguous heap copy of t (a leaf; no graph). kd_tensor_free: heap tensors only (and
  * their grad); NULL-safe. */
 kd_tensor *kd_param(kd_dtype dt, int ndim, const int64_t *shape, const char *name);
+kd_tensor *kd_param_on(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape, const char *name);
 kd_tensor *kd_persist(const kd_tensor *t);
 void kd_tensor_free(kd_tensor *t);
 

@@ -32,7 +32,9 @@ static kd_tensor *new_param(kd_bert *m, int64_t rows, int64_t cols, const char *
     return t;
 }
 
-static kd_bert *alloc_params(const kd_bert_config *cfg)
+/* Models are made and loaded on the host (initialisation and checkpoint reads write their values there);
+ * kd_bert_to_device moves them. */
+kd_bert *kd_bert_alloc(const kd_bert_config *cfg)
 {
     if (kd_bert_config_check(cfg, cfg->name[0] ? cfg->name : "config") != KD_OK) return NULL;
     kd_bert *m = calloc(1, sizeof *m);
@@ -85,16 +87,6 @@ static kd_bert *alloc_params(const kd_bert_config *cfg)
     return m;
 }
 
-/* Models are made and loaded on the host (initialisation and checkpoint reads write their values there),
- * whatever the engine's default device; kd_bert_to_device moves them. */
-kd_bert *kd_bert_alloc(const kd_bert_config *cfg)
-{
-    kd_device prev = kd_default_device();
-    kd_set_default_device(KD_CPU);
-    kd_bert *m = alloc_params(cfg);
-    kd_set_default_device(prev);
-    return m;
-}
 
 void kd_bert_free(kd_bert *m)
 {
@@ -193,7 +185,11 @@ kd_status kd_bert_to_device(kd_bert *m, kd_device dev)
     return st;
 }
 
-kd_device kd_bert_device(const kd_bert *m) { return m->n_params ? m->params[0]->device : KD_CPU; }
+kd_device kd_bert_device(const kd_bert *m)
+{
+    KD_CHECK(m->n_params > 0);   /* every model has its embeddings */
+    return m->params[0]->device;
+}
 
 int64_t kd_bert_num_parameters(const kd_bert *m)
 {
@@ -269,8 +265,10 @@ static kd_tensor *encode(kd_bert *m, const kd_bert_input *in)
         return NULL;
     }
     int64_t shape[2] = { B, T };
-    kd_tensor *ids = kd_from_buffer(KD_I32, 2, shape, in->ids);
-    kd_tensor *types = in->type_ids ? kd_from_buffer(KD_I32, 2, shape, in->type_ids) : kd_zeros(KD_I32, 2, shape);
+    kd_device dev = kd_bert_device(m);   /* the batch goes where the model is */
+    kd_tensor *ids = kd_from_buffer_on(dev, KD_I32, 2, shape, in->ids);
+    kd_tensor *types = in->type_ids ? kd_from_buffer_on(dev, KD_I32, 2, shape, in->type_ids)
+                                    : kd_zeros_on(dev, KD_I32, 2, shape);
     kd_tensor *mask = NULL;
     if (!ids || !types) return NULL;
     /* Positions and the mask are made on the host and copied to where the model runs. */
@@ -283,7 +281,7 @@ static kd_tensor *encode(kd_bert *m, const kd_bert_input *in)
         return NULL;
     }
     for (int64_t t = 0; t < T; t++) pp[t] = (int32_t)t;
-    kd_tensor *pos = kd_from_buffer(KD_I32, 1, &T, pp);
+    kd_tensor *pos = kd_from_buffer_on(dev, KD_I32, 1, &T, pp);
     free(pp);
     if (in->mask) {
         /* Additive mask as Hugging Face builds it: (1 - mask) * finfo(float32).min. */
@@ -296,7 +294,7 @@ static kd_tensor *encode(kd_bert *m, const kd_bert_input *in)
             }
             mp[i] = in->mask[i] ? 0.0f : -FLT_MAX;
         }
-        mask = kd_from_buffer(KD_F32, 2, shape, mp);
+        mask = kd_from_buffer_on(dev, KD_F32, 2, shape, mp);
         free(mp);
         if (!mask) return NULL;
     }

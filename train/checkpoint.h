@@ -12,7 +12,7 @@
 #include "engine/fileio.h"
 #include "engine/rng.h"
 #include "models/bert.h"
-#include "train/adamw.h"
+#include "engine/adamw.h"
 
 /* A growing series of (x, y) points. */
 typedef struct kd_series {

@@ -93,7 +93,8 @@ int kd_cli_apply_common(const char *cmd, int threads, const char *device)
         fprintf(stderr, "kd %s: --device %s: %s\n", cmd, device, kd_last_error());
         return KD_EXIT_FAIL;
     }
-    if (kd_device_set_precision(kd_cli_device, kd_cli_precision) != KD_OK) {
+    kd_precision prec;
+    if (kd_precision_parse(kd_cli_precision, &prec) != KD_OK || kd_device_set_precision(kd_cli_device, prec) != KD_OK) {
         fprintf(stderr, "kd %s: --precision: %s\n", cmd, kd_last_error());
         return KD_EXIT_USAGE;
     }

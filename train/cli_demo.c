@@ -108,9 +108,7 @@ int kd_cmd_demo(int argc, char **argv)
         if (!quiet) printf("\n== %s: %d epochs, lr %g%s\n", names[i], tc.epochs, tc.lr, i == 1 ? ", alpha 0.5, T 2" : "");
         fflush(stdout);
         kd_train_result res;
-        tc.device = kd_cli_device;
-        tc.compute = kd_cli_compute;
-        if (kd_train(models[i], &d, &tc, &res) != KD_OK) {
+        if (kd_cli_place_model(models[i]) != KD_OK || kd_train(models[i], &d, &tc, &res) != KD_OK) {
             rc = kd_cli_fail(cmd);
             break;
         }

@@ -96,8 +96,6 @@ static int check_common(const char *cmd, train_flags *f)
         return KD_EXIT_USAGE;
     }
     f->c.seed = (uint64_t)f->seed;
-    f->c.device = kd_cli_device;
-    f->c.compute = kd_cli_compute;
     f->c.adamw.weight_decay = f->weight_decay;
     f->c.resume = f->resume;
     f->c.quiet = f->quiet;
@@ -152,7 +150,7 @@ int kd_cmd_finetune(int argc, char **argv)
     if (rc == KD_EXIT_OK) {
         f.c.student_vocab = vocab_path;
         kd_train_data d = { .train = &train, .dev = &dev, .student_tok = tok, .train_rows = rows };
-        if (kd_train(m, &d, &f.c, &res) != KD_OK) rc = kd_cli_fail(cmd);
+        if (kd_cli_place_model(m) != KD_OK || kd_train(m, &d, &f.c, &res) != KD_OK) rc = kd_cli_fail(cmd);
         else print_result("finetune", &res, f.out);
     }
     kd_bert_free(m);
@@ -259,7 +257,9 @@ int kd_cmd_distill(int argc, char **argv)
         kd_train_data d = { .train = &train, .dev = &dev, .student_tok = stok, .teacher = teacher, .teacher_tok = ttok,
                               .train_rows = rows };
         kd_train_result res;
-        if (kd_train(student, &d, &f.c, &res) != KD_OK) rc = kd_cli_fail(cmd);
+        if (kd_cli_place_model(teacher) != KD_OK || kd_cli_place_model(student) != KD_OK ||
+            kd_train(student, &d, &f.c, &res) != KD_OK)
+            rc = kd_cli_fail(cmd);
         else {
             print_result("distill", &res, f.out);
             rc = KD_EXIT_OK;

@@ -25,11 +25,8 @@ kd_status kd_model_logits(kd_bert *m, const kd_dataset *d, const kd_tokenizer *t
     kd_bert_set_training(m, 0);
     int prev = kd_set_grad_enabled(0);
     /* The model runs where its parameters are; logits come back to the host batch by batch. */
-    kd_device prev_dev = kd_default_device(), dev = kd_bert_device(m);
-    if (st == KD_OK) st = kd_set_default_device(dev);
-    float *host = NULL;
-    if (st == KD_OK && dev != KD_CPU && !(host = malloc((size_t)batch_size * (size_t)c * sizeof *host)))
-        st = kd_fail(KD_ERR_NOMEM, "evaluate: out of memory");
+    float *host = malloc((size_t)batch_size * (size_t)c * sizeof *host);
+    if (!host) st = kd_fail(KD_ERR_NOMEM, "evaluate: out of memory");
     kd_batcher_start_epoch(b, 0);
     int r = 0;
     while (st == KD_OK && (r = kd_batcher_next(b, &batch)) == 1) {
@@ -40,16 +37,13 @@ kd_status kd_model_logits(kd_bert *m, const kd_dataset *d, const kd_tokenizer *t
             st = kd_last_status();
             break;
         }
-        const float *zd = host;
-        if (dev == KD_CPU) zd = kd_data(z);
-        else if ((st = kd_to_host(z, host)) != KD_OK) break;
+        if ((st = kd_to_host(z, host)) != KD_OK) break;
         for (int32_t i = 0; i < batch.batch; i++)
-            memcpy(out + batch.index[i] * (size_t)c, zd + (size_t)i * (size_t)c, (size_t)c * sizeof(float));
+            memcpy(out + batch.index[i] * (size_t)c, host + (size_t)i * (size_t)c, (size_t)c * sizeof(float));
         kd_arena_reset();
     }
     if (st == KD_OK && r < 0) st = kd_last_status();
     kd_arena_reset();
-    kd_set_default_device(prev_dev);
     free(host);
     kd_set_grad_enabled(prev);
     kd_batch_free(&batch);

@@ -26,10 +26,7 @@ kd_tensor *kd_soft_targets(const kd_tensor *teacher_logits, double temperature)
 kd_status kd_distill_loss(kd_tensor *student_logits, const kd_tensor *teacher_logits, kd_tensor *targets,
                           double alpha, double temperature, kd_loss_parts *out)
 {
-    out->total = NULL;
-    out->soft = 0.0;
-    out->hard = 0.0;
-    out->soft_t = out->hard_t = NULL;
+    out->total = out->soft = out->hard = NULL;
     if (!student_logits || !targets) return kd_fail(KD_ERR_ARG, "distillation loss: missing student logits or targets");
     if (!(alpha >= 0.0 && alpha <= 1.0))
         return kd_fail(KD_ERR_ARG, "distillation loss: alpha %g, expected a value in [0, 1]", alpha);
@@ -43,10 +40,7 @@ kd_status kd_distill_loss(kd_tensor *student_logits, const kd_tensor *teacher_lo
 
     kd_tensor *hard = kd_cross_entropy(student_logits, targets);
     if (!hard) return kd_last_status();
-    out->hard_t = hard;
-    /* On a device the parts stay there (reading them would wait for the device in the middle of a step). */
-    const int on_host = student_logits->device == KD_CPU;
-    out->hard = on_host ? kd_item(hard) : NAN;
+    out->hard = hard;
     kd_tensor *total = alpha < 1.0 ? kd_scale(hard, 1.0 - alpha) : NULL;
 
     if (teacher_logits) {
@@ -61,8 +55,7 @@ kd_status kd_distill_loss(kd_tensor *student_logits, const kd_tensor *teacher_lo
         kd_tensor *logq = kd_log_softmax(kd_scale(student_logits, 1.0 / temperature));
         kd_tensor *soft = kd_scale(kd_kl_div(logq, p), temperature * temperature);
         if (!soft) return kd_last_status();
-        out->soft_t = soft;
-        out->soft = on_host ? kd_item(soft) : NAN;
+        out->soft = soft;
         if (alpha > 0.0) {
             kd_tensor *ws = kd_scale(soft, alpha);
             total = total ? kd_add(total, ws) : ws;

@@ -11,12 +11,11 @@
 
 #include "engine/tensor.h"
 
+/* Scalar tensors of the step arena, where the logits are; nothing is read back (kd_item reads one). */
 typedef struct kd_loss_parts {
-    kd_tensor *total;   /* the scalar to differentiate (arena; part of the graph) */
-    double soft;        /* T^2 * KL(p_T || q_S), before the alpha weight; 0 when no teacher */
-    double hard;        /* CE(z_S, y), before the (1 - alpha) weight */
-    kd_tensor *soft_t, *hard_t;   /* the same as scalar tensors (soft_t NULL without a teacher). On a device
-                                     soft and hard are not read back (NAN): read these when wanted. */
+    kd_tensor *total;   /* the scalar to differentiate (part of the graph) */
+    kd_tensor *soft;    /* T^2 * KL(p_T || q_S), before the alpha weight; NULL when no teacher */
+    kd_tensor *hard;    /* CE(z_S, y), before the (1 - alpha) weight */
 } kd_loss_parts;
 
 /* p_T = softmax(z_T / T) as a new arena tensor with no graph (the teacher is frozen). T > 0. */

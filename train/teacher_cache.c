@@ -26,15 +26,11 @@ uint64_t kd_teacher_cache_key(kd_bert *teacher, const kd_dataset *d, int max_len
     for (size_t i = 0; i < np; i++) {
         h = fnv(h, ps[i]->name, strlen(ps[i]->name) + 1);
         size_t bytes = (size_t)kd_numel(ps[i]) * kd_dtype_size(ps[i]->dtype);
-        if (ps[i]->device == KD_CPU) {
-            h = fnv(h, kd_data(ps[i]), bytes);
-        } else {
-            /* Parameters on a device are hashed from a host copy. */
-            void *tmp = malloc(bytes ? bytes : 1);
-            if (tmp && kd_to_host(ps[i], tmp) == KD_OK) h = fnv(h, tmp, bytes);
-            else h = fnv(h, "unreadable", 10);
-            free(tmp);
-        }
+        /* Hashed from a host copy, wherever the parameters are. */
+        void *tmp = malloc(bytes ? bytes : 1);
+        if (tmp && kd_to_host(ps[i], tmp) == KD_OK) h = fnv(h, tmp, bytes);
+        else h = fnv(h, "unreadable", 10);
+        free(tmp);
     }
     h = fnv(h, &max_len, sizeof max_len);
     h = fnv(h, &d->n, sizeof d->n);

@@ -37,16 +37,29 @@ typedef struct run {
     const kd_train_config *c;
     const kd_train_data *d;
     kd_bert *student;
+    kd_device dev;                 /* where the student is: the whole step runs there */
+    kd_tensor **params;
+    size_t np;
+    int nl;                        /* labels */
+    int64_t nb, total;             /* micro-batches per epoch, optimizer steps in the run */
+    kd_schedule sched;
     kd_batcher *sb, *tb;
     kd_batch sbatch, tbatch;
     kd_adamw *opt;
     kd_train_state state;
     kd_metrics metrics;
     float *teacher_logits, *dev_logits;
-    /* On a device: the teacher's cached logits of a batch on their way up, and each micro-batch's loss,
-     * soft and hard parts plus the step's gradient norm, kept on the device until the step is queued. */
+    /* The teacher's cached logits of a batch on their way to the device; each micro-batch's loss, soft and
+     * hard parts (slots 3k, 3k+1, 3k+2) and the step's gradient norm (slot 3 grad_accum), kept where the step
+     * runs until it is queued, then read back in one copy. */
     float *zt_host, *stats_host;
     kd_tensor *stats;
+    int64_t mb;                    /* micro-batches stashed in this step */
+    /* The logging window (since the last metrics line) and the step's loss. */
+    double win_loss, win_soft, win_hard, grp_loss, norm, last_loss;
+    int64_t win_n, samples;
+    kd_progress prog;
+    double t0, base_seconds;
     FILE *jsonl;
     char dir_last[PATH_MAX], dir_best[PATH_MAX];
     char path_metrics[PATH_MAX + 32], path_chart[PATH_MAX + 32], path_cache[PATH_MAX + 32];
@@ -150,16 +163,16 @@ static void write_eval_line(run *r, int epoch)
     kd_jw_free(&w);
 }
 
-/* slot i of the device stats (a scalar view of a heap tensor). */
+/* slot i of the step's stats (a scalar view of a heap tensor). */
 static kd_tensor *stat_slot(run *r, int64_t i) { return kd_view_of(r->stats, 0, NULL, NULL, i); }
 
-/* Keep micro-batch k's loss parts on the device (slots 3k, 3k+1, 3k+2). */
+/* Keep micro-batch k's loss parts where the step runs (slots 3k, 3k+1, 3k+2). */
 static kd_status stash_loss(run *r, int64_t k, const kd_loss_parts *lp)
 {
     kd_status st = kd_copy_into(stat_slot(r, 3 * k), lp->total);
-    if (st == KD_OK && lp->soft_t) st = kd_copy_into(stat_slot(r, 3 * k + 1), lp->soft_t);
+    if (st == KD_OK && lp->soft) st = kd_copy_into(stat_slot(r, 3 * k + 1), lp->soft);
     else if (st == KD_OK) kd_fill(stat_slot(r, 3 * k + 1), 0.0);   /* no teacher */
-    if (st == KD_OK) st = kd_copy_into(stat_slot(r, 3 * k + 2), lp->hard_t);
+    if (st == KD_OK) st = kd_copy_into(stat_slot(r, 3 * k + 2), lp->hard);
     return st;
 }
 
@@ -208,41 +221,203 @@ static kd_status evaluate_dev(run *r, int epoch)
     return kd_series_push(&r->state.dev, (double)r->state.global_step, r->metrics.accuracy);
 }
 
+/* --resume: the weights, optimizer state, schedule position, RNG and data position of out/last. */
+static kd_status resume(run *r)
+{
+    const kd_train_config *c = r->c;
+    char found[PATH_MAX];
+    const char *dir = kd_checkpoint_find(r->dir_last, found, sizeof found);
+    if (!dir) return kd_fail(KD_ERR_IO, "--resume: no checkpoint to resume from in %s", r->dir_last);
+    kd_train_state_free(&r->state);
+    kd_status st = load_weights(r->student, dir, c->seed);
+    if (st == KD_OK) st = kd_checkpoint_load_state(dir, r->opt, &r->state);
+    if (st != KD_OK) return st;
+    if (r->state.total_steps != r->total || r->state.seed != c->seed)
+        return kd_fail(KD_ERR_ARG,
+                       "--resume: %s was made by a run of %lld steps with seed %llu; this run has %lld steps and "
+                       "seed %llu (use the same data, epochs, batch size, accumulation and seed)",
+                       dir, (long long)r->state.total_steps, (unsigned long long)r->state.seed, (long long)r->total,
+                       (unsigned long long)c->seed);
+    kd_generator_set(r->state.rng);
+    if (!c->quiet)
+        fprintf(stderr, "resuming from %s at step %lld/%lld (epoch %d)\n", dir, (long long)r->state.global_step,
+                (long long)r->total, r->state.epoch + 1);
+    return KD_OK;
+}
+
+/* The teacher's logits of micro-batch b: from the cache, or a no-grad forward of the teacher (NULL when the
+ * loss has no teacher term). */
+static kd_status teacher_logits(run *r, int64_t b, kd_tensor **zt)
+{
+    *zt = NULL;
+    if (r->teacher_logits) {
+        int64_t shape[2] = { r->sbatch.batch, r->nl };
+        for (int32_t i = 0; i < r->sbatch.batch; i++)
+            memcpy(r->zt_host + (size_t)i * (size_t)r->nl, r->teacher_logits + r->sbatch.index[i] * (size_t)r->nl,
+                   (size_t)r->nl * sizeof(float));
+        *zt = kd_from_buffer_on(r->dev, KD_F32, 2, shape, r->zt_host);
+        return *zt ? KD_OK : kd_last_status();
+    }
+    if (!r->tb) return KD_OK;   /* fine-tuning (a teacher with alpha 0 is loaded but never run) */
+    if (kd_batcher_next(r->tb, &r->tbatch) != 1 || r->tbatch.batch != r->sbatch.batch ||
+        memcmp(r->tbatch.index, r->sbatch.index, (size_t)r->sbatch.batch * sizeof(size_t)) != 0)
+        return kd_fail(KD_ERR_STATE, "train: teacher and student batches disagree at batch %lld", (long long)b);
+    kd_bert_input tin = { .batch = r->tbatch.batch, .seq = r->tbatch.len, .ids = r->tbatch.ids,
+                          .type_ids = r->tbatch.type_ids, .mask = r->tbatch.mask };
+    int prev = kd_set_grad_enabled(0);
+    *zt = kd_bert_logits(r->d->teacher, &tin);
+    kd_set_grad_enabled(prev);
+    return *zt ? KD_OK : kd_last_status();
+}
+
+/* One micro-batch (b, of a group of gs): forward, loss, backward into the parameters' gradients; the loss
+ * parts stay where the step runs. */
+static kd_status micro_step(run *r, int64_t b, int64_t gs)
+{
+    const kd_train_config *c = r->c;
+    kd_tensor *zt;
+    kd_status st = teacher_logits(r, b, &zt);
+    if (st != KD_OK) return st;
+    kd_bert_input in = { .batch = r->sbatch.batch, .seq = r->sbatch.len, .ids = r->sbatch.ids,
+                         .type_ids = r->sbatch.type_ids, .mask = r->sbatch.mask };
+    int64_t nrow = r->sbatch.batch;
+    kd_tensor *zs = kd_bert_logits(r->student, &in);
+    kd_tensor *y = kd_from_buffer_on(r->dev, KD_I32, 1, &nrow, r->sbatch.labels);
+    if (!zs || !y) return kd_last_status();
+    kd_loss_parts lp;
+    if ((st = kd_distill_loss(zs, c->alpha > 0.0 ? zt : NULL, y, c->alpha, c->temperature, &lp)) != KD_OK) return st;
+    if ((st = kd_backward(kd_scale(lp.total, 1.0 / (double)gs), NULL)) != KD_OK) return st;
+    if ((st = stash_loss(r, r->mb++, &lp)) != KD_OK) return st;
+    kd_arena_reset();
+    r->samples += r->sbatch.batch;
+    return KD_OK;
+}
+
+/* The optimizer step after micro-batches [b - mb, b) of a group of gs: clipping and AdamW are queued behind
+ * the backward, then one read brings the step's losses and gradient norm back (with any error a kernel
+ * found). A NaN or Inf loss or gradient norm stops the run naming the step. */
+static kd_status optimizer_step(run *r, int epoch, int64_t b, int64_t gs, double lr)
+{
+    kd_tensor *nt = NULL;
+    kd_status st = kd_clip_grad_norm(r->params, r->np, r->c->max_grad_norm, &nt);
+    if (st == KD_OK) st = kd_copy_into(stat_slot(r, 3 * (int64_t)r->c->grad_accum), nt);
+    if (st == KD_OK) st = kd_adamw_step(r->opt, lr);
+    if (st == KD_OK) st = kd_to_host(r->stats, r->stats_host);
+    if (st == KD_OK) {
+        r->norm = r->stats_host[3 * r->c->grad_accum];
+        for (int64_t k = 0; k < r->mb && st == KD_OK; k++) {
+            double lv = r->stats_host[3 * k];
+            if (!isfinite(lv))
+                st = kd_fail(KD_ERR_STATE, "batch %lld: the loss is %g", (long long)(b - r->mb + k) + 1, lv);
+            r->last_loss = lv;
+            r->grp_loss += lv / (double)gs;
+            r->win_loss += lv;
+            r->win_soft += r->stats_host[3 * k + 1];
+            r->win_hard += r->stats_host[3 * k + 2];
+            r->win_n++;
+        }
+        if (st == KD_OK) st = kd_check_grad_norm(r->params, r->np, r->norm);
+    }
+    kd_zero_grad(r->params, r->np);
+    kd_arena_reset();
+    r->mb = 0;
+    if (st != KD_OK) {
+        kd_progress_break(&r->prog);
+        return kd_fail(kd_last_status(), "step %lld (epoch %d): %s; stopping, nothing saved",
+                       (long long)r->state.global_step + 1, epoch + 1, kd_last_error());
+    }
+    r->state.global_step++;
+    st = kd_series_push(&r->state.loss, (double)r->state.global_step, r->grp_loss);
+    r->grp_loss = 0;
+    return st;
+}
+
+/* A metrics line every log_every steps and at the end; the progress line every step. */
+static void log_step(run *r, int epoch, double lr)
+{
+    int64_t log_every = r->c->log_every > 0 ? r->c->log_every : 10;
+    double sps = (double)r->samples / fmax(kd_now() - r->t0, 1e-9);
+    if (r->state.global_step % log_every == 0 || r->state.global_step == r->total) {
+        double n = (double)r->win_n;
+        write_train_line(r, epoch, r->win_loss / n, r->win_soft / n, r->win_hard / n, lr, r->norm, sps);
+        r->win_loss = r->win_soft = r->win_hard = 0;
+        r->win_n = 0;
+    }
+    kd_progress_update(&r->prog, r->state.global_step, r->last_loss, lr, sps);
+}
+
+/* After an epoch: evaluation, `best` when dev accuracy improved, `last`, the chart. */
+static kd_status end_epoch(run *r, int epoch)
+{
+    r->state.epoch = epoch + 1;
+    r->state.next_batch = 0;
+    kd_status st = evaluate_dev(r, epoch);
+    if (st != KD_OK) return st;
+    if (r->metrics.accuracy > r->state.best_accuracy) {
+        r->state.best_accuracy = r->metrics.accuracy;
+        r->state.best_epoch = epoch + 1;
+        if ((st = kd_checkpoint_save(r->dir_best, r->student, r->c->student_vocab, NULL, NULL)) != KD_OK) return st;
+    }
+    if ((st = save_last(r, r->t0, r->base_seconds)) != KD_OK) return st;
+    return kd_svg_chart_write(r->path_chart, "kd: training loss and dev accuracy", &r->state.loss, &r->state.dev);
+}
+
+/* The shipped model: the best epoch's, in the output directory itself (loaded on the host). */
+static kd_status ship_best(run *r)
+{
+    kd_bert *best = kd_bert_load(r->dir_best, r->nl, r->c->seed, NULL);
+    if (!best) return kd_last_status();
+    kd_status st = kd_bert_save(best, r->c->out_dir);
+    if (st == KD_OK && r->c->student_vocab) st = kd_bert_copy_vocab(r->c->student_vocab, r->c->out_dir);
+    kd_bert_free(best);
+    return st;
+}
+
+/* One epoch from the data position the state says; *stopped when --max-steps ended it. */
+static kd_status run_epoch(run *r, int epoch, int *stopped)
+{
+    const kd_train_config *c = r->c;
+    int64_t accum = c->grad_accum;
+    kd_batcher_start_epoch(r->sb, (uint64_t)epoch);
+    if (r->tb) kd_batcher_start_epoch(r->tb, (uint64_t)epoch);
+    int64_t b = 0;
+    for (; b < r->state.next_batch; b++) {
+        if (kd_batcher_next(r->sb, &r->sbatch) != 1 || (r->tb && kd_batcher_next(r->tb, &r->tbatch) != 1))
+            return kd_fail(KD_ERR_STATE, "--resume: the checkpoint's position (batch %lld) is past the epoch's end",
+                           (long long)r->state.next_batch);
+    }
+    int got;
+    kd_status st;
+    while ((got = kd_batcher_next(r->sb, &r->sbatch)) == 1) {
+        int64_t gs = accum;   /* the last group of an epoch may be short */
+        if ((b / accum + 1) * accum > r->nb) gs = r->nb - b / accum * accum;
+        if ((st = micro_step(r, b, gs)) != KD_OK) return st;
+        b++;
+        if (b % accum != 0 && b != r->nb) continue;
+        double lr = kd_schedule_lr(&r->sched, r->state.global_step);
+        if ((st = optimizer_step(r, epoch, b, gs, lr)) != KD_OK) return st;
+        log_step(r, epoch, lr);
+        if (c->max_steps > 0 && r->state.global_step >= c->max_steps && r->state.global_step < r->total) {
+            r->state.epoch = epoch;
+            r->state.next_batch = b;
+            *stopped = 1;
+            break;
+        }
+    }
+    kd_progress_break(&r->prog);
+    return got < 0 ? kd_last_status() : KD_OK;
+}
+
 static kd_status train_loop(run *r, kd_train_result *res)
 {
     const kd_train_config *c = r->c;
     const kd_train_data *d = r->d;
-    int nl = kd_bert_get_config(r->student)->num_labels;
-    size_t nb = kd_batcher_num_batches(r->sb);
-    int64_t accum = c->grad_accum, per_epoch = ((int64_t)nb + accum - 1) / accum;
-    int64_t total = per_epoch * c->epochs;
-    kd_schedule sched = kd_schedule_linear(c->lr, total, c->warmup_steps, c->warmup_ratio);
-    size_t np;
-    kd_tensor **params = kd_bert_parameters(r->student, &np);
     kd_status st;
-
-    r->state.total_steps = total;
+    r->state.total_steps = r->total;
     r->state.seed = c->seed;
     r->state.best_accuracy = -1.0;
     kd_manual_seed(c->seed);
-    if (c->resume) {
-        char found[PATH_MAX];
-        const char *dir = kd_checkpoint_find(r->dir_last, found, sizeof found);
-        if (!dir) return kd_fail(KD_ERR_IO, "--resume: no checkpoint to resume from in %s", r->dir_last);
-        kd_train_state_free(&r->state);
-        if ((st = load_weights(r->student, dir, c->seed)) != KD_OK) return st;
-        if ((st = kd_checkpoint_load_state(dir, r->opt, &r->state)) != KD_OK) return st;
-        if (r->state.total_steps != total || r->state.seed != c->seed)
-            return kd_fail(KD_ERR_ARG,
-                           "--resume: %s was made by a run of %lld steps with seed %llu; this run has %lld steps and "
-                           "seed %llu (use the same data, epochs, batch size, accumulation and seed)",
-                           dir, (long long)r->state.total_steps, (unsigned long long)r->state.seed, (long long)total,
-                           (unsigned long long)c->seed);
-        kd_generator_set(r->state.rng);
-        if (!c->quiet)
-            fprintf(stderr, "resuming from %s at step %lld/%lld (epoch %d)\n", dir, (long long)r->state.global_step,
-                    (long long)total, r->state.epoch + 1);
-    }
+    if (c->resume && (st = resume(r)) != KD_OK) return st;
     if (d->teacher && c->cache_teacher) {
         int cached;
         st = kd_teacher_cache_get(r->path_cache, d->teacher, d->train, d->teacher_tok, c->max_len, c->eval_batch_size,
@@ -253,186 +428,32 @@ static kd_status train_loop(run *r, kd_train_result *res)
     r->jsonl = fopen(r->path_metrics, c->resume ? "a" : "w");
     if (!r->jsonl) return kd_fail(KD_ERR_IO, "%s: cannot write the metrics", r->path_metrics);
 
-    kd_progress prog;
-    kd_progress_init(&prog, stderr, c->progress_tty, c->quiet, r->state.global_step, total, c->log_every);
-    double t0 = kd_now(), base_seconds = r->state.train_seconds;
-    int64_t samples = 0, log_every = c->log_every > 0 ? c->log_every : 10;
-    double win_loss = 0, win_soft = 0, win_hard = 0, grp_loss = 0, norm = 0;
-    int64_t win_n = 0, mb = 0;
-    int stopped = 0;
-    const int on_dev = c->device != KD_CPU;
+    kd_progress_init(&r->prog, stderr, c->progress_tty, c->quiet, r->state.global_step, r->total, c->log_every);
+    r->t0 = kd_now();
+    r->base_seconds = r->state.train_seconds;
     kd_bert_set_training(r->student, 1);
     if (d->teacher) kd_bert_set_training(d->teacher, 0);
-
+    int stopped = 0;
     for (int epoch = r->state.epoch; epoch < c->epochs && !stopped; epoch++) {
-        kd_batcher_start_epoch(r->sb, (uint64_t)epoch);
-        if (r->tb) kd_batcher_start_epoch(r->tb, (uint64_t)epoch);
-        int64_t b = 0;
-        for (; b < r->state.next_batch; b++) {
-            if (kd_batcher_next(r->sb, &r->sbatch) != 1 || (r->tb && kd_batcher_next(r->tb, &r->tbatch) != 1))
-                return kd_fail(KD_ERR_STATE, "--resume: the checkpoint's position (batch %lld) is past the epoch's end",
-                               (long long)r->state.next_batch);
-        }
-        int got;
-        while ((got = kd_batcher_next(r->sb, &r->sbatch)) == 1) {
-            int64_t gs = accum;
-            if ((b / accum + 1) * accum > (int64_t)nb) gs = (int64_t)nb - b / accum * accum;
-            kd_bert_input in = { .batch = r->sbatch.batch, .seq = r->sbatch.len, .ids = r->sbatch.ids,
-                                 .type_ids = r->sbatch.type_ids, .mask = r->sbatch.mask };
-            int64_t shape[2] = { r->sbatch.batch, nl }, nrow = r->sbatch.batch;
-            kd_tensor *zt = NULL;
-            if (r->teacher_logits) {
-                float *z = r->zt_host;
-                for (int32_t i = 0; i < r->sbatch.batch; i++)
-                    memcpy(z + (size_t)i * (size_t)nl, r->teacher_logits + r->sbatch.index[i] * (size_t)nl,
-                           (size_t)nl * sizeof(float));
-                zt = kd_from_buffer(KD_F32, 2, shape, z);
-                if (!zt) return kd_last_status();
-            } else if (r->tb) {   /* a teacher with alpha > 0; with alpha 0 it is loaded but never run */
-                if (kd_batcher_next(r->tb, &r->tbatch) != 1 || r->tbatch.batch != r->sbatch.batch ||
-                    memcmp(r->tbatch.index, r->sbatch.index, (size_t)r->sbatch.batch * sizeof(size_t)) != 0)
-                    return kd_fail(KD_ERR_STATE, "train: teacher and student batches disagree at batch %lld", (long long)b);
-                kd_bert_input tin = { .batch = r->tbatch.batch, .seq = r->tbatch.len, .ids = r->tbatch.ids,
-                                      .type_ids = r->tbatch.type_ids, .mask = r->tbatch.mask };
-                int prev = kd_set_grad_enabled(0);
-                zt = kd_bert_logits(d->teacher, &tin);
-                kd_set_grad_enabled(prev);
-                if (!zt) return kd_last_status();
-            }
-            kd_tensor *zs = kd_bert_logits(r->student, &in);
-            kd_tensor *y = kd_from_buffer(KD_I32, 1, &nrow, r->sbatch.labels);
-            if (!zs || !y) return kd_last_status();
-            kd_loss_parts lp;
-            if ((st = kd_distill_loss(zs, c->alpha > 0.0 ? zt : NULL, y, c->alpha, c->temperature, &lp)) != KD_OK)
-                return st;
-            /* On the CPU the loss is read at once; on a device it stays there until the step is queued. */
-            double lv = on_dev ? NAN : kd_item(lp.total);
-            if (!on_dev && !isfinite(lv)) {
-                kd_progress_break(&prog);
-                return kd_fail(KD_ERR_STATE, "step %lld (epoch %d, batch %lld): the loss is %g; stopping, nothing saved",
-                               (long long)r->state.global_step + 1, epoch + 1, (long long)b + 1, lv);
-            }
-            if ((st = kd_backward(kd_scale(lp.total, 1.0 / (double)gs), NULL)) != KD_OK) return st;
-            if (on_dev && (st = stash_loss(r, mb++, &lp)) != KD_OK) return st;
-            kd_arena_reset();
-            if (!on_dev) {
-                grp_loss += lv / (double)gs;
-                win_loss += lv;
-                win_soft += lp.soft;
-                win_hard += lp.hard;
-                win_n++;
-            }
-            samples += r->sbatch.batch;
-            b++;
-            if (b % accum != 0 && b != (int64_t)nb) continue;
-
-            /* The optimizer step. */
-            double lr = kd_schedule_lr(&sched, r->state.global_step);
-            if (on_dev) {
-                /* Clipping, AdamW and zeroing are queued behind the backward; then one read brings the
-                 * step's losses and gradient norm back (and any error a kernel found). A NaN or Inf
-                 * gradient zeroes the update there; the run stops here as on the CPU. */
-                kd_tensor *nt = NULL;
-                st = kd_clip_grad_norm_dev(params, np, c->max_grad_norm, &nt);
-                if (st == KD_OK) st = kd_copy_into(stat_slot(r, 3 * accum), nt);
-                if (st == KD_OK) st = kd_adamw_step(r->opt, lr);
-                kd_zero_grad(params, np);
-                if (st == KD_OK) st = kd_to_host(r->stats, r->stats_host);
-                kd_arena_reset();
-                if (st != KD_OK) {
-                    kd_progress_break(&prog);
-                    return kd_fail(kd_last_status(), "step %lld (epoch %d): %s; stopping, nothing saved",
-                                   (long long)r->state.global_step + 1, epoch + 1, kd_last_error());
-                }
-                for (int64_t k = 0; k < mb; k++) {
-                    lv = r->stats_host[3 * k];
-                    if (!isfinite(lv)) {
-                        kd_progress_break(&prog);
-                        return kd_fail(KD_ERR_STATE, "step %lld (epoch %d, batch %lld): the loss is %g; stopping, "
-                                       "nothing saved", (long long)r->state.global_step + 1, epoch + 1,
-                                       (long long)(b - mb + k) + 1, lv);
-                    }
-                    grp_loss += lv / (double)gs;
-                    win_loss += lv;
-                    win_soft += r->stats_host[3 * k + 1];
-                    win_hard += r->stats_host[3 * k + 2];
-                    win_n++;
-                }
-                mb = 0;
-                norm = r->stats_host[3 * accum];
-                if (!isfinite(norm)) {
-                    kd_progress_break(&prog);
-                    return kd_fail(KD_ERR_STATE, "step %lld (epoch %d): the gradient norm is %g (NaN or Inf in a "
-                                   "gradient); stopping, nothing saved", (long long)r->state.global_step + 1, epoch + 1,
-                                   norm);
-                }
-            } else {
-                st = kd_clip_grad_norm(params, np, c->max_grad_norm, &norm);
-                if (st != KD_OK) {
-                    kd_progress_break(&prog);
-                    return kd_fail(KD_ERR_STATE, "step %lld (epoch %d): %s; stopping, nothing saved",
-                                   (long long)r->state.global_step + 1, epoch + 1, kd_last_error());
-                }
-                if ((st = kd_adamw_step(r->opt, lr)) != KD_OK) return st;
-                kd_zero_grad(params, np);
-            }
-            r->state.global_step++;
-            if ((st = kd_series_push(&r->state.loss, (double)r->state.global_step, grp_loss)) != KD_OK) return st;
-            grp_loss = 0;
-            double sps = (double)samples / fmax(kd_now() - t0, 1e-9);
-            if (r->state.global_step % log_every == 0 || r->state.global_step == total) {
-                write_train_line(r, epoch, win_loss / (double)win_n, win_soft / (double)win_n, win_hard / (double)win_n,
-                                 lr, norm, sps);
-                win_loss = win_soft = win_hard = 0;
-                win_n = 0;
-            }
-            kd_progress_update(&prog, r->state.global_step, lv, lr, sps);
-            if (c->max_steps > 0 && r->state.global_step >= c->max_steps && r->state.global_step < total) {
-                r->state.epoch = epoch;
-                r->state.next_batch = b;
-                stopped = 1;
-                break;
-            }
-        }
-        if (got < 0) return kd_last_status();
-        kd_progress_break(&prog);
+        if ((st = run_epoch(r, epoch, &stopped)) != KD_OK) return st;
         if (stopped) {
-            if ((st = save_last(r, t0, base_seconds)) != KD_OK) return st;
+            if ((st = save_last(r, r->t0, r->base_seconds)) != KD_OK) return st;
             if (!c->quiet)
                 fprintf(stderr, "stopped at step %lld (--max-steps); continue with --resume\n", (long long)r->state.global_step);
             break;
         }
-        r->state.epoch = epoch + 1;
-        r->state.next_batch = 0;
-        if ((st = evaluate_dev(r, epoch)) != KD_OK) return st;
-        if (r->metrics.accuracy > r->state.best_accuracy) {
-            r->state.best_accuracy = r->metrics.accuracy;
-            r->state.best_epoch = epoch + 1;
-            if ((st = kd_checkpoint_save(r->dir_best, r->student, c->student_vocab, NULL, NULL)) != KD_OK) return st;
-        }
-        if ((st = save_last(r, t0, base_seconds)) != KD_OK) return st;
-        if ((st = kd_svg_chart_write(r->path_chart, "kd: training loss and dev accuracy", &r->state.loss, &r->state.dev)) != KD_OK)
-            return st;
+        if ((st = end_epoch(r, epoch)) != KD_OK) return st;
     }
 
     res->finished = !stopped;
     res->steps = r->state.global_step;
     res->best_accuracy = r->state.best_accuracy;
     res->best_epoch = r->state.best_epoch;
-    res->train_seconds = base_seconds + (kd_now() - t0);
+    res->train_seconds = r->base_seconds + (kd_now() - r->t0);
     if (r->state.dev.n) res->final_accuracy = r->state.dev.y[r->state.dev.n - 1];
     res->final_macro_f1 = r->metrics.macro_f1;
     res->final_macro_recall = r->metrics.macro_recall;
-    if (!stopped) {
-        /* The shipped model: the best epoch's, in the output directory itself (loaded on the host). */
-        kd_bert *best = kd_bert_load(r->dir_best, nl, c->seed, NULL);
-        if (!best) return kd_last_status();
-        st = kd_bert_save(best, c->out_dir);
-        if (st == KD_OK && c->student_vocab) st = kd_bert_copy_vocab(c->student_vocab, c->out_dir);
-        kd_bert_free(best);
-        if (st != KD_OK) return st;
-    }
-    return KD_OK;
+    return stopped ? KD_OK : ship_best(r);
 }
 
 kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_config *c, kd_train_result *res)
@@ -444,11 +465,17 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     char path_subset[PATH_MAX + 32];
     snprintf(path_subset, sizeof path_subset, "%s/train_subset.txt", c->out_dir);
     if ((st = kd_subset_write(path_subset, d->train_rows, d->train->n)) != KD_OK) return st;
+    /* Without a teacher term the cache is not needed. */
+    kd_train_config cc = *c;
+    if (c->alpha == 0.0) cc.cache_teacher = 0;
     run r;
     memset(&r, 0, sizeof r);
-    r.c = c;
+    r.c = &cc;
     r.d = d;
     r.student = student;
+    r.dev = kd_bert_device(student);
+    r.params = kd_bert_parameters(student, &r.np);
+    r.nl = kd_bert_get_config(student)->num_labels;
     snprintf(r.dir_last, sizeof r.dir_last, "%s/last", c->out_dir);
     snprintf(r.dir_best, sizeof r.dir_best, "%s/best", c->out_dir);
     snprintf(r.path_metrics, sizeof r.path_metrics, "%s/metrics.jsonl", c->out_dir);
@@ -462,57 +489,34 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     o.max_len = c->max_len;
     o.shuffle = 1;
     o.seed = c->seed;
-    size_t np;
-    kd_tensor **params = kd_bert_parameters(student, &np);
-    int nl = kd_bert_get_config(student)->num_labels;
-    /* The run happens on c->device: the models go there (the optimizer state is made there too) and come
-     * back at the end. */
-    kd_device dev_before = kd_default_device(), student_before = kd_bert_device(student);
-    kd_device teacher_before = d->teacher ? kd_bert_device(d->teacher) : KD_CPU;
-    st = kd_bert_to_device(student, c->device);
-    if (st == KD_OK && d->teacher && c->alpha > 0.0) st = kd_bert_to_device(d->teacher, c->device);
-    if (st == KD_OK) st = kd_set_default_device(c->device);
-    kd_dtype student_prec = kd_bert_precision(student), teacher_prec = d->teacher ? kd_bert_precision(d->teacher) : KD_F32;
-    if (st == KD_OK) st = kd_bert_set_precision(student, c->compute);
-    if (st == KD_OK && d->teacher) st = kd_bert_set_precision(d->teacher, c->compute);
-    if (st == KD_OK && c->device != KD_CPU) {
-        int64_t ns = 3 * (int64_t)c->grad_accum + 1;
-        r.stats = kd_param(KD_F32, 1, &ns, "step stats");
+    /* The run happens where the student is; a teacher that runs in the step must be there too. */
+    if (d->teacher && c->alpha > 0.0 && !cc.cache_teacher && kd_bert_device(d->teacher) != r.dev)
+        st = kd_fail(KD_ERR_ARG, "train: the teacher is on %s, the student on %s; move both to one device",
+                     kd_device_name(kd_bert_device(d->teacher)), kd_device_name(r.dev));
+    int64_t ns = 3 * (int64_t)c->grad_accum + 1;
+    if (st == KD_OK) {
+        r.stats = kd_param_on(r.dev, KD_F32, 1, &ns, "step stats");
         r.stats_host = malloc((size_t)ns * sizeof *r.stats_host);
-        r.zt_host = malloc((size_t)c->batch_size * (size_t)nl * sizeof *r.zt_host);
-        if (!r.stats || !r.stats_host || !r.zt_host) st = kd_fail(KD_ERR_NOMEM, "train: out of memory");
+        r.zt_host = malloc((size_t)c->batch_size * (size_t)r.nl * sizeof *r.zt_host);
+        r.dev_logits = malloc(d->dev->n * (size_t)r.nl * sizeof(float));
+        if (!r.stats || !r.stats_host || !r.zt_host || !r.dev_logits) st = kd_fail(KD_ERR_NOMEM, "train: out of memory");
         else r.stats->requires_grad = 0;
-    } else if (st == KD_OK) {
-        r.zt_host = malloc((size_t)c->batch_size * (size_t)nl * sizeof *r.zt_host);
-        if (!r.zt_host) st = kd_fail(KD_ERR_NOMEM, "train: out of memory");
     }
     if (st == KD_OK) st = kd_batcher_new(d->train, d->student_tok, &o, &r.sb);
-    if (st == KD_OK && d->teacher && c->alpha > 0.0 && !c->cache_teacher)
+    if (st == KD_OK && d->teacher && c->alpha > 0.0 && !cc.cache_teacher)
         st = kd_batcher_new(d->train, d->teacher_tok, &o, &r.tb);
-    if (st == KD_OK) r.opt = kd_adamw_new(params, np, &c->adamw);
-    if (st == KD_OK && !r.opt) st = kd_last_status();
-    if (st == KD_OK) st = kd_metrics_init(&r.metrics, nl);
+    if (st == KD_OK && !(r.opt = kd_adamw_new(r.params, r.np, &c->adamw))) st = kd_last_status();
+    if (st == KD_OK) st = kd_metrics_init(&r.metrics, r.nl);
     if (st == KD_OK) {
-        r.dev_logits = malloc(d->dev->n * (size_t)nl * sizeof(float));
-        if (!r.dev_logits) st = kd_fail(KD_ERR_NOMEM, "train: out of memory for the dev logits");
+        r.nb = (int64_t)kd_batcher_num_batches(r.sb);
+        r.total = (r.nb + c->grad_accum - 1) / c->grad_accum * c->epochs;
+        r.sched = kd_schedule_linear(c->lr, r.total, c->warmup_steps, c->warmup_ratio);
+        st = train_loop(&r, res);
     }
-    /* Without a teacher term the cache is not needed. */
-    kd_train_config cc = *c;
-    if (c->alpha == 0.0) cc.cache_teacher = 0;
-    r.c = &cc;
-    if (st == KD_OK) st = train_loop(&r, res);
     kd_arena_reset();
-    kd_zero_grad(params, np);
+    kd_zero_grad(r.params, r.np);
     kd_adamw_free(r.opt);
-    r.opt = NULL;
     kd_tensor_free(r.stats);
-    kd_set_default_device(dev_before);
-    /* Back where they came from; a failure here is reported unless the run already failed. */
-    kd_status back = kd_bert_to_device(student, student_before);
-    if (back == KD_OK && d->teacher) back = kd_bert_to_device(d->teacher, teacher_before);
-    kd_bert_set_precision(student, student_prec);
-    if (d->teacher) kd_bert_set_precision(d->teacher, teacher_prec);
-    if (st == KD_OK) st = back;
     free(r.zt_host);
     free(r.stats_host);
     if (r.jsonl) fclose(r.jsonl);
@@ -520,7 +524,6 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     free(r.dev_logits);
     kd_metrics_free(&r.metrics);
     kd_train_state_free(&r.state);
-    kd_adamw_free(r.opt);
     kd_batch_free(&r.sbatch);
     kd_batch_free(&r.tbatch);
     kd_batcher_free(r.sb);

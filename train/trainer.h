@@ -7,7 +7,10 @@
  * chart, the `last` checkpoint (with optimizer, schedule position, RNG and data position, for --resume)
  * and `best` when dev accuracy improved. At the end the best model is also written to the output
  * directory itself, in Hugging Face's format. At the start, OUT/train_subset.txt lists the rows of the
- * training file the run uses (train/subset.h), so another tool can train on the same examples. */
+ * training file the run uses (train/subset.h), so another tool can train on the same examples.
+ *
+ * The run happens where the student is, in its precision (kd_bert_to_device, kd_bert_set_precision: the
+ * command places the models first); a teacher that runs in the step must be on the same device. */
 #ifndef KD_TRAIN_TRAINER_H
 #define KD_TRAIN_TRAINER_H
 
@@ -16,7 +19,7 @@
 #include "data/readers.h"
 #include "data/wordpiece.h"
 #include "models/bert.h"
-#include "train/adamw.h"
+#include "engine/adamw.h"
 #include "train/metrics.h"
 
 typedef struct kd_train_config {
@@ -34,10 +37,6 @@ typedef struct kd_train_config {
     int64_t log_every;             /* optimizer steps between metrics lines (0: 10) */
     const char *out_dir;
     const char *student_vocab;     /* copied beside every checkpoint */
-    kd_device device;              /* where the steps run (KD_CPU); the models move there for the run and
-                                      back afterwards */
-    kd_dtype compute;              /* the models' activations: KD_F32 (default) or KD_BF16 (mixed precision;
-                                      parameters, optimizer state and losses stay f32) */
 } kd_train_config;
 
 /* The seed notebooks' defaults: 3 epochs, batch 16, lr 5e-5, max length 128, T 2, alpha 0.5, warmup

@@ -388,7 +388,7 @@ static void test_refusals(void)
 int main(void)
 {
     kd_set_threads(2);
-    printf("kernels: f32 %s, bf16 %s\n", kd_kernels_for(KD_F32)->name, kd_kernels_for(KD_BF16)->name);
+    printf("kernels: f32 %s, bf16 %s\n", kd_kernels_for(KD_CPU, KD_F32)->name, kd_kernels_for(KD_CPU, KD_BF16)->name);
     test_ops();
     test_cast();
     test_refusals();

@@ -25,7 +25,7 @@
 #include "engine/rng.h"
 #include "models/bert.h"
 #include "test/testutil.h"
-#include "train/adamw.h"
+#include "engine/adamw.h"
 
 #define BT 4
 #define TT 48
@@ -57,13 +57,12 @@ static int run(kd_bert *m, int training, int grads, result *r)
     kd_bert_config c = *kd_bert_get_config(m);
     int32_t ids[BT * TT], mask[BT * TT], labels[BT];
     make_batch(ids, mask, labels, c.vocab_size);
-    if (kd_set_default_device(kd_bert_device(m)) != KD_OK) return 0;
     kd_bert_set_training(m, training);
     kd_manual_seed(5);
     kd_bert_input in = { .batch = BT, .seq = TT, .ids = ids, .mask = mask };
     kd_tensor *z = kd_bert_logits(m, &in);
     int64_t nb = BT;
-    kd_tensor *y = kd_from_buffer(KD_I32, 1, &nb, labels);
+    kd_tensor *y = kd_from_buffer_on(kd_bert_device(m), KD_I32, 1, &nb, labels);
     if (!z || !y) return 0;
     r->logits = malloc((size_t)BT * (size_t)c.num_labels * sizeof(float));
     kd_to_host(z, r->logits);
@@ -81,9 +80,8 @@ static int run(kd_bert *m, int training, int grads, result *r)
         }
         kd_zero_grad(p, r->np);
     }
-    kd_status st = kd_device_sync();
+    kd_status st = kd_device_sync(kd_bert_device(m));
     kd_arena_reset();
-    kd_set_default_device(KD_CPU);
     return st == KD_OK;
 }
 
@@ -167,9 +165,9 @@ int main(void)
     CHECK(cpu && gpu && kd_bert_to_device(gpu, KD_CUDA) == KD_OK, "two models, one on the GPU");
     if (!cpu || !gpu) return kd_test_finish("test_cuda_bert");
 
-    kd_device_set_precision(KD_CUDA, "f32");
+    kd_device_set_precision(KD_CUDA, KD_PREC_F32);
     compare("f32", cpu, gpu, c.num_labels, 1e-3, 1e-3, 0.99999);
-    kd_device_set_precision(KD_CUDA, "bf16");
+    kd_device_set_precision(KD_CUDA, KD_PREC_BF16);
     compare("bf16", cpu, gpu, c.num_labels, 3e-2, 8e-2, 0.995);
     kd_bert_set_precision(gpu, KD_BF16);
     compare("bf16 activations (GPU) vs f32 (CPU)", cpu, gpu, c.num_labels, 3e-2, 8e-2, 0.995);
@@ -179,7 +177,7 @@ int main(void)
     kd_bert_set_precision(gpu, KD_F32);
 
     /* Training mode: dropout masks from the same stream on both devices. */
-    kd_device_set_precision(KD_CUDA, "f32");
+    kd_device_set_precision(KD_CUDA, KD_PREC_F32);
     result a = { 0 }, b = { 0 };
     CHECK(run(cpu, 1, 0, &a) && run(gpu, 1, 0, &b), "training-mode forwards ran");
     if (a.logits && b.logits) {
@@ -191,18 +189,16 @@ int main(void)
     result_free(&b);
 
     /* A bad token id: the embedding's device-side check. */
-    kd_set_default_device(KD_CUDA);
     int32_t ids[2] = { 5, c.vocab_size + 10 }, mask[2] = { 1, 1 };
     kd_bert_input in = { .batch = 1, .seq = 2, .ids = ids, .mask = mask };
     kd_bert_set_training(gpu, 0);
     int prev = kd_set_grad_enabled(0);
     kd_bert_logits(gpu, &in);
     kd_set_grad_enabled(prev);
-    kd_status st = kd_device_sync();
+    kd_status st = kd_device_sync(KD_CUDA);
     printf("bad id: %s\n", kd_last_error());
     CHECK(st != KD_OK && strstr(kd_last_error(), "id"), "a bad token id is reported at the sync: %s", kd_last_error());
     kd_arena_reset();
-    kd_set_default_device(KD_CPU);
 
     kd_bert_free(cpu);
     kd_bert_free(gpu);

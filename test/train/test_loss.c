@@ -84,7 +84,7 @@ static void random_logits(void)
             CHECK(st == KD_OK, "loss alpha=%g T=%g: %s", alphas[ai], Ts[ti], kd_last_error());
             if (st == KD_OK) {
                 CHECK_CLOSE(kd_item(lp.total), want, 1e-12, 1e-10, "loss vs double formula");
-                CHECK_CLOSE(alphas[ai] * lp.soft + (1 - alphas[ai]) * lp.hard, want, 1e-12, 1e-10,
+                CHECK_CLOSE(alphas[ai] * kd_item(lp.soft) + (1 - alphas[ai]) * kd_item(lp.hard), want, 1e-12, 1e-10,
                             "alpha*soft + (1-alpha)*hard == total");
                 CHECK(kd_backward(lp.total, NULL) == KD_OK, "backward: %s", kd_last_error());
                 const double *g = zs->grad ? kd_data(zs->grad) : NULL;

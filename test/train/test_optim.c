@@ -8,7 +8,7 @@
 #include "engine/autograd.h"
 #include "engine/backend.h"
 #include "test/testutil.h"
-#include "train/adamw.h"
+#include "engine/adamw.h"
 #include "train/metrics.h"
 #include "train/schedule.h"
 
@@ -95,15 +95,18 @@ static void adamw(void)
     float g3[5] = { 3, 4, 0, 0, 0 }, z[5] = { 0 };
     set_grad(w, g3);
     set_grad(b, z);
-    double norm;
-    CHECK(kd_clip_grad_norm(params, 2, 1.0, &norm) == KD_OK, "clip");
+    kd_tensor *nt = NULL;
+    CHECK(kd_clip_grad_norm(params, 2, 1.0, &nt) == KD_OK && nt, "clip");
+    double norm = kd_item(nt);
     CHECK_CLOSE(norm, 5.0, 1e-9, 0, "global norm");
+    CHECK(kd_check_grad_norm(params, 2, norm) == KD_OK, "a finite norm passes the check");
     CHECK_CLOSE(((float *)kd_data(w->grad))[0], 0.6, 1e-6, 0, "clipped g[0]");
     CHECK_CLOSE(((float *)kd_data(w->grad))[1], 0.8, 1e-6, 0, "clipped g[1]");
     float gn[5] = { 1, NAN, 0, 0, 0 };
     set_grad(b, gn);
-    CHECK(kd_clip_grad_norm(params, 2, 1.0, &norm) == KD_ERR_STATE && strstr(kd_last_error(), "classifier.bias"),
-          "a NaN gradient is an error naming the parameter: %s", kd_last_error());
+    CHECK(kd_clip_grad_norm(params, 2, 1.0, &nt) == KD_OK && nt && isnan(kd_item(nt)), "a NaN gradient gives a NaN norm");
+    CHECK(kd_check_grad_norm(params, 2, kd_item(nt)) == KD_ERR_STATE && strstr(kd_last_error(), "classifier.bias"),
+          "a NaN gradient norm is an error naming the parameter: %s", kd_last_error());
     kd_adamw_free(o);
     kd_tensor_free(w);
     kd_tensor_free(b);

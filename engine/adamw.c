@@ -1,15 +1,16 @@
-/* train/adamw.c — AdamW state, the fused update (kd_k_adamw over each parameter's flat array), gradient
- * clipping and the state file. See adamw.h for the update rule. */
+/* engine/adamw.c — the optimizer: AdamW state, the fused update (kd_k_adamw over each parameter's flat
+ * array), gradient clipping and the state file. See adamw.h for the update rule. Everything runs where the
+ * parameters are; nothing here reads a value back except the state file and a failed step's diagnosis. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend.h"
+#include "engine/adamw.h"
 #include "engine/device.h"
 #include "engine/fileio.h"
-#include "train/adamw.h"
+#include "engine/internal.h"
 
 static const char ADAMW_MAGIC[8] = { 'K', 'D', 'A', 'D', 'A', 'M', 'W', '1' };
 
@@ -66,11 +67,8 @@ kd_adamw *kd_adamw_new(kd_tensor *const *params, size_t n, const kd_adamw_config
         }
         o->params[i] = p;
         /* The state lives where its parameter does (zeroed there). */
-        kd_device prev = kd_default_device();
-        kd_set_default_device(p->device);
-        o->m[i] = kd_param(p->dtype, p->ndim, p->shape, p->name);
-        o->v[i] = kd_param(p->dtype, p->ndim, p->shape, p->name);
-        kd_set_default_device(prev);
+        o->m[i] = kd_param_on(p->device, p->dtype, p->ndim, p->shape, p->name);
+        o->v[i] = kd_param_on(p->device, p->dtype, p->ndim, p->shape, p->name);
         if (!o->m[i] || !o->v[i]) goto nomem;
         o->m[i]->requires_grad = o->v[i]->requires_grad = 0;
         o->decay[i] = (unsigned char)kd_adamw_decays(p->name);
@@ -88,9 +86,6 @@ kd_status kd_adamw_step(kd_adamw *o, double lr)
     o->step++;
     double bias1 = 1.0 - pow(o->cfg.beta1, (double)o->step);
     double bias2 = 1.0 - pow(o->cfg.beta2, (double)o->step);
-    /* The update runs where the parameters are. */
-    kd_device prev = kd_default_device();
-    if (o->n) kd_set_default_device(o->params[0]->device);
     for (size_t i = 0; i < o->n; i++) {
         kd_tensor *p = o->params[i];
         if (!p->grad) continue;
@@ -98,83 +93,64 @@ kd_status kd_adamw_step(kd_adamw *o, double lr)
                             .v = kd_data(o->v[i]), .lr = lr, .beta1 = o->cfg.beta1, .beta2 = o->cfg.beta2,
                             .eps = o->cfg.eps, .weight_decay = o->decay[i] ? o->cfg.weight_decay : 0.0,
                             .bias1 = bias1, .bias2 = bias2 };
-        kd_k_adamw(p->dtype, &a);
+        kd_k_adamw(p->device, p->dtype, &a);
     }
-    kd_set_default_device(prev);
     return KD_OK;
 }
 
-static double grad_sumsq(const kd_tensor *g)
+/* Per gradient, squares into a scratch tensor and their sum into one scalar; the clipping coefficient from
+ * that scalar; every gradient times the coefficient (a broadcast multiply). All where the gradients are,
+ * in the step arena. */
+kd_status kd_clip_grad_norm(kd_tensor *const *params, size_t n, double max_norm, kd_tensor **norm_out)
 {
-    int64_t n = kd_numel(g);
-    double s = 0.0;
-    if (g->dtype == KD_F32) {
-        const float *x = kd_data(g);
-        for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
-    } else {
-        const double *x = kd_data(g);
-        for (int64_t i = 0; i < n; i++) s += x[i] * x[i];
-    }
-    return s;
-}
-
-/* The device path: per gradient, squares into a scratch tensor and a sum into one scalar; the clipping
- * coefficient from that scalar; every gradient times the coefficient (a broadcast multiply). All on the
- * device, in the step arena. */
-kd_status kd_clip_grad_norm_dev(kd_tensor *const *params, size_t n, double max_norm, kd_tensor **norm_dev)
-{
-    if (norm_dev) *norm_dev = NULL;
+    if (norm_out) *norm_out = NULL;
     kd_dtype dt = KD_F32;
+    kd_device dev = KD_CPU;
     int64_t most = 0;
     for (size_t i = 0; i < n; i++)
         if (params[i]->grad) {
             dt = params[i]->grad->dtype;
+            dev = params[i]->grad->device;
             if (kd_numel(params[i]->grad) > most) most = kd_numel(params[i]->grad);
         }
-    kd_tensor *total = kd_zeros(dt, 0, NULL), *sq = kd_empty(dt, 1, &most);
+    kd_tensor *total = kd_zeros_on(dev, dt, 0, NULL), *sq = kd_empty_on(dev, dt, 1, &most);
     if (!total || !sq) return kd_last_status();
     for (size_t i = 0; i < n; i++) {
         kd_tensor *g = params[i]->grad;
         if (!g) continue;
-        if (g->device != kd_default_device())
-            return kd_fail(KD_ERR_ARG, "clip_grad_norm: the gradient of '%s' is on %s, the engine runs on %s",
-                           params[i]->name, kd_device_name(g->device), kd_device_name(kd_default_device()));
-        int64_t k = kd_numel(g);
+        if (!kd_need_device("clip_grad_norm", params[i]->name, g, dev)) return kd_last_status();
         kd_map_args m;
-        memset(&m, 0, sizeof m);
-        m.op = KD_UN_SQUARE;
+        kd_map_setup(&m, KD_UN_SQUARE, g);
         m.ndim = 1;
-        m.shape[0] = k;
+        m.shape[0] = kd_numel(g);
         m.out = kd_data(sq);
         m.out_stride[0] = 1;
         m.a = kd_data(g);
         m.a_stride[0] = 1;
-        kd_k_unary(dt, &m);
+        kd_k_unary(dev, dt, &m);
         kd_reduce_args r = m;
         r.op = KD_UN_COPY;
         r.out = kd_data(total);
         r.out_stride[0] = 0;
         r.a = kd_data(sq);
         r.alpha = 1.0;
-        kd_k_reduce(dt, &r);
+        kd_k_reduce(dev, dt, &r);
     }
-    kd_tensor *coef = kd_empty(dt, 0, NULL);
+    kd_tensor *coef = kd_empty_on(dev, dt, 0, NULL);
     if (!coef) return kd_last_status();
     kd_map_args c;
-    memset(&c, 0, sizeof c);
-    c.op = KD_UN_CLIP_COEF;
+    kd_map_setup(&c, KD_UN_CLIP_COEF, coef);
     c.ndim = 1;
     c.shape[0] = 1;
     c.out = kd_data(coef);
     c.a = kd_data(total);
     c.alpha = max_norm;
-    kd_k_unary(dt, &c);
+    kd_k_unary(dev, dt, &c);
     for (size_t i = 0; i < n; i++) {
         kd_tensor *g = params[i]->grad;
         if (!g) continue;
         kd_map_args m;
-        memset(&m, 0, sizeof m);
-        m.op = KD_BIN_MUL;
+        kd_map_setup(&m, KD_BIN_MUL, g);
         m.ndim = 1;
         m.shape[0] = kd_numel(g);
         m.out = kd_data(g);
@@ -182,60 +158,35 @@ kd_status kd_clip_grad_norm_dev(kd_tensor *const *params, size_t n, double max_n
         m.a = kd_data(g);
         m.a_stride[0] = 1;
         m.b = kd_data(coef);   /* stride 0: the one coefficient */
-        kd_k_binary(dt, &m);
+        kd_k_binary(dev, dt, &m);
     }
-    if (norm_dev) {
-        kd_tensor *norm = kd_empty(dt, 0, NULL);
+    if (norm_out) {
+        kd_tensor *norm = kd_empty_on(dev, dt, 0, NULL);
         if (!norm) return kd_last_status();
         c.op = KD_UN_SQRT;
         c.out = kd_data(norm);
-        kd_k_unary(dt, &c);
-        *norm_dev = norm;
+        kd_k_unary(dev, dt, &c);
+        *norm_out = norm;
     }
     return KD_OK;
 }
 
-kd_status kd_clip_grad_norm(kd_tensor *const *params, size_t n, double max_norm, double *norm_out)
+kd_status kd_check_grad_norm(kd_tensor *const *params, size_t n, double norm)
 {
-    if (n && params[0]->device != KD_CPU) {
-        kd_tensor *norm = NULL;
-        kd_status st = kd_clip_grad_norm_dev(params, n, max_norm, norm_out ? &norm : NULL);
-        if (st != KD_OK) return st;
-        if (norm_out) {
-            *norm_out = kd_item(norm);
-            if (!isfinite(*norm_out)) return kd_fail(KD_ERR_STATE, "gradient norm is %g (NaN or Inf in a gradient)", *norm_out);
-        }
-        return KD_OK;
-    }
-    double total = 0.0;
+    if (isfinite(norm)) return KD_OK;
+    /* The run is stopping: read the gradients back to name the first that holds NaN or Inf. */
     for (size_t i = 0; i < n; i++) {
-        if (!params[i]->grad) continue;
-        double s = grad_sumsq(params[i]->grad);
-        if (!isfinite(s)) {
-            if (norm_out) *norm_out = s;
-            return kd_fail(KD_ERR_STATE, "gradient of '%s' holds NaN or Inf", params[i]->name);
-        }
-        total += s;
+        const kd_tensor *g = params[i]->grad;
+        if (!g || g->dtype != KD_F32) continue;
+        int64_t k = kd_numel(g);
+        float *h = malloc((size_t)(k ? k : 1) * sizeof *h);
+        int bad = 0;
+        if (h && kd_to_host(g, h) == KD_OK)
+            for (int64_t j = 0; j < k && !bad; j++) bad = !isfinite(h[j]);
+        free(h);
+        if (bad) return kd_fail(KD_ERR_STATE, "gradient norm is %g: the gradient of '%s' holds NaN or Inf", norm, params[i]->name);
     }
-    double norm = sqrt(total);
-    if (norm_out) *norm_out = norm;
-    if (!isfinite(norm)) return kd_fail(KD_ERR_STATE, "gradient norm overflowed (%g)", norm);
-    if (max_norm > 0.0 && norm > max_norm) {
-        double c = max_norm / (norm + 1e-6);   /* torch.nn.utils.clip_grad_norm_'s coefficient */
-        for (size_t i = 0; i < n; i++) {
-            kd_tensor *g = params[i]->grad;
-            if (!g) continue;
-            int64_t k = kd_numel(g);
-            if (g->dtype == KD_F32) {
-                float *x = kd_data(g);
-                for (int64_t j = 0; j < k; j++) x[j] = (float)(x[j] * c);
-            } else {
-                double *x = kd_data(g);
-                for (int64_t j = 0; j < k; j++) x[j] *= c;
-            }
-        }
-    }
-    return KD_OK;
+    return kd_fail(KD_ERR_STATE, "gradient norm is %g (NaN or Inf)", norm);
 }
 
 kd_status kd_adamw_save(const kd_adamw *o, const char *path)

@@ -1,11 +1,11 @@
-/* train/adamw.h — AdamW with decoupled weight decay (Loshchilov & Hutter 2019), gradient-norm clipping,
+/* engine/adamw.h — the optimizer: AdamW with decoupled weight decay (Loshchilov & Hutter 2019), gradient-norm clipping,
  * and the optimizer state a resumed run needs.
  *
  *   m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2,
  *   w = w (1 - lr wd) - lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
  * as PyTorch's torch.optim.AdamW. No decay on biases and LayerNorm weights (chosen by parameter name). */
-#ifndef KD_TRAIN_ADAMW_H
-#define KD_TRAIN_ADAMW_H
+#ifndef KD_ENGINE_ADAMW_H
+#define KD_ENGINE_ADAMW_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -39,14 +39,15 @@ void kd_adamw_free(kd_adamw *o);
 kd_status kd_adamw_step(kd_adamw *o, double lr);
 
 /* The global L2 norm of the gradients; when max_norm > 0 and the norm is above it, every gradient is
- * scaled by max_norm / norm (as torch.nn.utils.clip_grad_norm_). A NaN or Inf gradient is KD_ERR_STATE
- * naming the parameter, and nothing is scaled.
- * Gradients on a device are clipped there: the norm stays on the device (*norm_dev, a scalar tensor of the
- * step arena, when norm_dev is not NULL) and nothing waits for it; a NaN or Inf norm zeroes the gradients
- * instead of failing, and the caller sees it when it reads the norm (kd_item) after the step. norm_out,
- * when not NULL, reads it back at once. */
-kd_status kd_clip_grad_norm(kd_tensor *const *params, size_t n, double max_norm, double *norm_out);
-kd_status kd_clip_grad_norm_dev(kd_tensor *const *params, size_t n, double max_norm, kd_tensor **norm_dev);
+ * scaled by max_norm / (norm + 1e-6) (torch.nn.utils.clip_grad_norm_'s coefficient). It runs where the
+ * gradients are and nothing waits for it: *norm_out (when not NULL) is a scalar tensor of the step arena on
+ * their device, for the caller to read once per step with whatever else it reads. A NaN or Inf norm makes
+ * the coefficient 0; the caller then stops: kd_check_grad_norm says so. The sum of squares is carried in
+ * double per gradient (the reduce kernel) and in the gradients' dtype across them. */
+kd_status kd_clip_grad_norm(kd_tensor *const *params, size_t n, double max_norm, kd_tensor **norm_out);
+/* The one policy for a norm read back: KD_OK when finite; else KD_ERR_STATE naming the first parameter
+ * whose gradient holds NaN or Inf (read back for the message: the run is stopping). */
+kd_status kd_check_grad_norm(kd_tensor *const *params, size_t n, double norm);
 
 /* Write/read m, v and the step count: a small binary file (magic "KDADAMW1", then per parameter its name,
  * element count, m and v as raw little-endian values), written to path.tmp and renamed. Loading checks

@@ -3,7 +3,6 @@
  * grown the list, later steps (which make the same allocations) run in memory that is already mapped:
  * no new allocation, no page faults, and memory stays flat. */
 #include <stdlib.h>
-#include <string.h>
 
 #include "engine/internal.h"
 
@@ -134,34 +133,10 @@ static void arena_rewind(arena *ar, void *chunk_at, size_t chunk_used, size_t us
     ar->used = used;
 }
 
-kd_tensor *kd_arena_keep(kd_tensor *t, kd_arena_mark mark)
+void kd_arena_rewind(kd_arena_mark mark, kd_device dev)
 {
-    if (!t || t->node || t->persistent || t->requires_grad) return t;
-    const kd_tensor *c = t;
-    if (!kd_is_contiguous(t)) {   /* gathered first (the gathered copy is parked like the rest) */
-        kd_tensor *g = kd_empty_like(t);
-        if (!g || kd_copy_into(g, t) != KD_OK) return NULL;
-        c = g;
-    }
-    /* Park the values outside the arena (the device's scratch buffer), rewind, and put them back at the
-     * mark. */
-    size_t nbytes = (size_t)kd_numel(c) * kd_dtype_size(c->dtype);
-    kd_device dev = c->device;
-    void *tmp = kd_dev_scratch(dev, nbytes ? nbytes : 1);
-    if (!tmp) {
-        kd_fail(KD_ERR_NOMEM, "arena: cannot keep a tensor of %zu bytes", nbytes);
-        return NULL;
-    }
-    if (kd_dev_copy(dev, tmp, dev, kd_data(c), nbytes) != KD_OK) return NULL;
-    kd_tensor hdr = *c;
     arena_rewind(&A, mark.chunk, mark.chunk_used, mark.used);
     if (D.dev == dev && dev != KD_CPU) arena_rewind(&D, mark.dchunk, mark.dchunk_used, mark.dused);
-    kd_tensor *out = kd_empty_on(dev, hdr.dtype, hdr.ndim, hdr.shape);
-    if (out) {
-        if (kd_dev_copy(dev, kd_data(out), dev, tmp, nbytes) != KD_OK) out = NULL;
-        else memcpy(out->name, hdr.name, sizeof out->name);
-    }
-    return out;
 }
 
 size_t kd_arena_used(void) { return A.used + D.used; }

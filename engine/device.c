@@ -273,17 +273,6 @@ void *kd_dev_scratch(kd_device dev, size_t n)
     return d->scratch;
 }
 
-int kd_ids_find_bad(const int32_t *ids, int64_t n, int64_t limit, const char *what, char *msg, size_t cap)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= limit) {
-            snprintf(msg, cap, "%s: id %d at position %lld is outside [0, %lld)", what, (int)ids[i], (long long)i,
-                     (long long)limit);
-            return 1;
-        }
-    return 0;
-}
-
 kd_status kd_dev_check_ids(kd_device dev, const int32_t *ids, int64_t n, int64_t limit, const char *what)
 {
     return devs[dev].fn->check_ids(ids, n, limit, what);

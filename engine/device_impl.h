@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "engine/tensor.h"
 #include "kernels/kernels.h"
@@ -30,6 +31,15 @@ extern const kd_device_impl kd_device_sim_impl;
 
 /* The message of the first id outside [0, limit) into msg ("<what>: id <v> at position <i> is outside
  * [0, <limit>)"); 1 when there is one. Every device's check words it so. */
-int kd_ids_find_bad(const int32_t *ids, int64_t n, int64_t limit, const char *what, char *msg, size_t cap);
+static inline int kd_ids_find_bad(const int32_t *ids, int64_t n, int64_t limit, const char *what, char *msg, size_t cap)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= limit) {
+            snprintf(msg, cap, "%s: id %d at position %lld is outside [0, %lld)", what, (int)ids[i], (long long)i,
+                     (long long)limit);
+            return 1;
+        }
+    return 0;
+}
 
 #endif

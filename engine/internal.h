@@ -10,6 +10,8 @@
 _Static_assert(KD_MAX_DIMS == KD_KMAX_DIMS, "tensor and kernel dim limits must agree");
 
 void kd_arena_release(void);
+/* Rewind the host arena (and the device arena of dev) to a mark; kd_arena_keep uses it. */
+void kd_arena_rewind(kd_arena_mark mark, kd_device dev);
 void kd_pool_shutdown(void);
 void kd_device_shutdown(void);
 
@@ -50,6 +52,9 @@ static inline kd_dtype kd_stat_dtype(kd_dtype dt) { return dt == KD_BF16 ? KD_F3
 int kd_need_same_dtype(const char *op, const kd_tensor *a, const kd_tensor *b);
 /* Normalise a possibly negative dim; fail (return -1) when out of range. */
 int kd_norm_dim(const char *op, const kd_tensor *t, int dim);
+
+/* The mean of the n values of rows_out (a scalar where they are; the reduce kernel: summed in double). */
+kd_tensor *kd_row_mean(kd_tensor *rows_out, int64_t n);
 
 /* Fill a kd_map_args for a walk over t's shape; strides of unused operands stay 0. */
 void kd_map_setup(kd_map_args *m, int op, const kd_tensor *shape_of);

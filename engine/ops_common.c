@@ -1,5 +1,5 @@
-/* engine/ops_common.c — what every op file uses: argument checks that name the op and the argument, and
- * the setup of the element-wise kernels' arguments. */
+/* engine/ops_common.c — what the op files share: argument checks, each failing with a message that names
+ * the op and the argument, and the batch mean of the losses' per-row values. */
 #include <string.h>
 
 #include "engine/internal.h"
@@ -46,28 +46,18 @@ int kd_norm_dim(const char *op, const kd_tensor *t, int dim)
     return d;
 }
 
-void kd_map_setup(kd_map_args *m, int op, const kd_tensor *shape_of)
+/* The mean of n per-row values, by the reduce kernel where the values are (summed in double, rounded once:
+ * kernels.h). */
+kd_tensor *kd_row_mean(kd_tensor *rows_out, int64_t n)
 {
-    memset(m, 0, sizeof *m);
-    m->op = op;
-    m->ndim = shape_of->ndim;
-    for (int d = 0; d < shape_of->ndim; d++) m->shape[d] = shape_of->shape[d];
-}
-
-void kd_accumulate_strided(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
-                           const void *src, const int64_t *src_stride)
-{
-    kd_map_args m;
-    memset(&m, 0, sizeof m);
-    m.op = KD_UN_COPY;
-    m.accumulate = 1;
-    m.ndim = ndim;
-    for (int d = 0; d < ndim; d++) {
-        m.shape[d] = shape[d];
-        m.out_stride[d] = dst_stride[d];
-        m.a_stride[d] = src_stride[d];
-    }
-    m.out = dst;
-    m.a = src;
-    kd_k_unary(dev, dt, &m);
+    kd_tensor *out = kd_zeros_on(rows_out->device, rows_out->dtype, 0, NULL);
+    if (!out) return NULL;
+    kd_reduce_args r;
+    kd_map_setup(&r, KD_UN_COPY, rows_out);
+    r.out = kd_data(out);
+    r.a = kd_data(rows_out);
+    r.a_stride[0] = 1;
+    r.alpha = 1.0 / (double)n;
+    kd_k_reduce(rows_out->device, rows_out->dtype, &r);
+    return out;
 }

@@ -11,28 +11,6 @@
 
 static size_t heap_bytes;
 
-size_t kd_dtype_size(kd_dtype dt)
-{
-    switch (dt) {
-    case KD_F32: return 4;
-    case KD_F64: return 8;
-    case KD_I32: return 4;
-    case KD_BF16: return 2;
-    }
-    return 0;
-}
-
-const char *kd_dtype_name(kd_dtype dt)
-{
-    switch (dt) {
-    case KD_F32: return "f32";
-    case KD_F64: return "f64";
-    case KD_I32: return "i32";
-    case KD_BF16: return "bf16";
-    }
-    return "?";
-}
-
 void kd_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride)
 {
     int64_t s = 1;
@@ -422,3 +400,57 @@ void kd_store_elem(kd_dtype dt, void *base, int64_t i, double v)
     }
 }
 
+void kd_map_setup(kd_map_args *m, int op, const kd_tensor *shape_of)
+{
+    memset(m, 0, sizeof *m);
+    m->op = op;
+    m->ndim = shape_of->ndim;
+    for (int d = 0; d < shape_of->ndim; d++) m->shape[d] = shape_of->shape[d];
+}
+
+void kd_accumulate_strided(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
+                           const void *src, const int64_t *src_stride)
+{
+    kd_map_args m;
+    memset(&m, 0, sizeof m);
+    m.op = KD_UN_COPY;
+    m.accumulate = 1;
+    m.ndim = ndim;
+    for (int d = 0; d < ndim; d++) {
+        m.shape[d] = shape[d];
+        m.out_stride[d] = dst_stride[d];
+        m.a_stride[d] = src_stride[d];
+    }
+    m.out = dst;
+    m.a = src;
+    kd_k_unary(dev, dt, &m);
+}
+
+kd_tensor *kd_arena_keep(kd_tensor *t, kd_arena_mark mark)
+{
+    if (!t || t->node || t->persistent || t->requires_grad) return t;
+    const kd_tensor *c = t;
+    if (!kd_is_contiguous(t)) {   /* gathered first (the gathered copy is parked like the rest) */
+        kd_tensor *g = kd_empty_like(t);
+        if (!g || kd_copy_into(g, t) != KD_OK) return NULL;
+        c = g;
+    }
+    /* Park the values outside the arena (the device's scratch buffer), rewind, and put them back at the
+     * mark. */
+    size_t nbytes = (size_t)kd_numel(c) * kd_dtype_size(c->dtype);
+    kd_device dev = c->device;
+    void *tmp = kd_dev_scratch(dev, nbytes ? nbytes : 1);
+    if (!tmp) {
+        kd_fail(KD_ERR_NOMEM, "arena: cannot keep a tensor of %zu bytes", nbytes);
+        return NULL;
+    }
+    if (kd_dev_copy(dev, tmp, dev, kd_data(c), nbytes) != KD_OK) return NULL;
+    kd_tensor hdr = *c;
+    kd_arena_rewind(mark, dev);
+    kd_tensor *out = kd_empty_on(dev, hdr.dtype, hdr.ndim, hdr.shape);
+    if (out) {
+        if (kd_dev_copy(dev, kd_data(out), dev, tmp, nbytes) != KD_OK) out = NULL;
+        else memcpy(out->name, hdr.name, sizeof out->name);
+    }
+    return out;
+}

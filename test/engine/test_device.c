@@ -196,7 +196,7 @@ static void test_errors(void)
     kd_tensor *out = kd_embedding(table, ids);
     CHECK(out != NULL, "embedding with a bad id is queued (the host cannot see the ids)");
     kd_status st = kd_device_sync(KD_SIM);
-    CHECK(st == KD_ERR_ARG && strstr(kd_last_error(), "embedding: id 99 at position 2"),
+    CHECK(st == KD_ERR_ARG && strstr(kd_last_error(), "embedding of table [20, 16], ids [5]: id 99 at position 2"),
           "the bad id is reported at the sync: %s", kd_last_error());
     CHECK(kd_device_sync(KD_SIM) == KD_OK, "the error is reported once");
 

@@ -1,13 +1,13 @@
-/* engine/ops_activation.c — GELU (erf form) and tanh, forward and backward.
+/* engine/ops_gelu.c — the activations: GELU (erf form; BERT's feed-forward) and tanh (its pooler), forward
+ * and backward.
  *   gelu(x) = x Phi(x),  gelu'(x) = Phi(x) + x phi(x)
  *   tanh'(x) = 1 - tanh(x)^2  (computed from the saved output) */
 #include <string.h>
 
 #include "engine/internal.h"
 
-static kd_tensor *unary_forward(const char *name, int op, kd_tensor *x)
+static kd_tensor *unary_forward(int op, kd_tensor *x)
 {
-    if (!kd_need_device(name, "x", x, x->device)) return NULL;
     kd_tensor *out = kd_empty_like(x);
     if (!out) return NULL;
     kd_map_args m;
@@ -17,7 +17,6 @@ static kd_tensor *unary_forward(const char *name, int op, kd_tensor *x)
     memcpy(m.out_stride, out->stride, sizeof m.out_stride);
     memcpy(m.a_stride, x->stride, sizeof m.a_stride);
     kd_k_unary(x->device, x->dtype, &m);
-    (void)name;
     return out;
 }
 
@@ -47,7 +46,7 @@ static void tanh_backward(kd_node *n) { unary_backward(n, KD_BIN_TANH_BWD, n->ou
 kd_tensor *kd_gelu(kd_tensor *x)
 {
     if (!x || !kd_need_float("gelu", "x", x)) return NULL;
-    kd_tensor *out = unary_forward("gelu", KD_UN_GELU, x);
+    kd_tensor *out = unary_forward(KD_UN_GELU, x);
     if (out) kd_record(out, "gelu", gelu_backward, 1, &x);
     return out;
 }
@@ -55,7 +54,7 @@ kd_tensor *kd_gelu(kd_tensor *x)
 kd_tensor *kd_tanh(kd_tensor *x)
 {
     if (!x || !kd_need_float("tanh", "x", x)) return NULL;
-    kd_tensor *out = unary_forward("tanh", KD_UN_TANH, x);
+    kd_tensor *out = unary_forward(KD_UN_TANH, x);
     if (out) kd_record(out, "tanh", tanh_backward, 1, &x);
     return out;
 }

@@ -35,6 +35,14 @@ kd_tensor *kd_detach(const kd_tensor *t)
     return v;
 }
 
+void *kd_node_state(kd_node *n, size_t size)
+{
+    if (!n) return NULL;
+    n->state = kd_arena_alloc(size);
+    if (n->state) memset(n->state, 0, size);
+    return n->state;
+}
+
 kd_node *kd_record(kd_tensor *out, const char *op, void (*backward)(kd_node *), int n_in, kd_tensor *const *in)
 {
     if (!grad_mode) return NULL;

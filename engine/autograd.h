@@ -18,9 +18,7 @@ typedef struct kd_node {
     kd_tensor *in[KD_NODE_MAX_IN];
     kd_tensor *out;
     void (*backward)(struct kd_node *n);
-    kd_tensor *saved[4];     /* tensors the backward needs beyond inputs and output */
-    double f[4];             /* scalars the backward needs */
-    int64_t i[4];
+    void *state;             /* what the backward needs beyond inputs and output: the op's own struct */
     uint64_t seq;            /* creation order */
 } kd_node;
 
@@ -46,6 +44,10 @@ void kd_zero_grad(kd_tensor *const *params, size_t n);
  * on first use: heap for persistent leaves, arena otherwise. */
 kd_node *kd_record(kd_tensor *out, const char *op, void (*backward)(kd_node *), int n_in, kd_tensor *const *in);
 void *kd_grad_buf(kd_tensor *t);
+/* The op's typed state for n's backward (size bytes, zeroed, in the arena: it lives as long as the node);
+ * NULL when n is NULL (nothing was recorded) or memory ran out. Written by the forward, read by the backward
+ * as n->state. */
+void *kd_node_state(kd_node *n, size_t size);
 /* Gradient aliasing, to keep a step's memory down. When an op's backward would hand its output gradient
  * to input `in` unchanged (a view, an add) or could compute the input gradient in place (dropout, GELU),
  * and `in` is an intermediate (made by an op: its own node runs later and nothing else reads the output

@@ -23,16 +23,24 @@ static void fill_args(kd_attention_args *a, const kd_tensor *q, const kd_tensor 
 
 /* A view of t's gradient buffer with t's strides, when t's strides describe a compact layout; the
  * gradient buffer is contiguous, so q/k/v views get contiguous-stride gradient args. */
+/* What the backward needs: the forward's log-sum-exp per row, its scale and its dropout stream. */
+typedef struct attention_state {
+    kd_tensor *lse;
+    double scale, dropout_p;
+    uint64_t seed, offset;
+} attention_state;
+
 static void attention_backward(kd_node *n)
 {
+    const attention_state *s = n->state;
     kd_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2], *mask = n->in[3], *o = n->out;
     kd_attention_args a = {0};
     fill_args(&a, q, k, v, o, mask);
-    a.scale = n->f[0];
-    a.dropout_p = n->f[1];
-    a.seed = (uint64_t)n->i[0];
-    a.offset = (uint64_t)n->i[1];
-    a.lse = kd_data(n->saved[0]);
+    a.scale = s->scale;
+    a.dropout_p = s->dropout_p;
+    a.seed = s->seed;
+    a.offset = s->offset;
+    a.lse = kd_data(s->lse);
     a.d_o = kd_data(o->grad);
     /* The kernel writes dq/dk/dv with q/k/v strides; gradients are contiguous [B, T, H, D], so route
      * through contiguous scratch when an input is a strided view. */
@@ -123,13 +131,7 @@ kd_tensor *kd_attention(kd_tensor *q, kd_tensor *k, kd_tensor *v, kd_tensor *mas
     a.lse = kd_data(lse);
     kd_k_attention(q->device, q->dtype, &a);
     kd_tensor *in[4] = { q, k, v, mask };
-    kd_node *n = kd_record(o, "attention", attention_backward, 4, in);
-    if (n) {
-        n->saved[0] = lse;
-        n->f[0] = scale;
-        n->f[1] = p;
-        n->i[0] = (int64_t)a.seed;
-        n->i[1] = (int64_t)a.offset;
-    }
+    attention_state *s = kd_node_state(kd_record(o, "attention", attention_backward, 4, in), sizeof *s);
+    if (s) *s = (attention_state){ .lse = lse, .scale = scale, .dropout_p = p, .seed = a.seed, .offset = a.offset };
     return o;
 }

@@ -5,6 +5,8 @@
 
 #include "engine/internal.h"
 
+typedef struct cross_entropy_state { kd_tensor *lse; } cross_entropy_state;   /* per row, from the forward */
+
 static void cross_entropy_backward(kd_node *n)
 {
     kd_tensor *z = n->in[0], *t = n->in[1], *out = n->out;
@@ -12,7 +14,7 @@ static void cross_entropy_backward(kd_node *n)
     if (!gz) return;
     /* The gradient arriving at the loss is read by the kernel where it lives (no trip to the host). */
     kd_cross_entropy_args a = { .rows = z->shape[0], .cols = z->shape[1], .logits = kd_data(z), .targets = kd_data(t),
-                       .lse = kd_data(n->saved[0]), .scale = 1.0 / (double)z->shape[0],
+                       .lse = kd_data(((const cross_entropy_state *)n->state)->lse), .scale = 1.0 / (double)z->shape[0],
                        .upstream = kd_data(out->grad), .dlogits = gz };
     kd_k_cross_entropy_bwd(z->device, z->dtype, &a);
 }
@@ -51,7 +53,7 @@ kd_tensor *kd_cross_entropy(kd_tensor *logits, kd_tensor *targets)
     kd_tensor *out = kd_row_mean(loss, rows);
     if (!out) return NULL;
     kd_tensor *in[2] = { logits, targets };
-    kd_node *n = kd_record(out, "cross_entropy", cross_entropy_backward, 2, in);
-    if (n) n->saved[0] = lse;
+    cross_entropy_state *s = kd_node_state(kd_record(out, "cross_entropy", cross_entropy_backward, 2, in), sizeof *s);
+    if (s) s->lse = lse;
     return out;
 }

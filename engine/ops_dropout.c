@@ -3,13 +3,20 @@
 #include "engine/internal.h"
 #include "engine/rng.h"
 
+/* The backward redraws the forward's mask: the same stream (seed, offset) and rate. */
+typedef struct dropout_state {
+    double p;
+    uint64_t seed, offset;
+} dropout_state;
+
 static void dropout_backward(kd_node *n)
 {
     kd_tensor *x = n->in[0], *y = n->out;
     int in_place = kd_grad_can_alias(x, y);
     void *gx = in_place ? kd_data(y->grad) : kd_grad_buf(x);
     if (!gx) return;
-    kd_dropout_args a = { .n = kd_numel(x), .p = n->f[0], .seed = (uint64_t)n->i[0], .offset = (uint64_t)n->i[1],
+    const dropout_state *s = n->state;
+    kd_dropout_args a = { .n = kd_numel(x), .p = s->p, .seed = s->seed, .offset = s->offset,
                           .accumulate = !in_place, .x = kd_data(y->grad), .out = gx };
     kd_k_dropout(x->device, x->dtype, &a);
     if (in_place) kd_grad_alias(x, y);
@@ -31,11 +38,7 @@ kd_tensor *kd_dropout(kd_tensor *x, double p, int training)
     uint64_t offset = kd_generator_take((uint64_t)kd_numel(x));
     kd_dropout_args a = { .n = kd_numel(x), .p = p, .seed = g.seed, .offset = offset, .x = kd_data(x), .out = kd_data(y) };
     kd_k_dropout(x->device, x->dtype, &a);
-    kd_node *n = kd_record(y, "dropout", dropout_backward, 1, &x);
-    if (n) {
-        n->f[0] = p;
-        n->i[0] = (int64_t)g.seed;
-        n->i[1] = (int64_t)offset;
-    }
+    dropout_state *s = kd_node_state(kd_record(y, "dropout", dropout_backward, 1, &x), sizeof *s);
+    if (s) *s = (dropout_state){ .p = p, .seed = g.seed, .offset = offset };
     return y;
 }

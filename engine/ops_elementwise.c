@@ -73,14 +73,19 @@ static void run_binary(int op, kd_tensor *out, const kd_tensor *a, const void *a
     kd_k_binary(out->device, out->dtype, &m);
 }
 
+/* add/sub: the sign of b's share (+1 add, -1 sub); mul/div: which of the two; scale: the factor. */
+typedef struct binary_state { double sign_b; int is_div; } binary_state;
+typedef struct scale_state { double factor; } scale_state;
+
 static void add_backward(kd_node *n)
 {
+    const binary_state *s = n->state;
     const void *g = kd_data(n->out->grad);
     /* Read the other input's share first: once an input aliases the output gradient, its later
      * accumulations would change what the other input reads. */
     int alias0 = kd_wants_grad(n, 0) && n->in[0] != n->in[1] && kd_same_shape(n->in[0], n->out) &&
                  kd_grad_can_alias(n->in[0], n->out);
-    if (kd_wants_grad(n, 1)) add_grad_reduced(n->in[1], n->out, g, n->f[0]);   /* +1 add, -1 sub */
+    if (kd_wants_grad(n, 1)) add_grad_reduced(n->in[1], n->out, g, s->sign_b);
     if (kd_wants_grad(n, 0) && !(alias0 && kd_grad_alias(n->in[0], n->out))) add_grad_reduced(n->in[0], n->out, g, 1.0);
 }
 
@@ -88,7 +93,7 @@ static void add_backward(kd_node *n)
 static void muldiv_backward(kd_node *n)
 {
     kd_tensor *a = n->in[0], *b = n->in[1], *out = n->out, *g = out->grad;
-    int is_div = n->i[0];
+    int is_div = ((const binary_state *)n->state)->is_div;
     if (kd_wants_grad(n, 0)) {
         kd_tensor *t = kd_empty_like(out);
         if (!t) return;
@@ -122,14 +127,9 @@ static kd_tensor *binary_op(const char *name, int op, kd_tensor *a, kd_tensor *b
     if (!out) return NULL;
     run_binary(op, out, a, kd_data(a), a->stride, b, kd_data(b), b->stride);
     kd_tensor *in[2] = { a, b };
-    kd_node *n;
-    if (op == KD_BIN_ADD || op == KD_BIN_SUB) {
-        n = kd_record(out, name, add_backward, 2, in);
-        if (n) n->f[0] = op == KD_BIN_ADD ? 1.0 : -1.0;
-    } else {
-        n = kd_record(out, name, muldiv_backward, 2, in);
-        if (n) n->i[0] = op == KD_BIN_DIV;
-    }
+    int additive = op == KD_BIN_ADD || op == KD_BIN_SUB;
+    binary_state *s = kd_node_state(kd_record(out, name, additive ? add_backward : muldiv_backward, 2, in), sizeof *s);
+    if (s) *s = (binary_state){ .sign_b = op == KD_BIN_SUB ? -1.0 : 1.0, .is_div = op == KD_BIN_DIV };
     return out;
 }
 
@@ -139,7 +139,10 @@ kd_tensor *kd_mul(kd_tensor *a, kd_tensor *b) { return binary_op("mul", KD_BIN_M
 kd_tensor *kd_div(kd_tensor *a, kd_tensor *b) { return binary_op("div", KD_BIN_DIV, a, b); }
 
 /* --- scale: out = s x (d/dx = s); add_scalar: out = x + s (d/dx = 1). */
-static void scale_backward(kd_node *n) { add_grad_reduced(n->in[0], n->out, kd_data(n->out->grad), n->f[0]); }
+static void scale_backward(kd_node *n)
+{
+    add_grad_reduced(n->in[0], n->out, kd_data(n->out->grad), ((const scale_state *)n->state)->factor);
+}
 
 static kd_tensor *scalar_op(const char *name, int op, kd_tensor *x, double s)
 {
@@ -155,8 +158,8 @@ static kd_tensor *scalar_op(const char *name, int op, kd_tensor *x, double s)
     memcpy(m.out_stride, out->stride, sizeof m.out_stride);
     memcpy(m.a_stride, x->stride, sizeof m.a_stride);
     kd_k_unary(x->device, x->dtype, &m);
-    kd_node *n = kd_record(out, name, scale_backward, 1, &x);
-    if (n) n->f[0] = op == KD_UN_SCALE ? s : 1.0;
+    scale_state *st = kd_node_state(kd_record(out, name, scale_backward, 1, &x), sizeof *st);
+    if (st) st->factor = op == KD_UN_SCALE ? s : 1.0;
     return out;
 }
 

@@ -4,13 +4,16 @@
  *   dgamma = sum_rows dy * xhat,  dbeta = sum_rows dy                                            */
 #include "engine/internal.h"
 
+typedef struct layernorm_state { kd_tensor *mean, *rstd; } layernorm_state;   /* per row, from the forward */
+
 static void layernorm_backward(kd_node *n)
 {
     kd_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2], *y = n->out;
     int64_t cols = x->shape[x->ndim - 1];
     kd_layernorm_bwd_args a = {
         .rows = kd_numel(x) / (cols ? cols : 1), .cols = cols,
-        .x = kd_data(x), .mean = kd_data(n->saved[0]), .rstd = kd_data(n->saved[1]),
+        .x = kd_data(x), .mean = kd_data(((const layernorm_state *)n->state)->mean),
+        .rstd = kd_data(((const layernorm_state *)n->state)->rstd),
         .gamma = gamma ? kd_data(gamma) : NULL, .dy = kd_data(y->grad),
         .dx = kd_wants_grad(n, 0) ? kd_grad_buf(x) : NULL,
         .dgamma = gamma && kd_wants_grad(n, 1) ? kd_grad_buf(gamma) : NULL,
@@ -58,10 +61,7 @@ kd_tensor *kd_layernorm(kd_tensor *x, kd_tensor *gamma, kd_tensor *beta, double 
                             .y = kd_data(y), .mean = kd_data(mean), .rstd = kd_data(rstd) };
     kd_k_layernorm(x->device, x->dtype, &a);
     kd_tensor *in[3] = { x, gamma, beta };
-    kd_node *n = kd_record(y, "layernorm", layernorm_backward, 3, in);
-    if (n) {
-        n->saved[0] = mean;
-        n->saved[1] = rstd;
-    }
+    layernorm_state *s = kd_node_state(kd_record(y, "layernorm", layernorm_backward, 3, in), sizeof *s);
+    if (s) *s = (layernorm_state){ .mean = mean, .rstd = rstd };
     return y;
 }

@@ -72,12 +72,16 @@ static operand flip(operand o)
 }
 
 /* --- matmul */
+/* The batch count the forward collapsed to and whether b was shared by every batch. */
+typedef struct matmul_state { int64_t batch; int b_shared; } matmul_state;
+
 static void matmul_backward(kd_node *n)
 {
     kd_tensor *a = n->in[0], *b = n->in[1], *out = n->out;
     int64_t m = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], nn = b->shape[b->ndim - 1];
-    int64_t batch = n->i[0];
-    int b_shared = (int)n->i[1];
+    const matmul_state *s = n->state;
+    int64_t batch = s->batch;
+    int b_shared = s->b_shared;
     operand oa, ob, og;
     matrix_layout(a, &oa);
     matrix_layout(b, &ob);
@@ -157,11 +161,8 @@ kd_tensor *kd_matmul(kd_tensor *a, kd_tensor *b)
     if (!out) return NULL;
     gemm(a->device, a->dtype, m, nn, k, batch, oa, ob, kd_data(out), nn, m * nn, NULL, 0.0);
     kd_tensor *in[2] = { a, b };
-    kd_node *n = kd_record(out, "matmul", matmul_backward, 2, in);
-    if (n) {
-        n->i[0] = batch;
-        n->i[1] = b_shared;
-    }
+    matmul_state *s = kd_node_state(kd_record(out, "matmul", matmul_backward, 2, in), sizeof *s);
+    if (s) *s = (matmul_state){ .batch = batch, .b_shared = b_shared };
     return out;
 }
 

@@ -18,12 +18,16 @@ static int reduced_mask(const char *op, const kd_tensor *x, int ndims, const int
     return mask;
 }
 
+/* Which dims were reduced (bit d: dim d) and the scale of the sum (1 or 1/count for a mean). */
+typedef struct reduce_state { int mask; double alpha; } reduce_state;
+
 static void reduce_backward(kd_node *n)
 {
     kd_tensor *x = n->in[0], *out = n->out;
     void *gx = kd_grad_buf(x);
     if (!gx) return;
-    int mask = (int)n->i[0];
+    const reduce_state *s = n->state;
+    int mask = s->mask;
     /* Read the (contiguous) output gradient with stride 0 along reduced dims of x. */
     int64_t xst[KD_MAX_DIMS], ost[KD_MAX_DIMS], gst[KD_MAX_DIMS];
     kd_contiguous_strides(x->ndim, x->shape, xst);
@@ -34,7 +38,7 @@ static void reduce_backward(kd_node *n)
     kd_map_args m;
     kd_map_setup(&m, KD_UN_SCALE, x);
     m.accumulate = 1;
-    m.alpha = n->f[0];
+    m.alpha = s->alpha;
     m.out = gx;
     m.a = kd_data(out->grad);
     memcpy(m.out_stride, xst, sizeof m.out_stride);
@@ -74,11 +78,8 @@ static kd_tensor *reduce_op(const char *name, kd_tensor *x, int ndims, const int
     memcpy(m.a_stride, x->stride, sizeof m.a_stride);
     kd_k_reduce(x->device, x->dtype, &m);
     if (mean && count == 0) kd_fill(out, NAN);
-    kd_node *n = kd_record(out, name, reduce_backward, 1, &x);
-    if (n) {
-        n->i[0] = mask;
-        n->f[0] = alpha;
-    }
+    reduce_state *s = kd_node_state(kd_record(out, name, reduce_backward, 1, &x), sizeof *s);
+    if (s) *s = (reduce_state){ .mask = mask, .alpha = alpha };
     return out;
 }
 

@@ -61,6 +61,11 @@ kd_tensor *kd_reshape(kd_tensor *x, int ndim, const int64_t *shape)
 }
 
 /* --- permute: out dim d is x dim perm[d]. */
+/* permute: the order of x's dims in the output (output dim d is x's dim perm[d]); narrow: the dim and
+ * the first index kept. */
+typedef struct permute_state { int perm[KD_MAX_DIMS]; } permute_state;
+typedef struct narrow_state { int dim; int64_t start; } narrow_state;
+
 static void permute_backward(kd_node *n)
 {
     kd_tensor *x = n->in[0], *out = n->out;
@@ -69,7 +74,8 @@ static void permute_backward(kd_node *n)
     int64_t xst[KD_MAX_DIMS], dst[KD_MAX_DIMS], ost[KD_MAX_DIMS];
     kd_contiguous_strides(x->ndim, x->shape, xst);
     kd_contiguous_strides(out->ndim, out->shape, ost);
-    for (int d = 0; d < out->ndim; d++) dst[d] = xst[n->i[0] >> (4 * d) & 0xF];
+    const permute_state *s = n->state;
+    for (int d = 0; d < out->ndim; d++) dst[d] = xst[s->perm[d]];
     kd_accumulate_strided(x->device, x->dtype, out->ndim, out->shape, gx, dst, kd_data(out->grad), ost);
 }
 
@@ -77,7 +83,7 @@ kd_tensor *kd_permute(kd_tensor *x, const int *perm)
 {
     if (!x) return NULL;
     int seen[KD_MAX_DIMS] = {0};
-    int64_t sh[KD_MAX_DIMS], st[KD_MAX_DIMS], packed = 0;
+    int64_t sh[KD_MAX_DIMS], st[KD_MAX_DIMS];
     for (int d = 0; d < x->ndim; d++) {
         int p = perm[d];
         if (p < 0 || p >= x->ndim || seen[p]) {
@@ -89,12 +95,11 @@ kd_tensor *kd_permute(kd_tensor *x, const int *perm)
         seen[p] = 1;
         sh[d] = x->shape[p];
         st[d] = x->stride[p];
-        packed |= (int64_t)p << (4 * d);
     }
     kd_tensor *out = kd_view_of(x, x->ndim, sh, st, x->offset);
     if (!out) return NULL;
-    kd_node *n = kd_record(out, "permute", permute_backward, 1, &x);
-    if (n) n->i[0] = packed;
+    permute_state *s = kd_node_state(kd_record(out, "permute", permute_backward, 1, &x), sizeof *s);
+    if (s) memcpy(s->perm, perm, (size_t)x->ndim * sizeof *perm);
     return out;
 }
 
@@ -119,7 +124,8 @@ static void narrow_backward(kd_node *n)
     int64_t xst[KD_MAX_DIMS], ost[KD_MAX_DIMS];
     kd_contiguous_strides(x->ndim, x->shape, xst);
     kd_contiguous_strides(out->ndim, out->shape, ost);
-    gx += (size_t)(n->i[1] * xst[n->i[0]]) * kd_dtype_size(x->dtype);
+    const narrow_state *s = n->state;
+    gx += (size_t)(s->start * xst[s->dim]) * kd_dtype_size(x->dtype);
     kd_accumulate_strided(x->device, x->dtype, out->ndim, out->shape, gx, xst, kd_data(out->grad), ost);
 }
 
@@ -139,11 +145,8 @@ kd_tensor *kd_narrow(kd_tensor *x, int dim, int64_t start, int64_t len)
     sh[d] = len;
     kd_tensor *out = kd_view_of(x, x->ndim, sh, x->stride, x->offset + start * x->stride[d]);
     if (!out) return NULL;
-    kd_node *n = kd_record(out, "narrow", narrow_backward, 1, &x);
-    if (n) {
-        n->i[0] = d;
-        n->i[1] = start;
-    }
+    narrow_state *s = kd_node_state(kd_record(out, "narrow", narrow_backward, 1, &x), sizeof *s);
+    if (s) *s = (narrow_state){ .dim = d, .start = start };
     return out;
 }
 

@@ -3,13 +3,15 @@
  *   y = log_softmax(x):  dx = dy - softmax(x) * sum(dy)   */
 #include "engine/internal.h"
 
+typedef struct softmax_state { int log; } softmax_state;   /* log-softmax or softmax */
+
 static void softmax_backward(kd_node *n)
 {
     kd_tensor *x = n->in[0], *y = n->out;
     void *gx = kd_grad_buf(x);
     if (!gx) return;
     int64_t cols = x->ndim ? x->shape[x->ndim - 1] : 1;
-    kd_softmax_bwd_args a = { .log = (int)n->i[0], .rows = kd_numel(x) / (cols ? cols : 1), .cols = cols,
+    kd_softmax_bwd_args a = { .log = ((const softmax_state *)n->state)->log, .rows = kd_numel(x) / (cols ? cols : 1), .cols = cols,
                               .y = kd_data(y), .dy = kd_data(y->grad), .dx = gx };
     kd_k_softmax_bwd(x->device, x->dtype, &a);
 }
@@ -29,8 +31,8 @@ static kd_tensor *softmax_op(const char *name, kd_tensor *x, int log)
     kd_softmax_args a = { .log = log, .rows = cols ? kd_numel(x) / cols : 0, .cols = cols, .x = kd_data(x),
                           .y = kd_data(y) };
     kd_k_softmax(x->device, x->dtype, &a);
-    kd_node *n = kd_record(y, name, softmax_backward, 1, &x);
-    if (n) n->i[0] = log;
+    softmax_state *s = kd_node_state(kd_record(y, name, softmax_backward, 1, &x), sizeof *s);
+    if (s) s->log = log;
     return y;
 }
 

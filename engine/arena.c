@@ -21,7 +21,7 @@ typedef struct chunk {
 typedef struct arena {
     chunk *first, *last;  /* all chunks, oldest first */
     chunk *cur;           /* the chunk allocations come from now */
-    size_t used, peak, capacity, limit;
+    size_t used, peak, capacity;
     kd_device dev;
 } arena;
 
@@ -62,11 +62,6 @@ static void *arena_alloc(arena *ar, size_t nbytes)
 {
     size_t need = (nbytes + KD_ARENA_ALIGN - 1) & ~(size_t)(KD_ARENA_ALIGN - 1);
     if (need == 0) need = KD_ARENA_ALIGN;
-    if (ar->limit && ar->used + need > ar->limit) {
-        kd_fail(KD_ERR_NOMEM, "step arena (%s): %zu bytes requested with %zu in use would pass the limit of %zu bytes",
-                kd_device_name(ar->dev), nbytes, ar->used, ar->limit);
-        return NULL;
-    }
     chunk *c = ar->cur;
     /* Move on through the chunks kept from earlier steps; grow the list only past its end. */
     while (c && c->size - c->used < need) c = c->next;
@@ -143,8 +138,6 @@ size_t kd_arena_used(void) { return A.used + D.used; }
 size_t kd_arena_peak(void) { return A.peak; }
 size_t kd_arena_capacity(void) { return A.capacity; }
 size_t kd_device_arena_peak(void) { return D.peak; }
-size_t kd_device_arena_capacity(void) { return D.capacity; }
-void kd_arena_set_limit(size_t nbytes) { A.limit = nbytes; }
 
 void kd_arena_release(void)
 {

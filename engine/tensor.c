@@ -163,7 +163,6 @@ kd_tensor *kd_zeros_on(kd_device dev, kd_dtype dt, int ndim, const int64_t *shap
 }
 kd_tensor *kd_zeros(kd_dtype dt, int ndim, const int64_t *shape) { return kd_full(dt, ndim, shape, 0.0); }
 kd_tensor *kd_ones(kd_dtype dt, int ndim, const int64_t *shape) { return kd_full(dt, ndim, shape, 1.0); }
-kd_tensor *kd_scalar(kd_dtype dt, double value) { return kd_full(dt, 0, NULL, value); }
 
 kd_tensor *kd_from_buffer_on(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape, const void *data)
 {

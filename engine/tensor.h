@@ -60,7 +60,6 @@ kd_tensor *kd_empty(kd_dtype dt, int ndim, const int64_t *shape);
 kd_tensor *kd_zeros(kd_dtype dt, int ndim, const int64_t *shape);
 kd_tensor *kd_ones(kd_dtype dt, int ndim, const int64_t *shape);
 kd_tensor *kd_full(kd_dtype dt, int ndim, const int64_t *shape, double value);
-kd_tensor *kd_scalar(kd_dtype dt, double value);
 /* A copy of `data` (numel elements of dt, row-major). */
 kd_tensor *kd_from_buffer(kd_dtype dt, int ndim, const int64_t *shape, const void *data);
 /* Random tensors (on the CPU; kd_to moves them): element i is a pure function of (seed, i), so the result does not depend on threads.
@@ -94,7 +93,7 @@ int kd_same_shape(const kd_tensor *a, const kd_tensor *b);
 const char *kd_shape_str(const kd_tensor *t, char *buf, size_t n);
 void kd_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 
-/* The step arena. Allocation failure or passing the limit (0 = none) sets KD_ERR_NOMEM and returns NULL. */
+/* The step arena. Allocation failure sets KD_ERR_NOMEM (naming the bytes asked and held) and returns NULL. */
 void *kd_arena_alloc(size_t nbytes);
 void kd_arena_reset(void);
 size_t kd_arena_used(void);
@@ -102,8 +101,6 @@ size_t kd_arena_peak(void);       /* highest `used` since start */
 size_t kd_arena_capacity(void);   /* bytes held from the system now */
 /* The same for the device arena (the data of arena tensors on a device other than the CPU). */
 size_t kd_device_arena_peak(void);
-size_t kd_device_arena_capacity(void);
-void kd_arena_set_limit(size_t nbytes);
 /* Inference frees as it goes: take a mark, compute, then kd_arena_keep(t, mark) rewinds the arena to the
  * mark and returns a copy of t there, so everything made in between is reused by what follows. Only for
  * tensors outside any graph (no-grad mode; t->node == NULL): otherwise t is returned as it is and nothing is

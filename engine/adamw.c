@@ -98,6 +98,24 @@ kd_status kd_adamw_step(kd_adamw *o, double lr)
     return KD_OK;
 }
 
+/* The arguments of a map over n contiguous elements; b, when given, is read with stride 0 (one value for
+ * all), and out_stride 0 makes the reduce sum everything into out[0]. */
+static kd_map_args flat(int op, void *out, int64_t out_stride, const void *a, const void *b, int64_t n, double alpha)
+{
+    kd_map_args m;
+    memset(&m, 0, sizeof m);
+    m.op = op;
+    m.ndim = 1;
+    m.shape[0] = n;
+    m.out = out;
+    m.out_stride[0] = out_stride;
+    m.a = a;
+    m.a_stride[0] = 1;
+    m.b = b;
+    m.alpha = alpha;
+    return m;
+}
+
 /* Per gradient, squares into a scratch tensor and their sum into one scalar; the clipping coefficient from
  * that scalar; every gradient times the coefficient (a broadcast multiply). All where the gradients are,
  * in the step arena. */
@@ -119,45 +137,19 @@ kd_status kd_clip_grad_norm(kd_tensor *const *params, size_t n, double max_norm,
         kd_tensor *g = params[i]->grad;
         if (!g) continue;
         if (!kd_need_device("clip_grad_norm", params[i]->name, g, dev)) return kd_last_status();
-        kd_map_args m;
-        kd_map_setup(&m, KD_UN_SQUARE, g);
-        m.ndim = 1;
-        m.shape[0] = kd_numel(g);
-        m.out = kd_data(sq);
-        m.out_stride[0] = 1;
-        m.a = kd_data(g);
-        m.a_stride[0] = 1;
+        kd_map_args m = flat(KD_UN_SQUARE, kd_data(sq), 1, kd_data(g), NULL, kd_numel(g), 1.0);
         kd_k_unary(dev, dt, &m);
-        kd_reduce_args r = m;
-        r.op = KD_UN_COPY;
-        r.out = kd_data(total);
-        r.out_stride[0] = 0;
-        r.a = kd_data(sq);
-        r.alpha = 1.0;
+        kd_reduce_args r = flat(KD_UN_COPY, kd_data(total), 0, kd_data(sq), NULL, kd_numel(g), 1.0);   /* total += sum */
         kd_k_reduce(dev, dt, &r);
     }
     kd_tensor *coef = kd_empty_on(dev, dt, 0, NULL);
     if (!coef) return kd_last_status();
-    kd_map_args c;
-    kd_map_setup(&c, KD_UN_CLIP_COEF, coef);
-    c.ndim = 1;
-    c.shape[0] = 1;
-    c.out = kd_data(coef);
-    c.a = kd_data(total);
-    c.alpha = max_norm;
+    kd_map_args c = flat(KD_UN_CLIP_COEF, kd_data(coef), 1, kd_data(total), NULL, 1, max_norm);
     kd_k_unary(dev, dt, &c);
     for (size_t i = 0; i < n; i++) {
         kd_tensor *g = params[i]->grad;
         if (!g) continue;
-        kd_map_args m;
-        kd_map_setup(&m, KD_BIN_MUL, g);
-        m.ndim = 1;
-        m.shape[0] = kd_numel(g);
-        m.out = kd_data(g);
-        m.out_stride[0] = 1;
-        m.a = kd_data(g);
-        m.a_stride[0] = 1;
-        m.b = kd_data(coef);   /* stride 0: the one coefficient */
+        kd_map_args m = flat(KD_BIN_MUL, kd_data(g), 1, kd_data(g), kd_data(coef), kd_numel(g), 0.0);   /* g *= coef */
         kd_k_binary(dev, dt, &m);
     }
     if (norm_out) {

@@ -53,6 +53,8 @@ int kd_need_same_dtype(const char *op, const kd_tensor *a, const kd_tensor *b);
 /* Normalise a possibly negative dim; fail (return -1) when out of range. */
 int kd_norm_dim(const char *op, const kd_tensor *t, int dim);
 
+/* out = f(x) for a unary map op (kernels.h: kd_unop) with its alpha; contiguous, where x is; no graph. */
+kd_tensor *kd_map_unary(int op, kd_tensor *x, double alpha);
 /* The mean of the n values of rows_out (a scalar where they are; the reduce kernel: summed in double). */
 kd_tensor *kd_row_mean(kd_tensor *rows_out, int64_t n);
 

@@ -48,6 +48,21 @@ int kd_norm_dim(const char *op, const kd_tensor *t, int dim)
 
 /* The mean of n per-row values, by the reduce kernel where the values are (summed in double, rounded once:
  * kernels.h). */
+kd_tensor *kd_map_unary(int op, kd_tensor *x, double alpha)
+{
+    kd_tensor *out = kd_empty_like(x);
+    if (!out) return NULL;
+    kd_map_args m;
+    kd_map_setup(&m, op, x);
+    m.out = kd_data(out);
+    m.a = kd_data(x);
+    m.alpha = alpha;
+    memcpy(m.out_stride, out->stride, sizeof m.out_stride);
+    memcpy(m.a_stride, x->stride, sizeof m.a_stride);
+    kd_k_unary(x->device, x->dtype, &m);
+    return out;
+}
+
 kd_tensor *kd_row_mean(kd_tensor *rows_out, int64_t n)
 {
     kd_tensor *out = kd_zeros_on(rows_out->device, rows_out->dtype, 0, NULL);

@@ -147,17 +147,9 @@ static void scale_backward(kd_node *n)
 static kd_tensor *scalar_op(const char *name, int op, kd_tensor *x, double s)
 {
     if (!x) return NULL;
-    if (!kd_need_float(name, "x", x) || !kd_need_device(name, "x", x, x->device)) return NULL;
-    kd_tensor *out = kd_empty_like(x);
+    if (!kd_need_float(name, "x", x)) return NULL;
+    kd_tensor *out = kd_map_unary(op, x, s);
     if (!out) return NULL;
-    kd_map_args m;
-    kd_map_setup(&m, op, x);
-    m.out = kd_data(out);
-    m.a = kd_data(x);
-    m.alpha = s;
-    memcpy(m.out_stride, out->stride, sizeof m.out_stride);
-    memcpy(m.a_stride, x->stride, sizeof m.a_stride);
-    kd_k_unary(x->device, x->dtype, &m);
     scale_state *st = kd_node_state(kd_record(out, name, scale_backward, 1, &x), sizeof *st);
     if (st) st->factor = op == KD_UN_SCALE ? s : 1.0;
     return out;

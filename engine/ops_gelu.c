@@ -6,20 +6,6 @@
 
 #include "engine/internal.h"
 
-static kd_tensor *unary_forward(int op, kd_tensor *x)
-{
-    kd_tensor *out = kd_empty_like(x);
-    if (!out) return NULL;
-    kd_map_args m;
-    kd_map_setup(&m, op, x);
-    m.out = kd_data(out);
-    m.a = kd_data(x);
-    memcpy(m.out_stride, out->stride, sizeof m.out_stride);
-    memcpy(m.a_stride, x->stride, sizeof m.a_stride);
-    kd_k_unary(x->device, x->dtype, &m);
-    return out;
-}
-
 /* grad(x) += f(a, g) where a is x (GELU) or out (tanh), g the output gradient. */
 static void unary_backward(kd_node *n, int op, const kd_tensor *a)
 {
@@ -46,7 +32,7 @@ static void tanh_backward(kd_node *n) { unary_backward(n, KD_BIN_TANH_BWD, n->ou
 kd_tensor *kd_gelu(kd_tensor *x)
 {
     if (!x || !kd_need_float("gelu", "x", x)) return NULL;
-    kd_tensor *out = unary_forward(KD_UN_GELU, x);
+    kd_tensor *out = kd_map_unary(KD_UN_GELU, x, 0.0);
     if (out) kd_record(out, "gelu", gelu_backward, 1, &x);
     return out;
 }
@@ -54,7 +40,7 @@ kd_tensor *kd_gelu(kd_tensor *x)
 kd_tensor *kd_tanh(kd_tensor *x)
 {
     if (!x || !kd_need_float("tanh", "x", x)) return NULL;
-    kd_tensor *out = unary_forward(KD_UN_TANH, x);
+    kd_tensor *out = kd_map_unary(KD_UN_TANH, x, 0.0);
     if (out) kd_record(out, "tanh", tanh_backward, 1, &x);
     return out;
 }

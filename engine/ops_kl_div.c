@@ -18,7 +18,7 @@ kd_tensor *kd_kl_div(kd_tensor *logq, kd_tensor *p)
     if (!logq || !p) return NULL;
     char s1[64], s2[64];
     if (!kd_need_wide("kl_div", "logq", logq) || !kd_need_same_dtype("kl_div", logq, p) ||
-        !kd_need_device("kl_div", "logq", logq, logq->device) || !kd_need_device("kl_div", "p", p, logq->device))
+        !kd_need_device("kl_div", "p", p, logq->device))
         return NULL;
     if (logq->ndim != 2 || !kd_same_shape(logq, p) || logq->shape[0] == 0) {
         kd_fail(KD_ERR_SHAPE, "kl_div: logq %s and p %s: expected equal shapes [N, C] with N > 0",

@@ -55,4 +55,11 @@ static inline unsigned kd_cu_blocks(long long n, long long per)
     return (unsigned)(b < 1 ? 1 : b);
 }
 
+/* Grid for a grid-stride loop over n items: enough blocks to fill the device, no more than needed. */
+static inline unsigned kd_cu_grid(long long n, int threads)
+{
+    unsigned b = kd_cu_blocks(n, threads);
+    return b > 4096u * 8u ? 4096u * 8u : b;
+}
+
 #endif

@@ -28,8 +28,17 @@ typedef struct dev_state {
 /* ------------------------------------------------------------------ CUDA */
 
 #ifdef KD_HAVE_CUDA
+/* The CUDA layer's messages land in the engine's error record; its codes are kd_status numbers. */
+_Static_assert(KD_CUDA_ERR_SHAPE == KD_ERR_SHAPE && KD_CUDA_ERR_ARG == KD_ERR_ARG && KD_CUDA_ERR_NOMEM == KD_ERR_NOMEM &&
+               KD_CUDA_ERR_DEVICE == KD_ERR_DEVICE && KD_CUDA_ERR_STATE == KD_ERR_STATE, "cuda_status.h codes");
+static void cuda_error(kd_cuda_result r, const char *msg)
+{
+    if (r == KD_CUDA_OK) kd_clear_error();
+    else kd_fail((kd_status)r, "%s", msg);
+}
 static kd_status cuda_open(void)
 {
+    kd_cuda_set_error_sink(cuda_error);
     if (!kd_cuda_available())
         return kd_fail(KD_ERR_DEVICE, "device cuda: no usable CUDA GPU is visible (driver, device or "
                        "CUDA_VISIBLE_DEVICES); run with --device cpu");

@@ -12,6 +12,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include "engine/status.h"
 #include "kernels/cuda/cuda_runtime.h"
 
 static inline void gb_die(const char *what)

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/gelu_avx2.h"
 #include "kernels/cpu/vecmath_avx2.h"
 
 /* The index space is one dense run when every dim of size > 1 has the row-major stride in out, a (and b). */

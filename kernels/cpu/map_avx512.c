@@ -2,6 +2,7 @@
  * time on contiguous data; every other map, and strided index spaces, go to the AVX2 kernels (which hand
  * what they cannot do to the reference). */
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/gelu_avx512.h"
 #include "kernels/cpu/vecmath_avx512.h"
 
 static int dense16(const kd_map_args *m, int binary, int64_t *total)

@@ -619,48 +619,48 @@ bool aligned16(const void *p, int64_t sb, int64_t st, int64_t sh)
 /* The opt-in above 48 KiB of shared memory belongs to one device's copy of a kernel: set it again after a
  * device switch. */
 template <typename K>
-kd_status smem_optin(K kernel, size_t smem, int *attr_dev)
+kd_cuda_result smem_optin(K kernel, size_t smem, int *attr_dev)
 {
-    if (smem <= 48u * 1024u) return KD_OK;
+    if (smem <= 48u * 1024u) return KD_CUDA_OK;
     int dev = 0;
     KD_CU(cudaGetDevice(&dev));
     if (dev != *attr_dev) {
         KD_CU(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         *attr_dev = dev;
     }
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 template <int D>
-kd_status launch_fwd(const kd_attention_args *a)
+kd_cuda_result launch_fwd(const kd_attention_args *a)
 {
     static int attr_dev = -1;
     const size_t smem = fwd_smem(D);
-    kd_status st = smem_optin(fwd_mma_kernel<D>, smem, &attr_dev);
-    if (st != KD_OK) return st;
+    kd_cuda_result st = smem_optin(fwd_mma_kernel<D>, smem, &attr_dev);
+    if (st != KD_CUDA_OK) return st;
     int64_t gx, gy;
     kd_fa_grid(a->batch * a->heads, a->tq, BM, &gx, &gy);
     const int vec = aligned16(a->q, a->q_sb, a->q_st, a->q_sh) && aligned16(a->k, a->k_sb, a->k_st, a->k_sh) &&
                     aligned16(a->v, a->v_sb, a->v_st, a->v_sh);
     fwd_mma_kernel<D><<<dim3((unsigned)gx, (unsigned)gy), THREADS, smem, kd_cu_stream()>>>(*a, vec);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 template <int D>
-kd_status launch_bwd(const kd_attention_args *a, const float *Dv, float *dqacc)
+kd_cuda_result launch_bwd(const kd_attention_args *a, const float *Dv, float *dqacc)
 {
     static int attr_dev = -1;
     const size_t smem = bwd_smem(D);
-    kd_status st = smem_optin(bwd_mma_kernel<D>, smem, &attr_dev);
-    if (st != KD_OK) return st;
+    kd_cuda_result st = smem_optin(bwd_mma_kernel<D>, smem, &attr_dev);
+    if (st != KD_CUDA_OK) return st;
     int64_t gx, gy;
     kd_fa_grid(a->batch * a->heads, a->tk, BN, &gx, &gy);
     const int vec = aligned16(a->q, a->q_sb, a->q_st, a->q_sh) && aligned16(a->k, a->k_sb, a->k_st, a->k_sh) &&
                     aligned16(a->v, a->v_sb, a->v_st, a->v_sh) && aligned16(a->d_o, a->o_sb, a->o_st, a->o_sh);
     bwd_mma_kernel<D><<<dim3((unsigned)gx, (unsigned)gy), THREADS, smem, kd_cu_stream()>>>(*a, Dv, dqacc, vec);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 /* 1 when the tensor-core kernels take these args: head dim 32, 64, 128 and both grids within limits. */
@@ -671,36 +671,36 @@ int mma_ok(const kd_attention_args *a)
            kd_fa_grid(a->batch * a->heads, a->tk, BN, &gx, &gy);
 }
 
-kd_status check(const kd_attention_args *a, int bwd)
+kd_cuda_result check(const kd_attention_args *a, int bwd)
 {
     if (a->batch < 0 || a->heads < 0 || a->tq < 0 || a->tk < 0 || a->dim < 0)
-        return kd_fail(KD_ERR_SHAPE, "%s:%d: attention (bf16): negative size (batch %lld, heads %lld, tq %lld, tk %lld, dim %lld)",
+        return kd_cuda_fail(KD_CUDA_ERR_SHAPE, "%s:%d: attention (bf16): negative size (batch %lld, heads %lld, tq %lld, tk %lld, dim %lld)",
                        __FILE__, __LINE__, (long long)a->batch, (long long)a->heads, (long long)a->tq,
                        (long long)a->tk, (long long)a->dim);
     if (!kd_fa_supported_dim(a->dim) && a->dim > SIMPLE_MAX_DIM)
-        return kd_fail(KD_ERR_ARG, "%s:%d: attention (bf16): head dim %lld (expected 32, 64, 128 or at most %d)",
+        return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: attention (bf16): head dim %lld (expected 32, 64, 128 or at most %d)",
                        __FILE__, __LINE__, (long long)a->dim, SIMPLE_MAX_DIM);
     if (kd_fa_supported_dim(a->dim) && a->batch * a->heads * a->tq > 0 && a->tk > 0 && !mma_ok(a))
-        return kd_fail(KD_ERR_ARG, "%s:%d: attention (bf16): batch*heads %lld, tq %lld, tk %lld beyond the launch grid",
+        return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: attention (bf16): batch*heads %lld, tq %lld, tk %lld beyond the launch grid",
                        __FILE__, __LINE__, (long long)(a->batch * a->heads), (long long)a->tq, (long long)a->tk);
     if (!a->o || !a->lse || (a->tk > 0 && a->dim > 0 && (!a->q || !a->k || !a->v)))
-        return kd_fail(KD_ERR_ARG, "%s:%d: attention (bf16): q, k, v, o and lse are required", __FILE__, __LINE__);
+        return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: attention (bf16): q, k, v, o and lse are required", __FILE__, __LINE__);
     if (bwd && (!a->d_o || !a->dq || !a->dk || !a->dv))
-        return kd_fail(KD_ERR_ARG, "%s:%d: attention backward (bf16) needs o and lse from the forward, d_o, dq, dk, dv",
+        return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: attention backward (bf16) needs o and lse from the forward, d_o, dq, dk, dv",
                        __FILE__, __LINE__);
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
-kd_status run_fwd(const kd_attention_args *a)
+kd_cuda_result run_fwd(const kd_attention_args *a)
 {
-    kd_status st = check(a, 0);
-    if (st != KD_OK) return st;
+    kd_cuda_result st = check(a, 0);
+    if (st != KD_CUDA_OK) return st;
     const int64_t rows = a->batch * a->heads * a->tq;
-    if (rows == 0) return KD_OK;
+    if (rows == 0) return KD_CUDA_OK;
     if (a->tk == 0) {   /* no keys: O = 0, lse = -inf */
         empty_rows_kernel<<<grid_for(rows, 256), 256, 0, kd_cu_stream()>>>(*a);
         KD_CU_LAUNCH();
-        return KD_OK;
+        return KD_CUDA_OK;
     }
     switch (a->dim) {
     case 32: return launch_fwd<32>(a);
@@ -710,22 +710,22 @@ kd_status run_fwd(const kd_attention_args *a)
     }
     fwd_simple_kernel<<<grid_for(rows, WARPS), THREADS, (size_t)WARPS * 2 * (size_t)a->dim * sizeof(float), kd_cu_stream()>>>(*a);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
-kd_status run_bwd(const kd_attention_args *a)
+kd_cuda_result run_bwd(const kd_attention_args *a)
 {
-    kd_status st = check(a, 1);
-    if (st != KD_OK) return st;
+    kd_cuda_result st = check(a, 1);
+    if (st != KD_CUDA_OK) return st;
     const int64_t rows = a->batch * a->heads * a->tq;
-    if (rows == 0 || a->tk == 0 || a->dim == 0) return KD_OK;   /* every gradient is 0: outputs unchanged */
+    if (rows == 0 || a->tk == 0 || a->dim == 0) return KD_CUDA_OK;   /* every gradient is 0: outputs unchanged */
     const bool tiled = kd_fa_supported_dim(a->dim);
     /* scratch: D (rows f32), then, tiled, the dQ sums (rows x dim f32) */
     const size_t d_bytes = ((size_t)rows * sizeof(float) + 255u) & ~(size_t)255u;
     const size_t bytes = d_bytes + (tiled ? (size_t)rows * (size_t)a->dim * sizeof(float) : 0);
     char *ws = (char *)kd_cu_workspace(bytes);
     if (!ws)
-        return kd_cuda_note(kd_fail(KD_ERR_NOMEM, "%s:%d: attention backward (bf16): no device memory for %zu bytes of scratch",
+        return kd_cuda_note(kd_cuda_fail(KD_CUDA_ERR_NOMEM, "%s:%d: attention backward (bf16): no device memory for %zu bytes of scratch",
                                     __FILE__, __LINE__, bytes));
     float *Dv = (float *)ws, *dqacc = tiled ? (float *)(ws + d_bytes) : nullptr;
     bwd_prep_kernel<<<grid_for(rows, WARPS), THREADS, 0, kd_cu_stream()>>>(*a, Dv, dqacc);
@@ -736,10 +736,10 @@ kd_status run_bwd(const kd_attention_args *a)
         case 64: st = launch_bwd<64>(a, Dv, dqacc); break;
         default: st = launch_bwd<128>(a, Dv, dqacc); break;
         }
-        if (st != KD_OK) return st;
+        if (st != KD_CUDA_OK) return st;
         dq_finish_kernel<<<grid_for(rows * a->dim, 256), 256, 0, kd_cu_stream()>>>(*a, dqacc);
         KD_CU_LAUNCH();
-        return KD_OK;
+        return KD_CUDA_OK;
     }
     const size_t dim = (size_t)a->dim;
     bwd_simple_dq_kernel<<<grid_for(rows, WARPS), THREADS, WARPS * 3 * dim * sizeof(float), kd_cu_stream()>>>(*a, Dv);
@@ -747,7 +747,7 @@ kd_status run_bwd(const kd_attention_args *a)
     bwd_simple_dkv_kernel<<<grid_for(a->batch * a->heads * a->tk, WARPS), THREADS, WARPS * 4 * dim * sizeof(float),
                             kd_cu_stream()>>>(*a, Dv);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 } /* namespace */

@@ -8,22 +8,22 @@
  *
  * _f32: every buffer f32. _bf16: q, k, v are bf16 (uint16_t bits); mask, o, lse, d_o, dq, dk, dv stay
  * f32, and all arithmetic is f32. Head dims 32, 64, 128 run tiled (kd_cuda_flash_supported); others
- * return KD_ERR_ARG from these entries, while the table's attention entries fall back to the per-row
+ * return KD_CUDA_ERR_ARG from these entries, while the table's attention entries fall back to the per-row
  * kernels of attention_rows.cu. */
 #ifndef KD_CUDA_ATTENTION_H
 #define KD_CUDA_ATTENTION_H
 
-#include "kernels/cuda/cuda_runtime.h"   /* kd_status, C linkage under nvcc */
+#include "kernels/cuda/cuda_runtime.h"   /* kd_cuda_result, C linkage under nvcc */
 #include "kernels/kernels.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-kd_status kd_cuda_flash_attention_f32(const kd_attention_args *a);
-kd_status kd_cuda_flash_attention_bwd_f32(const kd_attention_args *a);
-kd_status kd_cuda_flash_attention_bf16(const kd_attention_args *a);
-kd_status kd_cuda_flash_attention_bwd_bf16(const kd_attention_args *a);
+kd_cuda_result kd_cuda_flash_attention_f32(const kd_attention_args *a);
+kd_cuda_result kd_cuda_flash_attention_bwd_f32(const kd_attention_args *a);
+kd_cuda_result kd_cuda_flash_attention_bf16(const kd_attention_args *a);
+kd_cuda_result kd_cuda_flash_attention_bwd_bf16(const kd_attention_args *a);
 
 /* 1 when the tiled kernels take these args (head dim 32, 64 or 128; grid within limits). */
 int kd_cuda_flash_supported(const kd_attention_args *a);

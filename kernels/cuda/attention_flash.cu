@@ -338,7 +338,7 @@ __global__ void __launch_bounds__(THREADS) fa_bwd_kernel(kd_attention_args a)
 }
 
 template <typename T, int D>
-kd_status launch_fwd(const kd_attention_args *a)
+kd_cuda_result launch_fwd(const kd_attention_args *a)
 {
     /* the opt-in above 48 KiB of shared memory, once per instantiation and device (the attribute belongs
      * to the device's copy of the kernel, so a device switch needs it again) */
@@ -354,11 +354,11 @@ kd_status launch_fwd(const kd_attention_args *a)
     kd_fa_grid(a->batch * a->heads, a->tq, kd_fa_bq(D), &gx, &gy);
     fa_fwd_kernel<T, D><<<dim3((unsigned)gx, (unsigned)gy), THREADS, smem, kd_cu_stream()>>>(*a);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 template <typename T, int D>
-kd_status launch_bwd(const kd_attention_args *a)
+kd_cuda_result launch_bwd(const kd_attention_args *a)
 {
     static int attr_dev = -1;
     const size_t smem = kd_fa_bwd_smem(D);
@@ -372,11 +372,11 @@ kd_status launch_bwd(const kd_attention_args *a)
     kd_fa_grid(a->batch * a->heads, a->tk, BK, &gx, &gy);
     fa_bwd_kernel<T, D><<<dim3((unsigned)gx, (unsigned)gy), THREADS, smem, kd_cu_stream()>>>(*a);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 template <typename T>
-kd_status dispatch(const kd_attention_args *a, int bwd)
+kd_cuda_result dispatch(const kd_attention_args *a, int bwd)
 {
     switch (a->dim) {
     case 32: return bwd ? launch_bwd<T, 32>(a) : launch_fwd<T, 32>(a);
@@ -385,20 +385,20 @@ kd_status dispatch(const kd_attention_args *a, int bwd)
     }
 }
 
-kd_status check(const kd_attention_args *a, int bwd)
+kd_cuda_result check(const kd_attention_args *a, int bwd)
 {
     if (a->batch < 0 || a->heads < 0 || a->tq < 0 || a->tk < 0 || a->dim < 0)
-        return kd_fail(KD_ERR_SHAPE, "%s:%d: attention: negative size (batch %lld, heads %lld, tq %lld, tk %lld, dim %lld)",
+        return kd_cuda_fail(KD_CUDA_ERR_SHAPE, "%s:%d: attention: negative size (batch %lld, heads %lld, tq %lld, tk %lld, dim %lld)",
                        __FILE__, __LINE__, (long long)a->batch, (long long)a->heads, (long long)a->tq,
                        (long long)a->tk, (long long)a->dim);
     if (!kd_cuda_flash_supported(a))
-        return kd_fail(KD_ERR_ARG, "%s:%d: flash attention: head dim %lld (expected 32, 64 or 128) or batch*heads %lld, "
+        return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: flash attention: head dim %lld (expected 32, 64 or 128) or batch*heads %lld, "
                        "tq %lld, tk %lld beyond the launch grid", __FILE__, __LINE__, (long long)a->dim,
                        (long long)(a->batch * a->heads), (long long)a->tq, (long long)a->tk);
     if (bwd && (!a->o || !a->lse || !a->d_o || !a->dq || !a->dk || !a->dv))
-        return kd_fail(KD_ERR_ARG, "%s:%d: flash attention backward needs o and lse from the forward, d_o, dq, dk, dv",
+        return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: flash attention backward needs o and lse from the forward, d_o, dq, dk, dv",
                        __FILE__, __LINE__);
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 /* The empty cases: nothing to compute, but a forward over zero keys still defines O = 0, lse = -inf. */
@@ -415,17 +415,17 @@ __global__ void fa_empty_rows(kd_attention_args a)
     }
 }
 
-kd_status run(const kd_attention_args *a, int bf16, int bwd)
+kd_cuda_result run(const kd_attention_args *a, int bf16, int bwd)
 {
     if (empty(a)) {
-        if (bwd || a->batch * a->heads * a->tq <= 0) return KD_OK;
+        if (bwd || a->batch * a->heads * a->tq <= 0) return KD_CUDA_OK;
         unsigned nb = kd_cu_blocks(a->batch * a->heads * a->tq, 256);
         fa_empty_rows<<<nb > 4096u ? 4096u : nb, 256, 0, kd_cu_stream()>>>(*a);
         KD_CU_LAUNCH();
-        return KD_OK;
+        return KD_CUDA_OK;
     }
-    kd_status st = check(a, bwd);
-    if (st != KD_OK) return st;
+    kd_cuda_result st = check(a, bwd);
+    if (st != KD_CUDA_OK) return st;
     return bf16 ? dispatch<uint16_t>(a, bwd) : dispatch<float>(a, bwd);
 }
 
@@ -439,10 +439,10 @@ extern "C" int kd_cuda_flash_supported(const kd_attention_args *a)
            kd_fa_grid(a->batch * a->heads, a->tk, BK, &gx, &gy);
 }
 
-extern "C" kd_status kd_cuda_flash_attention_f32(const kd_attention_args *a) { return run(a, 0, 0); }
-extern "C" kd_status kd_cuda_flash_attention_bwd_f32(const kd_attention_args *a) { return run(a, 0, 1); }
-extern "C" kd_status kd_cuda_flash_attention_bf16(const kd_attention_args *a) { return run(a, 1, 0); }
-extern "C" kd_status kd_cuda_flash_attention_bwd_bf16(const kd_attention_args *a) { return run(a, 1, 1); }
+extern "C" kd_cuda_result kd_cuda_flash_attention_f32(const kd_attention_args *a) { return run(a, 0, 0); }
+extern "C" kd_cuda_result kd_cuda_flash_attention_bwd_f32(const kd_attention_args *a) { return run(a, 0, 1); }
+extern "C" kd_cuda_result kd_cuda_flash_attention_bf16(const kd_attention_args *a) { return run(a, 1, 0); }
+extern "C" kd_cuda_result kd_cuda_flash_attention_bwd_bf16(const kd_attention_args *a) { return run(a, 1, 1); }
 
 /* The table entries: tiled where the head dim allows (and, backward, where the forward's O and lse are
  * at hand), per-row otherwise. Errors go to the sticky status (kd_cuda_status()). */

@@ -129,7 +129,7 @@ static int attn_launchable(const kd_attention_args *a, size_t smem)
     if (rows <= 0 || a->tk <= 0) return 0;
     /* 48 KiB without the opt-in holds the static sh[32] of the kernels as well as the dynamic rows */
     if (smem + 32 * sizeof(float) > 48 * 1024 || rows > 0x7fffffffLL) {
-        kd_cuda_note(kd_fail(KD_ERR_SHAPE, "%s:%d: attention: tk %lld or %lld query rows beyond this kernel's limits",
+        kd_cuda_note(kd_cuda_fail(KD_CUDA_ERR_SHAPE, "%s:%d: attention: tk %lld or %lld query rows beyond this kernel's limits",
                              __FILE__, __LINE__, (long long)a->tk, (long long)rows));
         return 0;
     }

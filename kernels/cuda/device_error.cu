@@ -31,12 +31,12 @@ static int name_slot(const char *what)
 
 kd_cu_dev_error *kd_cu_error_word(void) { return g_word; }
 
-kd_status kd_cu_error_init(void)
+kd_cuda_result kd_cu_error_init(void)
 {
-    if (g_word) return KD_OK;
+    if (g_word) return KD_CUDA_OK;
     void *p = NULL;
     cudaError_t e = cudaMalloc(&p, sizeof(kd_cu_dev_error));
-    if (e != cudaSuccess) return kd_cuda_record(e, KD_ERR_NOMEM, __FILE__, __LINE__, "cudaMalloc (device error word)");
+    if (e != cudaSuccess) return kd_cuda_record(e, KD_CUDA_ERR_NOMEM, __FILE__, __LINE__, "cudaMalloc (device error word)");
     g_word = (kd_cu_dev_error *)p;
     /* On the kd stream: a plain cudaMemset goes to the legacy default stream, which the non-blocking kd
      * stream does not wait for, so a kernel queued next could see cudaMalloc's garbage as a report. */
@@ -51,7 +51,7 @@ kd_status kd_cu_error_init(void)
         g_mirror_pinned = 0;
     }
     memset(g_mirror, 0, sizeof *g_mirror);
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 void kd_cu_error_free(void)
@@ -64,16 +64,16 @@ void kd_cu_error_free(void)
 }
 
 /* Queue the copy of the word behind everything already on the stream; the caller synchronizes. */
-kd_status kd_cu_error_fetch(void)
+kd_cuda_result kd_cu_error_fetch(void)
 {
-    if (!g_word) return KD_OK;
+    if (!g_word) return KD_CUDA_OK;
     KD_CU(cudaMemcpyAsync(g_mirror, g_word, sizeof *g_word, cudaMemcpyDeviceToHost, kd_cu_stream()));
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
-kd_status kd_cu_error_take(void)
+kd_cuda_result kd_cu_error_take(void)
 {
-    if (!g_word || !g_mirror->flag) return KD_OK;
+    if (!g_word || !g_mirror->flag) return KD_CUDA_OK;
     kd_cu_dev_error h = *g_mirror;
     memset(g_mirror, 0, sizeof *g_mirror);
     /* Cleared on the stream, so kernels queued from now on start from a clean word. */
@@ -81,12 +81,12 @@ kd_status kd_cu_error_take(void)
     char more[64] = "";
     if (h.count > 1) snprintf(more, sizeof more, " (%llu bad entries in all)", h.count);
     if (h.kind == KD_CU_ERR_TARGET)
-        return kd_fail(KD_ERR_ARG, "cross-entropy: target %lld at row %lld is outside the %lld classes of the logits%s",
+        return kd_cuda_fail(KD_CUDA_ERR_ARG, "cross-entropy: target %lld at row %lld is outside the %lld classes of the logits%s",
                        h.value, h.pos, h.limit, more);
     if (h.kind >= KD_CU_ERR_IDS && h.kind < KD_CU_ERR_IDS + NAME_SLOTS)
-        return kd_fail(KD_ERR_ARG, "%s: id %lld at position %lld is outside the table's %lld rows%s",
+        return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s: id %lld at position %lld is outside the table's %lld rows%s",
                        g_names[h.kind - KD_CU_ERR_IDS], h.value, h.pos, h.limit, more);
-    return kd_fail(KD_ERR_ARG, "a device kernel rejected its input (check %d): value %lld at position %lld is outside "
+    return kd_cuda_fail(KD_CUDA_ERR_ARG, "a device kernel rejected its input (check %d): value %lld at position %lld is outside "
                    "[0, %lld)%s", h.kind, h.value, h.pos, h.limit, more);
 }
 
@@ -99,19 +99,19 @@ static __global__ void check_ids_kernel(const int32_t *__restrict__ ids, int64_t
     }
 }
 
-extern "C" kd_status kd_cuda_check_ids(const int32_t *ids_device, int64_t n, int64_t limit, const char *what)
+extern "C" kd_cuda_result kd_cuda_check_ids(const int32_t *ids_device, int64_t n, int64_t limit, const char *what)
 {
-    if (n <= 0) return KD_OK;
+    if (n <= 0) return KD_CUDA_OK;
     if (!ids_device || limit < 0)
-        return kd_fail(KD_ERR_ARG, "%s:%d: kd_cuda_check_ids(%s): ids %p, limit %lld: expected device ids and a "
+        return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: kd_cuda_check_ids(%s): ids %p, limit %lld: expected device ids and a "
                        "limit >= 0", __FILE__, __LINE__, what ? what : "ids", (const void *)ids_device, (long long)limit);
     if (!g_word)
-        return kd_fail(KD_ERR_STATE, "%s:%d: kd_cuda_check_ids(%s): call kd_cuda_init first", __FILE__, __LINE__,
+        return kd_cuda_fail(KD_CUDA_ERR_STATE, "%s:%d: kd_cuda_check_ids(%s): call kd_cuda_init first", __FILE__, __LINE__,
                        what ? what : "ids");
     int kind = KD_CU_ERR_IDS + name_slot(what);
     unsigned blocks = kd_cu_blocks(n, 256);
     if (blocks > 4096u) blocks = 4096u;
     check_ids_kernel<<<blocks, 256, 0, kd_cu_stream()>>>(ids_device, n, limit, kind, g_word);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }

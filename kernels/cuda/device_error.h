@@ -1,7 +1,7 @@
 /* kernels/cuda/device_error.h — the device error word (internal to .cu files): a kernel that finds bad
  * input it was given (an index outside its table) skips that input and records it here instead of
  * reading out of bounds; kd_cuda_sync() reads the word after the stream has drained, turns it into
- * KD_ERR_ARG with a message, and clears it. No host round trip is needed inside a step.
+ * KD_CUDA_ERR_ARG with a message, and clears it. No host round trip is needed inside a step.
  *
  * The first reporter wins the flag with atomicCAS and fills in the details; every reporter counts. The
  * word is read only after the kernels that wrote it have finished, so the plain stores are visible. */
@@ -23,13 +23,13 @@ typedef struct kd_cu_dev_error {
 
 /* The word in device memory (allocated by kd_cuda_init; NULL before, and kernels then only skip). */
 kd_cu_dev_error *kd_cu_error_word(void);
-kd_status kd_cu_error_init(void);
+kd_cuda_result kd_cu_error_init(void);
 void kd_cu_error_free(void);
 /* kd_cuda_sync(): fetch queues the copy of the word behind the stream's work; after the stream has been
- * synchronized, take returns KD_OK when the word was clear, else KD_ERR_ARG with the message, and clears
+ * synchronized, take returns KD_CUDA_OK when the word was clear, else KD_CUDA_ERR_ARG with the message, and clears
  * the word. */
-kd_status kd_cu_error_fetch(void);
-kd_status kd_cu_error_take(void);
+kd_cuda_result kd_cu_error_fetch(void);
+kd_cuda_result kd_cu_error_take(void);
 
 #ifdef __CUDACC__
 /* value is outside [0, limit) at position pos. */

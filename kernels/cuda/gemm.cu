@@ -213,7 +213,7 @@ __global__ void __launch_bounds__(256) pack_bf16_kernel(const S *__restrict__ sr
 }
 
 template <typename S>
-kd_status pack_bf16(uint16_t *dst, int64_t ldd, int64_t dstride, const S *src, int trans, int64_t rows,
+kd_cuda_result pack_bf16(uint16_t *dst, int64_t ldd, int64_t dstride, const S *src, int trans, int64_t rows,
                     int64_t cols, int64_t ld, int64_t sstride, int64_t nbatch)
 {
     int64_t yt = (rows + 31) / 32;
@@ -223,10 +223,10 @@ kd_status pack_bf16(uint16_t *dst, int64_t ldd, int64_t dstride, const S *src, i
     if (trans) pack_bf16_kernel<S, true><<<grid, block, 0, kd_cu_stream()>>>(src, ld, sstride, rows, cols, d, ldd, dstride);
     else pack_bf16_kernel<S, false><<<grid, block, 0, kd_cu_stream()>>>(src, ld, sstride, rows, cols, d, ldd, dstride);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
-kd_status sgemm(const kd_gemm_args *g, int gelu)
+kd_cuda_result sgemm(const kd_gemm_args *g, int gelu)
 {
     sgemm_params p;
     p.m = g->m; p.n = g->n; p.k = g->k;
@@ -245,29 +245,29 @@ kd_status sgemm(const kd_gemm_args *g, int gelu)
     else if (g->trans_a && !g->trans_b) sgemm_kernel<true, false><<<grid, 256, 0, st>>>(p);
     else sgemm_kernel<true, true><<<grid, 256, 0, st>>>(p);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 } /* namespace */
 
 /* Shapes the kernels cannot take are bad arguments, reported rather than launched. */
-static kd_status gemm_check(const kd_gemm_args *g)
+static kd_cuda_result gemm_check(const kd_gemm_args *g)
 {
     if (g->m < 0 || g->n < 0 || g->k < 0 || g->batch < 0)
-        return kd_fail(KD_ERR_SHAPE, "%s:%d: gemm: negative size (m %lld, n %lld, k %lld, batch %lld)", __FILE__,
+        return kd_cuda_fail(KD_CUDA_ERR_SHAPE, "%s:%d: gemm: negative size (m %lld, n %lld, k %lld, batch %lld)", __FILE__,
                        __LINE__, (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->batch);
     if (g->batch > 65535 || (g->m + 15) / 16 > 65535)
-        return kd_fail(KD_ERR_SHAPE, "%s:%d: gemm: batch %lld or m %lld beyond the launch grid (batch <= 65535)",
+        return kd_cuda_fail(KD_CUDA_ERR_SHAPE, "%s:%d: gemm: batch %lld or m %lld beyond the launch grid (batch <= 65535)",
                        __FILE__, __LINE__, (long long)g->batch, (long long)g->m);
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 /* The dispatcher; c_bf16: C and bias are bf16 (bf16-input types only). */
-static kd_status gemm_run(const kd_gemm_args *g, kd_cuda_gemm_type type, int gelu, int c_bf16)
+static kd_cuda_result gemm_run(const kd_gemm_args *g, kd_cuda_gemm_type type, int gelu, int c_bf16)
 {
-    kd_status st = gemm_check(g);
-    if (st != KD_OK) return st;
-    if (g->m == 0 || g->n == 0 || g->batch == 0) return KD_OK;
+    kd_cuda_result st = gemm_check(g);
+    if (st != KD_CUDA_OK) return st;
+    if (g->m == 0 || g->n == 0 || g->batch == 0) return KD_CUDA_OK;
     if (g->k == 0 || g->alpha == 0.0) {
         kd_cu_epi e = { 0.0f, (float)g->beta, g->bias, gelu, c_bf16 };
         unsigned bx = kd_cu_blocks(g->m * g->n, 256);
@@ -275,7 +275,7 @@ static kd_status gemm_run(const kd_gemm_args *g, kd_cuda_gemm_type type, int gel
         scale_c_kernel<<<dim3(bx, 1, (unsigned)g->batch), 256, 0, kd_cu_stream()>>>(g->m, g->n, g->c, g->ldc,
                                                                                   g->stride_c, e);
         KD_CU_LAUNCH();
-        return KD_OK;
+        return KD_CUDA_OK;
     }
     switch (type) {
     case KD_CUDA_GEMM_F32: return sgemm(g, gelu);
@@ -284,34 +284,34 @@ static kd_status gemm_run(const kd_gemm_args *g, kd_cuda_gemm_type type, int gel
     case KD_CUDA_GEMM_BF16_WGMMA:
         if (kd_cuda_has_wgmma()) {
             st = kd_cu_gemm_wgmma(g, gelu, c_bf16);
-            if (st != KD_ERR_ARG) return st;
-            kd_clear_error(); /* a layout wgmma does not take: the mma.sync kernel does */
+            if (st != KD_CUDA_ERR_ARG) return st;
+            kd_cuda_clear_error(); /* a layout wgmma does not take: the mma.sync kernel does */
         }
         return kd_cu_gemm_mma(g, 1, gelu, c_bf16);
     }
-    return kd_fail(KD_ERR_ARG, "%s:%d: gemm: unknown type %d", __FILE__, __LINE__, (int)type);
+    return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: gemm: unknown type %d", __FILE__, __LINE__, (int)type);
 }
 
-extern "C" kd_status kd_cuda_gemm(const kd_gemm_args *g, kd_cuda_gemm_type type, kd_cuda_epilogue epi)
+extern "C" kd_cuda_result kd_cuda_gemm(const kd_gemm_args *g, kd_cuda_gemm_type type, kd_cuda_epilogue epi)
 {
     return gemm_run(g, type, epi == KD_CUDA_EPI_GELU, 0);
 }
 
-extern "C" kd_status kd_cuda_gemm_f32(const kd_gemm_args *g) { return kd_cuda_gemm(g, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE); }
-extern "C" kd_status kd_cuda_gemm_tf32(const kd_gemm_args *g) { return kd_cuda_gemm(g, KD_CUDA_GEMM_TF32, KD_CUDA_EPI_NONE); }
-extern "C" kd_status kd_cuda_gemm_bf16(const kd_gemm_args *g) { return kd_cuda_gemm(g, KD_CUDA_GEMM_BF16, KD_CUDA_EPI_NONE); }
+extern "C" kd_cuda_result kd_cuda_gemm_f32(const kd_gemm_args *g) { return kd_cuda_gemm(g, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE); }
+extern "C" kd_cuda_result kd_cuda_gemm_tf32(const kd_gemm_args *g) { return kd_cuda_gemm(g, KD_CUDA_GEMM_TF32, KD_CUDA_EPI_NONE); }
+extern "C" kd_cuda_result kd_cuda_gemm_bf16(const kd_gemm_args *g) { return kd_cuda_gemm(g, KD_CUDA_GEMM_BF16, KD_CUDA_EPI_NONE); }
 
 /* ---- the table's GEMM entry ---- */
 
 static kd_cuda_precision g_precision = KD_CUDA_PREC_F32;
 
-extern "C" kd_status kd_cuda_set_precision(kd_cuda_precision p)
+extern "C" kd_cuda_result kd_cuda_set_precision(kd_cuda_precision p)
 {
     if (p != KD_CUDA_PREC_F32 && p != KD_CUDA_PREC_TF32 && p != KD_CUDA_PREC_BF16)
-        return kd_fail(KD_ERR_ARG, "%s:%d: kd_cuda_set_precision: %d is not a precision (f32 %d, tf32 %d, bf16 %d)",
+        return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: kd_cuda_set_precision: %d is not a precision (f32 %d, tf32 %d, bf16 %d)",
                        __FILE__, __LINE__, (int)p, (int)KD_CUDA_PREC_F32, (int)KD_CUDA_PREC_TF32, (int)KD_CUDA_PREC_BF16);
     g_precision = p;
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 extern "C" kd_cuda_precision kd_cuda_get_precision(void) { return g_precision; }
@@ -337,10 +337,10 @@ static size_t round_up_256(size_t b) { return (b + 255) & ~(size_t)255; }
  * run as one GEMM of batch m rows. beta, bias and alpha go to the GEMM unchanged (C is f32 throughout).
  * Since the operands are repacked, the bf16 kernels take every shape gemm_check accepts; the one case
  * that falls back to the f32 SIMT GEMM is a workspace the device has no memory for. */
-static kd_status table_gemm_bf16(const kd_gemm_args *g)
+static kd_cuda_result table_gemm_bf16(const kd_gemm_args *g)
 {
     const int64_t m = g->m, n = g->n, k = g->k, batch = g->batch;
-    if (gemm_check(g) != KD_OK || m == 0 || n == 0 || batch == 0 || k == 0 || g->alpha == 0.0)
+    if (gemm_check(g) != KD_CUDA_OK || m == 0 || n == 0 || batch == 0 || k == 0 || g->alpha == 0.0)
         return kd_cuda_gemm(g, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE); /* errors, or no product to round */
     const int64_t kp = (k + 7) / 8 * 8;
     const int shared_a = batch > 1 && g->stride_a == 0, shared_b = batch > 1 && g->stride_b == 0;
@@ -352,9 +352,9 @@ static kd_status table_gemm_bf16(const kd_gemm_args *g)
 
     /* op(A)[i][p] is A[i lda + p], or A[p lda + i] with trans_a; op(B)^T[j][p] is B[j ldb + p] with
      * trans_b, else B[p ldb + j] (stored transposed relative to the packed n x k). */
-    kd_status st = pack_bf16(pa, kp, m * kp, (const float *)g->a, g->trans_a, m, k, g->lda, g->stride_a, na);
-    if (st == KD_OK) st = pack_bf16(pb, kp, n * kp, (const float *)g->b, !g->trans_b, n, k, g->ldb, g->stride_b, nb);
-    if (st != KD_OK) return st;
+    kd_cuda_result st = pack_bf16(pa, kp, m * kp, (const float *)g->a, g->trans_a, m, k, g->lda, g->stride_a, na);
+    if (st == KD_CUDA_OK) st = pack_bf16(pb, kp, n * kp, (const float *)g->b, !g->trans_b, n, k, g->ldb, g->stride_b, nb);
+    if (st != KD_CUDA_OK) return st;
 
     kd_gemm_args p = *g;
     p.trans_a = 0; p.a = pa; p.lda = kp; p.stride_a = shared_a ? 0 : m * kp;
@@ -376,10 +376,10 @@ static kd_status table_gemm_bf16(const kd_gemm_args *g)
  * to 8, as table_gemm_bf16 does; batch-shared operands stay shared, and a shared B over a batch of
  * contiguous A and C rows runs as one GEMM of batch m rows. Without workspace memory the mma.sync kernel
  * runs on the caller's layout (element loads where 16-byte loads are not legal). */
-static kd_status table_gemm_bf16_storage(const kd_gemm_args *g)
+static kd_cuda_result table_gemm_bf16_storage(const kd_gemm_args *g)
 {
     const int64_t m = g->m, n = g->n, k = g->k, batch = g->batch;
-    if (gemm_check(g) != KD_OK || m == 0 || n == 0 || batch == 0 || k == 0 || g->alpha == 0.0)
+    if (gemm_check(g) != KD_CUDA_OK || m == 0 || n == 0 || batch == 0 || k == 0 || g->alpha == 0.0)
         return gemm_run(g, KD_CUDA_GEMM_BF16, 0, 1); /* errors, or C = beta C + bias */
     const int wg = kd_cuda_has_wgmma();
     const int al_a = kd_cu_operand_aligned(g->a, g->lda, g->stride_a, batch, 8);
@@ -403,16 +403,16 @@ static kd_status table_gemm_bf16_storage(const kd_gemm_args *g)
         if (!ws) return gemm_run(g, KD_CUDA_GEMM_BF16, 0, 1);
         uint16_t *pa = ws, *pb = (uint16_t *)((char *)ws + bytes_a);
         const __nv_bfloat16 *A = (const __nv_bfloat16 *)g->a, *B = (const __nv_bfloat16 *)g->b;
-        kd_status st = KD_OK;
+        kd_cuda_result st = KD_CUDA_OK;
         if (need_a) {
             st = pack_bf16(pa, kp, m * kp, A, g->trans_a, m, k, g->lda, g->stride_a, na);
             p.trans_a = 0; p.a = pa; p.lda = kp; p.stride_a = shared_a ? 0 : m * kp;
         }
-        if (need_b && st == KD_OK) {
+        if (need_b && st == KD_CUDA_OK) {
             st = pack_bf16(pb, kp, n * kp, B, !g->trans_b, n, k, g->ldb, g->stride_b, nb);
             p.trans_b = 1; p.b = pb; p.ldb = kp; p.stride_b = shared_b ? 0 : n * kp;
         }
-        if (st != KD_OK) return st;
+        if (st != KD_CUDA_OK) return st;
     }
     /* A shared B and A's batches as consecutive rows (stride m lda, not transposed), C's likewise. */
     if (batch > 1 && p.stride_b == 0 && !p.trans_a && p.stride_a == m * p.lda && p.stride_c == m * p.ldc &&
@@ -434,7 +434,7 @@ extern "C" void kd_cu_gemm_bf16(const kd_gemm_args *g, int ith, int nth)
 extern "C" void kd_cu_gemm_f32(const kd_gemm_args *g, int ith, int nth)
 {
     (void)ith; (void)nth;
-    kd_status st;
+    kd_cuda_result st;
     switch (g_precision) {
     case KD_CUDA_PREC_TF32: st = kd_cuda_gemm(g, KD_CUDA_GEMM_TF32, KD_CUDA_EPI_NONE); break;
     case KD_CUDA_PREC_BF16: st = table_gemm_bf16(g); break;
@@ -443,20 +443,20 @@ extern "C" void kd_cu_gemm_f32(const kd_gemm_args *g, int ith, int nth)
     kd_cuda_note(st); /* errors: kd_cuda_status() */
 }
 
-extern "C" kd_status kd_cuda_f32_to_bf16(uint16_t *dst, const float *src, int64_t n)
+extern "C" kd_cuda_result kd_cuda_f32_to_bf16(uint16_t *dst, const float *src, int64_t n)
 {
-    if (n <= 0) return KD_OK;
+    if (n <= 0) return KD_CUDA_OK;
     unsigned b = kd_cu_blocks(n, 256);
     f32_to_bf16_kernel<<<b > 32768u ? 32768u : b, 256, 0, kd_cu_stream()>>>(dst, src, n);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
-extern "C" kd_status kd_cuda_bf16_to_f32(float *dst, const uint16_t *src, int64_t n)
+extern "C" kd_cuda_result kd_cuda_bf16_to_f32(float *dst, const uint16_t *src, int64_t n)
 {
-    if (n <= 0) return KD_OK;
+    if (n <= 0) return KD_CUDA_OK;
     unsigned b = kd_cu_blocks(n, 256);
     bf16_to_f32_kernel<<<b > 32768u ? 32768u : b, 256, 0, kd_cu_stream()>>>(dst, src, n);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }

@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "kernels/cuda/cuda_runtime.h"   /* kd_status, C linkage under nvcc */
+#include "kernels/cuda/cuda_runtime.h"   /* kd_cuda_result, C linkage under nvcc */
 #include "kernels/kernels.h"
 
 #ifdef __cplusplus
@@ -26,14 +26,14 @@ typedef enum kd_cuda_epilogue {
     KD_CUDA_EPI_GELU = 1       /* C = gelu(alpha op(A) op(B) + beta C + bias), erf form */
 } kd_cuda_epilogue;
 
-kd_status kd_cuda_gemm(const kd_gemm_args *g, kd_cuda_gemm_type type, kd_cuda_epilogue epi);
-kd_status kd_cuda_gemm_f32(const kd_gemm_args *g);
-kd_status kd_cuda_gemm_tf32(const kd_gemm_args *g);
-kd_status kd_cuda_gemm_bf16(const kd_gemm_args *g);
+kd_cuda_result kd_cuda_gemm(const kd_gemm_args *g, kd_cuda_gemm_type type, kd_cuda_epilogue epi);
+kd_cuda_result kd_cuda_gemm_f32(const kd_gemm_args *g);
+kd_cuda_result kd_cuda_gemm_tf32(const kd_gemm_args *g);
+kd_cuda_result kd_cuda_gemm_bf16(const kd_gemm_args *g);
 
 /* Device conversions (round to nearest even), n elements, on the kd stream. */
-kd_status kd_cuda_f32_to_bf16(uint16_t *dst, const float *src, int64_t n);
-kd_status kd_cuda_bf16_to_f32(float *dst, const uint16_t *src, int64_t n);
+kd_cuda_result kd_cuda_f32_to_bf16(uint16_t *dst, const float *src, int64_t n);
+kd_cuda_result kd_cuda_bf16_to_f32(float *dst, const uint16_t *src, int64_t n);
 
 /* 1 when the current device runs the Hopper wgmma/TMA kernel (sm_90 and a build with sm_90a). */
 int kd_cuda_has_wgmma(void);

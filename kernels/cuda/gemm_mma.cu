@@ -253,7 +253,7 @@ __global__ void __launch_bounds__(THREADS, 1) mma_gemm_kernel(mma_params p)
 }
 
 template <bool BF16, bool TA, bool TB>
-kd_status launch(const mma_params &p, dim3 grid)
+kd_cuda_result launch(const mma_params &p, dim3 grid)
 {
     constexpr int smem = layout<BF16, TA, TB>::SMEM;
     static bool attr_set = false;   /* the opt-in above 48 KiB, once per instantiation */
@@ -263,11 +263,11 @@ kd_status launch(const mma_params &p, dim3 grid)
     }
     mma_gemm_kernel<BF16, TA, TB><<<grid, THREADS, smem, kd_cu_stream()>>>(p);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 template <bool BF16>
-kd_status dispatch(const kd_gemm_args *g, const mma_params &p, dim3 grid)
+kd_cuda_result dispatch(const kd_gemm_args *g, const mma_params &p, dim3 grid)
 {
     if (!g->trans_a && !g->trans_b) return launch<BF16, false, false>(p, grid);
     if (!g->trans_a && g->trans_b) return launch<BF16, false, true>(p, grid);
@@ -277,7 +277,7 @@ kd_status dispatch(const kd_gemm_args *g, const mma_params &p, dim3 grid)
 
 } /* namespace */
 
-kd_status kd_cu_gemm_mma(const kd_gemm_args *g, int bf16, int gelu, int c_bf16)
+kd_cuda_result kd_cu_gemm_mma(const kd_gemm_args *g, int bf16, int gelu, int c_bf16)
 {
     mma_params p;
     p.m = g->m; p.n = g->n; p.k = g->k;

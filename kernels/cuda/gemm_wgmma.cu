@@ -4,7 +4,7 @@
  *
  * Layout taken: C = op(A) op(B) with both operands K-major, i.e. A stored m x k (no trans_a) and B stored
  * n x k (trans_b: the nn.Linear forward X W^T), bf16, 16-byte aligned rows (TMA needs every row and batch
- * stride to be a multiple of 16 bytes). Anything else returns KD_ERR_ARG and gemm.cu runs the mma.sync
+ * stride to be a multiple of 16 bytes). Anything else returns KD_CUDA_ERR_ARG and gemm.cu runs the mma.sync
  * kernel instead.
  *
  * A block computes a 128 x 128 tile of C with three warpgroups: warpgroup 0 is the producer (one thread
@@ -236,14 +236,14 @@ int make_map(CUtensorMap *map, const void *ptr, int64_t k, int64_t rows, int64_t
 
 int kd_cu_wgmma_built(void) { return KD_CUDA_SM90A; }
 
-kd_status kd_cu_gemm_wgmma(const kd_gemm_args *g, int gelu, int c_bf16)
+kd_cuda_result kd_cu_gemm_wgmma(const kd_gemm_args *g, int gelu, int c_bf16)
 {
     int ok = KD_CUDA_SM90A && kd_cu_wgmma_layout_ok(g);
     CUtensorMap ma, mb;
     if (ok) ok = make_map(&ma, g->a, g->k, g->m, g->lda, g->batch, g->stride_a) &&
                  make_map(&mb, g->b, g->k, g->n, g->ldb, g->batch, g->stride_b);
     if (!ok)
-        return kd_fail(KD_ERR_ARG, "%s:%d: wgmma gemm takes K-major bf16 operands (A m x k, B n x k) with 16-byte "
+        return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: wgmma gemm takes K-major bf16 operands (A m x k, B n x k) with 16-byte "
                        "aligned rows; got trans_a %d trans_b %d lda %lld ldb %lld", __FILE__, __LINE__, g->trans_a,
                        g->trans_b, (long long)g->lda, (long long)g->ldb);
     static bool attr_set = false;
@@ -260,7 +260,7 @@ kd_status kd_cu_gemm_wgmma(const kd_gemm_args *g, int gelu, int c_bf16)
     kd_cu_gemm_grid(g->m, g->n, g->batch, BM, BN, &gx, &gy, &gz);
     wgmma_gemm_kernel<<<dim3((unsigned)gx, (unsigned)gy, (unsigned)gz), THREADS, SMEM, kd_cu_stream()>>>(ma, mb, p);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 /* Built for sm_90a, on an sm_90 device, and the kernel image loads there. Asked once per device. */

@@ -1,5 +1,6 @@
 /* kernels/cuda/runtime.cu — device query, memory, the per-step arena, copies, the kd stream, the GEMM
  * workspace and the sticky error status behind kernels/cuda/cuda_runtime.h. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,25 +11,47 @@ static cudaStream_t g_stream;
 static void stage_free(void);
 static int g_stage_unavailable; /* the pinned staging ring could not be made (see stage_init) */
 static int g_device = -1;
-static kd_status g_sticky = KD_OK;
+static kd_cuda_result g_sticky = KD_CUDA_OK;
+static kd_cuda_error_sink g_sink;
+static thread_local char g_msg[1024];
 
-kd_status kd_cuda_record(cudaError_t err, kd_status st, const char *file, int line, const char *what)
+kd_cuda_result kd_cuda_fail(kd_cuda_result r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    va_end(ap);
+    if (g_sink) g_sink(r, g_msg);
+    return r;
+}
+
+const char *kd_cuda_last_error(void) { return g_msg; }
+
+void kd_cuda_clear_error(void)
+{
+    g_msg[0] = '\0';
+    if (g_sink) g_sink(KD_CUDA_OK, g_msg);
+}
+
+void kd_cuda_set_error_sink(kd_cuda_error_sink sink) { g_sink = sink; }
+
+kd_cuda_result kd_cuda_record(cudaError_t err, kd_cuda_result st, const char *file, int line, const char *what)
 {
     /* A launch failure is "sticky" in CUDA too; clear the non-sticky ones so the next call is not blamed. */
     (void)cudaGetLastError();
-    kd_fail(st, "%s:%d: %s failed: %s (%s)", file, line, what, cudaGetErrorString(err), cudaGetErrorName(err));
-    if (g_sticky == KD_OK) g_sticky = st;
+    kd_cuda_fail(st, "%s:%d: %s failed: %s (%s)", file, line, what, cudaGetErrorString(err), cudaGetErrorName(err));
+    if (g_sticky == KD_CUDA_OK) g_sticky = st;
     return st;
 }
 
-kd_status kd_cuda_note(kd_status st)
+kd_cuda_result kd_cuda_note(kd_cuda_result st)
 {
-    if (st != KD_OK && g_sticky == KD_OK) g_sticky = st;
+    if (st != KD_CUDA_OK && g_sticky == KD_CUDA_OK) g_sticky = st;
     return st;
 }
 
-kd_status kd_cuda_status(void) { return g_sticky; }
-void kd_cuda_clear_status(void) { g_sticky = KD_OK; }
+kd_cuda_result kd_cuda_status(void) { return g_sticky; }
+void kd_cuda_clear_status(void) { g_sticky = KD_CUDA_OK; }
 
 int kd_cuda_available(void)
 {
@@ -41,11 +64,11 @@ int kd_cuda_available(void)
     return n > 0;
 }
 
-kd_status kd_cuda_init(int device)
+kd_cuda_result kd_cuda_init(int device)
 {
     if (g_device == device && g_stream) return kd_cu_error_init();
     if (!kd_cuda_available())
-        return kd_fail(KD_ERR_DEVICE, "%s:%d: no CUDA device present (wanted device %d)", __FILE__, __LINE__,
+        return kd_cuda_fail(KD_CUDA_ERR_DEVICE, "%s:%d: no CUDA device present (wanted device %d)", __FILE__, __LINE__,
                        device);
     if (g_stream) {
         KD_CU(cudaStreamSynchronize(g_stream));
@@ -61,7 +84,7 @@ kd_status kd_cuda_init(int device)
     return kd_cu_error_init();
 }
 
-kd_status kd_cuda_device_query(kd_cuda_device_info *info)
+kd_cuda_result kd_cuda_device_query(kd_cuda_device_info *info)
 {
     memset(info, 0, sizeof *info);
     int dev = 0;
@@ -79,7 +102,7 @@ kd_status kd_cuda_device_query(kd_cuda_device_info *info)
     KD_CU(cudaDeviceGetAttribute(&bus, cudaDevAttrGlobalMemoryBusWidth, dev));
     info->mem_clock_khz = clk;
     info->bus_width_bits = bus;
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 void kd_cuda_shutdown(void)
@@ -98,15 +121,15 @@ void kd_cuda_shutdown(void)
 
 void *kd_cuda_stream(void) { return (void *)g_stream; }
 
-kd_status kd_cuda_malloc(void **p, size_t bytes)
+kd_cuda_result kd_cuda_malloc(void **p, size_t bytes)
 {
     *p = NULL;
     cudaError_t e = cudaMalloc(p, bytes ? bytes : 1);
     if (e != cudaSuccess) {
         *p = NULL;
-        return kd_cuda_record(e, KD_ERR_NOMEM, __FILE__, __LINE__, "cudaMalloc");
+        return kd_cuda_record(e, KD_CUDA_ERR_NOMEM, __FILE__, __LINE__, "cudaMalloc");
     }
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 void kd_cuda_free(void *p)
@@ -114,12 +137,12 @@ void kd_cuda_free(void *p)
     if (p) (void)cudaFree(p);
 }
 
-kd_status kd_cuda_h2d(void *dst, const void *src, size_t bytes)
+kd_cuda_result kd_cuda_h2d(void *dst, const void *src, size_t bytes)
 {
-    if (!bytes) return KD_OK;
+    if (!bytes) return KD_CUDA_OK;
     KD_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g_stream));
     KD_CU(cudaStreamSynchronize(g_stream));
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 /* Staged uploads: a ring of pinned host memory in NSEG segments. A copy is memcpy'd into the ring and queued
@@ -137,15 +160,15 @@ static size_t g_stage_off;
 /* The ring is an optimisation: when it cannot be made, uploads go through kd_cuda_h2d. So a failure here is
  * not recorded (it would stay in the sticky status and fail every later kd_cuda_sync), leaves no half-made
  * ring behind, and is not retried on every upload (until kd_cuda_shutdown). */
-static kd_status stage_init(void)
+static kd_cuda_result stage_init(void)
 {
-    if (g_stage) return KD_OK;
-    if (g_stage_unavailable) return KD_ERR_NOMEM;
+    if (g_stage) return KD_CUDA_OK;
+    if (g_stage_unavailable) return KD_CUDA_ERR_NOMEM;
     void *h = NULL;
     if (cudaMallocHost(&h, KD_STAGE_NSEG * KD_STAGE_SEG) != cudaSuccess) {
         (void)cudaGetLastError();
         g_stage_unavailable = 1;
-        return KD_ERR_NOMEM;
+        return KD_CUDA_ERR_NOMEM;
     }
     for (int i = 0; i < KD_STAGE_NSEG; i++) {
         if (cudaEventCreateWithFlags(&g_stage_ev[i], cudaEventDisableTiming) != cudaSuccess) {
@@ -153,14 +176,14 @@ static kd_status stage_init(void)
             while (--i >= 0) (void)cudaEventDestroy(g_stage_ev[i]);
             (void)cudaFreeHost(h);
             g_stage_unavailable = 1;
-            return KD_ERR_DEVICE;
+            return KD_CUDA_ERR_DEVICE;
         }
         g_stage_used[i] = 0;
     }
     g_stage = (char *)h;
     g_stage_seg = 0;
     g_stage_off = 0;
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 static void stage_free(void)
@@ -171,10 +194,10 @@ static void stage_free(void)
     g_stage = NULL;
 }
 
-kd_status kd_cuda_h2d_async(void *dst, const void *src, size_t bytes)
+kd_cuda_result kd_cuda_h2d_async(void *dst, const void *src, size_t bytes)
 {
-    if (!bytes) return KD_OK;
-    if (bytes > KD_STAGE_SEG || stage_init() != KD_OK) return kd_cuda_h2d(dst, src, bytes);
+    if (!bytes) return KD_CUDA_OK;
+    if (bytes > KD_STAGE_SEG || stage_init() != KD_CUDA_OK) return kd_cuda_h2d(dst, src, bytes);
     if (g_stage_off + bytes > KD_STAGE_SEG) {
         KD_CU(cudaEventRecord(g_stage_ev[g_stage_seg], g_stream));
         g_stage_used[g_stage_seg] = 1;
@@ -186,29 +209,29 @@ kd_status kd_cuda_h2d_async(void *dst, const void *src, size_t bytes)
     memcpy(p, src, bytes);
     KD_CU(cudaMemcpyAsync(dst, p, bytes, cudaMemcpyHostToDevice, g_stream));
     g_stage_off += (bytes + 255) & ~(size_t)255;
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
-kd_status kd_cuda_d2h(void *dst, const void *src, size_t bytes)
+kd_cuda_result kd_cuda_d2h(void *dst, const void *src, size_t bytes)
 {
-    if (!bytes) return KD_OK;
+    if (!bytes) return KD_CUDA_OK;
     KD_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g_stream));
     KD_CU(cudaStreamSynchronize(g_stream));
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
-kd_status kd_cuda_d2d(void *dst, const void *src, size_t bytes)
+kd_cuda_result kd_cuda_d2d(void *dst, const void *src, size_t bytes)
 {
-    if (!bytes) return KD_OK;
+    if (!bytes) return KD_CUDA_OK;
     KD_CU(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, g_stream));
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
-kd_status kd_cuda_memset(void *p, int byte, size_t bytes)
+kd_cuda_result kd_cuda_memset(void *p, int byte, size_t bytes)
 {
-    if (!bytes) return KD_OK;
+    if (!bytes) return KD_CUDA_OK;
     KD_CU(cudaMemsetAsync(p, byte, bytes, g_stream));
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 static __global__ void fill_f32(float *p, float v, long long n)
@@ -217,27 +240,27 @@ static __global__ void fill_f32(float *p, float v, long long n)
         p[i] = v;
 }
 
-kd_status kd_cuda_fill_f32(float *p, float value, int64_t n)
+kd_cuda_result kd_cuda_fill_f32(float *p, float value, int64_t n)
 {
-    if (n <= 0) return KD_OK;
+    if (n <= 0) return KD_CUDA_OK;
     unsigned blocks = kd_cu_blocks(n, 256);
     if (blocks > 65535u * 8u) blocks = 65535u * 8u;
     fill_f32<<<blocks, 256, 0, g_stream>>>(p, value, (long long)n);
     KD_CU_LAUNCH();
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 /* The device error word is copied behind the stream's work, so one synchronization covers both. */
-kd_status kd_cuda_sync(void)
+kd_cuda_result kd_cuda_sync(void)
 {
-    kd_status st = kd_cu_error_fetch();
-    if (st != KD_OK) return st;
+    kd_cuda_result st = kd_cu_error_fetch();
+    if (st != KD_CUDA_OK) return st;
     KD_CU(cudaStreamSynchronize(g_stream));
     KD_CU(cudaGetLastError());
     st = kd_cu_error_take();
-    if (st != KD_OK) return st;
-    if (g_sticky != KD_OK) return g_sticky;
-    return KD_OK;
+    if (st != KD_CUDA_OK) return st;
+    if (g_sticky != KD_CUDA_OK) return g_sticky;
+    return KD_CUDA_OK;
 }
 
 /* ---- the GEMM workspace (bf16 copies of operands) ---- */
@@ -272,29 +295,29 @@ void kd_cu_workspace_free(void)
 
 enum { KD_CUDA_ARENA_ALIGN = 256 };
 
-kd_status kd_cuda_arena_init(kd_cuda_arena *a, size_t bytes)
+kd_cuda_result kd_cuda_arena_init(kd_cuda_arena *a, size_t bytes)
 {
     memset(a, 0, sizeof *a);
     void *p = NULL;
-    kd_status st = kd_cuda_malloc(&p, bytes);
-    if (st != KD_OK) return st;
+    kd_cuda_result st = kd_cuda_malloc(&p, bytes);
+    if (st != KD_CUDA_OK) return st;
     a->base = (char *)p;
     a->cap = bytes;
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
-kd_status kd_cuda_arena_alloc(kd_cuda_arena *a, size_t bytes, void **p)
+kd_cuda_result kd_cuda_arena_alloc(kd_cuda_arena *a, size_t bytes, void **p)
 {
     *p = NULL;
     size_t off = (a->used + KD_CUDA_ARENA_ALIGN - 1) / KD_CUDA_ARENA_ALIGN * KD_CUDA_ARENA_ALIGN;
     if (off > a->cap || bytes > a->cap - off)
-        return kd_fail(KD_ERR_NOMEM,
+        return kd_cuda_fail(KD_CUDA_ERR_NOMEM,
                        "%s:%d: device arena exhausted: %zu bytes wanted, %zu of %zu in use (raise the arena size)",
                        __FILE__, __LINE__, bytes, a->used, a->cap);
     *p = a->base + off;
     a->used = off + bytes;
     if (a->used > a->peak) a->peak = a->used;
-    return KD_OK;
+    return KD_CUDA_OK;
 }
 
 void kd_cuda_arena_reset(kd_cuda_arena *a) { a->used = 0; }

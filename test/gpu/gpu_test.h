@@ -7,6 +7,7 @@
 #include <float.h>
 #include <stdint.h>
 
+#include "engine/status.h"
 #include "kernels/cuda/cuda_runtime.h"
 #include "kernels/kernels.h"
 #include "test/testutil.h"

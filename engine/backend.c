@@ -53,135 +53,88 @@ KD_TASK(kd_kl_div_args)
 KD_TASK(kd_adamw_args)
 KD_TASK(kd_convert_args)
 
+/* Take the entry of the (dev, dt) table and launch it on dev with the arguments `a`; work is a rough count
+ * of floating-point operations (the pool keeps tiny calls on one thread). */
+#define KD_LAUNCH(argtype, entry, work)                                                              \
+    do {                                                                                             \
+        argtype##_ctx c_ = { table(dev, dt)->entry, a };                                             \
+        need_kernel(c_.fn != NULL, dev, dt, #entry);                                                 \
+        kd_dev_launch(dev, argtype##_task, &c_, (work));                                             \
+    } while (0)
+
 void kd_k_gemm(kd_device dev, kd_dtype dt, const kd_gemm_args *a)
 {
-    kd_gemm_args_ctx c = { table(dev, dt)->gemm, a };
-    need_kernel(c.fn != NULL, dev, dt, "gemm");
-    kd_dev_launch(dev, kd_gemm_args_task, &c, 2.0 * a->m * a->n * a->k * a->batch);
+    KD_LAUNCH(kd_gemm_args, gemm, 2.0 * a->m * a->n * a->k * a->batch);
 }
-
 void kd_k_unary(kd_device dev, kd_dtype dt, const kd_map_args *a)
 {
-    kd_map_args_ctx c = { table(dev, dt)->unary, a };
-    need_kernel(c.fn != NULL, dev, dt, "unary");
-    kd_dev_launch(dev, kd_map_args_task, &c, map_work(a));
+    KD_LAUNCH(kd_map_args, unary, map_work(a));
 }
-
 void kd_k_binary(kd_device dev, kd_dtype dt, const kd_map_args *a)
 {
-    kd_map_args_ctx c = { table(dev, dt)->binary, a };
-    need_kernel(c.fn != NULL, dev, dt, "binary");
-    kd_dev_launch(dev, kd_map_args_task, &c, map_work(a));
+    KD_LAUNCH(kd_map_args, binary, map_work(a));
 }
-
 void kd_k_reduce(kd_device dev, kd_dtype dt, const kd_reduce_args *a)
 {
-    kd_map_args_ctx c = { table(dev, dt)->reduce, a };
-    need_kernel(c.fn != NULL, dev, dt, "reduce");
-    kd_dev_launch(dev, kd_map_args_task, &c, map_work(a));
+    KD_LAUNCH(kd_map_args, reduce, map_work(a));
 }
-
 void kd_k_softmax(kd_device dev, kd_dtype dt, const kd_softmax_args *a)
 {
-    kd_softmax_args_ctx c = { table(dev, dt)->softmax, a };
-    need_kernel(c.fn != NULL, dev, dt, "softmax");
-    kd_dev_launch(dev, kd_softmax_args_task, &c, 8.0 * a->rows * a->cols);
+    KD_LAUNCH(kd_softmax_args, softmax, 8.0 * a->rows * a->cols);
 }
-
 void kd_k_softmax_bwd(kd_device dev, kd_dtype dt, const kd_softmax_bwd_args *a)
 {
-    kd_softmax_bwd_args_ctx c = { table(dev, dt)->softmax_bwd, a };
-    need_kernel(c.fn != NULL, dev, dt, "softmax_bwd");
-    kd_dev_launch(dev, kd_softmax_bwd_args_task, &c, 8.0 * a->rows * a->cols);
+    KD_LAUNCH(kd_softmax_bwd_args, softmax_bwd, 8.0 * a->rows * a->cols);
 }
-
 void kd_k_layernorm(kd_device dev, kd_dtype dt, const kd_layernorm_args *a)
 {
-    kd_layernorm_args_ctx c = { table(dev, dt)->layernorm, a };
-    need_kernel(c.fn != NULL, dev, dt, "layernorm");
-    kd_dev_launch(dev, kd_layernorm_args_task, &c, 8.0 * a->rows * a->cols);
+    KD_LAUNCH(kd_layernorm_args, layernorm, 8.0 * a->rows * a->cols);
 }
-
 void kd_k_layernorm_bwd(kd_device dev, kd_dtype dt, const kd_layernorm_bwd_args *a)
 {
-    kd_layernorm_bwd_args_ctx c = { table(dev, dt)->layernorm_bwd, a };
-    need_kernel(c.fn != NULL, dev, dt, "layernorm_bwd");
-    kd_dev_launch(dev, kd_layernorm_bwd_args_task, &c, 12.0 * a->rows * a->cols);
+    KD_LAUNCH(kd_layernorm_bwd_args, layernorm_bwd, 12.0 * a->rows * a->cols);
 }
-
 void kd_k_embedding(kd_device dev, kd_dtype dt, const kd_embedding_args *a)
 {
-    kd_embedding_args_ctx c = { table(dev, dt)->embedding, a };
-    need_kernel(c.fn != NULL, dev, dt, "embedding");
-    kd_dev_launch(dev, kd_embedding_args_task, &c, 1.0 * a->n * a->dim);
+    KD_LAUNCH(kd_embedding_args, embedding, 1.0 * a->n * a->dim);
 }
-
 void kd_k_embedding_bwd(kd_device dev, kd_dtype dt, const kd_embedding_args *a)
 {
-    kd_embedding_args_ctx c = { table(dev, dt)->embedding_bwd, a };
-    need_kernel(c.fn != NULL, dev, dt, "embedding_bwd");
-    kd_dev_launch(dev, kd_embedding_args_task, &c, 1.0 * a->n * a->dim);
+    KD_LAUNCH(kd_embedding_args, embedding_bwd, 1.0 * a->n * a->dim);
 }
-
 void kd_k_dropout(kd_device dev, kd_dtype dt, const kd_dropout_args *a)
 {
-    kd_dropout_args_ctx c = { table(dev, dt)->dropout, a };
-    need_kernel(c.fn != NULL, dev, dt, "dropout");
-    kd_dev_launch(dev, kd_dropout_args_task, &c, 40.0 * a->n);
+    KD_LAUNCH(kd_dropout_args, dropout, 40.0 * a->n);
 }
-
 void kd_k_attention(kd_device dev, kd_dtype dt, const kd_attention_args *a)
 {
-    kd_attention_args_ctx c = { table(dev, dt)->attention, a };
-    need_kernel(c.fn != NULL, dev, dt, "attention");
-    kd_dev_launch(dev, kd_attention_args_task, &c, 4.0 * a->batch * a->heads * a->tq * a->tk * a->dim);
+    KD_LAUNCH(kd_attention_args, attention, 4.0 * a->batch * a->heads * a->tq * a->tk * a->dim);
 }
-
 void kd_k_attention_bwd(kd_device dev, kd_dtype dt, const kd_attention_args *a)
 {
-    kd_attention_args_ctx c = { table(dev, dt)->attention_bwd, a };
-    need_kernel(c.fn != NULL, dev, dt, "attention_bwd");
-    kd_dev_launch(dev, kd_attention_args_task, &c, 8.0 * a->batch * a->heads * a->tq * a->tk * a->dim);
+    KD_LAUNCH(kd_attention_args, attention_bwd, 8.0 * a->batch * a->heads * a->tq * a->tk * a->dim);
 }
-
 void kd_k_cross_entropy(kd_device dev, kd_dtype dt, const kd_cross_entropy_args *a)
 {
-    kd_cross_entropy_args_ctx c = { table(dev, dt)->cross_entropy, a };
-    need_kernel(c.fn != NULL, dev, dt, "cross_entropy");
-    kd_dev_launch(dev, kd_cross_entropy_args_task, &c, 8.0 * a->rows * a->cols);
+    KD_LAUNCH(kd_cross_entropy_args, cross_entropy, 8.0 * a->rows * a->cols);
 }
-
 void kd_k_cross_entropy_bwd(kd_device dev, kd_dtype dt, const kd_cross_entropy_args *a)
 {
-    kd_cross_entropy_args_ctx c = { table(dev, dt)->cross_entropy_bwd, a };
-    need_kernel(c.fn != NULL, dev, dt, "cross_entropy_bwd");
-    kd_dev_launch(dev, kd_cross_entropy_args_task, &c, 8.0 * a->rows * a->cols);
+    KD_LAUNCH(kd_cross_entropy_args, cross_entropy_bwd, 8.0 * a->rows * a->cols);
 }
-
 void kd_k_kl_div(kd_device dev, kd_dtype dt, const kd_kl_div_args *a)
 {
-    kd_kl_div_args_ctx c = { table(dev, dt)->kl_div, a };
-    need_kernel(c.fn != NULL, dev, dt, "kl_div");
-    kd_dev_launch(dev, kd_kl_div_args_task, &c, 8.0 * a->rows * a->cols);
+    KD_LAUNCH(kd_kl_div_args, kl_div, 8.0 * a->rows * a->cols);
 }
-
 void kd_k_kl_div_bwd(kd_device dev, kd_dtype dt, const kd_kl_div_args *a)
 {
-    kd_kl_div_args_ctx c = { table(dev, dt)->kl_div_bwd, a };
-    need_kernel(c.fn != NULL, dev, dt, "kl_div_bwd");
-    kd_dev_launch(dev, kd_kl_div_args_task, &c, 8.0 * a->rows * a->cols);
+    KD_LAUNCH(kd_kl_div_args, kl_div_bwd, 8.0 * a->rows * a->cols);
 }
-
 void kd_k_adamw(kd_device dev, kd_dtype dt, const kd_adamw_args *a)
 {
-    kd_adamw_args_ctx c = { table(dev, dt)->adamw, a };
-    need_kernel(c.fn != NULL, dev, dt, "adamw");
-    kd_dev_launch(dev, kd_adamw_args_task, &c, 12.0 * a->n);
+    KD_LAUNCH(kd_adamw_args, adamw, 12.0 * a->n);
 }
-
 void kd_k_convert(kd_device dev, kd_dtype dt, const kd_convert_args *a)
 {
-    kd_convert_args_ctx c = { table(dev, dt)->convert, a };
-    need_kernel(c.fn != NULL, dev, dt, "convert");
-    kd_dev_launch(dev, kd_convert_args_task, &c, 2.0 * a->n);
+    KD_LAUNCH(kd_convert_args, convert, 2.0 * a->n);
 }

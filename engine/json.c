@@ -684,3 +684,7 @@ const char *kd_jw_text(const kd_jw *w)
     if (w->failed) return NULL;
     return w->buf ? w->buf : "";
 }
+
+void kd_jw_field_string(kd_jw *w, const char *key, const char *s) { kd_jw_key(w, key); kd_jw_string(w, s); }
+void kd_jw_field_int(kd_jw *w, const char *key, int64_t v) { kd_jw_key(w, key); kd_jw_int(w, v); }
+void kd_jw_field_number(kd_jw *w, const char *key, double v) { kd_jw_key(w, key); kd_jw_number(w, v); }

@@ -52,6 +52,10 @@ void kd_jw_string(kd_jw *w, const char *s);               /* escaped; invalid UT
 void kd_jw_string_n(kd_jw *w, const char *s, size_t n);
 void kd_jw_int(kd_jw *w, int64_t v);
 void kd_jw_number(kd_jw *w, double v);                    /* shortest round-trip form; NaN/Inf as null */
+/* A key and its value in one call (inside an object). */
+void kd_jw_field_string(kd_jw *w, const char *key, const char *s);
+void kd_jw_field_int(kd_jw *w, const char *key, int64_t v);
+void kd_jw_field_number(kd_jw *w, const char *key, double v);
 void kd_jw_bool(kd_jw *w, int v);
 void kd_jw_null(kd_jw *w);
 /* The text so far (NUL-terminated), or NULL if an allocation failed. */

@@ -326,8 +326,7 @@ kd_status kd_st_save(const char *path, kd_tensor *const *tensors, const char *co
         }
         kd_jw_key(&w, names ? names[i] : t->name);
         kd_jw_object_begin(&w);
-        kd_jw_key(&w, "dtype");
-        kd_jw_string(&w, "F32");
+        kd_jw_field_string(&w, "dtype", "F32");
         kd_jw_key(&w, "shape");
         kd_jw_array_begin(&w);
         for (int d = 0; d < t->ndim; d++) kd_jw_int(&w, t->shape[d]);

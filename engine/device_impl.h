@@ -28,6 +28,7 @@ typedef struct kd_device_impl {
 } kd_device_impl;
 
 extern const kd_device_impl kd_device_sim_impl;
+extern const kd_device_impl kd_device_cuda_impl;   /* builds with the CUDA backend */
 
 /* The message of the first id outside [0, limit) into msg ("<what>: id <v> at position <i> is outside
  * [0, <limit>)"); 1 when there is one. Every device's check words it so. */

@@ -63,78 +63,40 @@ KD_TASK(kd_convert_args)
     } while (0)
 
 void kd_k_gemm(kd_device dev, kd_dtype dt, const kd_gemm_args *a)
-{
-    KD_LAUNCH(kd_gemm_args, gemm, 2.0 * a->m * a->n * a->k * a->batch);
-}
+{ KD_LAUNCH(kd_gemm_args, gemm, 2.0 * a->m * a->n * a->k * a->batch); }
 void kd_k_unary(kd_device dev, kd_dtype dt, const kd_map_args *a)
-{
-    KD_LAUNCH(kd_map_args, unary, map_work(a));
-}
+{ KD_LAUNCH(kd_map_args, unary, map_work(a)); }
 void kd_k_binary(kd_device dev, kd_dtype dt, const kd_map_args *a)
-{
-    KD_LAUNCH(kd_map_args, binary, map_work(a));
-}
+{ KD_LAUNCH(kd_map_args, binary, map_work(a)); }
 void kd_k_reduce(kd_device dev, kd_dtype dt, const kd_reduce_args *a)
-{
-    KD_LAUNCH(kd_map_args, reduce, map_work(a));
-}
+{ KD_LAUNCH(kd_map_args, reduce, map_work(a)); }
 void kd_k_softmax(kd_device dev, kd_dtype dt, const kd_softmax_args *a)
-{
-    KD_LAUNCH(kd_softmax_args, softmax, 8.0 * a->rows * a->cols);
-}
+{ KD_LAUNCH(kd_softmax_args, softmax, 8.0 * a->rows * a->cols); }
 void kd_k_softmax_bwd(kd_device dev, kd_dtype dt, const kd_softmax_bwd_args *a)
-{
-    KD_LAUNCH(kd_softmax_bwd_args, softmax_bwd, 8.0 * a->rows * a->cols);
-}
+{ KD_LAUNCH(kd_softmax_bwd_args, softmax_bwd, 8.0 * a->rows * a->cols); }
 void kd_k_layernorm(kd_device dev, kd_dtype dt, const kd_layernorm_args *a)
-{
-    KD_LAUNCH(kd_layernorm_args, layernorm, 8.0 * a->rows * a->cols);
-}
+{ KD_LAUNCH(kd_layernorm_args, layernorm, 8.0 * a->rows * a->cols); }
 void kd_k_layernorm_bwd(kd_device dev, kd_dtype dt, const kd_layernorm_bwd_args *a)
-{
-    KD_LAUNCH(kd_layernorm_bwd_args, layernorm_bwd, 12.0 * a->rows * a->cols);
-}
+{ KD_LAUNCH(kd_layernorm_bwd_args, layernorm_bwd, 12.0 * a->rows * a->cols); }
 void kd_k_embedding(kd_device dev, kd_dtype dt, const kd_embedding_args *a)
-{
-    KD_LAUNCH(kd_embedding_args, embedding, 1.0 * a->n * a->dim);
-}
+{ KD_LAUNCH(kd_embedding_args, embedding, 1.0 * a->n * a->dim); }
 void kd_k_embedding_bwd(kd_device dev, kd_dtype dt, const kd_embedding_args *a)
-{
-    KD_LAUNCH(kd_embedding_args, embedding_bwd, 1.0 * a->n * a->dim);
-}
+{ KD_LAUNCH(kd_embedding_args, embedding_bwd, 1.0 * a->n * a->dim); }
 void kd_k_dropout(kd_device dev, kd_dtype dt, const kd_dropout_args *a)
-{
-    KD_LAUNCH(kd_dropout_args, dropout, 40.0 * a->n);
-}
+{ KD_LAUNCH(kd_dropout_args, dropout, 40.0 * a->n); }
 void kd_k_attention(kd_device dev, kd_dtype dt, const kd_attention_args *a)
-{
-    KD_LAUNCH(kd_attention_args, attention, 4.0 * a->batch * a->heads * a->tq * a->tk * a->dim);
-}
+{ KD_LAUNCH(kd_attention_args, attention, 4.0 * a->batch * a->heads * a->tq * a->tk * a->dim); }
 void kd_k_attention_bwd(kd_device dev, kd_dtype dt, const kd_attention_args *a)
-{
-    KD_LAUNCH(kd_attention_args, attention_bwd, 8.0 * a->batch * a->heads * a->tq * a->tk * a->dim);
-}
+{ KD_LAUNCH(kd_attention_args, attention_bwd, 8.0 * a->batch * a->heads * a->tq * a->tk * a->dim); }
 void kd_k_cross_entropy(kd_device dev, kd_dtype dt, const kd_cross_entropy_args *a)
-{
-    KD_LAUNCH(kd_cross_entropy_args, cross_entropy, 8.0 * a->rows * a->cols);
-}
+{ KD_LAUNCH(kd_cross_entropy_args, cross_entropy, 8.0 * a->rows * a->cols); }
 void kd_k_cross_entropy_bwd(kd_device dev, kd_dtype dt, const kd_cross_entropy_args *a)
-{
-    KD_LAUNCH(kd_cross_entropy_args, cross_entropy_bwd, 8.0 * a->rows * a->cols);
-}
+{ KD_LAUNCH(kd_cross_entropy_args, cross_entropy_bwd, 8.0 * a->rows * a->cols); }
 void kd_k_kl_div(kd_device dev, kd_dtype dt, const kd_kl_div_args *a)
-{
-    KD_LAUNCH(kd_kl_div_args, kl_div, 8.0 * a->rows * a->cols);
-}
+{ KD_LAUNCH(kd_kl_div_args, kl_div, 8.0 * a->rows * a->cols); }
 void kd_k_kl_div_bwd(kd_device dev, kd_dtype dt, const kd_kl_div_args *a)
-{
-    KD_LAUNCH(kd_kl_div_args, kl_div_bwd, 8.0 * a->rows * a->cols);
-}
+{ KD_LAUNCH(kd_kl_div_args, kl_div_bwd, 8.0 * a->rows * a->cols); }
 void kd_k_adamw(kd_device dev, kd_dtype dt, const kd_adamw_args *a)
-{
-    KD_LAUNCH(kd_adamw_args, adamw, 12.0 * a->n);
-}
+{ KD_LAUNCH(kd_adamw_args, adamw, 12.0 * a->n); }
 void kd_k_convert(kd_device dev, kd_dtype dt, const kd_convert_args *a)
-{
-    KD_LAUNCH(kd_convert_args, convert, 2.0 * a->n);
-}
+{ KD_LAUNCH(kd_convert_args, convert, 2.0 * a->n); }

@@ -469,7 +469,7 @@ static int run_distill(const char *tpreset, const char *spreset, int64_t B, int6
         kd_loss_parts lp;
         memset(&lp, 0, sizeof lp);
         double norm = 0, lv = NAN, soft = NAN, hard = NAN;
-        ok = zt && zs && y && kd_distill_loss(zs, zt, y, 0.5, 2.0, &lp) == KD_OK;
+        ok = zt && zs && y && kd_distill_loss(zs, zt, y, NULL, 0.5, 2.0, &lp) == KD_OK;
         if (ok && r == 0) ok = finite_all(zt) && finite_all(zs);   /* validation: the logits read back */
         ok = ok && kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 0), lp.total) == KD_OK &&
              kd_copy_into(kd_view_of(stats, 0, NULL, NULL, 2), lp.hard) == KD_OK;

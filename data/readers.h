@@ -13,6 +13,8 @@
 #include "engine/status.h"
 
 #define KD_MAX_LABELS 1000
+/* The label of a row that has none (a transfer set's text: only a teacher labels it). */
+#define KD_NO_LABEL (-1)
 
 /* Label names by id (0..n-1). */
 typedef struct kd_labels {
@@ -37,7 +39,7 @@ typedef struct kd_dataset {
     size_t n;
     char **text;        /* UTF-8, NUL-terminated */
     size_t *text_len;
-    int32_t *label;     /* 0 .. labels.n-1 */
+    int32_t *label;     /* 0 .. labels.n-1, or KD_NO_LABEL */
     kd_labels labels;
     kd_data_format format;
 } kd_dataset;
@@ -60,5 +62,18 @@ kd_status kd_dataset_load_split(const char *dir, const char *split, const kd_lab
                                 char *chosen, size_t chosen_len);
 
 void kd_dataset_free(kd_dataset *d);
+
+/* --- transfer sets (data/transfer.c): text a teacher labels softly.
+ * A .tsv, .csv or .jsonl file is read as above and its labels dropped; any other file is plain text, one
+ * text a line (blank lines are skipped; invalid UTF-8 is an error naming the line). Every label of out is
+ * KD_NO_LABEL and out->labels is empty. */
+kd_status kd_dataset_load_unlabelled(const char *path, kd_dataset *out);
+/* Move the texts of `more` into `transfer`, except those already in `labelled` (may be NULL), in transfer or
+ * earlier in `more` (exact byte equality); *kept (may be NULL) says how many were added. more is emptied. */
+kd_status kd_transfer_add(kd_dataset *transfer, kd_dataset *more, const kd_dataset *labelled, size_t *kept);
+/* view = a's rows then b's (b may be NULL), sharing their texts and a's label names; free it with
+ * kd_dataset_view_free (never kd_dataset_free). */
+kd_status kd_dataset_concat_view(const kd_dataset *a, const kd_dataset *b, kd_dataset *view);
+void kd_dataset_view_free(kd_dataset *view);
 
 #endif

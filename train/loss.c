@@ -24,10 +24,10 @@ kd_tensor *kd_soft_targets(const kd_tensor *teacher_logits, double temperature)
 }
 
 kd_status kd_distill_loss(kd_tensor *student_logits, const kd_tensor *teacher_logits, kd_tensor *targets,
-                          double alpha, double temperature, kd_loss_parts *out)
+                          kd_tensor *rows, double alpha, double temperature, kd_loss_parts *out)
 {
     out->total = out->soft = out->hard = NULL;
-    if (!student_logits || !targets) return kd_fail(KD_ERR_ARG, "distillation loss: missing student logits or targets");
+    if (!student_logits) return kd_fail(KD_ERR_ARG, "distillation loss: missing student logits");
     if (!(alpha >= 0.0 && alpha <= 1.0))
         return kd_fail(KD_ERR_ARG, "distillation loss: alpha %g, expected a value in [0, 1]", alpha);
     if (!(temperature > 0.0) || !isfinite(temperature))
@@ -38,10 +38,16 @@ kd_status kd_distill_loss(kd_tensor *student_logits, const kd_tensor *teacher_lo
     if (alpha > 0.0 && !teacher_logits)
         return kd_fail(KD_ERR_ARG, "distillation loss: alpha %g needs teacher logits", alpha);
 
-    kd_tensor *hard = kd_cross_entropy(student_logits, targets);
-    if (!hard) return kd_last_status();
-    out->hard = hard;
-    kd_tensor *total = alpha < 1.0 ? kd_scale(hard, 1.0 - alpha) : NULL;
+    kd_tensor *total = NULL;
+    if (targets) {
+        /* The labelled rows' logits (a gather whose backward scatters into theirs), or all of them. */
+        kd_tensor *hard = kd_cross_entropy(rows ? kd_embedding(student_logits, rows) : student_logits, targets);
+        if (!hard) return kd_last_status();
+        out->hard = hard;
+        total = alpha < 1.0 ? kd_scale(hard, 1.0 - alpha) : NULL;
+    } else if (!(alpha > 0.0)) {
+        return kd_fail(KD_ERR_ARG, "distillation loss: a batch without labels needs alpha > 0 (it has only a soft term)");
+    }
 
     if (teacher_logits) {
         char ss[64], ts[64];

@@ -15,17 +15,19 @@
 typedef struct kd_loss_parts {
     kd_tensor *total;   /* the scalar to differentiate (part of the graph) */
     kd_tensor *soft;    /* T^2 * KL(p_T || q_S), before the alpha weight; NULL when no teacher */
-    kd_tensor *hard;    /* CE(z_S, y), before the (1 - alpha) weight */
+    kd_tensor *hard;    /* CE(z_S, y) over the labelled rows, before the (1 - alpha) weight; NULL when none */
 } kd_loss_parts;
 
 /* p_T = softmax(z_T / T) as a new arena tensor with no graph (the teacher is frozen). T > 0. */
 kd_tensor *kd_soft_targets(const kd_tensor *teacher_logits, double temperature);
 
-/* The loss above. student_logits [N, C] (in the graph), teacher_logits [N, C] or NULL (only with alpha 0),
- * targets i32 [N]. alpha in [0, 1], temperature > 0; the teacher's logits never receive a gradient.
- * Fails with KD_ERR_ARG on a bad alpha or T, KD_ERR_SHAPE when the teacher and student disagree on the
- * label count. */
+/* The loss above. student_logits [N, C] (in the graph), teacher_logits [N, C] or NULL (only with alpha 0).
+ * Labels: targets i32 [M] are the labels of rows `rows` (i32 [M], distinct, in [0, N)) of the batch, or of
+ * every row when rows is NULL (M = N); targets NULL: no row is labelled (alpha must be > 0). The soft term
+ * is the mean over all N rows, the hard term the mean over the M labelled ones. alpha in [0, 1],
+ * temperature > 0; the teacher's logits never receive a gradient. Fails with KD_ERR_ARG on a bad alpha or
+ * T, KD_ERR_SHAPE when the teacher and student disagree on the label count. */
 kd_status kd_distill_loss(kd_tensor *student_logits, const kd_tensor *teacher_logits, kd_tensor *targets,
-                          double alpha, double temperature, kd_loss_parts *out);
+                          kd_tensor *rows, double alpha, double temperature, kd_loss_parts *out);
 
 #endif

@@ -43,6 +43,7 @@ typedef struct run {
     int nl;                        /* labels */
     int64_t nb, total;             /* micro-batches per epoch, optimizer steps in the run */
     kd_schedule sched;
+    kd_dataset all;                /* the labelled rows, then the transfer set's */
     kd_batcher *sb, *tb;
     kd_batch sbatch, tbatch;
     kd_adamw *opt;
@@ -53,11 +54,12 @@ typedef struct run {
      * hard parts (slots 3k, 3k+1, 3k+2) and the step's gradient norm (slot 3 grad_accum), kept where the step
      * runs until it is queued, then read back in one copy. */
     float *zt_host, *stats_host;
+    int32_t *y_host, *rows_host;   /* a batch's labels and the rows that have them */
     kd_tensor *stats;
     int64_t mb;                    /* micro-batches stashed in this step */
     /* The logging window (since the last metrics line) and the step's loss. */
     double win_loss, win_soft, win_hard, grp_loss, norm, last_loss;
-    int64_t win_n, samples;
+    int64_t win_n, win_hard_n, samples;
     kd_progress prog;
     double t0, base_seconds;
     FILE *jsonl;
@@ -75,6 +77,8 @@ static kd_status check_config(const kd_train_config *c, const kd_train_data *d, 
     if (!(c->alpha >= 0.0 && c->alpha <= 1.0)) return kd_fail(KD_ERR_ARG, "train: alpha %g, expected a value in [0, 1]", c->alpha);
     if (!(c->temperature > 0.0) || !isfinite(c->temperature))
         return kd_fail(KD_ERR_ARG, "train: temperature %g, expected > 0", c->temperature);
+    if (d->transfer && d->transfer->n && !(c->alpha > 0.0 && d->teacher))
+        return kd_fail(KD_ERR_ARG, "train: a transfer set is labelled only by a teacher: it needs one, with alpha > 0");
     if (c->alpha > 0.0 && !d->teacher)
         return kd_fail(KD_ERR_ARG, "train: alpha %g weights a teacher's soft targets, but there is no teacher", c->alpha);
     if (!d->train || d->train->n == 0) return kd_fail(KD_ERR_ARG, "train: the training set is empty");
@@ -152,7 +156,8 @@ static kd_status stash_loss(run *r, int64_t k, const kd_loss_parts *lp)
     kd_status st = kd_copy_into(stat_slot(r, 3 * k), lp->total);
     if (st == KD_OK && lp->soft) st = kd_copy_into(stat_slot(r, 3 * k + 1), lp->soft);
     else if (st == KD_OK) kd_fill(stat_slot(r, 3 * k + 1), 0.0);   /* no teacher */
-    if (st == KD_OK) st = kd_copy_into(stat_slot(r, 3 * k + 2), lp->hard);
+    if (st == KD_OK && lp->hard) st = kd_copy_into(stat_slot(r, 3 * k + 2), lp->hard);
+    else if (st == KD_OK) kd_fill(stat_slot(r, 3 * k + 2), NAN);   /* no labelled row */
     return st;
 }
 
@@ -260,12 +265,19 @@ static kd_status micro_step(run *r, int64_t b, int64_t gs)
     if (st != KD_OK) return st;
     kd_bert_input in = { .batch = r->sbatch.batch, .seq = r->sbatch.len, .ids = r->sbatch.ids,
                          .type_ids = r->sbatch.type_ids, .mask = r->sbatch.mask };
-    int64_t nrow = r->sbatch.batch;
-    kd_tensor *zs = kd_bert_logits(r->student, &in);
-    kd_tensor *y = kd_from_buffer_on(r->dev, KD_I32, 1, &nrow, r->sbatch.labels);
-    if (!zs || !y) return kd_last_status();
+    kd_tensor *zs = kd_bert_logits(r->student, &in), *y = NULL, *rows = NULL;
+    /* The hard term's rows: those with a label (a transfer set's rows have none). */
+    int64_t m = 0;
+    for (int32_t i = 0; i < r->sbatch.batch; i++)
+        if (r->sbatch.labels[i] != KD_NO_LABEL) {
+            r->rows_host[m] = i;
+            r->y_host[m++] = r->sbatch.labels[i];
+        }
+    if (m) y = kd_from_buffer_on(r->dev, KD_I32, 1, &m, r->y_host);
+    if (m && m < r->sbatch.batch) rows = kd_from_buffer_on(r->dev, KD_I32, 1, &m, r->rows_host);
+    if (!zs || (m && !y) || (m && m < r->sbatch.batch && !rows)) return kd_last_status();
     kd_loss_parts lp;
-    if ((st = kd_distill_loss(zs, c->alpha > 0.0 ? zt : NULL, y, c->alpha, c->temperature, &lp)) != KD_OK) return st;
+    if ((st = kd_distill_loss(zs, c->alpha > 0.0 ? zt : NULL, y, rows, c->alpha, c->temperature, &lp)) != KD_OK) return st;
     if ((st = kd_backward(kd_scale(lp.total, 1.0 / (double)gs), NULL)) != KD_OK) return st;
     if ((st = stash_loss(r, r->mb++, &lp)) != KD_OK) return st;
     kd_arena_reset();
@@ -293,7 +305,8 @@ static kd_status optimizer_step(run *r, int epoch, int64_t b, int64_t gs, double
             r->grp_loss += lv / (double)gs;
             r->win_loss += lv;
             r->win_soft += r->stats_host[3 * k + 1];
-            r->win_hard += r->stats_host[3 * k + 2];
+            double hv = r->stats_host[3 * k + 2];
+            if (!isnan(hv)) r->win_hard += hv, r->win_hard_n++;
             r->win_n++;
         }
         if (st == KD_OK) st = kd_check_grad_norm(r->params, r->np, r->norm);
@@ -319,9 +332,10 @@ static void log_step(run *r, int epoch, double lr)
     double sps = (double)r->samples / fmax(kd_now() - r->t0, 1e-9);
     if (r->state.global_step % log_every == 0 || r->state.global_step == r->total) {
         double n = (double)r->win_n;
-        write_train_line(r, epoch, r->win_loss / n, r->win_soft / n, r->win_hard / n, lr, r->norm, sps);
+        double hard = r->win_hard_n ? r->win_hard / (double)r->win_hard_n : NAN;
+        write_train_line(r, epoch, r->win_loss / n, r->win_soft / n, hard, lr, r->norm, sps);
         r->win_loss = r->win_soft = r->win_hard = 0;
-        r->win_n = 0;
+        r->win_n = r->win_hard_n = 0;
     }
     kd_progress_update(&r->prog, r->state.global_step, r->last_loss, lr, sps);
 }
@@ -400,7 +414,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
     if (c->resume && (st = resume(r)) != KD_OK) return st;
     if (d->teacher && c->cache_teacher) {
         int cached;
-        st = kd_teacher_cache_get(r->path_cache, d->teacher, d->train, d->teacher_tok, c->max_len, c->eval_batch_size,
+        st = kd_teacher_cache_get(r->path_cache, d->teacher, &r->all, d->teacher_tok, c->max_len, c->eval_batch_size,
                                   &r->teacher_logits, &cached);
         if (st != KD_OK) return st;
         if (!c->quiet) fprintf(stderr, "teacher logits: %s %s\n", cached ? "read from" : "computed into", r->path_cache);
@@ -478,13 +492,16 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
         r.stats = kd_param_on(r.dev, KD_F32, 1, &ns, "step stats");
         r.stats_host = malloc((size_t)ns * sizeof *r.stats_host);
         r.zt_host = malloc((size_t)c->batch_size * (size_t)r.nl * sizeof *r.zt_host);
+        r.y_host = malloc((size_t)c->batch_size * sizeof *r.y_host);
+        r.rows_host = malloc((size_t)c->batch_size * sizeof *r.rows_host);
         r.dev_logits = malloc(d->dev->n * (size_t)r.nl * sizeof(float));
-        if (!r.stats || !r.stats_host || !r.zt_host || !r.dev_logits) st = kd_fail(KD_ERR_NOMEM, "train: out of memory");
+        if (!r.stats || !r.stats_host || !r.zt_host || !r.y_host || !r.rows_host || !r.dev_logits) st = kd_fail(KD_ERR_NOMEM, "train: out of memory");
         else r.stats->requires_grad = 0;
     }
-    if (st == KD_OK) st = kd_batcher_new(d->train, d->student_tok, &o, &r.sb);
+    if (st == KD_OK) st = kd_dataset_concat_view(d->train, d->transfer, &r.all);
+    if (st == KD_OK) st = kd_batcher_new(&r.all, d->student_tok, &o, &r.sb);
     if (st == KD_OK && d->teacher && c->alpha > 0.0 && !cc.cache_teacher)
-        st = kd_batcher_new(d->train, d->teacher_tok, &o, &r.tb);
+        st = kd_batcher_new(&r.all, d->teacher_tok, &o, &r.tb);
     if (st == KD_OK && !(r.opt = kd_adamw_new(r.params, r.np, &c->adamw))) st = kd_last_status();
     if (st == KD_OK) st = kd_metrics_init(&r.metrics, r.nl);
     if (st == KD_OK) {
@@ -498,6 +515,9 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     kd_adamw_free(r.opt);
     kd_tensor_free(r.stats);
     free(r.zt_host);
+    free(r.y_host);
+    free(r.rows_host);
+    kd_dataset_view_free(&r.all);
     free(r.stats_host);
     if (r.jsonl) fclose(r.jsonl);
     free(r.teacher_logits);

@@ -45,6 +45,7 @@ kd_train_config kd_train_config_default(void);
 
 typedef struct kd_train_data {
     const kd_dataset *train, *dev;
+    const kd_dataset *transfer;    /* unlabelled rows (KD_NO_LABEL) for the soft term only; NULL: none */
     const kd_tokenizer *student_tok;
     kd_bert *teacher;              /* NULL: fine-tuning */
     const kd_tokenizer *teacher_tok;

@@ -9,11 +9,14 @@
 #include "test/testutil.h"
 #include "train/loss.h"
 
-/* Independent double evaluation of L and dL/dzs for one batch. */
+/* Independent double evaluation of L and dL/dzs for one batch; rows with y[i] < 0 have no label: the soft
+ * term is the mean over all n rows, the hard one over the labelled rows. */
 static double ref_loss(const double *zs, const double *zt, const int *y, int n, int c, double alpha, double T,
                        double *grad)
 {
     double total_kl = 0.0, total_ce = 0.0;
+    int m = 0;
+    for (int i = 0; i < n; i++) m += y[i] >= 0;
     for (int i = 0; i < n; i++) {
         const double *s = zs + i * c, *t = zt + i * c;
         double ms = -INFINITY, mt = -INFINITY, m1 = -INFINITY;
@@ -32,11 +35,11 @@ static double ref_loss(const double *zs, const double *zt, const int *y, int n, 
             double logq = s[j] / T - ms - log(zsT), logp = t[j] / T - mt - log(ztT), p = exp(logp);
             total_kl += p * (logp - logq);
             double q = exp(logq), sm = exp(s[j] - m1) / z1;
-            grad[i * c + j] = alpha * T * (q - p) / n + (1 - alpha) * (sm - (j == y[i])) / n;
+            grad[i * c + j] = alpha * T * (q - p) / n + (y[i] >= 0 ? (1 - alpha) * (sm - (j == y[i])) / m : 0.0);
         }
-        total_ce += -(s[y[i]] - m1 - log(z1));
+        if (y[i] >= 0) total_ce += -(s[y[i]] - m1 - log(z1));
     }
-    return alpha * T * T * total_kl / n + (1 - alpha) * total_ce / n;
+    return alpha * T * T * total_kl / n + (m ? (1 - alpha) * total_ce / m : 0.0);
 }
 
 static void seed_example(void)
@@ -68,24 +71,38 @@ static void random_logits(void)
     int64_t shape[2] = { N, C }, ns = N;
     const double alphas[4] = { 0.0, 0.3, 0.5, 1.0 }, Ts[3] = { 1.0, 2.0, 4.5 };
     uint64_t seed = 11;
+    /* labelled: every row; some rows (targets for rows `rows`); none (alpha > 0 only) */
+    for (int lab = 0; lab < 3; lab++)
     for (int ai = 0; ai < 4; ai++) {
+        if (lab == 2 && ai == 0) continue;
         for (int ti = 0; ti < 3; ti++) {
             kd_tensor *zs = kd_persist(kd_randn(KD_F64, 2, shape, 0.0, 3.0, seed++));
             kd_tensor *zt = kd_randn(KD_F64, 2, shape, 0.0, 3.0, seed++);
             kd_set_requires_grad(zs, 1);
             int y[N];
-            int32_t y32[N];
-            for (int i = 0; i < N; i++) y[i] = y32[i] = (i * 3 + ai + ti) % C;
-            kd_tensor *tg = kd_from_buffer(KD_I32, 1, &ns, y32);
+            int32_t y32[N], rows32[N];
+            int64_t m = 0;
+            for (int i = 0; i < N; i++) {
+                y[i] = (i * 3 + ai + ti) % C;
+                if (lab == 2 || (lab == 1 && (i + ai) % 3 == 0)) y[i] = -1;
+                if (y[i] >= 0) {
+                    rows32[m] = i;
+                    y32[m++] = y[i];
+                }
+            }
+            kd_tensor *tg = m ? kd_from_buffer(KD_I32, 1, &m, y32) : NULL;
+            kd_tensor *rows = lab == 1 ? kd_from_buffer(KD_I32, 1, &m, rows32) : NULL;
             double want_grad[N * C];
             double want = ref_loss(kd_data(zs), kd_data(zt), y, N, C, alphas[ai], Ts[ti], want_grad);
             kd_loss_parts lp;
-            kd_status st = kd_distill_loss(zs, zt, tg, alphas[ai], Ts[ti], &lp);
-            CHECK(st == KD_OK, "loss alpha=%g T=%g: %s", alphas[ai], Ts[ti], kd_last_error());
+            kd_status st = kd_distill_loss(zs, zt, tg, rows, alphas[ai], Ts[ti], &lp);
+            CHECK(st == KD_OK, "loss (%lld of %d rows labelled) alpha=%g T=%g: %s", (long long)m, N, alphas[ai], Ts[ti],
+                  kd_last_error());
             if (st == KD_OK) {
                 CHECK_CLOSE(kd_item(lp.total), want, 1e-12, 1e-10, "loss vs double formula");
-                CHECK_CLOSE(alphas[ai] * kd_item(lp.soft) + (1 - alphas[ai]) * kd_item(lp.hard), want, 1e-12, 1e-10,
-                            "alpha*soft + (1-alpha)*hard == total");
+                CHECK((lp.hard == NULL) == (m == 0), "a hard part exactly when a row is labelled");
+                CHECK_CLOSE(alphas[ai] * kd_item(lp.soft) + (lp.hard ? (1 - alphas[ai]) * kd_item(lp.hard) : 0.0), want,
+                            1e-12, 1e-10, "alpha*soft + (1-alpha)*hard == total");
                 CHECK(kd_backward(lp.total, NULL) == KD_OK, "backward: %s", kd_last_error());
                 const double *g = zs->grad ? kd_data(zs->grad) : NULL;
                 CHECK(g != NULL, "student logits got a gradient");
@@ -97,6 +114,7 @@ static void random_logits(void)
             kd_arena_reset();
         }
     }
+    printf("loss and gradient vs the double formula: all rows, some rows and no row labelled\n");
     /* f32 as the trainer runs it: the same numbers to float precision. */
     kd_tensor *zs = kd_randn(KD_F32, 2, shape, 0.0, 2.0, 99), *zt = kd_randn(KD_F32, 2, shape, 0.0, 2.0, 98);
     int y[N];
@@ -108,7 +126,7 @@ static void random_logits(void)
         ztd[i] = ((float *)kd_data(zt))[i];
     }
     kd_loss_parts lp;
-    CHECK(kd_distill_loss(zs, zt, kd_from_buffer(KD_I32, 1, &ns, y32), 0.5, 2.0, &lp) == KD_OK, "f32 loss");
+    CHECK(kd_distill_loss(zs, zt, kd_from_buffer(KD_I32, 1, &ns, y32), NULL, 0.5, 2.0, &lp) == KD_OK, "f32 loss");
     CHECK_CLOSE(kd_item(lp.total), ref_loss(zsd, ztd, y, N, C, 0.5, 2.0, gd), 1e-6, 1e-5, "f32 loss vs double");
     kd_arena_reset();
 }
@@ -119,19 +137,21 @@ static void bad_input(void)
     int32_t y[2] = { 0, 1 };
     kd_tensor *zs = kd_zeros(KD_F32, 2, shape), *zt = kd_zeros(KD_F32, 2, shape), *tg = kd_from_buffer(KD_I32, 1, &ns, y);
     kd_loss_parts lp;
-    CHECK(kd_distill_loss(zs, zt, tg, 1.5, 2.0, &lp) == KD_ERR_ARG && strstr(kd_last_error(), "alpha"),
+    CHECK(kd_distill_loss(zs, zt, tg, NULL, 1.5, 2.0, &lp) == KD_ERR_ARG && strstr(kd_last_error(), "alpha"),
           "alpha 1.5 is an error naming alpha");
-    CHECK(kd_distill_loss(zs, zt, tg, -0.1, 2.0, &lp) == KD_ERR_ARG, "alpha -0.1 is an error");
-    CHECK(kd_distill_loss(zs, zt, tg, 0.5, 0.0, &lp) == KD_ERR_ARG && strstr(kd_last_error(), "temperature"),
+    CHECK(kd_distill_loss(zs, zt, tg, NULL, -0.1, 2.0, &lp) == KD_ERR_ARG, "alpha -0.1 is an error");
+    CHECK(kd_distill_loss(zs, zt, tg, NULL, 0.5, 0.0, &lp) == KD_ERR_ARG && strstr(kd_last_error(), "temperature"),
           "T 0 is an error naming the temperature");
-    CHECK(kd_distill_loss(zs, zt, tg, 0.5, -1.0, &lp) == KD_ERR_ARG, "T -1 is an error");
-    CHECK(kd_distill_loss(zs, zt, tg, 0.5, NAN, &lp) == KD_ERR_ARG, "T NaN is an error");
-    CHECK(kd_distill_loss(zs, kd_zeros(KD_F32, 2, s3), tg, 0.5, 2.0, &lp) == KD_ERR_SHAPE &&
+    CHECK(kd_distill_loss(zs, zt, tg, NULL, 0.5, -1.0, &lp) == KD_ERR_ARG, "T -1 is an error");
+    CHECK(kd_distill_loss(zs, zt, tg, NULL, 0.5, NAN, &lp) == KD_ERR_ARG, "T NaN is an error");
+    CHECK(kd_distill_loss(zs, kd_zeros(KD_F32, 2, s3), tg, NULL, 0.5, 2.0, &lp) == KD_ERR_SHAPE &&
               strstr(kd_last_error(), "label count"),
           "teacher with 4 labels vs student with 3 is a shape error naming the label count");
-    CHECK(kd_distill_loss(zs, NULL, tg, 0.5, 2.0, &lp) == KD_ERR_ARG, "alpha > 0 without a teacher is an error");
-    CHECK(kd_distill_loss(zs, NULL, tg, 0.0, 2.0, &lp) == KD_OK, "alpha 0 needs no teacher");
+    CHECK(kd_distill_loss(zs, NULL, tg, NULL, 0.5, 2.0, &lp) == KD_ERR_ARG, "alpha > 0 without a teacher is an error");
+    CHECK(kd_distill_loss(zs, NULL, tg, NULL, 0.0, 2.0, &lp) == KD_OK, "alpha 0 needs no teacher");
     CHECK_CLOSE(kd_item(lp.total), log(3.0), 1e-6, 1e-6, "uniform logits: CE = log 3");
+    CHECK(kd_distill_loss(zs, zt, NULL, NULL, 0.0, 2.0, &lp) == KD_ERR_ARG && strstr(kd_last_error(), "without labels"),
+          "a batch without labels at alpha 0 is an error");
     kd_arena_reset();
 }
 

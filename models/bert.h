@@ -72,6 +72,9 @@ kd_dtype kd_bert_precision(const kd_bert *m);
 /* Name the labels (id2label, saved in config.json): n must equal num_labels, each name shorter than 64
  * bytes. KD_ERR_ARG naming the label otherwise. */
 kd_status kd_bert_set_labels(kd_bert *m, int n, const char *const *names);
+/* Keep only the vocabulary ids keep[0..n) (ascending; the padding token among them): old id keep[i] becomes
+ * i, its word-embedding row moves along, vocab_size becomes n (models/bert_vocab.c). */
+kd_status kd_bert_keep_vocab(kd_bert *m, const int32_t *keep, int32_t n);
 
 /* A batch of token ids, row-major [batch, seq]; mask 1 = token, 0 = padding; type_ids may be NULL. */
 typedef struct kd_bert_input {

@@ -228,8 +228,19 @@ kd_status kd_bert_set_labels(kd_bert *m, int n, const char *const *names)
 
 /* --- forward */
 
+/* scale q k^T + mask per batch and head, [B, heads, T, T] in f32 (the attention distribution before its
+ * softmax), from q and k [B, T, heads, dh]. */
+static kd_tensor *attention_scores(kd_tensor *q, kd_tensor *k, kd_tensor *mask, double scale, int64_t B, int64_t T)
+{
+    static const int qp[4] = { 0, 2, 1, 3 }, kp[4] = { 0, 2, 3, 1 };
+    kd_tensor *s = kd_matmul(kd_permute(kd_cast(q, KD_F32), qp), kd_permute(kd_cast(k, KD_F32), kp));
+    int64_t mshape[4] = { B, 1, 1, T };
+    s = kd_scale(s, scale);
+    return mask ? kd_add(s, kd_reshape(mask, 4, mshape)) : s;
+}
+
 static kd_tensor *encoder_layer(const kd_bert *m, const kd_bert_layer *y, kd_tensor *x, kd_tensor *mask,
-                                int64_t B, int64_t T)
+                                int64_t B, int64_t T, kd_tensor *score_mask, kd_tensor **scores)
 {
     const kd_bert_config *c = &m->cfg;
     int64_t heads = c->num_heads, dh = c->hidden_size / c->num_heads;
@@ -240,6 +251,7 @@ static kd_tensor *encoder_layer(const kd_bert *m, const kd_bert_layer *y, kd_ten
     kd_tensor *q = kd_reshape(LIN(x, y->q_w, y->q_b), 4, hshape);
     kd_tensor *k = kd_reshape(LIN(x, y->k_w, y->k_b), 4, hshape);
     kd_tensor *v = kd_reshape(LIN(x, y->v_w, y->v_b), 4, hshape);
+    if (scores) *scores = attention_scores(q, k, score_mask, 1.0 / sqrt((double)dh), B, T);
     kd_tensor *a = kd_attention(q, k, v, mask, 1.0 / sqrt((double)dh), c->attention_dropout, m->training);
     a = LIN(kd_reshape(a, 3, flat), y->ao_w, y->ao_b);
     a = kd_dropout(a, c->hidden_dropout, m->training);
@@ -250,8 +262,8 @@ static kd_tensor *encoder_layer(const kd_bert *m, const kd_bert_layer *y, kd_ten
     return kd_layernorm(kd_add(f, x), y->oln_w, y->oln_b, c->layer_norm_eps);
 }
 
-/* The last hidden states in the model's compute dtype. */
-static kd_tensor *encode(kd_bert *m, const kd_bert_input *in)
+/* The last hidden states in the model's compute dtype; the states st asks for (may be NULL). */
+static kd_tensor *encode(kd_bert *m, const kd_bert_input *in, kd_bert_states *st)
 {
     const kd_bert_config *c = &m->cfg;
     int64_t B = in->batch, T = in->seq;
@@ -298,24 +310,50 @@ static kd_tensor *encode(kd_bert *m, const kd_bert_input *in)
         free(mp);
         if (!mask) return NULL;
     }
+    /* Attention scores kept for a loss mask padding with -1e9, so that exp gives exactly 0 and a log stays
+     * finite (0 * log 0 terms vanish instead of making NaN). */
+    kd_tensor *score_mask = NULL;
+    if (st && st->attention && in->mask) {
+        score_mask = kd_zeros(KD_F32, 2, shape);   /* on the host, then where the model is */
+        if (!score_mask) return NULL;
+        for (int64_t i = 0; i < B * T; i++) ((float *)kd_data(score_mask))[i] = in->mask[i] ? 0.0f : -1e9f;
+        if (!(score_mask = kd_to(score_mask, dev))) return NULL;
+    }
     if (!pos) return NULL;
     kd_tensor *x = kd_add(kd_add(kd_embedding(m->word, ids), kd_embedding(m->type, types)), kd_embedding(m->pos, pos));
     x = kd_layernorm(x, m->eln_w, m->eln_b, c->layer_norm_eps);
     x = kd_cast(kd_dropout(x, c->hidden_dropout, m->training), m->compute);
+    int keep = st && (st->hidden || st->attention);
+    if (keep && (st->hidden & 1)) st->h[0] = kd_cast(x, KD_F32);
     for (int l = 0; l < c->num_layers && x; l++) {
-        /* Without a graph nothing of a layer is needed after it but its output: reuse its memory. */
+        /* Without a graph nothing of a layer is needed after it but its output (unless states are kept):
+         * reuse its memory. */
         kd_arena_mark mk = kd_arena_mark_now();
-        x = encoder_layer(m, &m->layers[l], x, mask, B, T);
-        if (!kd_grad_enabled()) x = kd_arena_keep(x, mk);
+        int sc = keep && ((st->attention >> (l + 1)) & 1);
+        x = encoder_layer(m, &m->layers[l], x, mask, B, T, score_mask, sc ? &st->scores[l + 1] : NULL);
+        if (keep && ((st->hidden >> (l + 1)) & 1)) st->h[l + 1] = kd_cast(x, KD_F32);
+        if (!kd_grad_enabled() && !keep) x = kd_arena_keep(x, mk);
     }
     return x;
 }
 
-kd_tensor *kd_bert_encode(kd_bert *m, const kd_bert_input *in) { return kd_cast(encode(m, in), KD_F32); }
+kd_tensor *kd_bert_encode(kd_bert *m, const kd_bert_input *in) { return kd_cast(encode(m, in, NULL), KD_F32); }
 
-kd_tensor *kd_bert_logits(kd_bert *m, const kd_bert_input *in)
+kd_tensor *kd_bert_logits(kd_bert *m, const kd_bert_input *in) { return kd_bert_logits_states(m, in, NULL); }
+
+kd_tensor *kd_bert_logits_states(kd_bert *m, const kd_bert_input *in, kd_bert_states *st)
 {
-    kd_tensor *h = encode(m, in);
+    if (st) {
+        memset(st->h, 0, sizeof st->h);
+        memset(st->scores, 0, sizeof st->scores);
+        uint64_t all = m->cfg.num_layers >= 63 ? ~0ull : (2ull << m->cfg.num_layers) - 1;
+        if ((st->hidden & ~all) || (st->attention & ~all) || (st->attention & 1)) {
+            kd_fail(KD_ERR_ARG, "bert: states asked of layers beyond the model's %d (hidden 0..%d, attention 1..%d)",
+                    m->cfg.num_layers, m->cfg.num_layers, m->cfg.num_layers);
+            return NULL;
+        }
+    }
+    kd_tensor *h = encode(m, in, st);
     if (!h) return NULL;
     int64_t shape[2] = { in->batch, m->cfg.hidden_size };
     kd_tensor *cls = kd_cast(kd_reshape(kd_narrow(h, 1, 0, 1), 2, shape), KD_F32);   /* [CLS] = position 0 */

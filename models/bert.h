@@ -87,4 +87,17 @@ typedef struct kd_bert_input {
 kd_tensor *kd_bert_encode(kd_bert *m, const kd_bert_input *in);
 kd_tensor *kd_bert_logits(kd_bert *m, const kd_bert_input *in);
 
+/* What a forward keeps besides the logits, for intermediate-layer distillation. Layer 0 is the embedding
+ * output, layer l (1..num_layers) the output of encoder layer l. Bit l of `hidden` keeps h[l]
+ * [batch, seq, hidden]; bit l of `attention` (l >= 1) keeps scores[l] [batch, heads, seq, seq]: layer l's
+ * scale q k^T plus the mask (-1e9 at padding keys), the logits of its attention distribution. All f32,
+ * arena tensors, part of the graph when grad mode is on. */
+#define KD_BERT_MAX_STATES 64
+typedef struct kd_bert_states {
+    uint64_t hidden, attention;
+    kd_tensor *h[KD_BERT_MAX_STATES], *scores[KD_BERT_MAX_STATES];
+} kd_bert_states;
+/* kd_bert_logits, keeping the states st asks for (st may be NULL). */
+kd_tensor *kd_bert_logits_states(kd_bert *m, const kd_bert_input *in, kd_bert_states *st);
+
 #endif

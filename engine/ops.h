@@ -28,6 +28,7 @@ kd_tensor *kd_mul(kd_tensor *a, kd_tensor *b);
 kd_tensor *kd_div(kd_tensor *a, kd_tensor *b);
 kd_tensor *kd_scale(kd_tensor *x, double s);
 kd_tensor *kd_add_scalar(kd_tensor *x, double s);
+kd_tensor *kd_sqrt(kd_tensor *x);    /* x >= 0; the gradient is infinite at 0 */
 
 /* --- activations (ops_activation.c) */
 kd_tensor *kd_gelu(kd_tensor *x);    /* erf form: x * Phi(x), as PyTorch's default */

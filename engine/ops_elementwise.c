@@ -157,3 +157,20 @@ static kd_tensor *scalar_op(const char *name, int op, kd_tensor *x, double s)
 
 kd_tensor *kd_scale(kd_tensor *x, double s) { return scalar_op("scale", KD_UN_SCALE, x, s); }
 kd_tensor *kd_add_scalar(kd_tensor *x, double s) { return scalar_op("add_scalar", KD_UN_ADD_SCALAR, x, s); }
+
+/* --- sqrt: out = sqrt(x), d/dx = 1 / (2 out) (infinite at 0, as in PyTorch). */
+static void sqrt_backward(kd_node *n)
+{
+    kd_tensor *out = n->out, *g = out->grad, *t = kd_empty_like(out);
+    if (!t) return;
+    run_binary(KD_BIN_DIV, t, g, kd_data(g), g->stride, out, kd_data(out), out->stride);
+    add_grad_reduced(n->in[0], out, kd_data(t), 0.5);
+}
+
+kd_tensor *kd_sqrt(kd_tensor *x)
+{
+    if (!x || !kd_need_float("sqrt", "x", x)) return NULL;
+    kd_tensor *out = kd_map_unary(KD_UN_SQRT, x, 0.0);
+    if (out) kd_record(out, "sqrt", sqrt_backward, 1, &x);
+    return out;
+}

@@ -46,6 +46,7 @@ static kd_tensor *f_scale(kd_tensor **x, void *c) { (void)c; return kd_scale(x[0
 static kd_tensor *f_add_scalar(kd_tensor **x, void *c) { (void)c; return kd_add_scalar(x[0], 0.5); }
 static kd_tensor *f_gelu(kd_tensor **x, void *c) { (void)c; return kd_gelu(x[0]); }
 static kd_tensor *f_tanh(kd_tensor **x, void *c) { (void)c; return kd_tanh(x[0]); }
+static kd_tensor *f_sqrt(kd_tensor **x, void *c) { (void)c; return kd_sqrt(x[0]); }
 static kd_tensor *f_sum_dims(kd_tensor **x, void *c)
 {
     const int *d = c;
@@ -196,6 +197,9 @@ static void check_elementwise(void)
     gradcheck("scale [3,7]", f_scale, NULL, s, 1, 30);
     gradcheck("add_scalar [3,7]", f_add_scalar, NULL, s, 1, 31);
     free_all(s, 1);
+    kd_tensor *pos[1] = { leaf(2, S(3, 7), 0.2, 3) };
+    gradcheck("sqrt [3,7] on [0.2, 3]", f_sqrt, NULL, pos, 1, 32);
+    free_all(pos, 1);
 }
 
 static void check_activation_reduce_shape(void)

@@ -120,6 +120,9 @@ static void test_elementwise(kd_dtype dt)
     compare("gelu (erfc form)", dt, g, want, 30, 4);
     for (int64_t i = 0; i < 30; i++) want[i] = (exp(2 * at(a, i)) - 1) / (exp(2 * at(a, i)) + 1);
     compare("tanh (exp form)", dt, th, want, 30, 4);
+    kd_tensor *sq = kd_sqrt(b);
+    for (int64_t i = 0; i < 5; i++) want[i] = exp(0.5 * log(at(b, i)));
+    compare("sqrt (exp-log form)", dt, sq, want, 5, 2);
     free(want);
     kd_arena_reset();
 }

@@ -71,3 +71,57 @@ kd_status kd_distill_loss(kd_tensor *student_logits, const kd_tensor *teacher_lo
     out->total = total;
     return KD_OK;
 }
+
+/* --- intermediate layers */
+
+kd_tensor *kd_hidden_loss(kd_tensor *hs, const kd_tensor *ht, kd_tensor *proj, kd_tensor *rows, kd_hidden_kind kind)
+{
+    if (!hs || !ht || !rows) return NULL;
+    int64_t hsz = hs->shape[hs->ndim - 1], htz = ht->shape[ht->ndim - 1];
+    if (hs->ndim != 3 || ht->ndim != 3 || hs->shape[0] != ht->shape[0] || hs->shape[1] != ht->shape[1] ||
+        (!proj && hsz != htz) || (proj && (proj->ndim != 2 || proj->shape[0] != htz || proj->shape[1] != hsz))) {
+        char a[64], b[64], c[64] = "none";
+        if (proj) kd_shape_str(proj, c, sizeof c);
+        kd_fail(KD_ERR_SHAPE, "hidden loss: student %s, teacher %s, projection %s: expected [B, T, Hs], [B, T, Ht] and "
+                              "[Ht, Hs] (none when Hs = Ht)", kd_shape_str(hs, a, sizeof a), kd_shape_str(ht, b, sizeof b), c);
+        return NULL;
+    }
+    int64_t fs[2] = { hs->shape[0] * hs->shape[1], hsz }, ft[2] = { fs[0], htz };
+    kd_tensor *s = kd_embedding(kd_reshape(hs, 2, fs), rows);   /* the tokens' rows [M, Hs] */
+    int prev = kd_set_grad_enabled(0);
+    kd_tensor *t = kd_embedding(kd_reshape(kd_detach(ht), 2, ft), rows);
+    kd_set_grad_enabled(prev);
+    if (proj) s = kd_linear(s, proj, NULL);
+    if (!s || !t) return NULL;
+    if (kind == KD_HIDDEN_MSE) {
+        kd_tensor *d = kd_sub(s, t);
+        return kd_mean(kd_mul(d, d), 0, NULL, 0);
+    }
+    /* 1 - cos(s, t) per token, averaged; the norms get a floor so that a zero vector stays finite. */
+    int last = -1;
+    kd_tensor *dot = kd_sum(kd_mul(s, t), 1, &last, 0);
+    kd_tensor *ns = kd_sqrt(kd_add_scalar(kd_sum(kd_mul(s, s), 1, &last, 0), 1e-12));
+    kd_tensor *nt = kd_sqrt(kd_add_scalar(kd_sum(kd_mul(t, t), 1, &last, 0), 1e-12));
+    kd_tensor *cos = kd_div(dot, kd_mul(ns, nt));
+    return kd_add_scalar(kd_scale(kd_mean(cos, 0, NULL, 0), -1.0), 1.0);
+}
+
+kd_tensor *kd_attention_loss(kd_tensor *ss, const kd_tensor *st, kd_tensor *rows, kd_attention_kind kind)
+{
+    if (!ss || !st || !rows) return NULL;
+    if (ss->ndim != 4 || !kd_same_shape(ss, st)) {
+        char a[64], b[64];
+        kd_fail(KD_ERR_SHAPE, "attention loss: student scores %s, teacher %s: expected the same [B, heads, T, T] (the "
+                              "same number of heads and the same tokens)", kd_shape_str(ss, a, sizeof a),
+                kd_shape_str(st, b, sizeof b));
+        return NULL;
+    }
+    int64_t f[2] = { ss->shape[0] * ss->shape[1] * ss->shape[2], ss->shape[3] };
+    kd_tensor *s = kd_embedding(kd_reshape(ss, 2, f), rows);   /* the query rows [M, T] */
+    int prev = kd_set_grad_enabled(0);
+    kd_tensor *p = kd_softmax(kd_embedding(kd_reshape(kd_detach(st), 2, f), rows));
+    kd_set_grad_enabled(prev);
+    if (kind == KD_ATTENTION_KL) return kd_kl_div(kd_log_softmax(s), p);
+    kd_tensor *d = kd_sub(kd_softmax(s), p);
+    return kd_mean(kd_mul(d, d), 0, NULL, 0);
+}

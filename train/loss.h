@@ -29,5 +29,19 @@ kd_tensor *kd_soft_targets(const kd_tensor *teacher_logits, double temperature);
  * T, KD_ERR_SHAPE when the teacher and student disagree on the label count. */
 kd_status kd_distill_loss(kd_tensor *student_logits, const kd_tensor *teacher_logits, kd_tensor *targets,
                           kd_tensor *rows, double alpha, double temperature, kd_loss_parts *out);
+/* --- intermediate layers (TinyBERT, PKD, MiniLM), over the tokens that are not padding.
+ *
+ * kd_hidden_loss: hs [B, T, Hs] (the student's hidden states, in the graph), ht [B, T, Ht] (the teacher's),
+ * proj [Ht, Hs] (a learned projection, TinyBERT's W_h) or NULL when Hs = Ht, rows i32 [M]: the tokens
+ * b * T + t to compare. MSE: the mean over the M x Ht values of (hs proj^T - ht)^2; COS: the mean over the
+ * tokens of 1 - cos(hs proj^T, ht).
+ * kd_attention_loss: scores [B, heads, T, T] of both (kd_bert_states: attention logits, padding keys at
+ * -1e9), rows i32 [M]: the query rows (b * heads + h) * T + t to compare. KL: the mean over the rows of
+ * KL(softmax(teacher) || softmax(student)); MSE: the mean over the M x T values of the difference of the
+ * two distributions, squared. The teacher's side never receives a gradient. */
+typedef enum kd_hidden_kind { KD_HIDDEN_MSE, KD_HIDDEN_COS } kd_hidden_kind;
+typedef enum kd_attention_kind { KD_ATTENTION_KL, KD_ATTENTION_MSE } kd_attention_kind;
+kd_tensor *kd_hidden_loss(kd_tensor *hs, const kd_tensor *ht, kd_tensor *proj, kd_tensor *rows, kd_hidden_kind kind);
+kd_tensor *kd_attention_loss(kd_tensor *ss, const kd_tensor *st, kd_tensor *rows, kd_attention_kind kind);
 
 #endif

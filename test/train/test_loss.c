@@ -6,6 +6,7 @@
 #include "engine/autograd.h"
 #include "engine/backend.h"
 #include "engine/ops.h"
+#include "test/engine/gradcheck.h"
 #include "test/testutil.h"
 #include "train/loss.h"
 
@@ -155,11 +156,113 @@ static void bad_input(void)
     kd_arena_reset();
 }
 
+/* --- intermediate-layer losses: values against the formulas in double, gradients by finite differences. */
+enum { IB = 2, IT = 5, IHS = 4, IHT = 6, IH = 3 };
+static int32_t tok_rows[] = { 0, 1, 2, 5, 6, 7, 8 };                 /* batch 0: 3 tokens, batch 1: 4 */
+static int32_t q_rows[IB * IH * IT];
+static int nq;
+
+typedef struct hctx { kd_hidden_kind kind; int proj; } hctx;
+static kd_tensor *f_hidden(kd_tensor **x, void *c)
+{
+    const hctx *h = c;
+    int64_t n = 7;
+    return kd_hidden_loss(x[0], x[1], h->proj ? x[2] : NULL, kd_from_buffer(KD_I32, 1, &n, tok_rows), h->kind);
+}
+static kd_tensor *f_attention(kd_tensor **x, void *c)
+{
+    int64_t n = nq;
+    return kd_attention_loss(x[0], x[1], kd_from_buffer(KD_I32, 1, &n, q_rows), *(kd_attention_kind *)c);
+}
+
+static double hidden_ref(const double *hs, const double *ht, const double *w, kd_hidden_kind kind, int hsz)
+{
+    double total = 0;
+    for (int r = 0; r < 7; r++) {
+        const double *a = hs + tok_rows[r] * hsz, *b = ht + tok_rows[r] * IHT;
+        double p[IHT], dot = 0, na = 0, nb = 0, se = 0;
+        for (int o = 0; o < IHT; o++) {
+            p[o] = 0;
+            for (int i = 0; i < hsz; i++) p[o] += (w ? w[o * hsz + i] : (o == i)) * a[i];
+            dot += p[o] * b[o], na += p[o] * p[o], nb += b[o] * b[o], se += (p[o] - b[o]) * (p[o] - b[o]);
+        }
+        total += kind == KD_HIDDEN_MSE ? se / IHT : 1 - dot / sqrt(na * nb);
+    }
+    return total / 7;
+}
+
+static void intermediate(void)
+{
+    for (int b = 0; b < IB; b++)
+        for (int h = 0; h < IH; h++)
+            for (int t = 0; t < (b ? 4 : 3); t++) q_rows[nq++] = (b * IH + h) * IT + t;
+    int64_t shs[3] = { IB, IT, IHS }, sht[3] = { IB, IT, IHT }, sw[2] = { IHT, IHS }, same[3] = { IB, IT, IHT };
+    for (int k = 0; k < 2; k++)
+        for (int pj = 0; pj < 2; pj++) {
+            hctx c = { k ? KD_HIDDEN_COS : KD_HIDDEN_MSE, pj };
+            kd_tensor *x[3] = { kd_persist(kd_randn(KD_F64, 3, pj ? shs : same, 0, 1, 300 + k * 2 + pj)),
+                                kd_persist(kd_randn(KD_F64, 3, sht, 0, 1, 310 + k)),
+                                kd_persist(kd_randn(KD_F64, 2, sw, 0, 0.5, 320 + k)) };
+            kd_tensor *v = f_hidden(x, &c);
+            double want = hidden_ref(kd_data(x[0]), kd_data(x[1]), pj ? kd_data(x[2]) : NULL, c.kind, pj ? IHS : IHT);
+            CHECK(v && v->ndim == 0, "hidden loss is a scalar: %s", kd_last_error());
+            if (v) CHECK_CLOSE(kd_item(v), want, 1e-12, 1e-10, k ? "hidden cos loss vs double" : "hidden mse loss vs double");
+            kd_set_requires_grad(x[0], 1);
+            kd_set_requires_grad(x[2], pj);
+            char name[64];
+            snprintf(name, sizeof name, "hidden %s loss%s", k ? "cos" : "mse", pj ? " with a projection" : "");
+            gradcheck(name, f_hidden, &c, x, 3, 330 + k * 2 + pj);
+            CHECK(x[1]->grad == NULL, "%s: the teacher's states get no gradient", name);
+            for (int i = 0; i < 3; i++) kd_tensor_free(x[i]);
+            kd_arena_reset();
+        }
+    int64_t ssh[4] = { IB, IH, IT, IT };
+    for (int k = 0; k < 2; k++) {
+        kd_attention_kind kind = k ? KD_ATTENTION_MSE : KD_ATTENTION_KL;
+        kd_tensor *x[2] = { kd_persist(kd_randn(KD_F64, 4, ssh, 0, 2, 340 + k)), kd_persist(kd_randn(KD_F64, 4, ssh, 0, 2, 350 + k)) };
+        /* padding keys of batch 1 (t >= 4) at -1e9, as the model writes them */
+        for (int i = 0; i < 2; i++) {
+            double *d = kd_data(x[i]);
+            for (int r = 0; r < IH * IT; r++) d[(IH * IT + r) * IT + 4] = -1e9;
+        }
+        kd_tensor *v = f_attention(x, &kind);
+        double want = 0;
+        for (int r = 0; r < nq; r++) {
+            const double *a = (double *)kd_data(x[0]) + q_rows[r] * IT, *b = (double *)kd_data(x[1]) + q_rows[r] * IT;
+            double ma = -INFINITY, mb = -INFINITY, za = 0, zb = 0;
+            for (int j = 0; j < IT; j++) ma = fmax(ma, a[j]), mb = fmax(mb, b[j]);
+            for (int j = 0; j < IT; j++) za += exp(a[j] - ma), zb += exp(b[j] - mb);
+            for (int j = 0; j < IT; j++) {
+                double q = exp(a[j] - ma) / za, p = exp(b[j] - mb) / zb;
+                want += kind == KD_ATTENTION_KL ? (p > 0 ? p * (log(p) - log(q)) : 0.0) : (q - p) * (q - p) / IT;
+            }
+        }
+        want /= nq;
+        CHECK(v != NULL, "attention loss: %s", kd_last_error());
+        if (v) CHECK_CLOSE(kd_item(v), want, 1e-12, 1e-10, k ? "attention mse loss vs double" : "attention kl loss vs double");
+        kd_set_requires_grad(x[0], 1);
+        gradcheck(k ? "attention mse loss" : "attention kl loss", f_attention, &kind, x, 2, 360 + k);
+        CHECK(x[1]->grad == NULL, "the teacher's scores get no gradient");
+        for (int i = 0; i < 2; i++) kd_tensor_free(x[i]);
+        kd_arena_reset();
+    }
+    /* mismatched heads are a shape error naming both */
+    int64_t s2[4] = { IB, 2, IT, IT };
+    kd_tensor *a = kd_zeros(KD_F64, 4, ssh), *b = kd_zeros(KD_F64, 4, s2);
+    int64_t n = 1;
+    int32_t r0 = 0;
+    CHECK(kd_attention_loss(a, b, kd_from_buffer(KD_I32, 1, &n, &r0), KD_ATTENTION_KL) == NULL &&
+              strstr(kd_last_error(), "heads"),
+          "3 heads against 2: %s", kd_last_error());
+    kd_arena_reset();
+}
+
 int main(void)
 {
     seed_example();
     random_logits();
     bad_input();
+    intermediate();
     kd_shutdown();
     return kd_test_finish("test_loss");
 }

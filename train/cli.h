@@ -14,12 +14,16 @@
 /* Exit codes: 0 done, 1 a runtime failure (message from the library), 2 bad usage. */
 enum { KD_EXIT_OK = 0, KD_EXIT_FAIL = 1, KD_EXIT_USAGE = 2 };
 
-typedef enum kd_opt_kind { KD_OPT_STR, KD_OPT_INT, KD_OPT_I64, KD_OPT_DOUBLE, KD_OPT_FLAG } kd_opt_kind;
+typedef enum kd_opt_kind { KD_OPT_STR, KD_OPT_INT, KD_OPT_I64, KD_OPT_DOUBLE, KD_OPT_FLAG, KD_OPT_LIST } kd_opt_kind;
+
+/* A flag that may repeat (KD_OPT_LIST): its values in order. */
+#define KD_OPT_LIST_MAX 16
+typedef struct kd_opt_list { const char *v[KD_OPT_LIST_MAX]; int n; } kd_opt_list;
 
 typedef struct kd_opt {
     const char *name;        /* "--lr" */
     kd_opt_kind kind;
-    void *dst;               /* const char **, int *, int64_t *, double *, int * */
+    void *dst;               /* const char **, int *, int64_t *, double *, int *, kd_opt_list * */
     double lo, hi;           /* numeric range, inclusive (lo_open: lo excluded) */
     int lo_open;
     const char *expect;      /* what a good value is, for messages: "a number > 0" */

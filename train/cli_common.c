@@ -64,6 +64,16 @@ int kd_cli_parse(const char *cmd, int argc, char **argv, const kd_opt *opts, int
             *(const char **)o->dst = v;
             continue;
         }
+        if (o->kind == KD_OPT_LIST) {
+            kd_opt_list *l = o->dst;
+            if (!*v) return bad(cmd, o, v);
+            if (l->n == KD_OPT_LIST_MAX) {
+                fprintf(stderr, "kd %s: %s: given more than %d times\n", cmd, o->name, KD_OPT_LIST_MAX);
+                return KD_EXIT_USAGE;
+            }
+            l->v[l->n++] = v;
+            continue;
+        }
         char *end;
         errno = 0;
         double x = o->kind == KD_OPT_DOUBLE ? strtod(v, &end) : (double)strtoll(v, &end, 10);

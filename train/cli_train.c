@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "train/checkpoint.h"
 #include "train/cli.h"
 #include "train/subset.h"
 #include "train/trainer.h"
+#include "train/transfer_set.h"
 
 typedef struct train_flags {
     kd_train_config c;
@@ -16,6 +18,9 @@ typedef struct train_flags {
     int threads, resume, quiet, init_from_teacher, student_layers, cache_teacher;
     int64_t train_samples, seed;
     double weight_decay;
+    kd_opt_list transfer;
+    int augment, prune_vocab;
+    double p_mask, p_replace, p_ngram;
 } train_flags;
 
 #define COMMON_TRAIN_OPTS(f)                                                                                        \
@@ -50,6 +55,10 @@ static void flags_init(train_flags *f)
     f->c = kd_train_config_default();
     f->seed = 42;
     f->weight_decay = f->c.adamw.weight_decay;
+    kd_augment_opts a = kd_augment_defaults();
+    f->p_mask = a.p_mask;
+    f->p_replace = a.p_replace;
+    f->p_ngram = a.p_ngram;
 }
 
 static void print_result(const char *what, const kd_train_result *r, const char *out)
@@ -178,6 +187,12 @@ int kd_cmd_distill(int argc, char **argv)
         { "--student-layers", KD_OPT_INT, &f.student_layers, 1, 1000, 0, "a whole number >= 1", "N: layers of the student (overrides its config)" },
         { "--cache-teacher", KD_OPT_FLAG, &f.cache_teacher, 0, 0, 0, NULL, "compute the teacher's logits once (OUT/teacher_logits.bin)" },
         { "--vocab", KD_OPT_STR, &f.vocab, 0, 0, 0, "a vocab.txt file", "FILE: student vocabulary for a preset (default: the teacher's)" },
+        { "--transfer", KD_OPT_LIST, &f.transfer, 0, 0, 0, "a text file", "FILE: unlabelled text the teacher labels (repeatable; see below)" },
+        { "--augment", KD_OPT_INT, &f.augment, 0, 1000, 0, "a whole number from 0 to 1000", "N: variants of each training sentence, teacher-labelled (0)" },
+        { "--p-mask", KD_OPT_DOUBLE, &f.p_mask, 0, 1, 0, "a number in [0, 1]", "augmentation: a word becomes [MASK] (0.1)" },
+        { "--p-replace", KD_OPT_DOUBLE, &f.p_replace, 0, 1, 0, "a number in [0, 1]", "augmentation: a word is replaced by a unigram draw (0.1)" },
+        { "--p-ngram", KD_OPT_DOUBLE, &f.p_ngram, 0, 1, 0, "a number in [0, 1]", "augmentation: the variant is cut to a 1..5-gram (0.25)" },
+        { "--prune-vocab", KD_OPT_FLAG, &f.prune_vocab, 0, 0, 0, NULL, "keep only the student's word pieces that its train/transfer/dev text uses" },
         COMMON_TRAIN_OPTS(f),
     };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
@@ -187,7 +202,12 @@ int kd_cmd_distill(int argc, char **argv)
                           "(KL with batchmean reduction). alpha weights the teacher's soft targets: alpha = 0 is plain\n"
                           "fine-tuning, 1 pure distillation; T^2 keeps the soft gradients on the scale of the hard ones.\n"
                           "The teacher runs frozen in eval mode; teacher and student may use different vocabularies\n"
-                          "but must share the label set.\n",
+                          "but must share the label set.\n\n"
+                          "Transfer set: --transfer files (plain text, one text a line; or .tsv/.csv/.jsonl, labels ignored)\n"
+                          "and --augment variants (written to OUT/augmented.txt) join the training rows without a label;\n"
+                          "texts repeating a labelled or an earlier one are dropped. Batches draw from all rows shuffled\n"
+                          "together: the soft term is the mean over every row of a batch, the hard term the mean over\n"
+                          "its labelled rows only (a batch without one has only the soft term). Needs alpha > 0.\n",
                           NULL);
     if (rc >= 0) return rc;
     if (!f.teacher) {
@@ -252,10 +272,41 @@ int kd_cmd_distill(int argc, char **argv)
             if (!student) rc = kd_cli_fail(cmd);
         }
     }
+    kd_dataset transfer = { 0 };
+    if (rc < 0 && (f.transfer.n || f.augment)) {
+        kd_transfer_opts to = { .npaths = f.transfer.n, .augment = kd_augment_defaults(), .out_dir = f.out,
+                                .quiet = f.quiet };
+        memcpy(to.paths, f.transfer.v, sizeof f.transfer.v);
+        to.augment.variants = f.augment;
+        to.augment.p_mask = f.p_mask;
+        to.augment.p_replace = f.p_replace;
+        to.augment.p_ngram = f.p_ngram;
+        to.augment.seed = f.c.seed;
+        if (kd_make_dirs(f.out) != KD_OK || kd_transfer_build(&to, &train, &transfer) != KD_OK) rc = kd_cli_fail(cmd);
+    }
+    if (rc < 0 && f.prune_vocab) {
+        const kd_dataset *sets[3] = { &train, &transfer, &dev };
+        kd_tokenizer *pruned = NULL;
+        int64_t before = kd_bert_num_parameters(student);
+        int32_t full = kd_vocab_size(stok->vocab);
+        snprintf(svocab, sizeof svocab, "%s/pruned_vocab.txt", f.out);
+        if (kd_make_dirs(f.out) != KD_OK || kd_student_prune_vocab(student, stok, sets, 3, svocab, &pruned) != KD_OK) {
+            rc = kd_cli_fail(cmd);
+        } else {
+            kd_tokenizer_free(stok);
+            stok = pruned;
+            if (!f.quiet)
+                fprintf(stderr, "prune-vocab: kept %d of %d word pieces (%s); student %lld -> %lld parameters, "
+                                "teacher %lld (%.2fx fewer)\n", (int)kd_vocab_size(stok->vocab), (int)full, svocab,
+                        (long long)before, (long long)kd_bert_num_parameters(student),
+                        (long long)kd_bert_num_parameters(teacher),
+                        (double)kd_bert_num_parameters(teacher) / (double)kd_bert_num_parameters(student));
+        }
+    }
     if (rc < 0) {
         f.c.student_vocab = svocab;
         kd_train_data d = { .train = &train, .dev = &dev, .student_tok = stok, .teacher = teacher, .teacher_tok = ttok,
-                              .train_rows = rows };
+                            .train_rows = rows, .transfer = transfer.n ? &transfer : NULL };
         kd_train_result res;
         if (kd_cli_place_model(teacher) != KD_OK || kd_cli_place_model(student) != KD_OK ||
             kd_train(student, &d, &f.c, &res) != KD_OK)
@@ -270,6 +321,7 @@ int kd_cmd_distill(int argc, char **argv)
     kd_tokenizer_free(ttok);
     kd_tokenizer_free(stok);
     free(rows);
+    kd_dataset_free(&transfer);
     kd_dataset_free(&train);
     kd_dataset_free(&dev);
     kd_labels_free(&tl);

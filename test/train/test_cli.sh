@@ -165,5 +165,20 @@ eb_cpu=$("$kd" eval --model "$tmp/kd-cpu" --data "$tmp/dev.tsv" --threads 1 --pr
 eb_sim=$("$kd" eval --model "$tmp/kd-cpu" --data "$tmp/dev.tsv" --threads 1 --precision bf16 --device sim | grep accuracy)
 if [ -n "$eb_cpu" ] && [ "$eb_cpu" = "$eb_sim" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: bf16 eval cpu '$eb_cpu' sim '$eb_sim'"; fi
 
+# A transfer set, augmentation and a pruned vocabulary: the student keeps the pieces its text uses.
+printf 'the film is great\n\nthe film was good\ngreat great film\n' > "$tmp/more.txt"
+if "$kd" distill --teacher "$tmp/teacher" --init-from-teacher --data "$tmp" --out "$tmp/tp" --epochs 1 --batch-size 8 \
+     --max-len 16 --lr 1e-3 --threads 1 --transfer "$tmp/more.txt" --augment 2 --prune-vocab --alpha 0.5 \
+     >/dev/null 2>"$tmp/tp.err"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: distill with a transfer set: $(cat "$tmp/tp.err")"; fi
+grep -qF "more.txt: 3 texts, 2 kept" "$tmp/tp.err" && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: transfer summary: $(cat "$tmp/tp.err")"; }
+[ "$(wc -l < "$tmp/tp/augmented.txt" 2>/dev/null)" = 64 ] && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: augmented.txt should hold 2 x 32 variants"; }
+nv=$(wc -l < "$tmp/tp/vocab.txt" 2>/dev/null)
+if cmp -s "$tmp/tp/vocab.txt" "$tmp/tp/pruned_vocab.txt" && grep -q "\"vocab_size\": *$nv\b" "$tmp/tp/config.json" && [ "$nv" -lt 13 ] \
+   && grep -qx 'great' "$tmp/tp/vocab.txt" && ! grep -qx 'bad' "$tmp/tp/vocab.txt"; then pass=$((pass + 1))
+else fail=$((fail + 1)); echo "FAIL: pruned vocabulary ($nv pieces): $(cat "$tmp/tp/vocab.txt" 2>/dev/null | tr '\n' ' ')"; fi
+"$kd" eval --model "$tmp/tp" --data "$tmp/dev.tsv" --threads 1 | grep -q accuracy && pass=$((pass + 1)) || { fail=$((fail + 1)); echo "FAIL: eval of the pruned student"; }
+expect 1 "transfer set is labelled only by a teacher" -- distill "${t[@]}" --data "$tmp" --transfer "$tmp/more.txt" --alpha 0
+expect 1 "none.txt: no such file" -- distill "${t[@]}" --data "$tmp" --transfer "$tmp/none.txt"
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -26,7 +26,7 @@ kd_tensor *kd_soft_targets(const kd_tensor *teacher_logits, double temperature)
 kd_status kd_distill_loss(kd_tensor *student_logits, const kd_tensor *teacher_logits, kd_tensor *targets,
                           kd_tensor *rows, double alpha, double temperature, kd_loss_parts *out)
 {
-    out->total = out->soft = out->hard = NULL;
+    out->total = out->soft = out->hard = out->hidden = out->attention = NULL;
     if (!student_logits) return kd_fail(KD_ERR_ARG, "distillation loss: missing student logits");
     if (!(alpha >= 0.0 && alpha <= 1.0))
         return kd_fail(KD_ERR_ARG, "distillation loss: alpha %g, expected a value in [0, 1]", alpha);

@@ -16,6 +16,7 @@ typedef struct kd_loss_parts {
     kd_tensor *total;   /* the scalar to differentiate (part of the graph) */
     kd_tensor *soft;    /* T^2 * KL(p_T || q_S), before the alpha weight; NULL when no teacher */
     kd_tensor *hard;    /* CE(z_S, y) over the labelled rows, before the (1 - alpha) weight; NULL when none */
+    kd_tensor *hidden, *attention;   /* the intermediate-layer losses, before their weights; NULL when off */
 } kd_loss_parts;
 
 /* p_T = softmax(z_T / T) as a new arena tensor with no graph (the teacher is frozen). T > 0. */

@@ -15,6 +15,7 @@
 #include "engine/rng.h"
 #include "train/checkpoint.h"
 #include "train/evaluate.h"
+#include "train/intermediate.h"
 #include "train/loss.h"
 #include "train/progress.h"
 #include "train/schedule.h"
@@ -32,14 +33,18 @@ kd_train_config kd_train_config_default(void)
     return c;
 }
 
+#define NSTAT_MAX 5
+
 /* Everything one run holds, so that one cleanup path frees it. */
 typedef struct run {
     const kd_train_config *c;
     const kd_train_data *d;
     kd_bert *student;
     kd_device dev;                 /* where the student is: the whole step runs there */
-    kd_tensor **params;
+    kd_tensor **params;            /* the student's, then the intermediate losses' projections */
     size_t np;
+    kd_tensor **own_params;        /* params when it is not the student's own table */
+    kd_intermediate im;
     int nl;                        /* labels */
     int64_t nb, total;             /* micro-batches per epoch, optimizer steps in the run */
     kd_schedule sched;
@@ -58,8 +63,8 @@ typedef struct run {
     kd_tensor *stats;
     int64_t mb;                    /* micro-batches stashed in this step */
     /* The logging window (since the last metrics line) and the step's loss. */
-    double win_loss, win_soft, win_hard, grp_loss, norm, last_loss;
-    int64_t win_n, win_hard_n, samples;
+    double win_loss, win[NSTAT_MAX], grp_loss, norm, last_loss;   /* win[i]: sums of part i (1..4) */
+    int64_t win_n, win_count[NSTAT_MAX], samples;
     kd_progress prog;
     double t0, base_seconds;
     FILE *jsonl;
@@ -93,7 +98,8 @@ static kd_status check_config(const kd_train_config *c, const kd_train_data *d, 
     return KD_OK;
 }
 
-static void write_train_line(run *r, int epoch, double loss, double soft, double hard, double lr, double norm, double sps)
+/* part[1..4]: the window's means of soft, hard, hidden and attention (NaN: none). */
+static void write_train_line(run *r, int epoch, double loss, const double *part, double lr, double norm, double sps)
 {
     kd_jw w;
     kd_jw_init(&w, 0);
@@ -102,8 +108,10 @@ static void write_train_line(run *r, int epoch, double loss, double soft, double
     kd_jw_field_int(&w, "step", r->state.global_step);
     kd_jw_field_int(&w, "epoch", epoch + 1);
     kd_jw_field_number(&w, "loss", loss);
-    kd_jw_field_number(&w, "soft", soft);
-    kd_jw_field_number(&w, "hard", hard);
+    kd_jw_field_number(&w, "soft", part[1]);
+    kd_jw_field_number(&w, "hard", part[2]);
+    if (r->c->hidden_weight > 0) kd_jw_field_number(&w, "hidden", part[3]);
+    if (r->c->attention_weight > 0) kd_jw_field_number(&w, "attention", part[4]);
     kd_jw_field_number(&w, "lr", lr);
     kd_jw_field_number(&w, "grad_norm", norm);
     kd_jw_field_number(&w, "samples_per_s", sps);
@@ -148,16 +156,21 @@ static void write_eval_line(run *r, int epoch)
 }
 
 /* slot i of the step's stats (a scalar view of a heap tensor). */
+enum { NSTAT = 5 };   /* per micro-batch: total, soft, hard, hidden, attention */
 static kd_tensor *stat_slot(run *r, int64_t i) { return kd_view_of(r->stats, 0, NULL, NULL, i); }
 
 /* Keep micro-batch k's loss parts where the step runs (slots 3k, 3k+1, 3k+2). */
 static kd_status stash_loss(run *r, int64_t k, const kd_loss_parts *lp)
 {
-    kd_status st = kd_copy_into(stat_slot(r, 3 * k), lp->total);
-    if (st == KD_OK && lp->soft) st = kd_copy_into(stat_slot(r, 3 * k + 1), lp->soft);
-    else if (st == KD_OK) kd_fill(stat_slot(r, 3 * k + 1), 0.0);   /* no teacher */
-    if (st == KD_OK && lp->hard) st = kd_copy_into(stat_slot(r, 3 * k + 2), lp->hard);
-    else if (st == KD_OK) kd_fill(stat_slot(r, 3 * k + 2), NAN);   /* no labelled row */
+    /* a part that is absent: 0 without a teacher, NaN (left out of the averages) without a labelled row or
+     * an intermediate loss */
+    kd_tensor *part[NSTAT] = { lp->total, lp->soft, lp->hard, lp->hidden, lp->attention };
+    const double absent[NSTAT] = { NAN, 0.0, NAN, NAN, NAN };
+    kd_status st = KD_OK;
+    for (int i = 0; i < NSTAT && st == KD_OK; i++) {
+        if (part[i]) st = kd_copy_into(stat_slot(r, NSTAT * k + i), part[i]);
+        else kd_fill(stat_slot(r, NSTAT * k + i), absent[i]);
+    }
     return st;
 }
 
@@ -184,7 +197,8 @@ static kd_status save_last(run *r, double t_run0, double base_seconds)
 {
     r->state.rng = kd_generator_get();
     r->state.train_seconds = base_seconds + (kd_now() - t_run0);
-    return kd_checkpoint_save(r->dir_last, r->student, r->c->student_vocab, r->opt, &r->state);
+    kd_status st = kd_checkpoint_save(r->dir_last, r->student, r->c->student_vocab, r->opt, &r->state);
+    return st == KD_OK ? kd_intermediate_save(&r->im, r->dir_last) : st;
 }
 
 static kd_status evaluate_dev(run *r, int epoch)
@@ -216,6 +230,7 @@ static kd_status resume(run *r)
     kd_train_state_free(&r->state);
     kd_status st = load_weights(r->student, dir, c->seed);
     if (st == KD_OK) st = kd_checkpoint_load_state(dir, r->opt, &r->state);
+    if (st == KD_OK) st = kd_intermediate_load(&r->im, dir);
     if (st != KD_OK) return st;
     if (r->state.total_steps != r->total || r->state.seed != c->seed)
         return kd_fail(KD_ERR_ARG,
@@ -250,7 +265,7 @@ static kd_status teacher_logits(run *r, int64_t b, kd_tensor **zt)
     kd_bert_input tin = { .batch = r->tbatch.batch, .seq = r->tbatch.len, .ids = r->tbatch.ids,
                           .type_ids = r->tbatch.type_ids, .mask = r->tbatch.mask };
     int prev = kd_set_grad_enabled(0);
-    *zt = kd_bert_logits(r->d->teacher, &tin);
+    *zt = kd_bert_logits_states(r->d->teacher, &tin, r->im.on ? &r->im.t : NULL);
     kd_set_grad_enabled(prev);
     return *zt ? KD_OK : kd_last_status();
 }
@@ -265,7 +280,7 @@ static kd_status micro_step(run *r, int64_t b, int64_t gs)
     if (st != KD_OK) return st;
     kd_bert_input in = { .batch = r->sbatch.batch, .seq = r->sbatch.len, .ids = r->sbatch.ids,
                          .type_ids = r->sbatch.type_ids, .mask = r->sbatch.mask };
-    kd_tensor *zs = kd_bert_logits(r->student, &in), *y = NULL, *rows = NULL;
+    kd_tensor *zs = kd_bert_logits_states(r->student, &in, r->im.on ? &r->im.s : NULL), *y = NULL, *rows = NULL;
     /* The hard term's rows: those with a label (a transfer set's rows have none). */
     int64_t m = 0;
     for (int32_t i = 0; i < r->sbatch.batch; i++)
@@ -278,6 +293,7 @@ static kd_status micro_step(run *r, int64_t b, int64_t gs)
     if (!zs || (m && !y) || (m && m < r->sbatch.batch && !rows)) return kd_last_status();
     kd_loss_parts lp;
     if ((st = kd_distill_loss(zs, c->alpha > 0.0 ? zt : NULL, y, rows, c->alpha, c->temperature, &lp)) != KD_OK) return st;
+    if (r->im.on && (st = kd_intermediate_add(&r->im, &r->sbatch, &r->tbatch, &lp)) != KD_OK) return st;
     if ((st = kd_backward(kd_scale(lp.total, 1.0 / (double)gs), NULL)) != KD_OK) return st;
     if ((st = stash_loss(r, r->mb++, &lp)) != KD_OK) return st;
     kd_arena_reset();
@@ -292,21 +308,22 @@ static kd_status optimizer_step(run *r, int epoch, int64_t b, int64_t gs, double
 {
     kd_tensor *nt = NULL;
     kd_status st = kd_clip_grad_norm(r->params, r->np, r->c->max_grad_norm, &nt);
-    if (st == KD_OK) st = kd_copy_into(stat_slot(r, 3 * (int64_t)r->c->grad_accum), nt);
+    if (st == KD_OK) st = kd_copy_into(stat_slot(r, NSTAT * (int64_t)r->c->grad_accum), nt);
     if (st == KD_OK) st = kd_adamw_step(r->opt, lr);
     if (st == KD_OK) st = kd_to_host(r->stats, r->stats_host);
     if (st == KD_OK) {
-        r->norm = r->stats_host[3 * r->c->grad_accum];
+        r->norm = r->stats_host[NSTAT * r->c->grad_accum];
         for (int64_t k = 0; k < r->mb && st == KD_OK; k++) {
-            double lv = r->stats_host[3 * k];
+            double lv = r->stats_host[NSTAT * k];
             if (!isfinite(lv))
                 st = kd_fail(KD_ERR_STATE, "batch %lld: the loss is %g", (long long)(b - r->mb + k) + 1, lv);
             r->last_loss = lv;
             r->grp_loss += lv / (double)gs;
             r->win_loss += lv;
-            r->win_soft += r->stats_host[3 * k + 1];
-            double hv = r->stats_host[3 * k + 2];
-            if (!isnan(hv)) r->win_hard += hv, r->win_hard_n++;
+            for (int i = 1; i < NSTAT; i++) {
+                double v = r->stats_host[NSTAT * k + i];
+                if (!isnan(v)) r->win[i] += v, r->win_count[i]++;
+            }
             r->win_n++;
         }
         if (st == KD_OK) st = kd_check_grad_norm(r->params, r->np, r->norm);
@@ -332,10 +349,12 @@ static void log_step(run *r, int epoch, double lr)
     double sps = (double)r->samples / fmax(kd_now() - r->t0, 1e-9);
     if (r->state.global_step % log_every == 0 || r->state.global_step == r->total) {
         double n = (double)r->win_n;
-        double hard = r->win_hard_n ? r->win_hard / (double)r->win_hard_n : NAN;
-        write_train_line(r, epoch, r->win_loss / n, r->win_soft / n, hard, lr, r->norm, sps);
-        r->win_loss = r->win_soft = r->win_hard = 0;
-        r->win_n = r->win_hard_n = 0;
+        double part[NSTAT];
+        for (int i = 1; i < NSTAT; i++) part[i] = r->win_count[i] ? r->win[i] / (double)r->win_count[i] : NAN;
+        write_train_line(r, epoch, r->win_loss / n, part, lr, r->norm, sps);
+        r->win_loss = 0;
+        r->win_n = 0;
+        for (int i = 0; i < NSTAT; i++) r->win[i] = 0, r->win_count[i] = 0;
     }
     kd_progress_update(&r->prog, r->state.global_step, r->last_loss, lr, sps);
 }
@@ -484,10 +503,22 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     o.shuffle = 1;
     o.seed = c->seed;
     /* The run happens where the student is; a teacher that runs in the step must be there too. */
-    if (d->teacher && c->alpha > 0.0 && !cc.cache_teacher && kd_bert_device(d->teacher) != r.dev)
+    st = kd_intermediate_init(&r.im, &cc, student, d->teacher, cc.cache_teacher, c->seed);
+    int teacher_runs = d->teacher && (c->alpha > 0.0 || r.im.on) && !cc.cache_teacher;
+    if (st == KD_OK && r.im.nproj) {
+        r.own_params = malloc((r.np + (size_t)r.im.nproj) * sizeof *r.own_params);
+        if (!r.own_params) st = kd_fail(KD_ERR_NOMEM, "train: out of memory");
+        else {
+            memcpy(r.own_params, r.params, r.np * sizeof *r.params);
+            for (int i = 0; i < KD_BERT_MAX_STATES; i++)
+                if (r.im.proj[i]) r.own_params[r.np++] = r.im.proj[i];
+            r.params = r.own_params;
+        }
+    }
+    if (st == KD_OK && teacher_runs && kd_bert_device(d->teacher) != r.dev)
         st = kd_fail(KD_ERR_ARG, "train: the teacher is on %s, the student on %s; move both to one device",
                      kd_device_name(kd_bert_device(d->teacher)), kd_device_name(r.dev));
-    int64_t ns = 3 * (int64_t)c->grad_accum + 1;
+    int64_t ns = NSTAT * (int64_t)c->grad_accum + 1;
     if (st == KD_OK) {
         r.stats = kd_param_on(r.dev, KD_F32, 1, &ns, "step stats");
         r.stats_host = malloc((size_t)ns * sizeof *r.stats_host);
@@ -500,8 +531,7 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     }
     if (st == KD_OK) st = kd_dataset_concat_view(d->train, d->transfer, &r.all);
     if (st == KD_OK) st = kd_batcher_new(&r.all, d->student_tok, &o, &r.sb);
-    if (st == KD_OK && d->teacher && c->alpha > 0.0 && !cc.cache_teacher)
-        st = kd_batcher_new(&r.all, d->teacher_tok, &o, &r.tb);
+    if (st == KD_OK && teacher_runs) st = kd_batcher_new(&r.all, d->teacher_tok, &o, &r.tb);
     if (st == KD_OK && !(r.opt = kd_adamw_new(r.params, r.np, &c->adamw))) st = kd_last_status();
     if (st == KD_OK) st = kd_metrics_init(&r.metrics, r.nl);
     if (st == KD_OK) {
@@ -513,6 +543,8 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     kd_arena_reset();
     kd_zero_grad(r.params, r.np);
     kd_adamw_free(r.opt);
+    kd_intermediate_free(&r.im);
+    free(r.own_params);
     kd_tensor_free(r.stats);
     free(r.zt_host);
     free(r.y_host);

@@ -20,6 +20,7 @@
 #include "data/wordpiece.h"
 #include "models/bert.h"
 #include "engine/adamw.h"
+#include "train/loss.h"
 #include "train/metrics.h"
 
 typedef struct kd_train_config {
@@ -37,6 +38,18 @@ typedef struct kd_train_config {
     int64_t log_every;             /* optimizer steps between metrics lines (0: 10) */
     const char *out_dir;
     const char *student_vocab;     /* copied beside every checkpoint */
+    /* Intermediate-layer distillation (train/loss.h), added to the loss above: student layer
+     * layer_map[i][0] learns from teacher layer layer_map[i][1] (0: the embedding output, l: encoder layer
+     * l). hidden_weight * the mean over the pairs of the hidden loss (through a learned projection per pair
+     * when the hidden sizes differ: trained, kept in checkpoints' distill_projections.safetensors, never in
+     * the student) + attention_weight * the mean over the pairs of encoder layers of the attention loss
+     * (the heads must agree). Either weight > 0 runs the teacher every step (no --cache-teacher), and
+     * teacher and student must tokenize alike (the same vocabulary, or a pruned one). */
+    int n_layer_map;
+    int layer_map[KD_BERT_MAX_STATES][2];
+    double hidden_weight, attention_weight;
+    kd_hidden_kind hidden_loss;
+    kd_attention_kind attention_loss;
 } kd_train_config;
 
 /* The seed notebooks' defaults: 3 epochs, batch 16, lr 5e-5, max length 128, T 2, alpha 0.5, warmup

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "train/checkpoint.h"
+#include "train/intermediate.h"
 #include "train/cli.h"
 #include "train/subset.h"
 #include "train/trainer.h"
@@ -21,6 +22,7 @@ typedef struct train_flags {
     kd_opt_list transfer;
     int augment, prune_vocab;
     double p_mask, p_replace, p_ngram;
+    const char *layer_map, *hidden_loss, *attention_loss;
 } train_flags;
 
 #define COMMON_TRAIN_OPTS(f)                                                                                        \
@@ -170,6 +172,44 @@ int kd_cmd_finetune(int argc, char **argv)
     return rc;
 }
 
+/* --layer-map, --hidden-loss, --attention-loss into the config (the map by default evenly spaced). */
+static int intermediate_flags(const char *cmd, train_flags *f, const kd_bert *student, const kd_bert *teacher)
+{
+    kd_train_config *c = &f->c;
+    c->hidden_loss = KD_HIDDEN_MSE;
+    c->attention_loss = KD_ATTENTION_KL;
+    if (f->hidden_loss && strcmp(f->hidden_loss, "mse") && strcmp(f->hidden_loss, "cos")) {
+        fprintf(stderr, "kd %s: --hidden-loss: got '%s', expected mse or cos\n", cmd, f->hidden_loss);
+        return KD_EXIT_USAGE;
+    }
+    if (f->attention_loss && strcmp(f->attention_loss, "kl") && strcmp(f->attention_loss, "mse")) {
+        fprintf(stderr, "kd %s: --attention-loss: got '%s', expected kl or mse\n", cmd, f->attention_loss);
+        return KD_EXIT_USAGE;
+    }
+    if (f->hidden_loss && !strcmp(f->hidden_loss, "cos")) c->hidden_loss = KD_HIDDEN_COS;
+    if (f->attention_loss && !strcmp(f->attention_loss, "mse")) c->attention_loss = KD_ATTENTION_MSE;
+    int ls = kd_bert_get_config(student)->num_layers, lt = kd_bert_get_config(teacher)->num_layers;
+    if (!f->layer_map) {
+        c->n_layer_map = ls < KD_BERT_MAX_STATES ? kd_layer_map_default(ls, lt, c->layer_map) : 0;
+        return -1;
+    }
+    c->n_layer_map = 0;
+    for (const char *p = f->layer_map; *p;) {
+        int s, t, n = 0;
+        if (c->n_layer_map == KD_BERT_MAX_STATES || sscanf(p, "%d:%d%n", &s, &t, &n) != 2 || s < 0 || s > ls || t < 0 ||
+            t > lt || (p[n] && p[n] != ',')) {
+            fprintf(stderr, "kd %s: --layer-map: got '%s', expected pairs S:T separated by commas with S in 0..%d (the "
+                            "student's layers) and T in 0..%d (the teacher's), 0 being the embeddings\n",
+                    cmd, f->layer_map, ls, lt);
+            return KD_EXIT_USAGE;
+        }
+        c->layer_map[c->n_layer_map][0] = s;
+        c->layer_map[c->n_layer_map++][1] = t;
+        p += n + (p[n] == ',');
+    }
+    return -1;
+}
+
 int kd_cmd_distill(int argc, char **argv)
 {
     const char *cmd = "distill";
@@ -192,6 +232,12 @@ int kd_cmd_distill(int argc, char **argv)
         { "--p-mask", KD_OPT_DOUBLE, &f.p_mask, 0, 1, 0, "a number in [0, 1]", "augmentation: a word becomes [MASK] (0.1)" },
         { "--p-replace", KD_OPT_DOUBLE, &f.p_replace, 0, 1, 0, "a number in [0, 1]", "augmentation: a word is replaced by a unigram draw (0.1)" },
         { "--p-ngram", KD_OPT_DOUBLE, &f.p_ngram, 0, 1, 0, "a number in [0, 1]", "augmentation: the variant is cut to a 1..5-gram (0.25)" },
+        { "--layer-map", KD_OPT_STR, &f.layer_map, 0, 0, 0, "pairs S:T separated by commas (0 = embeddings)",
+          "S:T,...: student layer S learns teacher layer T (default: 0:0 and evenly spaced)" },
+        { "--hidden-loss", KD_OPT_STR, &f.hidden_loss, 0, 0, 0, "mse or cos", "mse | cos: hidden states of the mapped layers (mse)" },
+        { "--hidden-weight", KD_OPT_DOUBLE, &f.c.hidden_weight, 0, 1e6, 0, "a number >= 0", "weight of the hidden loss (0: off)" },
+        { "--attention-loss", KD_OPT_STR, &f.attention_loss, 0, 0, 0, "kl or mse", "kl | mse: attention distributions, heads must match (kl)" },
+        { "--attention-weight", KD_OPT_DOUBLE, &f.c.attention_weight, 0, 1e6, 0, "a number >= 0", "weight of the attention loss (0: off)" },
         { "--prune-vocab", KD_OPT_FLAG, &f.prune_vocab, 0, 0, 0, NULL, "keep only the student's word pieces that its train/transfer/dev text uses" },
         COMMON_TRAIN_OPTS(f),
     };
@@ -207,7 +253,13 @@ int kd_cmd_distill(int argc, char **argv)
                           "and --augment variants (written to OUT/augmented.txt) join the training rows without a label;\n"
                           "texts repeating a labelled or an earlier one are dropped. Batches draw from all rows shuffled\n"
                           "together: the soft term is the mean over every row of a batch, the hard term the mean over\n"
-                          "its labelled rows only (a batch without one has only the soft term). Needs alpha > 0.\n",
+                          "its labelled rows only (a batch without one has only the soft term). Needs alpha > 0.\n\n"
+                          "Intermediate layers (TinyBERT, MiniLM): with --hidden-weight or --attention-weight > 0 the loss\n"
+                          "adds weight * the mean over the --layer-map pairs of the hidden-state loss (through a learned\n"
+                          "projection when the hidden sizes differ; kept in checkpoints, not in the student) and of the\n"
+                          "attention loss (encoder layers only; the head counts must match, else an error). Both compare\n"
+                          "the tokens that are not padding, so teacher and student must tokenize alike; the teacher then\n"
+                          "runs every step (no --cache-teacher). The parts are logged in metrics.jsonl.\n",
                           NULL);
     if (rc >= 0) return rc;
     if (!f.teacher) {
@@ -272,6 +324,7 @@ int kd_cmd_distill(int argc, char **argv)
             if (!student) rc = kd_cli_fail(cmd);
         }
     }
+    if (rc < 0) rc = intermediate_flags(cmd, &f, student, teacher);
     kd_dataset transfer = { 0 };
     if (rc < 0 && (f.transfer.n || f.augment)) {
         kd_transfer_opts to = { .npaths = f.transfer.n, .augment = kd_augment_defaults(), .out_dir = f.out,

@@ -180,5 +180,15 @@ else fail=$((fail + 1)); echo "FAIL: pruned vocabulary ($nv pieces): $(cat "$tmp
 expect 1 "transfer set is labelled only by a teacher" -- distill "${t[@]}" --data "$tmp" --transfer "$tmp/more.txt" --alpha 0
 expect 1 "none.txt: no such file" -- distill "${t[@]}" --data "$tmp" --transfer "$tmp/none.txt"
 
+# Intermediate layers: hidden and attention losses through the default map, logged; bad maps named.
+if "$kd" distill --teacher "$tmp/teacher" --init-from-teacher --student-layers 1 --data "$tmp" --out "$tmp/il" --epochs 1 \
+     --batch-size 8 --max-len 16 --lr 1e-3 --quiet --threads 1 --log-every 1 --hidden-weight 1 --hidden-loss cos \
+     --attention-weight 0.5 >/dev/null 2>"$tmp/il.err" && grep -q '"hidden":[0-9]' "$tmp/il/metrics.jsonl" \
+   && grep -q '"attention":[0-9]' "$tmp/il/metrics.jsonl"; then pass=$((pass + 1))
+else fail=$((fail + 1)); echo "FAIL: distill with intermediate losses: $(cat "$tmp/il.err")"; fi
+expect 2 "--layer-map: got '1:9'" -- distill "${t[@]}" --data "$tmp" --hidden-weight 1 --layer-map 1:9
+expect 2 "--hidden-loss: got 'l1', expected mse or cos" -- distill "${t[@]}" --data "$tmp" --hidden-weight 1 --hidden-loss l1
+expect 1 "drop --cache-teacher" -- distill "${t[@]}" --data "$tmp" --hidden-weight 1 --cache-teacher
+
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -35,16 +35,26 @@ typedef struct kd_opt {
 int kd_cli_parse(const char *cmd, int argc, char **argv, const kd_opt *opts, int nopts, const char *usage,
                  int *set);
 
-/* --threads and --device: apply them (threads > 0 calls kd_set_threads). Returns -1 or an exit code. */
-int kd_cli_apply_common(const char *cmd, int threads, const char *device);
-/* Set by kd_cli_apply_common: the device the command runs on (opened), and --precision (NULL: the device's
- * default, bf16 GEMMs on cuda). */
-extern kd_device kd_cli_device;
-extern const char *kd_cli_precision;
-/* The models' activation dtype under --precision (kd_device_compute_dtype of the device). */
-extern kd_dtype kd_cli_compute;
+/* Where a command runs: --threads, --device and --precision as given, and what kd_cli_apply_common makes of
+ * them. Each command keeps one (no globals) and lists the three flags with KD_RUN_OPTS. */
+typedef struct kd_cli_run {
+    int threads;                       /* 0: all cores */
+    const char *device, *precision;    /* as given; NULL: cpu, and the device's default precision */
+    kd_device dev;                     /* the device, opened */
+    kd_dtype compute;                  /* the models' activation dtype (kd_device_compute_dtype) */
+} kd_cli_run;
+
+#define KD_RUN_OPTS(r)                                                                                              \
+    { "--threads", KD_OPT_INT, &(r).threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },    \
+    { "--device", KD_OPT_STR, &(r).device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },                 \
+    { "--precision", KD_OPT_STR, &(r).precision, 0, 0, 0, "f32, tf32 or bf16",                                    \
+      "bf16: bf16 activations, f32 weights (default on cuda); tf32: cuda" }
+
+/* Apply r's flags: threads (> 0 calls kd_set_threads), open the device, set its precision; fills r->dev and
+ * r->compute. Returns -1 (go on) or an exit code after printing why. */
+int kd_cli_apply_common(const char *cmd, kd_cli_run *r);
 /* Move a model to the command's device and set its precision. */
-kd_status kd_cli_place_model(kd_bert *m);
+kd_status kd_cli_place_model(const kd_cli_run *r, kd_bert *m);
 /* Print "kd <cmd>: <last library error>" and return 1. */
 int kd_cli_fail(const char *cmd);
 

@@ -86,36 +86,31 @@ int kd_cli_parse(const char *cmd, int argc, char **argv, const kd_opt *opts, int
     return -1;
 }
 
-kd_device kd_cli_device = KD_CPU;
-const char *kd_cli_precision = NULL;
-kd_dtype kd_cli_compute = KD_F32;
-
-int kd_cli_apply_common(const char *cmd, int threads, const char *device)
+int kd_cli_apply_common(const char *cmd, kd_cli_run *r)
 {
-    kd_cli_device = KD_CPU;
-    if (device && kd_device_parse(device, &kd_cli_device) != KD_OK) {
+    if (kd_device_parse(r->device ? r->device : "cpu", &r->dev) != KD_OK) {
         fprintf(stderr, "kd %s: --device: got '%s', expected cpu, cuda or sim (sim: the device code path run on "
-                        "the CPU, for testing)\n", cmd, device);
+                        "the CPU, for testing)\n", cmd, r->device);
         return KD_EXIT_USAGE;
     }
-    if (threads > 0 && kd_set_threads(threads) != KD_OK) return kd_cli_fail(cmd);
-    if (kd_device_open(kd_cli_device) != KD_OK) {
-        fprintf(stderr, "kd %s: --device %s: %s\n", cmd, device, kd_last_error());
+    if (r->threads > 0 && kd_set_threads(r->threads) != KD_OK) return kd_cli_fail(cmd);
+    if (kd_device_open(r->dev) != KD_OK) {
+        fprintf(stderr, "kd %s: --device %s: %s\n", cmd, r->device, kd_last_error());
         return KD_EXIT_FAIL;
     }
     kd_precision prec;
-    if (kd_precision_parse(kd_cli_precision, &prec) != KD_OK || kd_device_set_precision(kd_cli_device, prec) != KD_OK) {
+    if (kd_precision_parse(r->precision, &prec) != KD_OK || kd_device_set_precision(r->dev, prec) != KD_OK) {
         fprintf(stderr, "kd %s: --precision: %s\n", cmd, kd_last_error());
         return KD_EXIT_USAGE;
     }
-    kd_cli_compute = kd_device_compute_dtype(kd_cli_device);
+    r->compute = kd_device_compute_dtype(r->dev);
     return -1;
 }
 
-kd_status kd_cli_place_model(kd_bert *m)
+kd_status kd_cli_place_model(const kd_cli_run *r, kd_bert *m)
 {
-    kd_status st = kd_bert_to_device(m, kd_cli_device);
-    return st == KD_OK ? kd_bert_set_precision(m, kd_cli_compute) : st;
+    kd_status st = kd_bert_to_device(m, r->dev);
+    return st == KD_OK ? kd_bert_set_precision(m, r->compute) : st;
 }
 
 int kd_cli_fail(const char *cmd)

@@ -104,24 +104,23 @@ void kd_print_reports(const char *const *names, const kd_model_report *r, int n,
 
 int kd_cmd_compare(int argc, char **argv)
 {
-    const char *cmd = "compare", *tdir = NULL, *sdir = NULL, *data = NULL, *device = NULL;
-    int threads = 0, max_len = 128, latency_n = 200;
+    const char *cmd = "compare", *tdir = NULL, *sdir = NULL, *data = NULL;
+    kd_cli_run run = { 0 };
+    int max_len = 128, latency_n = 200;
     kd_opt opts[] = {
         { "--teacher", KD_OPT_STR, &tdir, 0, 0, 0, "a model directory", "DIR: the teacher" },
         { "--student", KD_OPT_STR, &sdir, 0, 0, 0, "a model directory", "DIR: the student" },
         { "--data", KD_OPT_STR, &data, 0, 0, 0, "a labelled file or a directory with dev.*", "FILE|DIR: labelled set (a DIR: its dev split)" },
         { "--max-len", KD_OPT_INT, &max_len, 2, 512, 0, "a whole number from 2 to 512", "tokens per text (128)" },
         { "--latency-samples", KD_OPT_INT, &latency_n, 1, 1000000, 0, "a whole number >= 1", "texts timed one by one (200)" },
-        { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },
-        { "--device", KD_OPT_STR, &device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },
-        { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "bf16: bf16 activations, f32 weights (default on cuda); tf32: cuda" },
+        KD_RUN_OPTS(run),
     };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
                           "usage: kd compare --teacher DIR --student DIR --data PATH\n\n"
                           "Accuracy, parameters, file size, latency p50/p95 at batch 1 (tokenization included),\n"
                           "throughput at batch 32 and the student's speed-up over the teacher.\n", NULL);
     if (rc >= 0) return rc;
-    if ((rc = kd_cli_apply_common(cmd, threads, device)) >= 0) return rc;
+    if ((rc = kd_cli_apply_common(cmd, &run)) >= 0) return rc;
     if (!tdir || !sdir || !data) {
         fprintf(stderr, "kd %s: %s: got nothing, expected %s\n", cmd, !tdir ? "--teacher" : !sdir ? "--student" : "--data",
                 data || !tdir || !sdir ? "a model directory" : "a labelled file or directory");
@@ -138,7 +137,7 @@ int kd_cmd_compare(int argc, char **argv)
         char vocab[PATH_MAX];
         if (kd_cli_model_vocab(dirs[i], vocab, sizeof vocab) != KD_OK || !(m[i] = kd_bert_load(dirs[i], 0, 1, NULL)) ||
             kd_cli_model_labels(kd_bert_get_config(m[i]), &lab[i]) != KD_OK || kd_tokenizer_load(vocab, 1, &tok[i]) != KD_OK ||
-            kd_cli_place_model(m[i]) != KD_OK)
+            kd_cli_place_model(&run, m[i]) != KD_OK)
             rc = kd_cli_fail(cmd);
     }
     if (rc < 0 && lab[0].n != lab[1].n) {

@@ -30,8 +30,9 @@ static kd_bert_config shape(const kd_vocab *v, int layers, int hidden, int heads
 
 int kd_cmd_demo(int argc, char **argv)
 {
-    const char *cmd = "demo", *out = "kd-demo", *device = NULL;
-    int threads = 0, teacher_epochs = 6, student_epochs = 3, quiet = 0;
+    const char *cmd = "demo", *out = "kd-demo";
+    kd_cli_run run = { 0 };
+    int teacher_epochs = 6, student_epochs = 3, quiet = 0;
     int64_t n_train = 4000, n_dev = 500, seed = 1;
     double lr_teacher = 5e-4, lr_student = 1e-3;   /* higher rates made post-LN training collapse to one class on some seeds */
     kd_opt opts[] = {
@@ -42,9 +43,7 @@ int kd_cmd_demo(int argc, char **argv)
         { "--student-epochs", KD_OPT_INT, &student_epochs, 1, 10000, 0, "a whole number >= 1", "N (3)" },
         { "--seed", KD_OPT_I64, &seed, 0, 9e15, 0, "a whole number >= 0", "corpus, init and data order (1)" },
         { "--quiet", KD_OPT_FLAG, &quiet, 0, 0, 0, NULL, "only the final table" },
-        { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },
-        { "--device", KD_OPT_STR, &device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },
-        { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "bf16: bf16 activations, f32 weights (default on cuda); tf32: cuda" },
+        KD_RUN_OPTS(run),
     };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
                           "usage: kd demo [--out DIR] [flags]\n\n"
@@ -53,7 +52,7 @@ int kd_cmd_demo(int argc, char **argv)
                           "4-layer teacher, then trains a 2-layer student twice from the same start: with knowledge\n"
                           "distillation (alpha 0.5, T 2) and without (alpha 0), and prints the three side by side.\n", NULL);
     if (rc >= 0) return rc;
-    if ((rc = kd_cli_apply_common(cmd, threads, device)) >= 0) return rc;
+    if ((rc = kd_cli_apply_common(cmd, &run)) >= 0) return rc;
 
     kd_demo_opts o = kd_demo_opts_default();
     o.n_train = (size_t)n_train;
@@ -108,7 +107,7 @@ int kd_cmd_demo(int argc, char **argv)
         if (!quiet) printf("\n== %s: %d epochs, lr %g%s\n", names[i], tc.epochs, tc.lr, i == 1 ? ", alpha 0.5, T 2" : "");
         fflush(stdout);
         kd_train_result res;
-        if (kd_cli_place_model(models[i]) != KD_OK || kd_train(models[i], &d, &tc, &res) != KD_OK) {
+        if (kd_cli_place_model(&run, models[i]) != KD_OK || kd_train(models[i], &d, &tc, &res) != KD_OK) {
             rc = kd_cli_fail(cmd);
             break;
         }
@@ -116,7 +115,7 @@ int kd_cmd_demo(int argc, char **argv)
         /* Compare the shipped (best-epoch) models, as written to disk. */
         kd_bert_free(models[i]);
         models[i] = kd_bert_load(dirs[i], 0, 1, NULL);
-        if (models[i] && kd_cli_place_model(models[i]) != KD_OK) rc = kd_cli_fail(cmd);
+        if (models[i] && kd_cli_place_model(&run, models[i]) != KD_OK) rc = kd_cli_fail(cmd);
         else if (!models[i] || kd_measure_model(models[i], tok, &dev, 64, 100, dirs[i], &rep[i]) != KD_OK) rc = kd_cli_fail(cmd);
     }
     if (rc < 0) {

@@ -10,7 +10,8 @@
 #include "train/evaluate.h"
 
 /* Model, labels and tokenizer of a model directory. */
-static int open_model(const char *cmd, const char *dir, uint64_t seed, kd_bert **m, kd_labels *labels, kd_tokenizer **tok)
+static int open_model(const char *cmd, const kd_cli_run *run, const char *dir, uint64_t seed, kd_bert **m,
+                      kd_labels *labels, kd_tokenizer **tok)
 {
     char vocab[PATH_MAX];
     *m = NULL;
@@ -18,7 +19,7 @@ static int open_model(const char *cmd, const char *dir, uint64_t seed, kd_bert *
     memset(labels, 0, sizeof *labels);
     if (kd_cli_model_vocab(dir, vocab, sizeof vocab) != KD_OK || !(*m = kd_bert_load(dir, 0, seed, NULL)) ||
         kd_cli_model_labels(kd_bert_get_config(*m), labels) != KD_OK || kd_tokenizer_load(vocab, 1, tok) != KD_OK ||
-        kd_cli_place_model(*m) != KD_OK) {
+        kd_cli_place_model(run, *m) != KD_OK) {
         int rc = kd_cli_fail(cmd);
         kd_bert_free(*m);
         *m = NULL;
@@ -30,22 +31,21 @@ static int open_model(const char *cmd, const char *dir, uint64_t seed, kd_bert *
 
 int kd_cmd_eval(int argc, char **argv)
 {
-    const char *cmd = "eval", *model = NULL, *data = NULL, *device = NULL;
-    int threads = 0, batch = 64, max_len = 128;
+    const char *cmd = "eval", *model = NULL, *data = NULL;
+    kd_cli_run run = { 0 };
+    int batch = 64, max_len = 128;
     kd_opt opts[] = {
         { "--model", KD_OPT_STR, &model, 0, 0, 0, "a model directory", "DIR: config.json, model.safetensors, vocab.txt" },
         { "--data", KD_OPT_STR, &data, 0, 0, 0, "a labelled file or a directory with dev.*", "FILE|DIR: labelled set (a DIR: its dev split)" },
         { "--batch-size", KD_OPT_INT, &batch, 1, 65536, 0, "a whole number >= 1", "N (64)" },
         { "--max-len", KD_OPT_INT, &max_len, 2, 512, 0, "a whole number from 2 to 512", "tokens per text (128)" },
-        { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },
-        { "--device", KD_OPT_STR, &device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },
-        { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "bf16: bf16 activations, f32 weights (default on cuda); tf32: cuda" },
+        KD_RUN_OPTS(run),
     };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
                           "usage: kd eval --model DIR --data PATH\n\n"
                           "Accuracy, macro-F1, macro-recall and the per-class table of a model on a labelled set.\n", NULL);
     if (rc >= 0) return rc;
-    if ((rc = kd_cli_apply_common(cmd, threads, device)) >= 0) return rc;
+    if ((rc = kd_cli_apply_common(cmd, &run)) >= 0) return rc;
     if (!model || !data) {
         fprintf(stderr, "kd %s: %s: got nothing, expected %s\n", cmd, model ? "--data" : "--model",
                 model ? "a labelled file or directory" : "a model directory");
@@ -54,7 +54,7 @@ int kd_cmd_eval(int argc, char **argv)
     kd_bert *m;
     kd_labels labels;
     kd_tokenizer *tok;
-    if ((rc = open_model(cmd, model, 1, &m, &labels, &tok)) >= 0) return rc;
+    if ((rc = open_model(cmd, &run, model, 1, &m, &labels, &tok)) >= 0) return rc;
     kd_dataset d;
     kd_metrics met = { 0 };
     float *logits = NULL;
@@ -84,23 +84,22 @@ int kd_cmd_eval(int argc, char **argv)
 
 int kd_cmd_predict(int argc, char **argv)
 {
-    const char *cmd = "predict", *model = NULL, *device = NULL;
-    int threads = 0, batch = 32, max_len = 128, with_logits = 0;
+    const char *cmd = "predict", *model = NULL;
+    kd_cli_run run = { 0 };
+    int batch = 32, max_len = 128, with_logits = 0;
     kd_opt opts[] = {
         { "--model", KD_OPT_STR, &model, 0, 0, 0, "a model directory", "DIR: config.json, model.safetensors, vocab.txt" },
         { "--logits", KD_OPT_FLAG, &with_logits, 0, 0, 0, NULL, "also print the raw logits" },
         { "--batch-size", KD_OPT_INT, &batch, 1, 65536, 0, "a whole number >= 1", "lines per forward pass (32)" },
         { "--max-len", KD_OPT_INT, &max_len, 2, 512, 0, "a whole number from 2 to 512", "tokens per text (128)" },
-        { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },
-        { "--device", KD_OPT_STR, &device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },
-        { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "bf16: bf16 activations, f32 weights (default on cuda); tf32: cuda" },
+        KD_RUN_OPTS(run),
     };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
                           "usage: kd predict --model DIR [--logits] < lines\n\n"
                           "Classifies each line of stdin; prints one JSON object per line:\n"
                           "{\"label\": NAME, \"probabilities\": {NAME: p, ...}[, \"logits\": [...]]}\n", NULL);
     if (rc >= 0) return rc;
-    if ((rc = kd_cli_apply_common(cmd, threads, device)) >= 0) return rc;
+    if ((rc = kd_cli_apply_common(cmd, &run)) >= 0) return rc;
     if (!model) {
         fprintf(stderr, "kd %s: --model: got nothing, expected a model directory\n", cmd);
         return KD_EXIT_USAGE;
@@ -108,7 +107,7 @@ int kd_cmd_predict(int argc, char **argv)
     kd_bert *m;
     kd_labels labels;
     kd_tokenizer *tok;
-    if ((rc = open_model(cmd, model, 1, &m, &labels, &tok)) >= 0) return rc;
+    if ((rc = open_model(cmd, &run, model, 1, &m, &labels, &tok)) >= 0) return rc;
     int c = labels.n;
     /* Lines are read and answered `batch` at a time, so output streams. */
     kd_dataset d = { 0 };

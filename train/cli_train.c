@@ -14,9 +14,10 @@
 
 typedef struct train_flags {
     kd_train_config c;
-    const char *data, *train, *dev, *out, *device, *vocab;
+    kd_cli_run run;
+    const char *data, *train, *dev, *out, *vocab;
     const char *model, *teacher, *student;
-    int threads, resume, quiet, init_from_teacher, student_layers, cache_teacher;
+    int resume, quiet, init_from_teacher, student_layers, cache_teacher;
     int64_t train_samples, seed;
     double weight_decay;
     kd_opt_list transfer;
@@ -47,9 +48,7 @@ typedef struct train_flags {
     { "--resume", KD_OPT_FLAG, &f.resume, 0, 0, 0, NULL, "continue from OUT/last (same flags)" },                   \
     { "--log-every", KD_OPT_I64, &f.c.log_every, 1, 1e12, 0, "a whole number >= 1", "optimizer steps per metrics line (10)" }, \
     { "--quiet", KD_OPT_FLAG, &f.quiet, 0, 0, 0, NULL, "no progress output" },                                     \
-    { "--threads", KD_OPT_INT, &f.threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },      \
-    { "--device", KD_OPT_STR, &f.device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },                 \
-    { "--precision", KD_OPT_STR, &kd_cli_precision, 0, 0, 0, "f32, tf32 or bf16", "bf16: bf16 activations, f32 weights (default on cuda); tf32: cuda" }
+    KD_RUN_OPTS(f.run)
 
 static void flags_init(train_flags *f)
 {
@@ -96,7 +95,7 @@ static int load_data(const char *cmd, train_flags *f, const kd_labels *known, kd
 
 static int check_common(const char *cmd, train_flags *f)
 {
-    int rc = kd_cli_apply_common(cmd, f->threads, f->device);
+    int rc = kd_cli_apply_common(cmd, &f->run);
     if (rc >= 0) return rc;
     if (!f->out) {
         fprintf(stderr, "kd %s: --out: got nothing, expected an output directory\n", cmd);
@@ -161,7 +160,7 @@ int kd_cmd_finetune(int argc, char **argv)
     if (rc == KD_EXIT_OK) {
         f.c.student_vocab = vocab_path;
         kd_train_data d = { .train = &train, .dev = &dev, .student_tok = tok, .train_rows = rows };
-        if (kd_cli_place_model(m) != KD_OK || kd_train(m, &d, &f.c, &res) != KD_OK) rc = kd_cli_fail(cmd);
+        if (kd_cli_place_model(&f.run, m) != KD_OK || kd_train(m, &d, &f.c, &res) != KD_OK) rc = kd_cli_fail(cmd);
         else print_result("finetune", &res, f.out);
     }
     kd_bert_free(m);
@@ -361,7 +360,7 @@ int kd_cmd_distill(int argc, char **argv)
         kd_train_data d = { .train = &train, .dev = &dev, .student_tok = stok, .teacher = teacher, .teacher_tok = ttok,
                             .train_rows = rows, .transfer = transfer.n ? &transfer : NULL };
         kd_train_result res;
-        if (kd_cli_place_model(teacher) != KD_OK || kd_cli_place_model(student) != KD_OK ||
+        if (kd_cli_place_model(&f.run, teacher) != KD_OK || kd_cli_place_model(&f.run, student) != KD_OK ||
             kd_train(student, &d, &f.c, &res) != KD_OK)
             rc = kd_cli_fail(cmd);
         else {

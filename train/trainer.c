@@ -98,15 +98,29 @@ static kd_status check_config(const kd_train_config *c, const kd_train_data *d, 
     return KD_OK;
 }
 
+/* A metrics.jsonl record: {"type", "step", "epoch", ...fields...}, one line. */
+static void line_begin(kd_jw *w, run *r, const char *type, int epoch)
+{
+    kd_jw_init(w, 0);
+    kd_jw_object_begin(w);
+    kd_jw_field_string(w, "type", type);
+    kd_jw_field_int(w, "step", r->state.global_step);
+    kd_jw_field_int(w, "epoch", epoch + 1);
+}
+
+static void line_end(kd_jw *w, run *r)
+{
+    kd_jw_object_end(w);
+    if (kd_jw_text(w)) fprintf(r->jsonl, "%s\n", kd_jw_text(w));
+    fflush(r->jsonl);
+    kd_jw_free(w);
+}
+
 /* part[1..4]: the window's means of soft, hard, hidden and attention (NaN: none). */
 static void write_train_line(run *r, int epoch, double loss, const double *part, double lr, double norm, double sps)
 {
     kd_jw w;
-    kd_jw_init(&w, 0);
-    kd_jw_object_begin(&w);
-    kd_jw_field_string(&w, "type", "train");
-    kd_jw_field_int(&w, "step", r->state.global_step);
-    kd_jw_field_int(&w, "epoch", epoch + 1);
+    line_begin(&w, r, "train", epoch);
     kd_jw_field_number(&w, "loss", loss);
     kd_jw_field_number(&w, "soft", part[1]);
     kd_jw_field_number(&w, "hard", part[2]);
@@ -115,21 +129,14 @@ static void write_train_line(run *r, int epoch, double loss, const double *part,
     kd_jw_field_number(&w, "lr", lr);
     kd_jw_field_number(&w, "grad_norm", norm);
     kd_jw_field_number(&w, "samples_per_s", sps);
-    kd_jw_object_end(&w);
-    if (kd_jw_text(&w)) fprintf(r->jsonl, "%s\n", kd_jw_text(&w));
-    fflush(r->jsonl);
-    kd_jw_free(&w);
+    line_end(&w, r);
 }
 
 static void write_eval_line(run *r, int epoch)
 {
     const kd_metrics *m = &r->metrics;
     kd_jw w;
-    kd_jw_init(&w, 0);
-    kd_jw_object_begin(&w);
-    kd_jw_field_string(&w, "type", "eval");
-    kd_jw_field_int(&w, "step", r->state.global_step);
-    kd_jw_field_int(&w, "epoch", epoch + 1);
+    line_begin(&w, r, "eval", epoch);
     kd_jw_field_number(&w, "accuracy", m->accuracy);
     kd_jw_field_number(&w, "macro_f1", m->macro_f1);
     kd_jw_field_number(&w, "macro_recall", m->macro_recall);
@@ -149,10 +156,7 @@ static void write_eval_line(run *r, int epoch)
         kd_jw_object_end(&w);
     }
     kd_jw_array_end(&w);
-    kd_jw_object_end(&w);
-    if (kd_jw_text(&w)) fprintf(r->jsonl, "%s\n", kd_jw_text(&w));
-    fflush(r->jsonl);
-    kd_jw_free(&w);
+    line_end(&w, r);
 }
 
 /* slot i of the step's stats (a scalar view of a heap tensor). */

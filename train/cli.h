@@ -64,8 +64,6 @@ int kd_cli_fail(const char *cmd);
 kd_status kd_cli_load_splits(const char *data, const char *train_path, const char *dev_path, const kd_labels *known,
                              kd_dataset *train, kd_dataset *dev);
 kd_status kd_cli_load_eval_split(const char *data, const kd_labels *known, kd_dataset *out);
-/* A subset of n examples chosen by seed (as datasets' shuffle(seed).select(range(n))); n >= d->n keeps all. */
-kd_status kd_cli_subset(kd_dataset *d, int64_t n, uint64_t seed);
 
 /* The model's labels as a kd_labels (from config id2label). */
 kd_status kd_cli_model_labels(const kd_bert_config *cfg, kd_labels *out);

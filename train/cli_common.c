@@ -154,11 +154,6 @@ kd_status kd_cli_load_eval_split(const char *data, const kd_labels *known, kd_da
     return kd_dataset_load(data, known, out);
 }
 
-kd_status kd_cli_subset(kd_dataset *d, int64_t n, uint64_t seed)
-{
-    return kd_subset_select(d, n, seed, NULL);
-}
-
 kd_status kd_cli_model_labels(const kd_bert_config *cfg, kd_labels *out)
 {
     const char *names[KD_BERT_MAX_LABELS];

@@ -125,9 +125,10 @@ int kd_cmd_predict(int argc, char **argv)
         ssize_t got;
         while (d.n < (size_t)batch && (got = getline(&line, &cap, stdin)) >= 0) {
             while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
-            d.text[d.n] = strdup(line);
+            /* The whole line, NULs included (the tokenizer removes them, as Hugging Face's does). */
+            if (!(d.text[d.n] = malloc((size_t)got + 1))) break;
+            memcpy(d.text[d.n], line, (size_t)got + 1);
             d.text_len[d.n] = (size_t)got;
-            if (!d.text[d.n]) break;
             d.n++;
         }
         if (d.n < (size_t)batch) eof = 1;

@@ -50,7 +50,10 @@ kd_status kd_bert_copy_vocab(const char *vocab_path, const char *dir);
 kd_status kd_bert_check_vocab(const kd_bert *m, const char *vocab_path);
 /* A student of config `scfg` whose embeddings and layers come from the teacher: layer i of the student
  * is teacher layer layers[i] (NULL: every k-th, k = teacher layers / student layers, DistilBERT-style).
- * Hidden sizes must agree, else KD_ERR_SHAPE naming both. */
+ * A student with a smaller hidden_size or intermediate_size is the teacher sliced: every matrix keeps its
+ * leading rows and columns, Q/K/V and the attention output the leading hidden/heads dimensions of each
+ * head; with equal sizes, a plain copy. Heads, vocabulary, positions and token types must agree and the
+ * student may not be wider, else KD_ERR_SHAPE naming the field and both values. */
 kd_bert *kd_bert_from_teacher(const kd_bert *teacher, const kd_bert_config *scfg, const int *layers, uint64_t seed);
 void kd_bert_free(kd_bert *m);
 

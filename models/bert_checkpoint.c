@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/device.h"
 #include "engine/fileio.h"
 #include "engine/safetensors.h"
 #include "models/bert_internal.h"
@@ -182,11 +183,30 @@ kd_status kd_bert_copy_vocab(const char *vocab_path, const char *dir)
     return s;
 }
 
-/* Copy src's values into dst (same shape, checked by the caller's configuration checks). */
-static void copy_param(kd_tensor *dst, const kd_tensor *src)
+/* dst[r][c] = src[map(r)][map(c)], where a dimension of n entries taken from one of m entries in g groups
+ * (attention heads; g = 1 for a plain dimension) maps index i to (i / (n/g)) * (m/g) + i % (n/g): the
+ * leading n/g entries of every group. 1-D tensors have one column. Equal shapes are a plain copy. */
+static kd_status slice_param(kd_tensor *dst, const kd_tensor *src, int row_groups, int col_groups)
 {
-    KD_CHECK(kd_same_shape(dst, src));
-    kd_copy_into(dst, src);
+    if (kd_same_shape(dst, src)) return kd_copy_into(dst, src);
+    KD_CHECK(dst->ndim == src->ndim && dst->ndim >= 1 && dst->ndim <= 2);
+    int64_t nr = dst->shape[0], mr = src->shape[0];
+    int64_t nc = dst->ndim == 2 ? dst->shape[1] : 1, mc = src->ndim == 2 ? src->shape[1] : 1;
+    KD_CHECK(nr <= mr && nc <= mc && nr % row_groups == 0 && mr % row_groups == 0 && nc % col_groups == 0 &&
+             mc % col_groups == 0);
+    float *in = malloc((size_t)(mr * mc) * sizeof *in), *out = malloc((size_t)(nr * nc) * sizeof *out);
+    kd_status st = in && out ? kd_to_host(src, in) : kd_fail(KD_ERR_NOMEM, "student from teacher: out of memory");
+    if (st == KD_OK) {
+        int64_t gr = nr / row_groups, sgr = mr / row_groups, gc = nc / col_groups, sgc = mc / col_groups;
+        for (int64_t r = 0; r < nr; r++) {
+            int64_t fr = r / gr * sgr + r % gr;
+            for (int64_t c = 0; c < nc; c++) out[r * nc + c] = in[fr * mc + c / gc * sgc + c % gc];
+        }
+        st = kd_from_host(dst, out);
+    }
+    free(in);
+    free(out);
+    return st;
 }
 
 kd_bert *kd_bert_from_teacher(const kd_bert *teacher, const kd_bert_config *scfg, const int *layers, uint64_t seed)
@@ -194,8 +214,6 @@ kd_bert *kd_bert_from_teacher(const kd_bert *teacher, const kd_bert_config *scfg
     const kd_bert_config *t = &teacher->cfg;
     if (kd_bert_config_check(scfg, "student") != KD_OK) return NULL;
     const struct { const char *field; int tv, sv; } same[] = {
-        { "hidden_size", t->hidden_size, scfg->hidden_size },
-        { "intermediate_size", t->intermediate_size, scfg->intermediate_size },
         { "num_attention_heads", t->num_heads, scfg->num_heads },
         { "vocab_size", t->vocab_size, scfg->vocab_size },
         { "max_position_embeddings", t->max_position, scfg->max_position },
@@ -206,6 +224,19 @@ kd_bert *kd_bert_from_teacher(const kd_bert *teacher, const kd_bert_config *scfg
             kd_fail(KD_ERR_SHAPE,
                     "student from teacher: %s differs (teacher %d, student %d); copying layers needs them equal",
                     same[i].field, same[i].tv, same[i].sv);
+            return NULL;
+        }
+    }
+    /* Narrower is a slice of the teacher; wider has nothing to copy from. */
+    const struct { const char *field; int tv, sv; } narrow[] = {
+        { "hidden_size", t->hidden_size, scfg->hidden_size },
+        { "intermediate_size", t->intermediate_size, scfg->intermediate_size },
+    };
+    for (size_t i = 0; i < sizeof narrow / sizeof narrow[0]; i++) {
+        if (narrow[i].sv > narrow[i].tv) {
+            kd_fail(KD_ERR_SHAPE,
+                    "student from teacher: %s is wider than the teacher's (teacher %d, student %d); a student sliced "
+                    "from the teacher needs it at most the teacher's", narrow[i].field, narrow[i].tv, narrow[i].sv);
             return NULL;
         }
     }
@@ -222,21 +253,48 @@ kd_bert *kd_bert_from_teacher(const kd_bert *teacher, const kd_bert_config *scfg
     }
     kd_bert *s = kd_bert_new(scfg, seed);
     if (!s) return NULL;
-    copy_param(s->word, teacher->word);
-    copy_param(s->pos, teacher->pos);
-    copy_param(s->type, teacher->type);
-    copy_param(s->eln_w, teacher->eln_w);
-    copy_param(s->eln_b, teacher->eln_b);
+    /* Every matrix keeps its leading rows/columns; Q, K, V rows and the attention output's columns keep the
+     * leading head_size entries of each head (the heads keep their number, each gets narrower). */
+    const int h = scfg->num_heads;
+    kd_status st = KD_OK;
+#define SLICE(d, sr, rg, cg) \
+    if (st == KD_OK) st = slice_param(d, sr, rg, cg)
+    SLICE(s->word, teacher->word, 1, 1);
+    SLICE(s->pos, teacher->pos, 1, 1);
+    SLICE(s->type, teacher->type, 1, 1);
+    SLICE(s->eln_w, teacher->eln_w, 1, 1);
+    SLICE(s->eln_b, teacher->eln_b, 1, 1);
     int k = nt / ns;   /* DistilBERT-style: every k-th teacher layer, starting at the first */
     for (int i = 0; i < ns; i++) {
-        int from = layers ? layers[i] : i * k;
-        for (int j = 0; j < KD_BERT_LAYER_TENSORS; j++) copy_param(s->layers[i].t[j], teacher->layers[from].t[j]);
+        const kd_bert_layer *tl = &teacher->layers[layers ? layers[i] : i * k];
+        kd_bert_layer *sl = &s->layers[i];
+        SLICE(sl->q_w, tl->q_w, h, 1);
+        SLICE(sl->q_b, tl->q_b, h, 1);
+        SLICE(sl->k_w, tl->k_w, h, 1);
+        SLICE(sl->k_b, tl->k_b, h, 1);
+        SLICE(sl->v_w, tl->v_w, h, 1);
+        SLICE(sl->v_b, tl->v_b, h, 1);
+        SLICE(sl->ao_w, tl->ao_w, 1, h);
+        SLICE(sl->ao_b, tl->ao_b, 1, 1);
+        SLICE(sl->aln_w, tl->aln_w, 1, 1);
+        SLICE(sl->aln_b, tl->aln_b, 1, 1);
+        SLICE(sl->i_w, tl->i_w, 1, 1);
+        SLICE(sl->i_b, tl->i_b, 1, 1);
+        SLICE(sl->o_w, tl->o_w, 1, 1);
+        SLICE(sl->o_b, tl->o_b, 1, 1);
+        SLICE(sl->oln_w, tl->oln_w, 1, 1);
+        SLICE(sl->oln_b, tl->oln_b, 1, 1);
     }
-    copy_param(s->pool_w, teacher->pool_w);
-    copy_param(s->pool_b, teacher->pool_b);
+    SLICE(s->pool_w, teacher->pool_w, 1, 1);
+    SLICE(s->pool_b, teacher->pool_b, 1, 1);
     if (scfg->num_labels == t->num_labels) {
-        copy_param(s->cls_w, teacher->cls_w);
-        copy_param(s->cls_b, teacher->cls_b);
+        SLICE(s->cls_w, teacher->cls_w, 1, 1);
+        SLICE(s->cls_b, teacher->cls_b, 1, 1);
+    }
+#undef SLICE
+    if (st != KD_OK) {
+        kd_bert_free(s);
+        return NULL;
     }
     return s;
 }

@@ -1,6 +1,7 @@
 /* train/cli_compare.c — `kd compare`: teacher and student side by side on one labelled set: accuracy,
- * macro-F1, parameters, file size, latency p50/p95 at batch 1 and throughput at batch 32, and the
- * student's speed-up. Latency is end to end for one text: tokenization, padding and the forward pass. */
+ * macro-F1, parameters, file size, latency p50/p95 at batch 1 and throughput at batch 32, and each
+ * student's speed-up and share of the teacher's accuracy (--student repeats: one row per student).
+ * Latency is end to end for one text: tokenization, padding and the forward pass. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,62 +103,92 @@ void kd_print_reports(const char *const *names, const kd_model_report *r, int n,
     }
 }
 
+/* One student against the teacher (r[0]): the summary line under the table. */
+static void print_share(const char *name, const kd_model_report *t, const kd_model_report *s)
+{
+    printf("%s: %.1f%% of the teacher's accuracy, %.2fx fewer parameters, %.2fx faster at batch 1 (p50), "
+           "%.2fx the throughput at batch 32\n", name, 100.0 * s->accuracy / (t->accuracy > 0 ? t->accuracy : 1),
+           (double)t->params / (double)s->params, t->p50_ms / s->p50_ms, s->throughput / t->throughput);
+}
+
 int kd_cmd_compare(int argc, char **argv)
 {
-    const char *cmd = "compare", *tdir = NULL, *sdir = NULL, *data = NULL;
+    const char *cmd = "compare", *tdir = NULL, *data = NULL;
+    kd_opt_list sdirs = { 0 };
     kd_cli_run run = { 0 };
     int max_len = 128, latency_n = 200;
     kd_opt opts[] = {
         { "--teacher", KD_OPT_STR, &tdir, 0, 0, 0, "a model directory", "DIR: the teacher" },
-        { "--student", KD_OPT_STR, &sdir, 0, 0, 0, "a model directory", "DIR: the student" },
+        { "--student", KD_OPT_LIST, &sdirs, 0, 0, 0, "a model directory", "DIR: a student (repeatable: one row each)" },
         { "--data", KD_OPT_STR, &data, 0, 0, 0, "a labelled file or a directory with dev.*", "FILE|DIR: labelled set (a DIR: its dev split)" },
         { "--max-len", KD_OPT_INT, &max_len, 2, 512, 0, "a whole number from 2 to 512", "tokens per text (128)" },
         { "--latency-samples", KD_OPT_INT, &latency_n, 1, 1000000, 0, "a whole number >= 1", "texts timed one by one (200)" },
         KD_RUN_OPTS(run),
     };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
-                          "usage: kd compare --teacher DIR --student DIR --data PATH\n\n"
+                          "usage: kd compare --teacher DIR --student DIR [--student DIR ...] --data PATH\n\n"
                           "Accuracy, parameters, file size, latency p50/p95 at batch 1 (tokenization included),\n"
-                          "throughput at batch 32 and the student's speed-up over the teacher.\n", NULL);
+                          "throughput at batch 32 and each student's speed-up over the teacher. With several students\n"
+                          "the table names them student1, student2, ... in the order given, with each one's speed-up\n"
+                          "(p50) and share of the teacher's accuracy in two more columns.\n", NULL);
     if (rc >= 0) return rc;
     if ((rc = kd_cli_apply_common(cmd, &run)) >= 0) return rc;
-    if (!tdir || !sdir || !data) {
-        fprintf(stderr, "kd %s: %s: got nothing, expected %s\n", cmd, !tdir ? "--teacher" : !sdir ? "--student" : "--data",
-                data || !tdir || !sdir ? "a model directory" : "a labelled file or directory");
+    if (!tdir || !sdirs.n || !data) {
+        fprintf(stderr, "kd %s: %s: got nothing, expected %s\n", cmd, !tdir ? "--teacher" : !sdirs.n ? "--student" : "--data",
+                data || !tdir || !sdirs.n ? "a model directory" : "a labelled file or directory");
         return KD_EXIT_USAGE;
     }
-    const char *dirs[2] = { tdir, sdir };
-    kd_bert *m[2] = { NULL, NULL };
-    kd_tokenizer *tok[2] = { NULL, NULL };
-    kd_labels lab[2] = { { 0 }, { 0 } };
+    enum { MAX_MODELS = KD_OPT_LIST_MAX + 1 };
+    const int n = 1 + sdirs.n;
+    const char *dirs[MAX_MODELS] = { tdir };
+    for (int i = 0; i < sdirs.n; i++) dirs[1 + i] = sdirs.v[i];
+    kd_bert *m[MAX_MODELS] = { NULL };
+    kd_tokenizer *tok[MAX_MODELS] = { NULL };
+    kd_labels lab[MAX_MODELS] = { { 0 } };
     kd_dataset d = { 0 };
-    kd_model_report r[2];
+    kd_model_report r[MAX_MODELS];
     rc = -1;
-    for (int i = 0; i < 2 && rc < 0; i++) {
+    for (int i = 0; i < n && rc < 0; i++) {
         char vocab[PATH_MAX];
         if (kd_cli_model_vocab(dirs[i], vocab, sizeof vocab) != KD_OK || !(m[i] = kd_bert_load(dirs[i], 0, 1, NULL)) ||
             kd_cli_model_labels(kd_bert_get_config(m[i]), &lab[i]) != KD_OK || kd_tokenizer_load(vocab, 1, &tok[i]) != KD_OK ||
             kd_cli_place_model(&run, m[i]) != KD_OK)
             rc = kd_cli_fail(cmd);
     }
-    if (rc < 0 && lab[0].n != lab[1].n) {
-        fprintf(stderr, "kd %s: label-set mismatch: the teacher has %d labels, the student %d\n", cmd, lab[0].n, lab[1].n);
-        rc = KD_EXIT_FAIL;
+    for (int i = 1; i < n && rc < 0; i++) {
+        if (lab[0].n != lab[i].n) {
+            if (n == 2)
+                fprintf(stderr, "kd %s: label-set mismatch: the teacher has %d labels, the student %d\n", cmd, lab[0].n, lab[i].n);
+            else
+                fprintf(stderr, "kd %s: label-set mismatch: the teacher has %d labels, student%d (%s) %d\n", cmd, lab[0].n,
+                        i, dirs[i], lab[i].n);
+            rc = KD_EXIT_FAIL;
+        }
     }
     if (rc < 0 && kd_cli_load_eval_split(data, &lab[0], &d) != KD_OK) rc = kd_cli_fail(cmd);
-    for (int i = 0; i < 2 && rc < 0; i++)
+    for (int i = 0; i < n && rc < 0; i++)
         if (kd_measure_model(m[i], tok[i], &d, max_len, latency_n, dirs[i], &r[i]) != KD_OK) rc = kd_cli_fail(cmd);
     if (rc < 0) {
-        const char *names[2] = { "teacher", "student" };
+        char name_buf[MAX_MODELS][24], extra_buf[MAX_MODELS][64 + PATH_MAX], head[64];
+        const char *names[MAX_MODELS], *extra[MAX_MODELS];
+        for (int i = 0; i < n; i++) {
+            if (i == 0) snprintf(name_buf[i], sizeof name_buf[i], "teacher");
+            else if (n == 2) snprintf(name_buf[i], sizeof name_buf[i], "student");
+            else snprintf(name_buf[i], sizeof name_buf[i], "student%d", i);
+            names[i] = name_buf[i];
+            snprintf(extra_buf[i], sizeof extra_buf[i], "%8.2fx %8.1f%%  %s", r[0].p50_ms / r[i].p50_ms,
+                     100.0 * r[i].accuracy / (r[0].accuracy > 0 ? r[0].accuracy : 1), dirs[i]);
+            extra[i] = extra_buf[i];
+        }
         printf("on %s (%zu examples), %d thread(s)\n", data, d.n, kd_threads());
-        kd_print_reports(names, r, 2, NULL, NULL, stdout);
-        printf("student: %.1f%% of the teacher's accuracy, %.2fx fewer parameters, %.2fx faster at batch 1 (p50), "
-               "%.2fx the throughput at batch 32\n", 100.0 * r[1].accuracy / (r[0].accuracy > 0 ? r[0].accuracy : 1),
-               (double)r[0].params / (double)r[1].params, r[0].p50_ms / r[1].p50_ms, r[1].throughput / r[0].throughput);
+        /* One student keeps the plain table and its summary line; several add the columns. */
+        snprintf(head, sizeof head, "%9s %9s  %s", "speed-up", "acc-share", "model");
+        kd_print_reports(names, r, n, n > 2 ? extra : NULL, n > 2 ? head : NULL, stdout);
+        for (int i = 1; i < n; i++) print_share(names[i], &r[0], &r[i]);
         rc = KD_EXIT_OK;
     }
     kd_dataset_free(&d);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < n; i++) {
         kd_bert_free(m[i]);
         kd_tokenizer_free(tok[i]);
         kd_labels_free(&lab[i]);

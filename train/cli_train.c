@@ -1,5 +1,5 @@
 /* train/cli_train.c — `kd finetune` and `kd distill`: flags to a kd_train_config, data and models loaded
- * and checked (labels, vocabularies), then train/trainer.c. */
+ * and checked (labels, vocabularies; the student built by train/student.c), then train/trainer.c. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 #include "train/checkpoint.h"
 #include "train/intermediate.h"
 #include "train/cli.h"
+#include "train/student.h"
 #include "train/subset.h"
 #include "train/trainer.h"
 #include "train/transfer_set.h"
@@ -17,7 +18,8 @@ typedef struct train_flags {
     kd_cli_run run;
     const char *data, *train, *dev, *out, *vocab;
     const char *model, *teacher, *student;
-    int resume, quiet, init_from_teacher, student_layers, cache_teacher;
+    int resume, quiet, init_from_teacher, student_layers, student_hidden, student_intermediate, cache_teacher;
+    const char *student_init;
     int64_t train_samples, seed;
     double weight_decay;
     kd_opt_list transfer;
@@ -217,15 +219,21 @@ int kd_cmd_distill(int argc, char **argv)
     kd_opt opts[] = {
         { "--teacher", KD_OPT_STR, &f.teacher, 0, 0, 0, "a fine-tuned model directory", "DIR: the frozen teacher (fine-tuned)" },
         { "--student", KD_OPT_STR, &f.student, 0, 0, 0, "a preset name or a model directory",
-          "PRESET|DIR: the student (default with --init-from-teacher: the teacher's shape)" },
+          "PRESET|DIR: the student (a DIR with only config.json: fresh; none: the teacher's shape)" },
         { "--temperature", KD_OPT_DOUBLE, &f.c.temperature, 0, 1e6, 1, "a number > 0", "T: softens both distributions (2)" },
         { "--alpha", KD_OPT_DOUBLE, &f.c.alpha, 0, 1, 0, "a number in [0, 1]",
           "weight of the soft term: L = alpha T^2 KL(p_T||q_S) + (1-alpha) CE (0.5)" },
         { "--init-from-teacher", KD_OPT_FLAG, &f.init_from_teacher, 0, 0, 0, NULL,
-          "copy embeddings and every k-th layer of the teacher (DistilBERT-style)" },
+          "copy embeddings and every k-th layer of the teacher (DistilBERT-style), sliced when narrower" },
         { "--student-layers", KD_OPT_INT, &f.student_layers, 1, 1000, 0, "a whole number >= 1", "N: layers of the student (overrides its config)" },
+        { "--student-hidden", KD_OPT_INT, &f.student_hidden, 1, 65536, 0, "a whole number >= 1",
+          "N: hidden size, a multiple of the heads (same heads, narrower; FFN in proportion)" },
+        { "--student-intermediate", KD_OPT_INT, &f.student_intermediate, 1, 262144, 0, "a whole number >= 1",
+          "N: FFN size (overrides the proportional one)" },
+        { "--student-init", KD_OPT_STR, &f.student_init, 0, 0, 0, "sliced or random",
+          "sliced | random: with --init-from-teacher, the teacher's weights or the same shape fresh (sliced)" },
         { "--cache-teacher", KD_OPT_FLAG, &f.cache_teacher, 0, 0, 0, NULL, "compute the teacher's logits once (OUT/teacher_logits.bin)" },
-        { "--vocab", KD_OPT_STR, &f.vocab, 0, 0, 0, "a vocab.txt file", "FILE: student vocabulary for a preset (default: the teacher's)" },
+        { "--vocab", KD_OPT_STR, &f.vocab, 0, 0, 0, "a vocab.txt file", "FILE: student vocabulary for a preset or a bare config.json (default: the teacher's)" },
         { "--transfer", KD_OPT_LIST, &f.transfer, 0, 0, 0, "a text file", "FILE: unlabelled text the teacher labels (repeatable; see below)" },
         { "--augment", KD_OPT_INT, &f.augment, 0, 1000, 0, "a whole number from 0 to 1000", "N: variants of each training sentence, teacher-labelled (0)" },
         { "--p-mask", KD_OPT_DOUBLE, &f.p_mask, 0, 1, 0, "a number in [0, 1]", "augmentation: a word becomes [MASK] (0.1)" },
@@ -258,7 +266,12 @@ int kd_cmd_distill(int argc, char **argv)
                           "projection when the hidden sizes differ; kept in checkpoints, not in the student) and of the\n"
                           "attention loss (encoder layers only; the head counts must match, else an error). Both compare\n"
                           "the tokens that are not padding, so teacher and student must tokenize alike; the teacher then\n"
-                          "runs every step (no --cache-teacher). The parts are logged in metrics.jsonl.\n",
+                          "runs every step (no --cache-teacher). The parts are logged in metrics.jsonl.\n\n"
+                          "Narrower students: --init-from-teacher --student-hidden N slices the teacher: the same heads,\n"
+                          "each N/heads wide (the first dimensions of each teacher head), the first N entries of every\n"
+                          "hidden vector and the first intermediate units of each FFN (N/hidden of the teacher's, or\n"
+                          "--student-intermediate). --student-init random gives the same shape initialised fresh, to\n"
+                          "compare; --hidden-weight then learns the projection between the two hidden sizes.\n",
                           NULL);
     if (rc >= 0) return rc;
     if (!f.teacher) {
@@ -270,6 +283,10 @@ int kd_cmd_distill(int argc, char **argv)
         return KD_EXIT_USAGE;
     }
     if (f.student && (rc = kd_cli_check_model_arg(cmd, "--student", f.student)) >= 0) return rc;
+    if (f.student_init && strcmp(f.student_init, "sliced") && strcmp(f.student_init, "random")) {
+        fprintf(stderr, "kd %s: --student-init: got '%s', expected sliced or random\n", cmd, f.student_init);
+        return KD_EXIT_USAGE;
+    }
     if ((rc = kd_cli_check_model_arg(cmd, "--teacher", f.teacher)) >= 0) return rc;
     f.c.cache_teacher = f.cache_teacher;
     if ((rc = check_common(cmd, &f)) >= 0) return rc;
@@ -287,40 +304,34 @@ int kd_cmd_distill(int argc, char **argv)
     rc = st != KD_OK ? kd_cli_fail(cmd) : -1;
     if (rc < 0) rc = load_data(cmd, &f, &tl, &train, &dev, &rows);
     if (rc < 0) {
-        if (f.student && !kd_cli_is_preset(f.student)) kd_cli_model_vocab(f.student, svocab, sizeof svocab);
+        /* A checkpoint brings its vocabulary; a preset or a bare config.json takes --vocab or the teacher's
+         * (a config-only directory's own vocab.txt when it has one). */
+        int bare = kd_student_is_config_only(f.student);
+        if (f.student && !kd_cli_is_preset(f.student) &&
+            !(bare && (f.vocab || kd_cli_model_vocab(f.student, svocab, sizeof svocab) != KD_OK)))
+            kd_cli_model_vocab(f.student, svocab, sizeof svocab);
         else snprintf(svocab, sizeof svocab, "%s", f.vocab ? f.vocab : tvocab);
         if (kd_tokenizer_load(tvocab, 1, &ttok) != KD_OK || kd_tokenizer_load(svocab, 1, &stok) != KD_OK)
             rc = kd_cli_fail(cmd);
     }
+    if (rc < 0 && f.init_from_teacher && strcmp(svocab, tvocab) != 0 &&
+        kd_vocab_size(stok->vocab) != kd_vocab_size(ttok->vocab)) {
+        fprintf(stderr, "kd %s: --init-from-teacher: the student's vocabulary (%s) differs from the teacher's "
+                        "(%s); initialising from the teacher needs the same vocabulary\n", cmd, svocab, tvocab);
+        rc = KD_EXIT_USAGE;
+    }
     if (rc < 0) {
-        kd_bert_config scfg = *kd_bert_get_config(teacher);
-        if (f.student && kd_cli_is_preset(f.student)) {
-            kd_bert_preset(f.student, &scfg);
-            scfg.vocab_size = kd_vocab_size(stok->vocab);
-            scfg.num_labels = tl.n;
-            for (int i = 0; i < tl.n; i++) snprintf(scfg.labels[i], sizeof scfg.labels[i], "%s", tl.names[i]);
-        } else if (f.student) {
-            char cpath[PATH_MAX + 16];
-            snprintf(cpath, sizeof cpath, "%s/config.json", f.student);
-            if (kd_bert_config_load(cpath, &scfg) != KD_OK) rc = kd_cli_fail(cmd);
-        }
-        if (f.student_layers > 0) scfg.num_layers = f.student_layers;
-        if (rc < 0 && f.init_from_teacher) {
-            if (strcmp(svocab, tvocab) != 0 && kd_vocab_size(stok->vocab) != kd_vocab_size(ttok->vocab)) {
-                fprintf(stderr, "kd %s: --init-from-teacher: the student's vocabulary (%s) differs from the teacher's "
-                                "(%s); initialising from the teacher needs the same vocabulary\n", cmd, svocab, tvocab);
-                rc = KD_EXIT_USAGE;
-            } else {
-                scfg.vocab_size = kd_bert_get_config(teacher)->vocab_size;
-                student = kd_bert_from_teacher(teacher, &scfg, NULL, f.c.seed);
-                if (!student) rc = kd_cli_fail(cmd);
-            }
-        } else if (rc < 0 && f.student && kd_cli_is_preset(f.student)) {
-            student = kd_bert_new(&scfg, f.c.seed);
-            if (!student) rc = kd_cli_fail(cmd);
-        } else if (rc < 0) {
-            student = kd_cli_make_model(f.student, stok->vocab, &tl, f.c.seed, cmd);
-            if (!student) rc = kd_cli_fail(cmd);
+        kd_student_spec spec = { .student = f.student, .init_from_teacher = f.init_from_teacher,
+                                 .layers = f.student_layers, .hidden = f.student_hidden,
+                                 .intermediate = f.student_intermediate, .cmd = cmd };
+        if (f.student_init) spec.init = !strcmp(f.student_init, "random") ? KD_STUDENT_INIT_RANDOM : KD_STUDENT_INIT_SLICED;
+        kd_bert_config scfg;
+        int flag_error = 0;
+        if (kd_student_config(&spec, teacher, stok, &tl, &scfg, &flag_error) != KD_OK) {
+            rc = flag_error ? KD_EXIT_USAGE : KD_EXIT_FAIL;
+            fprintf(stderr, "kd %s: %s\n", cmd, kd_last_error());
+        } else if (!(student = kd_student_build(&spec, teacher, stok, &tl, f.c.seed))) {
+            rc = kd_cli_fail(cmd);
         }
     }
     if (rc < 0) rc = intermediate_flags(cmd, &f, student, teacher);

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """test/train/check_pruned_transformers.py — a student distilled with --prune-vocab loads in Hugging Face
 transformers (BertForSequenceClassification + BertTokenizerFast on its pruned vocab.txt) and gives kd's
-logits, token for token the same pieces as with the teacher's full vocabulary.
+logits, token for token the same pieces as with the teacher's full vocabulary; so does a student narrower
+than the teacher (--init-from-teacher --student-hidden 64: sliced, head size 32).
 
 usage: check_pruned_transformers.py PATH/TO/kd. A tiny teacher is fine-tuned on a small corpus, a student
 distilled from it with --prune-vocab; then for every dev sentence: the pruned tokenizer's pieces equal the
@@ -23,6 +24,29 @@ except ImportError as e:
 WORDS = ["the", "film", "was", "is", "good", "great", "bad", "awful", "plot", "acting", "boring", "charming"]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + ["unused", "words", "here", "never", "seen", "##s", "##ing",
          "a", "b", "c", "d", "e", "##a", "##e"]
+
+
+def same_logits(kd, out, tok, texts, what):
+    """The number of logits where kd predict and transformers on the checkpoint `out` disagree."""
+    model = BertForSequenceClassification.from_pretrained(out).eval()
+    res = subprocess.run([kd, "predict", "--model", out, "--logits", "--threads", "1"], input="\n".join(texts) + "\n",
+                         capture_output=True, text=True, check=True)
+    got = [json.loads(line)["logits"] for line in res.stdout.splitlines()]
+    with torch.no_grad():
+        enc = tok(texts, padding=True, return_tensors="pt")
+        want = model(**enc).logits.tolist()
+    failures, worst = 0, 0.0
+    for g, w in zip(got, want):
+        for a, b in zip(g, w):
+            err = abs(a - b)
+            worst = max(worst, err)
+            if not err <= 1e-4 + 1e-3 * abs(b):
+                failures += 1
+    if len(got) != len(texts):
+        print(f"FAIL: kd predict gave {len(got)} lines for {len(texts)} texts")
+        failures += 1
+    print(f"{what} student, {len(texts)} sentences: logits kd vs transformers, worst |diff| {worst:.2e}")
+    return failures
 
 
 def main():
@@ -52,31 +76,23 @@ def main():
         if cfg["vocab_size"] != len(kept) or len(kept) >= len(VOCAB) or "never" in kept:
             print("FAIL: the vocabulary was not pruned as expected")
             failures += 1
-        model = BertForSequenceClassification.from_pretrained(out).eval()
+        texts = [r.split("\t")[0] for r in rows]
         tok = BertTokenizerFast(os.path.join(out, "vocab.txt"), do_lower_case=True)
         full = BertTokenizerFast(os.path.join(d, "vocab.txt"), do_lower_case=True)
-        texts = [r.split("\t")[0] for r in rows]
         for t in texts:
             if tok.tokenize(t) != full.tokenize(t):
                 print(f"FAIL: '{t}': pruned pieces {tok.tokenize(t)} != full {full.tokenize(t)}")
                 failures += 1
-        res = subprocess.run([kd, "predict", "--model", out, "--logits", "--threads", "1"], input="\n".join(texts) + "\n",
-                             capture_output=True, text=True, check=True)
-        got = [json.loads(line)["logits"] for line in res.stdout.splitlines()]
-        with torch.no_grad():
-            enc = tok(texts, padding=True, return_tensors="pt")
-            want = model(**enc).logits.tolist()
-        worst = 0.0
-        for g, w in zip(got, want):
-            for a, b in zip(g, w):
-                err = abs(a - b)
-                worst = max(worst, err)
-                if not err <= 1e-4 + 1e-3 * abs(b):
-                    failures += 1
-        if len(got) != len(texts):
-            print(f"FAIL: kd predict gave {len(got)} lines for {len(texts)} texts")
+        failures += same_logits(kd, out, tok, texts, "pruned")
+        # A student narrower than the teacher (sliced: 2 heads of 32, FFN 256), through the hidden projection.
+        narrow = os.path.join(d, "n")
+        subprocess.run([kd, "distill", "--teacher", os.path.join(d, "t"), "--init-from-teacher", "--student-hidden", "64",
+                        "--hidden-weight", "1", "--out", narrow] + common, check=True)
+        cfg = json.load(open(os.path.join(narrow, "config.json")))
+        if (cfg["hidden_size"], cfg["intermediate_size"], cfg["num_attention_heads"]) != (64, 256, 2):
+            print(f"FAIL: the narrow student's config: {cfg}")
             failures += 1
-        print(f"{len(texts)} sentences: same pieces; logits kd vs transformers, worst |diff| {worst:.2e}")
+        failures += same_logits(kd, narrow, full, texts, "narrow")
     print(f"check_pruned_transformers: {'ok' if failures == 0 else f'{failures} failures'}")
     return 1 if failures else 0
 

@@ -2,7 +2,8 @@
 # test/train/test_cli.sh — `kd` on bad input: each case must exit non-zero with a message naming what was
 # wrong (missing data, unknown preset, label-set mismatch, alpha outside [0, 1], T <= 0, unwritable output
 # directory, bad flags, CUDA), and the good path (finetune, eval, predict) must work on a tiny set; the
-# training rows a run used are listed in OUT/train_subset.txt (all 32, or the 10 of --train-samples 10).
+# training rows a run used are listed in OUT/train_subset.txt (all 32, or the 10 of --train-samples 10);
+# students narrower than the teacher (sliced or fresh), and `kd compare` with several students.
 # usage: test_cli.sh PATH/TO/kd
 set -u
 kd="$1"
@@ -194,6 +195,48 @@ else fail=$((fail + 1)); echo "FAIL: distill with intermediate losses: $(cat "$t
 expect 2 "--layer-map: got '1:9'" -- distill "${t[@]}" --data "$tmp" --hidden-weight 1 --layer-map 1:9
 expect 2 "--hidden-loss: got 'l1', expected mse or cos" -- distill "${t[@]}" --data "$tmp" --hidden-weight 1 --hidden-loss l1
 expect 1 "drop --cache-teacher" -- distill "${t[@]}" --data "$tmp" --hidden-weight 1 --cache-teacher
+
+# Narrow students (the teacher: bert-tiny, hidden 128, 2 heads, FFN 512): sliced from the teacher and the
+# same shape fresh, both through the hidden-state projection; saved narrow, evaluated, compared side by side.
+for init in sliced random; do
+  if "$kd" distill --teacher "$tmp/teacher" --init-from-teacher --student-hidden 16 --student-init "$init" --data "$tmp" \
+       --out "$tmp/nw-$init" --epochs 1 --batch-size 8 --max-len 16 --lr 1e-3 --quiet --threads 1 --log-every 1 \
+       --hidden-weight 1 >/dev/null 2>"$tmp/nw.err" && grep -q '"hidden_size": *16,' "$tmp/nw-$init/config.json" \
+     && grep -q '"intermediate_size": *64,' "$tmp/nw-$init/config.json" && grep -q '"num_attention_heads": *2,' "$tmp/nw-$init/config.json" \
+     && grep -q '"hidden":[0-9]' "$tmp/nw-$init/metrics.jsonl" \
+     && "$kd" eval --model "$tmp/nw-$init" --data "$tmp/dev.tsv" --threads 1 | grep -q accuracy; then pass=$((pass + 1))
+  else fail=$((fail + 1)); echo "FAIL: narrow student ($init): $(cat "$tmp/nw.err"; cat "$tmp/nw-$init/config.json" 2>/dev/null)"; fi
+done
+if ! cmp -s "$tmp/nw-sliced/model.safetensors" "$tmp/nw-random/model.safetensors"; then pass=$((pass + 1))
+else fail=$((fail + 1)); echo "FAIL: --student-init sliced and random gave the same student"; fi
+# --student-intermediate overrides the proportional FFN; a directory with only config.json is that shape, fresh.
+mkdir -p "$tmp/bare"
+sed -e 's/"hidden_size": *[0-9]*/"hidden_size": 32/' -e 's/"intermediate_size": *[0-9]*/"intermediate_size": 48/' \
+  "$tmp/teacher/config.json" > "$tmp/bare/config.json"
+if "$kd" distill --teacher "$tmp/teacher" --init-from-teacher --student-hidden 32 --student-intermediate 40 --data "$tmp" \
+     --out "$tmp/ni" --epochs 1 --batch-size 8 --max-len 16 --quiet --threads 1 >/dev/null 2>"$tmp/ni.err" \
+   && grep -q '"intermediate_size": *40,' "$tmp/ni/config.json" && grep -q '"hidden_size": *32,' "$tmp/ni/config.json" \
+   && "$kd" distill --teacher "$tmp/teacher" --student "$tmp/bare" --data "$tmp" --out "$tmp/nb" --epochs 1 \
+     --batch-size 8 --max-len 16 --quiet --threads 1 >/dev/null 2>>"$tmp/ni.err" \
+   && grep -q '"hidden_size": *32,' "$tmp/nb/config.json" && grep -q '"intermediate_size": *48,' "$tmp/nb/config.json" \
+   && cmp -s "$tmp/nb/vocab.txt" "$tmp/teacher/vocab.txt"; then pass=$((pass + 1))
+else fail=$((fail + 1)); echo "FAIL: --student-intermediate or a config-only student: $(cat "$tmp/ni.err")"; fi
+# compare with two students: a row and a summary line each, the one-student format unchanged above.
+cmp2=$("$kd" compare --teacher "$tmp/teacher" --student "$tmp/nw-sliced" --student "$tmp/nw-random" --data "$tmp/dev.tsv" \
+  --threads 1 --latency-samples 4 2>&1)
+if grep -q '^teacher ' <<<"$cmp2" && grep -q "^student1 .*nw-sliced" <<<"$cmp2" && grep -q "^student2 .*nw-random" <<<"$cmp2" \
+   && grep -q 'acc-share' <<<"$cmp2" && grep -q "^student1: .*of the teacher's accuracy" <<<"$cmp2" \
+   && grep -q "^student2: .*of the teacher's accuracy" <<<"$cmp2"; then pass=$((pass + 1))
+else fail=$((fail + 1)); echo "FAIL: compare with two students printed: $cmp2"; fi
+n=(--teacher "$tmp/teacher" --init-from-teacher --data "$tmp" --out "$tmp/x" --quiet --threads 1)
+expect 2 "--student-hidden: got 256, expected at most the teacher's hidden_size 128" -- distill "${n[@]}" --student-hidden 256
+expect 2 "--student-hidden: got 15, expected a multiple of num_attention_heads 2" -- distill "${n[@]}" --student-hidden 15
+expect 2 "--student-intermediate: got 1024, expected at most the teacher's intermediate_size 512" -- distill "${n[@]}" --student-intermediate 1024
+expect 2 "--student-init: got 'zero', expected sliced or random" -- distill "${n[@]}" --student-init zero
+expect 2 "--student-init: got 'sliced', which needs --init-from-teacher" -- distill "${t[@]}" --data "$tmp" --student-init sliced
+expect 2 "--student-hidden: $tmp/teacher holds weights" -- distill "${t[@]/bert-tiny/$tmp/teacher}" --data "$tmp" --student-hidden 16
+expect 1 "num_attention_heads differs (teacher 2, student 4)" -- distill "${n[@]}" --student bert-mini
+expect 2 "--student: got nothing" -- compare --teacher "$tmp/teacher" --data "$tmp/dev.tsv"
 
 echo "test_cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

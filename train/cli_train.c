@@ -110,7 +110,7 @@ static int check_common(const char *cmd, train_flags *f)
         return KD_EXIT_USAGE;
     }
     if (f->c.dropout >= 1.0) {
-        fprintf(stderr, "kd %s: --dropout: got %g, expected a number in [0, 1)\n", cmd, f->c.dropout);
+        fprintf(stderr, "kd %s: --dropout: got '%g', expected a number in [0, 1)\n", cmd, f->c.dropout);
         return KD_EXIT_USAGE;
     }
     f->c.seed = (uint64_t)f->seed;

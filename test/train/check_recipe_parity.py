@@ -80,7 +80,8 @@ def compare(what, kd, ref, keys, max_norm):
     clipped = sum(1 for s in kd[:STEPS] if s["grad_norm"] > max_norm)
     print(f"{what}: {STEPS} steps compared; worst relative difference " +
           ", ".join(f"{k} {worst[k][0]:.2e} (step {worst[k][1]})" if worst[k][1] else f"{k} exact" for k in keys) +
-          f"; {clipped} of {STEPS} steps clipped at {max_norm}")
+          f"; {clipped} of {STEPS} steps clipped at {max_norm}; loss {ref[0]['loss']:.4f} at step 1, "
+          f"{ref[STEPS - 1]['loss']:.4f} at step {STEPS}")
     if clipped == 0 or clipped == STEPS:
         print(f"FAIL: {what}: clipping should act on some steps and not on others ({clipped} clipped)")
         fails += 1
@@ -106,7 +107,7 @@ def main():
                   "--weight-decay", DECAY, "--dropout", "0", "--write-init", "--log-every", "1", "--seed", "3"] + common
         runs = [
             ("finetune", ["finetune", "--model", "bert-tiny", "--vocab", vocab, "--max-grad-norm", "MAXNORM"], [],
-             ["loss", "hard", "lr", "grad_norm"]),
+             ["loss", "soft", "hard", "lr", "grad_norm"]),   # soft: 0 without a teacher
             ("distill", ["distill", "--teacher", teacher, "--student", "bert-tiny", "--student-layers", "1",
                          "--alpha", "0.5", "--temperature", "2", "--max-grad-norm", "MAXNORM"],
              ["--teacher", teacher, "--alpha", "0.5", "--temperature", "2"],
@@ -117,6 +118,11 @@ def main():
             max_norm = {"finetune": 1.0, "distill": 1.0}[what]
             args = [str(max_norm) if x == "MAXNORM" else x for x in args]
             subprocess.run([kd] + args + ["--out", out] + recipe, check=True)
+            cfg = json.load(open(os.path.join(out, "init", "config.json")))
+            if cfg["hidden_dropout_prob"] != 0 or cfg["attention_probs_dropout_prob"] != 0:
+                print(f"FAIL: {what}: --dropout 0, but {out}/init/config.json has dropout "
+                      f"{cfg['hidden_dropout_prob']}, {cfg['attention_probs_dropout_prob']}")
+                failures += 1
             res = subprocess.run([sys.executable, REPLAY, "--init", os.path.join(out, "init"), "--order",
                                   os.path.join(out, "batch_order.txt"), "--train", os.path.join(data, "train.tsv"),
                                   "--lr", "2e-4", "--warmup-steps", str(WARMUP), "--total-steps", str(TOTAL),

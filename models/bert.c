@@ -200,6 +200,15 @@ int64_t kd_bert_num_parameters(const kd_bert *m)
 
 void kd_bert_set_training(kd_bert *m, int training) { m->training = training != 0; }
 
+kd_status kd_bert_set_dropout(kd_bert *m, double hidden, double attention)
+{
+    if (!(hidden >= 0 && hidden < 1) || !(attention >= 0 && attention < 1))
+        return kd_fail(KD_ERR_ARG, "dropout %g (hidden), %g (attention): expected each in [0, 1)", hidden, attention);
+    m->cfg.hidden_dropout = hidden;
+    m->cfg.attention_dropout = attention;
+    return KD_OK;
+}
+
 kd_status kd_bert_set_precision(kd_bert *m, kd_dtype compute)
 {
     if (compute != KD_F32 && compute != KD_BF16)

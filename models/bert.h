@@ -67,6 +67,8 @@ kd_status kd_bert_to_device(kd_bert *m, kd_device dev);
 kd_device kd_bert_device(const kd_bert *m);
 int64_t kd_bert_num_parameters(const kd_bert *m);
 void kd_bert_set_training(kd_bert *m, int training);
+/* Replace the config's hidden and attention dropout (saved with it); each in [0, 1), else KD_ERR_ARG. */
+kd_status kd_bert_set_dropout(kd_bert *m, double hidden, double attention);
 /* The dtype of the encoder's activations: KD_F32 (the default) or KD_BF16 (mixed precision: bf16
  * activations and GEMM inputs, f32 accumulation, f32 parameters, gradients of parameters, LayerNorm,
  * embeddings, pooler, classifier and logits; see models/bert.c). KD_ERR_DTYPE for anything else. */

@@ -33,7 +33,7 @@ typedef struct train_flags {
       "DIR|FILE: train.*/dev.* (tsv, csv, jsonl, TweetEval) or a training file" },                                   \
     { "--train", KD_OPT_STR, &f.train, 0, 0, 0, "a training file", "FILE: training set (instead of --data)" },        \
     { "--dev", KD_OPT_STR, &f.dev, 0, 0, 0, "a dev file", "FILE: dev set, evaluated after each epoch" },             \
-    { "--out", KD_OPT_STR, &f.out, 0, 0, 0, "an output directory", "DIR: checkpoints (last/, best/), metrics.jsonl, chart.svg, final model" }, \
+    { "--out", KD_OPT_STR, &f.out, 0, 0, 0, "an output directory", "DIR: checkpoints (last/, best/), metrics.jsonl, chart.svg, batch_order.txt, final model" }, \
     { "--epochs", KD_OPT_INT, &f.c.epochs, 1, 100000, 0, "a whole number >= 1", "N (3)" },                           \
     { "--lr", KD_OPT_DOUBLE, &f.c.lr, 0, 1, 1, "a number in (0, 1]", "peak learning rate (5e-5)" },                 \
     { "--batch-size", KD_OPT_INT, &f.c.batch_size, 1, 65536, 0, "a whole number >= 1", "N (16)" },                  \
@@ -49,6 +49,10 @@ typedef struct train_flags {
     { "--max-steps", KD_OPT_I64, &f.c.max_steps, 1, 1e12, 0, "a whole number >= 1", "stop after N optimizer steps (resumable)" }, \
     { "--resume", KD_OPT_FLAG, &f.resume, 0, 0, 0, NULL, "continue from OUT/last (same flags)" },                   \
     { "--log-every", KD_OPT_I64, &f.c.log_every, 1, 1e12, 0, "a whole number >= 1", "optimizer steps per metrics line (10)" }, \
+    { "--dropout", KD_OPT_DOUBLE, &f.c.dropout, 0, 1, 0, "a number in [0, 1)", "P: hidden and attention dropout of the trained model, 0 = off (default: its config's)" }, \
+    { "--write-init", KD_OPT_FLAG, &f.c.write_init, 0, 0, 0, NULL, "the model before step 1 into OUT/init (Hugging Face format); with OUT/batch_order.txt (a line per "  \
+      "micro-batch: its optimizer step, then its examples as 0-based rows of the training file, tJ for row J of the " \
+      "transfer set) the run can be replayed elsewhere" }, \
     { "--quiet", KD_OPT_FLAG, &f.quiet, 0, 0, 0, NULL, "no progress output" },                                     \
     KD_RUN_OPTS(f.run)
 
@@ -105,6 +109,10 @@ static int check_common(const char *cmd, train_flags *f)
     }
     if (!f->data && !f->train) {
         fprintf(stderr, "kd %s: --data: got nothing, expected a data directory or a training file\n", cmd);
+        return KD_EXIT_USAGE;
+    }
+    if (f->c.dropout >= 1.0) {
+        fprintf(stderr, "kd %s: --dropout: got '%g', expected a number in [0, 1)\n", cmd, f->c.dropout);
         return KD_EXIT_USAGE;
     }
     f->c.seed = (uint64_t)f->seed;

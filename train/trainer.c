@@ -29,7 +29,7 @@ kd_train_config kd_train_config_default(void)
     kd_train_config c = { .epochs = 3, .batch_size = 16, .eval_batch_size = 64, .grad_accum = 1, .max_len = 128,
                           .lr = 5e-5, .warmup_ratio = 0.1, .max_grad_norm = 1.0, .warmup_steps = -1,
                           .alpha = 0.5, .temperature = 2.0, .adamw = kd_adamw_defaults(), .seed = 42,
-                          .progress_tty = -1, .log_every = 10 };
+                          .progress_tty = -1, .log_every = 10, .dropout = -1.0 };
     return c;
 }
 
@@ -67,9 +67,10 @@ typedef struct run {
     int64_t win_n, win_count[NSTAT_MAX], samples;
     kd_progress prog;
     double t0, base_seconds;
-    FILE *jsonl;
+    FILE *jsonl, *order;           /* metrics.jsonl, batch_order.txt */
     char dir_last[PATH_MAX], dir_best[PATH_MAX];
     char path_metrics[PATH_MAX + 32], path_chart[PATH_MAX + 32], path_cache[PATH_MAX + 32];
+    char path_order[PATH_MAX + 32], dir_init[PATH_MAX + 32];
 } run;
 
 static kd_status check_config(const kd_train_config *c, const kd_train_data *d, kd_bert *student)
@@ -274,12 +275,26 @@ static kd_status teacher_logits(run *r, int64_t b, kd_tensor **zt)
     return *zt ? KD_OK : kd_last_status();
 }
 
+/* The micro-batch about to be trained as a batch_order.txt line (trainer.h): step, then its examples. */
+static void write_order(run *r)
+{
+    const kd_dataset *train = r->d->train;
+    fprintf(r->order, "%lld", (long long)r->state.global_step + 1);
+    for (int32_t i = 0; i < r->sbatch.batch; i++) {
+        size_t e = r->sbatch.index[i];
+        if (e >= train->n) fprintf(r->order, " t%zu", e - train->n);
+        else fprintf(r->order, " %zu", r->d->train_rows ? r->d->train_rows[e] : e);
+    }
+    fputc('\n', r->order);
+}
+
 /* One micro-batch (b, of a group of gs): forward, loss, backward into the parameters' gradients; the loss
  * parts stay where the step runs. */
 static kd_status micro_step(run *r, int64_t b, int64_t gs)
 {
     const kd_train_config *c = r->c;
     kd_tensor *zt;
+    write_order(r);
     kd_status st = teacher_logits(r, b, &zt);
     if (st != KD_OK) return st;
     kd_bert_input in = { .batch = r->sbatch.batch, .seq = r->sbatch.len, .ids = r->sbatch.ids,
@@ -361,6 +376,7 @@ static void log_step(run *r, int epoch, double lr)
         for (int i = 0; i < NSTAT; i++) r->win[i] = 0, r->win_count[i] = 0;
     }
     kd_progress_update(&r->prog, r->state.global_step, r->last_loss, lr, sps);
+    fflush(r->order);
 }
 
 /* After an epoch: evaluation, `best` when dev accuracy improved, `last`, the chart. */
@@ -444,6 +460,11 @@ static kd_status train_loop(run *r, kd_train_result *res)
     }
     r->jsonl = fopen(r->path_metrics, c->resume ? "a" : "w");
     if (!r->jsonl) return kd_fail(KD_ERR_IO, "%s: cannot write the metrics", r->path_metrics);
+    r->order = fopen(r->path_order, c->resume ? "a" : "w");
+    if (!r->order) return kd_fail(KD_ERR_IO, "%s: cannot write the batch order", r->path_order);
+    if (c->write_init && !c->resume &&
+        (st = kd_checkpoint_save(r->dir_init, r->student, c->student_vocab, NULL, NULL)) != KD_OK)
+        return st;
 
     kd_progress_init(&r->prog, stderr, c->progress_tty, c->quiet, r->state.global_step, r->total, c->log_every);
     r->t0 = kd_now();
@@ -478,6 +499,7 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     memset(res, 0, sizeof *res);
     kd_status st = check_config(c, d, student);
     if (st != KD_OK) return st;
+    if (c->dropout >= 0 && (st = kd_bert_set_dropout(student, c->dropout, c->dropout)) != KD_OK) return st;
     if ((st = kd_make_dirs(c->out_dir)) != KD_OK) return st;
     char path_subset[PATH_MAX + 32];
     snprintf(path_subset, sizeof path_subset, "%s/train_subset.txt", c->out_dir);
@@ -498,6 +520,8 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     snprintf(r.path_metrics, sizeof r.path_metrics, "%s/metrics.jsonl", c->out_dir);
     snprintf(r.path_chart, sizeof r.path_chart, "%s/chart.svg", c->out_dir);
     snprintf(r.path_cache, sizeof r.path_cache, "%s/teacher_logits.bin", c->out_dir);
+    snprintf(r.path_order, sizeof r.path_order, "%s/batch_order.txt", c->out_dir);
+    snprintf(r.dir_init, sizeof r.dir_init, "%s/init", c->out_dir);
     kd_batch_init(&r.sbatch);
     kd_batch_init(&r.tbatch);
 
@@ -556,6 +580,8 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     kd_dataset_view_free(&r.all);
     free(r.stats_host);
     if (r.jsonl) fclose(r.jsonl);
+    if (r.order && fclose(r.order) != 0 && st == KD_OK)
+        st = kd_fail(KD_ERR_IO, "%s: cannot write the batch order", r.path_order);
     free(r.teacher_logits);
     free(r.dev_logits);
     kd_metrics_free(&r.metrics);

@@ -9,6 +9,15 @@
  * directory itself, in Hugging Face's format. At the start, OUT/train_subset.txt lists the rows of the
  * training file the run uses (train/subset.h), so another tool can train on the same examples.
  *
+ * To replay a run elsewhere (bench/kd_recipe_replay.py): OUT/batch_order.txt has one line per micro-batch,
+ * in training order: the optimizer step it belongs to (1-based), then the examples of the batch in the
+ * batch's row order, space-separated, each the 0-based row of the training file (as in train_subset.txt)
+ * or `tJ` for row J of the transfer set (0-based, after deduplication); a resumed run appends. With
+ * write_init, OUT/init holds the student as it is before step 1 (its new or copied head included; not the
+ * intermediate losses' projections), in Hugging Face's format. With dropout >= 0 the student's hidden and
+ * attention dropout are that value for the run (and in the configs it saves): 0 makes a step a function
+ * of the weights and the batch alone.
+ *
  * The run happens where the student is, in its precision (kd_bert_to_device, kd_bert_set_precision: the
  * command places the models first); a teacher that runs in the step must be on the same device. */
 #ifndef KD_TRAIN_TRAINER_H
@@ -36,6 +45,8 @@ typedef struct kd_train_config {
     int progress_tty;              /* -1: ask isatty(stderr) */
     int quiet;                     /* no progress or per-epoch prints */
     int64_t log_every;             /* optimizer steps between metrics lines (0: 10) */
+    double dropout;                /* >= 0: the student's hidden and attention dropout (0: off); < 0: its config's */
+    int write_init;                /* the student before step 1 into out_dir/init */
     const char *out_dir;
     const char *student_vocab;     /* copied beside every checkpoint */
     /* Intermediate-layer distillation (train/loss.h), added to the loss above: student layer

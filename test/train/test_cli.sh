@@ -74,6 +74,8 @@ expect 2 "--temperature: got '0', expected a number > 0" -- distill "${t[@]}" --
 expect 2 "--temperature: got '-2'" -- distill "${t[@]}" --data "$tmp" --temperature -2
 expect 1 "/dev/null/out" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out /dev/null/out --quiet
 expect 2 "--epochs: got 'x'" -- finetune --model bert-tiny --data "$tmp" --out "$tmp/x" --epochs x
+expect 2 "--dropout: got '1', expected a number in [0, 1)" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/x" --dropout 1
+expect 2 "--dropout: got '-0.1'" -- distill "${t[@]}" --data "$tmp" --dropout -0.1
 expect 2 "--bogus: unknown flag" -- eval --bogus 1
 # Without a GPU, --device cuda fails naming the device (no CUDA in the build, or no GPU visible).
 if ! nvidia-smi -L >/dev/null 2>&1; then
@@ -113,6 +115,13 @@ if [ "$(grep '"train"' "$tmp/rs-sim/metrics.jsonl" | sed 's/"samples_per_s":[^,}
   pass=$((pass + 1))
 else
   fail=$((fail + 1)); echo "FAIL: an interrupted and resumed run on sim differs from one run: $(cat "$tmp/rs.err")"
+fi
+# The resumed run's OUT/batch_order.txt (appended to) lists the batches of one run: step, then the rows.
+if [ -s "$tmp/ft-sim/batch_order.txt" ] && cmp -s "$tmp/rs-sim/batch_order.txt" "$tmp/ft-sim/batch_order.txt" &&
+   [ "$(tr ' ' '\n' < "$tmp/ft-sim/batch_order.txt" | wc -l)" -eq $((4 + 32)) ] && head -1 "$tmp/ft-sim/batch_order.txt" | grep -q '^1 '; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: batch_order.txt of a resumed run differs from one run's, or is not 4 steps of 8 rows"
 fi
 # Losses and norms of every step, cpu against sim: equal to 1e-5 (the device sums in f32, the host in double).
 # steps_agree A B: every training step's loss, soft and hard parts and gradient norm in metrics file A

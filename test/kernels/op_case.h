@@ -403,6 +403,12 @@ static inline int64_t oc_compare(const char *what, int nth, const oc_buf *b, con
     return bad;
 }
 
+/* The report line of a bit-exact comparison (dropout, embedding): n values, bad of them different. */
+static inline void oc_report_exact(const char *what, int64_t n, int64_t bad)
+{
+    printf("%-64s %9lld values  exact  %s\n", what, (long long)n, bad ? "FAIL" : "ok");
+}
+
 /* ---------------------------------------------------------------- float buffers (f32 tests) */
 
 /* A host buffer of n floats with OC_GUARD canary floats on each side; .p points at the first usable one

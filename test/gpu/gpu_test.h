@@ -1,19 +1,21 @@
-/* test/gpu/gpu_test.h — device buffers with guard regions for the CUDA kernel tests: each buffer lives
- * between two guard zones filled with a sentinel, has a host mirror, and is compared back against the
- * reference after the kernel; a guard that changed is an out-of-bounds write. Skips (77) without a GPU. */
+/* test/gpu/gpu_test.h — the CUDA kernel tests' thin layer on test/kernels/op_case.h: float buffers with a
+ * host mirror and a device copy between op_case.h's guard regions (its canaries), compared back against
+ * the reference after the kernel (a changed canary is an out-of-bounds write), one report line per
+ * comparison, and the skip (77) without a GPU. The per-op case tables (test/kernels/test_<op>.c) run on
+ * the CUDA tables through op_case.h itself: test/gpu/meson.build builds them with OC_CUDA. */
 #ifndef KD_GPU_TEST_H
 #define KD_GPU_TEST_H
+
+#ifndef OC_CUDA
+#define OC_CUDA
+#endif
 
 #include <float.h>
 #include <stdint.h>
 
-#include "engine/status.h"
-#include "kernels/cuda/cuda_runtime.h"
-#include "kernels/kernels.h"
-#include "test/testutil.h"
+#include "test/kernels/op_case.h"
 
-#define GT_GUARD 64                  /* floats each side */
-#define GT_SENTINEL 1234.5678f
+#define GT_GUARD OC_GUARD   /* floats each side, holding op_case.h's canary */
 
 typedef struct gt_buf {
     int64_t n;         /* interior elements */
@@ -21,28 +23,16 @@ typedef struct gt_buf {
     float *d;          /* device, same layout */
 } gt_buf;
 
-static uint64_t gt_rng_state = 0x1234567ull;
-/* Standard normal-ish draws (sum of uniforms is enough for test inputs, and needs no libm extras). */
+/* Standard normal-ish draws from op_case.h's generator (a sum of uniforms is enough for test inputs). */
 static inline float gt_randn(void)
 {
     double s = 0.0;
-    for (int i = 0; i < 4; i++) {
-        gt_rng_state = gt_rng_state * 6364136223846793005ull + 1442695040888963407ull;
-        s += (double)(gt_rng_state >> 11) / 9007199254740992.0;
-    }
+    for (int i = 0; i < 4; i++) s += oc_uniform(0.0, 1.0);
     return (float)((s - 2.0) * 1.7320508075688772);
 }
-static inline uint32_t gt_randu(uint32_t mod)
-{
-    gt_rng_state = gt_rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)((gt_rng_state >> 33) % mod);
-}
+static inline uint32_t gt_randu(uint32_t mod) { return (uint32_t)(oc_uniform(0.0, 1.0) * mod) % mod; }
 
-static inline void gt_die(const char *what)
-{
-    fprintf(stderr, "FAIL: %s: %s\n", what, kd_last_error());
-    exit(1);
-}
+static inline void gt_die(const char *what) { oc_die(what); }
 
 static inline void gt_skip_without_gpu(const char *name)
 {
@@ -61,7 +51,7 @@ static inline gt_buf gt_new(int64_t n, int randomize, float fill)
     size_t total = (size_t)(n + 2 * GT_GUARD);
     b.h = malloc(total * sizeof(float));
     if (!b.h) gt_die("malloc");
-    for (size_t i = 0; i < total; i++) b.h[i] = GT_SENTINEL;
+    for (size_t i = 0; i < total; i++) b.h[i] = oc_canary();
     for (int64_t i = 0; i < n; i++) b.h[GT_GUARD + i] = randomize ? gt_randn() : fill;
     void *d = NULL;
     if (kd_cuda_malloc(&d, total * sizeof(float)) != KD_OK) gt_die("kd_cuda_malloc");
@@ -78,7 +68,7 @@ static inline void gt_push(gt_buf *b)
     if (kd_cuda_h2d(b->d, b->h, (size_t)(b->n + 2 * GT_GUARD) * sizeof(float)) != KD_OK) gt_die("kd_cuda_h2d");
 }
 
-/* Download into `got` (n + 2 guards), check the guards; returns the interior. */
+/* Download into `got` (n + 2 guards), check the guards; returns the whole image (interior at GT_GUARD). */
 static inline float *gt_pull(gt_buf *b, const char *what)
 {
     if (kd_cuda_sync() != KD_OK) gt_die(what);
@@ -88,26 +78,32 @@ static inline float *gt_pull(gt_buf *b, const char *what)
     if (kd_cuda_d2h(got, b->d, total * sizeof(float)) != KD_OK) gt_die("kd_cuda_d2h");
     int bad = 0;
     for (int i = 0; i < GT_GUARD; i++) {
-        bad += got[i] != GT_SENTINEL;
-        bad += got[GT_GUARD + b->n + i] != GT_SENTINEL;
+        bad += !oc_is_canary(got[i]);
+        bad += !oc_is_canary(got[GT_GUARD + b->n + i]);
     }
     CHECK(bad == 0, "%s: %d guard values overwritten (out-of-bounds write)", what, bad);
     return got;
 }
 
-/* Compare the device interior against want[0..n) with atol + rtol |want|; reports the first few misses. */
+/* Compare the device interior against want[0..n) with atol + rtol |want| (NaN and Inf fail); reports the
+ * first few misses and one line with the worst error as a fraction of the tolerance. */
 static inline void gt_compare(gt_buf *b, const float *want, double atol, double rtol, const char *what)
 {
     float *got = gt_pull(b, what);
     int64_t bad = 0;
+    double worst = 0.0;
     for (int64_t i = 0; i < b->n; i++) {
         double g = got[GT_GUARD + i], w = want[i];
         if (!kd_close(g, w, atol, rtol)) {
             if (bad < 5) fprintf(stderr, "  %s[%lld]: got %.9g, want %.9g\n", what, (long long)i, g, w);
             bad++;
+            worst = INFINITY;
+        } else if (fabs(g - w) / (atol + rtol * fabs(w)) > worst) {
+            worst = fabs(g - w) / (atol + rtol * fabs(w));
         }
     }
     CHECK(bad == 0, "%s: %lld of %lld values off (atol %g, rtol %g)", what, (long long)bad, (long long)b->n, atol, rtol);
+    printf("%-64s %9lld values  worst %.3g of tol  %s\n", what, (long long)b->n, worst, bad ? "FAIL" : "ok");
     free(got);
 }
 

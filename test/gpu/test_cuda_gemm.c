@@ -41,7 +41,7 @@ static void run_case(const gcase *c, int ta, int tb, kd_cuda_gemm_type type, int
         b16[i] = kd_cu_bf16_from_f32(b[i]);
         br[i] = bf16 ? kd_cu_bf16_to_f32(b16[i]) : tf32 ? kd_cu_tf32_round(b[i]) : b[i];
     }
-    gt_buf C = gt_new(sc * B, 0, GT_SENTINEL), bias = gt_new(n, 1, 0);
+    gt_buf C = gt_new(sc * B, 0, oc_canary()), bias = gt_new(n, 1, 0);
     /* the m x n part: random when beta is used, NaN when it must not be read */
     for (int64_t z = 0; z < B; z++)
         for (int64_t i = 0; i < m; i++)
@@ -83,7 +83,7 @@ static void run_case(const gcase *c, int ta, int tb, kd_cuda_gemm_type type, int
                 int64_t e = z * sc + i * ldc + j;
                 float gv = got[GT_GUARD + e];
                 if (j >= n) {
-                    bad_outside += gv != GT_SENTINEL;
+                    bad_outside += !oc_is_canary(gv);
                     continue;
                 }
                 double absdot = 0.0;

@@ -45,7 +45,7 @@ static void run_case(const pcase *c, int ta, int tb, kd_cuda_precision prec, int
     const int64_t sc = (m + c->cgap) * ldc;
 
     gt_buf A = gt_new(ea * na, 1, 0), Bm = gt_new(eb * nb, 1, 0), bias = gt_new(n, 1, 0);
-    gt_buf C = gt_new(sc * B, 0, GT_SENTINEL);
+    gt_buf C = gt_new(sc * B, 0, oc_canary());
     for (int64_t z = 0; z < B; z++)
         for (int64_t i = 0; i < m; i++)
             for (int64_t j = 0; j < n; j++) gt_h(&C)[z * sc + i * ldc + j] = beta_on ? gt_randn() : NAN;
@@ -86,7 +86,7 @@ static void run_case(const pcase *c, int ta, int tb, kd_cuda_precision prec, int
                 int64_t e = z * sc + i * ldc + j;
                 float gv = got[GT_GUARD + e];
                 if (i >= m || j >= n) {
-                    bad_outside += gv != GT_SENTINEL;
+                    bad_outside += !oc_is_canary(gv);
                     continue;
                 }
                 double absdot = 0.0, absdot_r = 0.0;

@@ -1,12 +1,13 @@
 /* test/kernels/test_attention.c — the tiled attention kernels against the reference: shapes below and
- * across the key tile (1, 7, 63, 65, 129 keys; dims 1..64), padding masks (a fully masked batch gives
- * O = 0, lse = -inf, no gradient), dropout (the same Philox keep decisions: a wrong counter changes
- * which values are kept and fails), padded strides, 1 and 3 threads, canaries around every output.
+ * across the key tile (1, 7, 63, 65, 129 keys; dims 1..64) and BERT-base's 12 heads x 128 x 64, padding
+ * masks (a fully masked batch gives O = 0, lse = -inf, no gradient), dropout (the same Philox keep
+ * decisions: a wrong counter changes which values are kept and fails), padded strides, 1 and 3 threads,
+ * canaries around every output (op_case.h).
  *
  * Tolerance: a score carries an absolute error of ~dim u scale sum|q||k| <= dim^2 scale u (inputs in
  * [-1, 1)), which moves every probability by that relative amount; on top the sums over keys add tk u.
  * So the reduction length used is tk + 2 dim^2 scale (+ tq for the gradients summed over queries). */
-#include "test/kernels/kcheck.h"
+#include "test/kernels/op_case.h"
 #include "kernels/rng.h"
 
 typedef struct acase { int64_t b, h, tq, tk, d; double drop; int mask; } acase;
@@ -31,13 +32,13 @@ static void run(const kd_kernels **tabs, int ntab, acase c)
     double *mq = calloc((size_t)nq, sizeof(double)), *mk = calloc((size_t)nk, sizeof(double)),
            *mv = calloc((size_t)nk, sizeof(double));
     if (!mq || !mk || !mv) abort();
-    kc_fill(q, nq, -1, 1);
-    kc_fill(k, nk, -1, 1);
-    kc_fill(v, nk, -1, 1);
-    kc_fill(dout, nq, -1, 1);
-    kc_fill(dq0, nq, -1, 1);
-    kc_fill(dk0, nk, -1, 1);
-    kc_fill(dv0, nk, -1, 1);
+    oc_fill_f32(q, nq, -1, 1);
+    oc_fill_f32(k, nk, -1, 1);
+    oc_fill_f32(v, nk, -1, 1);
+    oc_fill_f32(dout, nq, -1, 1);
+    oc_fill_f32(dq0, nq, -1, 1);
+    oc_fill_f32(dk0, nk, -1, 1);
+    oc_fill_f32(dv0, nk, -1, 1);
     for (int64_t i = 0; i < nk; i++) vabs[i] = fabsf(v[i]);
     /* mask: batch b keeps its first tk - 3b keys (at least one) ; the last batch of several is all masked */
     for (int64_t bb = 0; bb < c.b; bb++)
@@ -66,7 +67,7 @@ static void run(const kd_kernels **tabs, int ntab, acase c)
     const double red_f = (double)c.tk + 2.0 * (double)c.d * c.d * scale;
     for (int t = 0; t < ntab; t++)
         for (int nth = 1; nth <= 3; nth += 2) {
-            kc_buf ob = kc_alloc(nq), lb = kc_alloc(nl);
+            oc_fbuf ob = oc_falloc(nq), lb = oc_falloc(nl);
             for (int64_t bb = 0; bb < c.b; bb++)
                 for (int64_t i = 0; i < c.tq; i++)
                     for (int64_t x = 0; x < c.h * c.d; x++) ob.p[bb * sb_q + i * st_q + x] = NAN;
@@ -74,7 +75,7 @@ static void run(const kd_kernels **tabs, int ntab, acase c)
             /* the padding of O keeps its canaries; the reference's padding is 0: compare the live part */
             kd_attention_args af = a;
             af.o = ob.p; af.lse = lb.p;
-            KC_RUN(tabs[t]->attention, &af, nth);
+            OC_RUN(tabs[t]->attention, &af, nth);
             float *olive = fmalloc(nq), *rlive = fmalloc(nq);
             double *mlive = malloc((size_t)nq * sizeof *mlive);
             int64_t n = 0, pad_bad = 0;
@@ -82,16 +83,16 @@ static void run(const kd_kernels **tabs, int ntab, acase c)
                 int64_t r = i % sb_q, x = r % st_q;
                 int live = r < c.tq * st_q && x < c.h * c.d;
                 if (live) { olive[n] = ob.p[i]; rlive[n] = o[i]; mlive[n] = magd[i]; n++; }
-                else pad_bad += !kc_is_canary(ob.p[i]);
+                else pad_bad += !oc_is_canary(ob.p[i]);
             }
             char what[128];
             snprintf(what, sizeof what, "%s attention b=%lld h=%lld tq=%lld tk=%lld d=%lld drop=%g mask=%d", tabs[t]->name,
                      (long long)c.b, (long long)c.h, (long long)c.tq, (long long)c.tk, (long long)c.d, c.drop, c.mask);
-            kc_compare(what, olive, rlive, mlive, n, red_f, nth);
-            kc_compare("attention lse", lb.p, lse, lmag, nl, red_f, nth);
-            CHECK(pad_bad == 0 && kc_guard_damage(&ob) == 0 && kc_guard_damage(&lb) == 0, "%s: wrote outside O/lse", what);
+            oc_compare_f32(what, olive, rlive, mlive, n, red_f, nth);
+            oc_compare_f32("attention lse", lb.p, lse, lmag, nl, red_f, nth);
+            CHECK(pad_bad == 0 && oc_fguard_damage(&ob) == 0 && oc_fguard_damage(&lb) == 0, "%s: wrote outside O/lse", what);
             free(olive); free(rlive); free(mlive);
-            kc_free(&ob); kc_free(&lb);
+            oc_ffree(&ob); oc_ffree(&lb);
         }
 
     /* Backward: magnitudes in double from the definition, |dS| <= P (|dP| + |rowsum P dP|) scale. */
@@ -138,21 +139,21 @@ static void run(const kd_kernels **tabs, int ntab, acase c)
     const double red_b = red_f + (double)c.tq + (double)c.d;
     for (int t = 0; t < ntab; t++)
         for (int nth = 1; nth <= 3; nth += 2) {
-            kc_buf dq = kc_alloc(nq), dk = kc_alloc(nk), dv = kc_alloc(nk);
+            oc_fbuf dq = oc_falloc(nq), dk = oc_falloc(nk), dv = oc_falloc(nk);
             memcpy(dq.p, dq0, (size_t)nq * 4); memcpy(dk.p, dk0, (size_t)nk * 4); memcpy(dv.p, dv0, (size_t)nk * 4);
             kd_attention_args ab = a;
             ab.dq = dq.p; ab.dk = dk.p; ab.dv = dv.p;
-            KC_RUN(tabs[t]->attention_bwd, &ab, nth);
+            OC_RUN(tabs[t]->attention_bwd, &ab, nth);
             char what[128];
             snprintf(what, sizeof what, "%s attention_bwd b=%lld h=%lld tq=%lld tk=%lld d=%lld drop=%g mask=%d",
                      tabs[t]->name, (long long)c.b, (long long)c.h, (long long)c.tq, (long long)c.tk, (long long)c.d,
                      c.drop, c.mask);
-            kc_compare(what, dq.p, dqw, mq, nq, red_b, nth);
-            kc_compare(what, dk.p, dkw, mk, nk, red_b, nth);
-            kc_compare(what, dv.p, dvw, mv, nk, red_b, nth);
-            CHECK(kc_guard_damage(&dq) == 0 && kc_guard_damage(&dk) == 0 && kc_guard_damage(&dv) == 0,
+            oc_compare_f32(what, dq.p, dqw, mq, nq, red_b, nth);
+            oc_compare_f32(what, dk.p, dkw, mk, nk, red_b, nth);
+            oc_compare_f32(what, dv.p, dvw, mv, nk, red_b, nth);
+            CHECK(oc_fguard_damage(&dq) == 0 && oc_fguard_damage(&dk) == 0 && oc_fguard_damage(&dv) == 0,
                   "%s: wrote outside dQ/dK/dV", what);
-            kc_free(&dq); kc_free(&dk); kc_free(&dv);
+            oc_ffree(&dq); oc_ffree(&dk); oc_ffree(&dv);
         }
     free(q); free(k); free(v); free(vabs); free(dout); free(mask); free(o); free(omag); free(lse); free(lsetmp);
     free(dq0); free(dk0); free(dv0); free(dqw); free(dkw); free(dvw); free(mq); free(mk); free(mv);
@@ -162,16 +163,17 @@ static void run(const kd_kernels **tabs, int ntab, acase c)
 int main(void)
 {
     const kd_kernels *tabs[2];
-    int ntab = kc_tables(tabs);
+    int ntab = oc_fast_tables(tabs);
     if (ntab == 0) {
         printf("no fast table runs on this CPU\n");
         return KD_TEST_SKIP;
     }
-    kc_seed(3);
+    oc_seed(3);
     static const acase cases[] = {
         { 1, 1, 1, 1, 1, 0.0, 0 },    { 2, 3, 7, 9, 5, 0.0, 1 },    { 2, 3, 7, 9, 5, 0.25, 1 },
         { 1, 2, 63, 65, 64, 0.1, 1 }, { 3, 2, 17, 129, 16, 0.0, 1 }, { 1, 1, 5, 130, 8, 0.5, 0 },
         { 2, 2, 33, 64, 12, 0.1, 1 }, { 1, 1, 9, 7, 63, 0.0, 0 },  { 2, 2, 20, 70, 32, 0.1, 1 },
+        { 2, 12, 128, 128, 64, 0.1, 1 }, /* BERT-base: 12 heads x 128 tokens x 64 dims */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run(tabs, ntab, cases[i]);
     return kd_test_finish("test_attention");

@@ -16,12 +16,12 @@
  *
  * Tolerance for a bf16 output: the reference rounds the exact (double) value once; a fast kernel rounds
  * an f32 value that differs from it by the f32 error e of its sums, so the two may land one bf16 step
- * apart (a step is at most 2^-7 |want|):  |got - want| <= 2^-7 |want| + kc_tol(n, mag)  (kcheck.h: n the
+ * apart (a step is at most 2^-7 |want|):  |got - want| <= 2^-7 |want| + oc_tol(n, mag)  (op_case.h: n the
  * reduction length, mag the sum of the magnitudes of the terms). f32 outputs (LayerNorm's mean, rstd,
- * dgamma, dbeta; attention's lse) use kc_tol alone. A NaN where the reference has a number fails. */
+ * dgamma, dbeta; attention's lse) use oc_tol alone. A NaN where the reference has a number fails. */
 #include "kernels/bf16.h"
 #include "kernels/cpu/cpu_kernels.h"
-#include "test/kernels/kcheck.h"
+#include "test/kernels/op_case.h"
 
 #define BF_STEP (1.0 / 128.0)
 #define BG 32                              /* canary bf16 values on each side of an output */
@@ -48,7 +48,7 @@ static double *dmalloc(int64_t n)
 }
 static void bfill(kd_bf16 *x, int64_t n, double lo, double hi)
 {
-    for (int64_t i = 0; i < n; i++) x[i] = kd_f32_to_bf16((float)kc_uniform(lo, hi));
+    for (int64_t i = 0; i < n; i++) x[i] = kd_f32_to_bf16((float)oc_uniform(lo, hi));
 }
 
 /* A guarded bf16 output: canaries around, NaN inside (init NULL) or a copy of init. */
@@ -79,7 +79,7 @@ static int64_t bcompare(const char *what, const kd_kernels *t, int nth, const kd
     double worst = 0.0;
     for (int64_t i = 0; i < n; i++) {
         const double g = bf(got[i]), w = bf(want[i]);
-        const double tol = BF_STEP * fabs(w) + kc_tol(red, (mag ? mag[i] : fabs(w)) + mag_s);
+        const double tol = BF_STEP * fabs(w) + oc_tol(red, (mag ? mag[i] : fabs(w)) + mag_s);
         int ok;
         if (isnan(w)) ok = isnan(g);
         else if (isinf(w)) ok = g == w;
@@ -96,13 +96,13 @@ static int64_t bcompare(const char *what, const kd_kernels *t, int nth, const kd
     return bad;
 }
 
-/* f32 outputs: kc_tol alone. */
+/* f32 outputs: oc_tol alone. */
 static void fcompare(const char *what, const kd_kernels *t, int nth, const float *got, const float *want,
                      const double *mag, int64_t n, double red)
 {
     char buf[160];
     snprintf(buf, sizeof buf, "%s %s", t->name, what);
-    kc_compare(buf, got, want, mag, n, red, nth);
+    oc_compare_f32(buf, got, want, mag, n, red, nth);
     n_checked += n;
 }
 
@@ -120,12 +120,12 @@ static void test_convert(const kd_kernels *t)
     if (!f || !fy0 || !fw || !fg) abort();
     for (int64_t i = 0; i < n; i++) {
         uint32_t hi = (uint32_t)(i % 65536), lo = lows[i / 65536];
-        if (lo > 0xffff) lo = (uint32_t)(kc_uniform(0, 65536)) & 0xffff;
+        if (lo > 0xffff) lo = (uint32_t)(oc_uniform(0, 65536)) & 0xffff;
         uint32_t u = hi << 16 | lo;
         memcpy(&f[i], &u, 4);
         h[i] = (kd_bf16)hi;
-        hy0[i] = (kd_bf16)((uint32_t)kc_uniform(0, 65536) & 0xffff);
-        uint32_t v = (uint32_t)kc_uniform(0, 4294967296.0);
+        hy0[i] = (kd_bf16)((uint32_t)oc_uniform(0, 65536) & 0xffff);
+        uint32_t v = (uint32_t)oc_uniform(0, 4294967296.0);
         memcpy(&fy0[i], &v, 4);
     }
     /* a few accumulator pairs that overflow, cancel, or meet Inf/NaN */
@@ -144,7 +144,7 @@ static void test_convert(const kd_kernels *t)
                         c.y = hw;
                         r32->convert(&c, 0, 1);
                         c.y = hg;
-                        KC_RUN(t->convert, &c, nth);
+                        OC_RUN(t->convert, &c, nth);
                         for (int64_t i = 0; i < len; i++)
                             if (hw[i] != hg[i] && !(acc && bf16_is_nan(hw[i]) && bf16_is_nan(hg[i])) && bad++ == 0)
                                 first = i;
@@ -154,7 +154,7 @@ static void test_convert(const kd_kernels *t)
                         c.y = fw;
                         r32->convert(&c, 0, 1);
                         c.y = fg;
-                        KC_RUN(t->convert, &c, nth);
+                        OC_RUN(t->convert, &c, nth);
                         bad = 0;
                         for (int64_t i = 0; i < len; i++)
                             if (memcmp(&fw[i], &fg[i], 4) != 0 && !(acc && isnan(fw[i]) && isnan(fg[i])) && bad++ == 0)
@@ -211,7 +211,7 @@ static void test_gemm(const kd_kernels **tabs, int ntab, gcase c)
                         for (int64_t j = 0; j < c.n; j++) o.p[bi * sc + i * ldc + j] = 0x7fc0;
             kd_gemm_args gf = g;
             gf.c = o.p;
-            KC_RUN(tabs[t]->gemm, &gf, nth);
+            OC_RUN(tabs[t]->gemm, &gf, nth);
             char what[160];
             snprintf(what, sizeof what, "gemm m=%lld n=%lld k=%lld batch=%lld ta=%d tb=%d beta=%g bias=%d", (long long)c.m,
                      (long long)c.n, (long long)c.k, (long long)c.batch, c.ta, c.tb, c.beta, c.bias);
@@ -258,8 +258,8 @@ static void test_map(const kd_kernels **tabs, int ntab, int binary, int op, doub
                         bbuf o = bstart(n, acc ? o0 : NULL);
                         kd_map_args mf = m;
                         mf.out = o.p;
-                        if (binary) KC_RUN(tabs[t]->binary, &mf, nth);
-                        else KC_RUN(tabs[t]->unary, &mf, nth);
+                        if (binary) OC_RUN(tabs[t]->binary, &mf, nth);
+                        else OC_RUN(tabs[t]->unary, &mf, nth);
                         char what[128];
                         snprintf(what, sizeof what, "%s op=%d cols=%lld acc=%d strided=%d", binary ? "binary" : "unary", op,
                                  (long long)cols, acc, strided);
@@ -292,7 +292,7 @@ static void test_reduce(const kd_kernels **tabs, int ntab, int64_t R, int64_t C,
             bbuf o = bstart(no, o0);
             kd_reduce_args mf = m;
             mf.out = o.p;
-            KC_RUN(tabs[t]->reduce, &mf, nth);
+            OC_RUN(tabs[t]->reduce, &mf, nth);
             char what[96];
             snprintf(what, sizeof what, "reduce layout=%d R=%lld C=%lld", layout, (long long)R, (long long)C);
             bcompare(what, tabs[t], nth, o.p, want, mag, 0.0, no, (double)n);
@@ -332,14 +332,14 @@ static void test_softmax(const kd_kernels **tabs, int ntab, int64_t rows, int64_
             bbuf o = bstart(n, NULL);
             kd_softmax_args sf = s;
             sf.y = o.p;
-            KC_RUN(tabs[t]->softmax, &sf, nth);
+            OC_RUN(tabs[t]->softmax, &sf, nth);
             snprintf(what, sizeof what, "%s rows=%lld cols=%lld", lg ? "log_softmax" : "softmax", (long long)rows, (long long)cols);
             bcompare(what, tabs[t], nth, o.p, y, mag, 0.0, n, (double)cols + 8);
             bfinish(&o, what, tabs[t], nth);
             bbuf d = bstart(n, dx0);
             kd_softmax_bwd_args sbf = sb;
             sbf.dx = d.p;
-            KC_RUN(tabs[t]->softmax_bwd, &sbf, nth);
+            OC_RUN(tabs[t]->softmax_bwd, &sbf, nth);
             snprintf(what, sizeof what, "%s_bwd rows=%lld cols=%lld", lg ? "log_softmax" : "softmax", (long long)rows, (long long)cols);
             bcompare(what, tabs[t], nth, d.p, dxw, bmag, 0.0, n, (double)cols + 8);
             bfinish(&d, what, tabs[t], nth);
@@ -359,10 +359,10 @@ static void test_layernorm(const kd_kernels **tabs, int ntab, int64_t rows, int6
     bfill(x, n, -2, 3);
     bfill(dy, n, -1, 1);
     bfill(dx0, n, -1, 1);
-    kc_fill(gamma, cols, 0.5, 1.5);
-    kc_fill(beta, cols, -0.5, 0.5);
-    kc_fill(dg0, cols, -1, 1);
-    kc_fill(db0, cols, -1, 1);
+    oc_fill_f32(gamma, cols, 0.5, 1.5);
+    oc_fill_f32(beta, cols, -0.5, 0.5);
+    oc_fill_f32(dg0, cols, -1, 1);
+    oc_fill_f32(db0, cols, -1, 1);
     kd_layernorm_args l = { .rows = rows, .cols = cols, .eps = 1e-5, .x = x, .gamma = affine ? gamma : NULL,
                             .beta = affine ? beta : NULL, .y = y, .mean = mean, .rstd = rstd };
     ref->layernorm(&l, 0, 1);
@@ -396,35 +396,35 @@ static void test_layernorm(const kd_kernels **tabs, int ntab, int64_t rows, int6
             char what[128];
             snprintf(what, sizeof what, "layernorm rows=%lld cols=%lld affine=%d", (long long)rows, (long long)cols, affine);
             bbuf o = bstart(n, NULL);
-            kc_buf mb = kc_alloc(rows), rb = kc_alloc(rows);
+            oc_fbuf mb = oc_falloc(rows), rb = oc_falloc(rows);
             kd_layernorm_args lf = l;
             lf.y = o.p, lf.mean = mb.p, lf.rstd = rb.p;
-            KC_RUN(tabs[t]->layernorm, &lf, nth);
+            OC_RUN(tabs[t]->layernorm, &lf, nth);
             bcompare(what, tabs[t], nth, o.p, y, ymag, 0.0, n, 2.0 * cols + 8);
             fcompare("layernorm mean", tabs[t], nth, mb.p, mean, mmag, rows, (double)cols);
             fcompare("layernorm rstd", tabs[t], nth, rb.p, rstd, rmag, rows, 2.0 * cols);
             bfinish(&o, what, tabs[t], nth);
-            CHECK(kc_guard_damage(&mb) == 0 && kc_guard_damage(&rb) == 0, "%s %s: mean/rstd guards", tabs[t]->name, what);
-            kc_free(&mb), kc_free(&rb);
+            CHECK(oc_fguard_damage(&mb) == 0 && oc_fguard_damage(&rb) == 0, "%s %s: mean/rstd guards", tabs[t]->name, what);
+            oc_ffree(&mb), oc_ffree(&rb);
             /* backward: all three gradients, then each alone */
             for (int want_mask = 7; want_mask >= 1; want_mask = want_mask == 7 ? 4 : want_mask >> 1) {
                 bbuf d = bstart(n, dx0);
-                kc_buf gb = kc_alloc(cols), bb = kc_alloc(cols);
+                oc_fbuf gb = oc_falloc(cols), bb = oc_falloc(cols);
                 memcpy(gb.p, dg0, (size_t)cols * 4);
                 memcpy(bb.p, db0, (size_t)cols * 4);
                 kd_layernorm_bwd_args lbf = lb;
                 lbf.dx = want_mask & 4 ? (void *)d.p : NULL;
                 lbf.dgamma = want_mask & 2 ? (void *)gb.p : NULL;
                 lbf.dbeta = want_mask & 1 ? (void *)bb.p : NULL;
-                KC_RUN(tabs[t]->layernorm_bwd, &lbf, nth);
+                OC_RUN(tabs[t]->layernorm_bwd, &lbf, nth);
                 snprintf(what, sizeof what, "layernorm_bwd rows=%lld cols=%lld affine=%d grads=%d", (long long)rows,
                          (long long)cols, affine, want_mask);
                 bcompare(what, tabs[t], nth, d.p, want_mask & 4 ? dxw : dx0, dxmag, 0.0, n, 2.0 * cols + 8);
                 fcompare("layernorm_bwd dgamma", tabs[t], nth, gb.p, want_mask & 2 ? dgw : dg0, dgmag, cols, (double)rows + 8);
                 fcompare("layernorm_bwd dbeta", tabs[t], nth, bb.p, want_mask & 1 ? dbw : db0, dbmag, cols, (double)rows);
                 bfinish(&d, what, tabs[t], nth);
-                CHECK(kc_guard_damage(&gb) == 0 && kc_guard_damage(&bb) == 0, "%s %s: dgamma/dbeta guards", tabs[t]->name, what);
-                kc_free(&gb), kc_free(&bb);
+                CHECK(oc_fguard_damage(&gb) == 0 && oc_fguard_damage(&bb) == 0, "%s %s: dgamma/dbeta guards", tabs[t]->name, what);
+                oc_ffree(&gb), oc_ffree(&bb);
             }
         }
     free(x); free(y); free(dy); free(dx0); free(dxw); free(gamma); free(beta); free(mean); free(rstd);
@@ -444,7 +444,7 @@ static void test_dropout(const kd_kernels **tabs, int ntab, int64_t n, double p,
             bbuf o = bstart(n, acc ? o0 : NULL);
             kd_dropout_args df = d;
             df.out = o.p;
-            KC_RUN(tabs[t]->dropout, &df, nth);
+            OC_RUN(tabs[t]->dropout, &df, nth);
             char what[96];
             snprintf(what, sizeof what, "dropout n=%lld p=%g acc=%d", (long long)n, p, acc);
             /* a wrong keep decision is an error of |x| / (1 - p) or more: far outside the rule */
@@ -507,22 +507,22 @@ static void test_attention(const kd_kernels **tabs, int ntab, acase c)
             for (int64_t bb = 0; bb < c.b; bb++)
                 for (int64_t i = 0; i < c.tq; i++)
                     for (int64_t x = 0; x < c.h * c.d; x++) ob.p[bb * sb_q + i * st_q + x] = 0x7fc0;
-            kc_buf lb = kc_alloc(nl);
+            oc_fbuf lb = oc_falloc(nl);
             kd_attention_args af = a;
             af.o = ob.p, af.lse = lb.p;
-            KC_RUN(tabs[t]->attention, &af, nth);
+            OC_RUN(tabs[t]->attention, &af, nth);
             bcompare(what, tabs[t], nth, ob.p, o, NULL, mo, nq, red);
             double *lmag = dmalloc(nl);
             for (int64_t i = 0; i < nl; i++) lmag[i] = fabs(lse[i]) + sdrift + log((double)c.tk + 1);
             fcompare("attention lse", tabs[t], nth, lb.p, lse, lmag, nl, red);
             free(lmag);
             bfinish(&ob, what, tabs[t], nth);
-            CHECK(kc_guard_damage(&lb) == 0, "%s %s: lse guards", tabs[t]->name, what);
-            kc_free(&lb);
+            CHECK(oc_fguard_damage(&lb) == 0, "%s %s: lse guards", tabs[t]->name, what);
+            oc_ffree(&lb);
             bbuf gq = bstart(nq, dq0), gk = bstart(nk, dk0), gv = bstart(nk, dv0);
             af = a;
             af.dq = gq.p, af.dk = gk.p, af.dv = gv.p;
-            KC_RUN(tabs[t]->attention_bwd, &af, nth);
+            OC_RUN(tabs[t]->attention_bwd, &af, nth);
             char w2[200];
             snprintf(w2, sizeof w2, "%s bwd dq", what);
             bcompare(w2, tabs[t], nth, gq.p, dqw, NULL, 1.0 + mdq, nq, red + (double)c.tk);

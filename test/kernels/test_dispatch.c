@@ -1,7 +1,7 @@
 /* test/kernels/test_dispatch.c — kd_kernels_cpu_f32 picks what this CPU runs: the best by default, a
  * named table only when the CPU (and the build) can run it, NULL for anything else; every entry of every
  * table is filled. */
-#include "test/kernels/kcheck.h"
+#include "test/kernels/op_case.h"
 
 static int table_complete(const kd_kernels *t)
 {

@@ -4,7 +4,7 @@
  * block or that carry into the counter's high word, p = 0, 0.1, 0.5, 0.9, 1, overwrite (output poisoned
  * with NaN) and accumulate, 1 and 3 threads; guards around the output. NaN and Inf inputs must come
  * through where kept. The keep-scale fillers attention uses (kd_keep_scale_*) against kd_rng_keep. */
-#include "test/kernels/kcheck.h"
+#include "test/kernels/op_case.h"
 #include "kernels/rng.h"
 
 static const int64_t k_n[] = { 1, 3, 4, 7, 31, 32, 33, 63, 64, 65, 100, 129, 1000, 4099 };
@@ -18,8 +18,8 @@ static void test_case(const kd_kernels *t, int64_t n, uint64_t off, double p, ui
 {
     float *x = malloc((size_t)n * sizeof *x), *want = malloc((size_t)n * sizeof *x), *o0 = malloc((size_t)n * sizeof *x);
     if (!x || !want || !o0) abort();
-    kc_fill(x, n, -3, 3);
-    kc_fill(o0, n, -1, 1);
+    oc_fill_f32(x, n, -3, 3);
+    oc_fill_f32(o0, n, -1, 1);
     if (n > 10) {
         x[3] = NAN;
         x[5] = INFINITY;
@@ -29,10 +29,10 @@ static void test_case(const kd_kernels *t, int64_t n, uint64_t off, double p, ui
     kd_dropout_args d = { .n = n, .p = p, .seed = seed, .offset = off, .accumulate = acc, .x = x, .out = want };
     for (int64_t i = 0; i < n; i++) want[i] = acc ? o0[i] : NAN;
     kd_kernels_ref_f32()->dropout(&d, 0, 1);
-    kc_buf got = kc_alloc(n);
+    oc_fbuf got = oc_falloc(n);
     for (int64_t i = 0; i < n; i++) got.p[i] = acc ? o0[i] : NAN;
     d.out = got.p;
-    KC_RUN(t->dropout, &d, nth);
+    OC_RUN(t->dropout, &d, nth);
     int64_t bad = 0, first = -1, kept = 0;
     for (int64_t i = 0; i < n; i++) {
         if (!same_bits(got.p[i], want[i]) && bad++ == 0) first = i;
@@ -41,7 +41,12 @@ static void test_case(const kd_kernels *t, int64_t n, uint64_t off, double p, ui
     CHECK(bad == 0, "%s dropout n=%lld off=%llu p=%g acc=%d nth=%d: %lld differ, first [%lld] got %.9g want %.9g",
           t->name, (long long)n, (unsigned long long)off, p, acc, nth, (long long)bad, (long long)first,
           first >= 0 ? (double)got.p[first] : 0.0, first >= 0 ? (double)want[first] : 0.0);
-    CHECK(kc_guard_damage(&got) == 0, "%s dropout n=%lld: wrote outside its output", t->name, (long long)n);
+    const int64_t wild = oc_fguard_damage(&got);
+    CHECK(wild == 0, "%s dropout n=%lld: wrote outside its output", t->name, (long long)n);
+    char what[96];
+    snprintf(what, sizeof what, "%-12s dropout n=%lld off=%llu p=%g acc=%d nth=%d", t->name, (long long)n,
+             (unsigned long long)off, p, acc, nth);
+    oc_report_exact(what, n, bad + wild);
     /* The reference itself: p = 0 keeps all, p = 1 none; a long run keeps about 1 - p. */
     if (p == 0.0) CHECK(kept == n, "p = 0 kept %lld of %lld", (long long)kept, (long long)n);
     if (p == 1.0) CHECK(kept == 0, "p = 1 kept %lld of %lld", (long long)kept, (long long)n);
@@ -49,7 +54,7 @@ static void test_case(const kd_kernels *t, int64_t n, uint64_t off, double p, ui
         double f = (double)kept / (double)n, sd = sqrt(p * (1 - p) / (double)n);
         CHECK(fabs(f - (1 - p)) < 5 * sd, "kept fraction %.4f, expected %.4f", f, 1 - p);
     }
-    kc_free(&got);
+    oc_ffree(&got);
     free(x);
     free(want);
     free(o0);
@@ -67,7 +72,7 @@ static void test_keep(const char *name, void (*fill)(uint64_t, uint64_t, int64_t
             for (int pi = 0; pi < LEN(k_p); pi++) {
                 const int64_t n = k_n[ni];
                 const float p = (float)k_p[pi], ks = p < 1.0f ? (float)(1.0 / (1.0 - (double)p)) : 0.0f;
-                kc_buf got = kc_alloc(n);
+                oc_fbuf got = oc_falloc(n);
                 fill(99, k_off[oi], n, p, got.p);
                 int64_t bad = 0, first = -1;
                 for (int64_t i = 0; i < n; i++) {
@@ -76,20 +81,25 @@ static void test_keep(const char *name, void (*fill)(uint64_t, uint64_t, int64_t
                 }
                 CHECK(bad == 0, "%s n=%lld off=%llu p=%g: %lld differ, first [%lld]", name, (long long)n,
                       (unsigned long long)k_off[oi], (double)p, (long long)bad, (long long)first);
-                CHECK(kc_guard_damage(&got) == 0, "%s n=%lld: wrote outside keep", name, (long long)n);
-                kc_free(&got);
+                const int64_t wild = oc_fguard_damage(&got);
+                CHECK(wild == 0, "%s n=%lld: wrote outside keep", name, (long long)n);
+                char what[96];
+                snprintf(what, sizeof what, "%-12s dropout keep n=%lld off=%llu p=%g", name, (long long)n,
+                         (unsigned long long)k_off[oi], (double)p);
+                oc_report_exact(what, n, bad + wild);
+                oc_ffree(&got);
             }
 }
 
 int main(void)
 {
     const kd_kernels *tabs[2];
-    int ntab = kc_tables(tabs);
+    int ntab = oc_fast_tables(tabs);
     if (ntab == 0) {
         printf("no fast table runs on this CPU\n");
         return KD_TEST_SKIP;
     }
-    kc_seed(7);
+    oc_seed(7);
     for (int ti = 0; ti < ntab; ti++)
         for (int ni = 0; ni < LEN(k_n); ni++)
             for (int oi = 0; oi < LEN(k_off); oi++)

@@ -3,7 +3,7 @@
  * reference's double add rounded to float equals), widths around the 8-float vectors and the 16-float
  * thread slices, repeated ids (the backward must add every occurrence), 1 and 3 threads, guards around
  * the outputs, the forward's output poisoned with NaN. */
-#include "test/kernels/kcheck.h"
+#include "test/kernels/op_case.h"
 
 static const int64_t k_dim[] = { 1, 7, 8, 15, 16, 17, 40, 63, 771 };
 static const int64_t k_rows[] = { 1, 5, 37 };
@@ -27,38 +27,46 @@ static void test_case(const kd_kernels *t, int64_t n, int64_t dim, int nth)
     float *want = malloc((size_t)(n * dim) * sizeof(float)), *dt0 = malloc((size_t)(VOCAB * dim) * sizeof(float));
     float *dwant = malloc((size_t)(VOCAB * dim) * sizeof(float));
     if (!ids || !table || !dout || !want || !dt0 || !dwant) abort();
-    for (int64_t i = 0; i < n; i++) ids[i] = (int32_t)(kc_uniform(0, 1) * VOCAB) % VOCAB;
+    for (int64_t i = 0; i < n; i++) ids[i] = (int32_t)(oc_uniform(0, 1) * VOCAB) % VOCAB;
     if (n > 2) ids[n - 1] = ids[0]; /* a repeat, always */
-    kc_fill(table, VOCAB * dim, -1, 1);
-    kc_fill(dout, n * dim, -1, 1);
-    kc_fill(dt0, VOCAB * dim, -1, 1);
+    oc_fill_f32(table, VOCAB * dim, -1, 1);
+    oc_fill_f32(dout, n * dim, -1, 1);
+    oc_fill_f32(dt0, VOCAB * dim, -1, 1);
     int64_t first;
 
     kd_embedding_args e = { .n = n, .dim = dim, .ids = ids, .table = table, .out = want, .dout = dout };
     ref->embedding(&e, 0, 1);
-    kc_buf got = kc_alloc(n * dim);
+    oc_fbuf got = oc_falloc(n * dim);
     for (int64_t i = 0; i < n * dim; i++) got.p[i] = NAN;
     e.out = got.p;
-    KC_RUN(t->embedding, &e, nth);
+    OC_RUN(t->embedding, &e, nth);
     int64_t bad = count_bad(got.p, want, n * dim, &first);
     CHECK(bad == 0, "%s embedding n=%lld dim=%lld nth=%d: %lld differ, first [%lld]", t->name, (long long)n,
           (long long)dim, nth, (long long)bad, (long long)first);
-    CHECK(kc_guard_damage(&got) == 0, "%s embedding: wrote outside its output", t->name);
-    kc_free(&got);
+    int64_t wild = oc_fguard_damage(&got);
+    CHECK(wild == 0, "%s embedding: wrote outside its output", t->name);
+    char what[96];
+    snprintf(what, sizeof what, "%-12s embedding n=%lld dim=%lld nth=%d", t->name, (long long)n, (long long)dim, nth);
+    oc_report_exact(what, n * dim, bad + wild);
+    oc_ffree(&got);
 
     memcpy(dwant, dt0, (size_t)(VOCAB * dim) * sizeof(float));
     e.dtable = dwant;
     ref->embedding_bwd(&e, 0, 1);
-    kc_buf dgot = kc_alloc(VOCAB * dim);
+    oc_fbuf dgot = oc_falloc(VOCAB * dim);
     memcpy(dgot.p, dt0, (size_t)(VOCAB * dim) * sizeof(float));
     e.dtable = dgot.p;
-    KC_RUN(t->embedding_bwd, &e, nth);
+    OC_RUN(t->embedding_bwd, &e, nth);
     bad = count_bad(dgot.p, dwant, VOCAB * dim, &first);
     CHECK(bad == 0, "%s embedding_bwd n=%lld dim=%lld nth=%d: %lld differ, first [%lld] got %.9g want %.9g", t->name,
           (long long)n, (long long)dim, nth, (long long)bad, (long long)first, first >= 0 ? (double)dgot.p[first] : 0.0,
           first >= 0 ? (double)dwant[first] : 0.0);
-    CHECK(kc_guard_damage(&dgot) == 0, "%s embedding_bwd: wrote outside its output", t->name);
-    kc_free(&dgot);
+    wild = oc_fguard_damage(&dgot);
+    CHECK(wild == 0, "%s embedding_bwd: wrote outside its output", t->name);
+    snprintf(what, sizeof what, "%-12s embedding_bwd n=%lld dim=%lld nth=%d", t->name, (long long)n, (long long)dim,
+             nth);
+    oc_report_exact(what, VOCAB * dim, bad + wild);
+    oc_ffree(&dgot);
     free(ids);
     free(table);
     free(dout);
@@ -70,12 +78,12 @@ static void test_case(const kd_kernels *t, int64_t n, int64_t dim, int nth)
 int main(void)
 {
     const kd_kernels *tabs[2];
-    int ntab = kc_tables(tabs);
+    int ntab = oc_fast_tables(tabs);
     if (ntab == 0) {
         printf("no fast table runs on this CPU\n");
         return KD_TEST_SKIP;
     }
-    kc_seed(11);
+    oc_seed(11);
     for (int ti = 0; ti < ntab; ti++)
         for (int ri = 0; ri < LEN(k_rows); ri++)
             for (int di = 0; di < LEN(k_dim); di++)

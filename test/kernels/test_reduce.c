@@ -3,9 +3,9 @@
  * [B, T, H] -> [H], the bias-gradient shape), the whole sum, an element-wise (nothing reduced) case, and
  * layouts that must fall back to the reference (a transposed input, a middle-dim reduction). Widths
  * around the vectors and the 16-float thread slices; 1 and 3 threads; alpha 0.5; guards around the
- * output, which is accumulated into (it starts from random values). Tolerance: kc_tol over the reduced
+ * output, which is accumulated into (it starts from random values). Tolerance: oc_tol over the reduced
  * length, magnitude |out0| + |alpha| sum |a|, computed by the reference on absolute values. */
-#include "test/kernels/kcheck.h"
+#include "test/kernels/op_case.h"
 
 static const int64_t k_w[] = { 1, 7, 8, 16, 17, 33, 129, 771 };
 #define LEN(a) ((int)(sizeof a / sizeof a[0]))
@@ -20,8 +20,8 @@ static void run(const kd_kernels *t, const char *what, int nd, const int64_t *sh
     float *magf = malloc((size_t)no * sizeof(float));
     double *mag = malloc((size_t)no * sizeof(double));
     if (!a || !aa || !o0 || !want || !magf || !mag) abort();
-    kc_fill(a, na, -2, 2);
-    kc_fill(o0, no, -1, 1);
+    oc_fill_f32(a, na, -2, 2);
+    oc_fill_f32(o0, no, -1, 1);
     for (int64_t i = 0; i < na; i++) aa[i] = fabsf(a[i]);
     kd_reduce_args m = { .op = KD_UN_COPY, .ndim = nd, .alpha = 0.5 };
     for (int d = 0; d < nd; d++) {
@@ -38,17 +38,17 @@ static void run(const kd_kernels *t, const char *what, int nd, const int64_t *sh
     m.out = magf;
     ref->reduce(&m, 0, 1);
     for (int64_t i = 0; i < no; i++) mag[i] = 1.01 * (double)magf[i];   /* the float sum of |terms| is itself rounded */
-    kc_buf got = kc_alloc(no);
+    oc_fbuf got = oc_falloc(no);
     memcpy(got.p, o0, (size_t)no * sizeof(float));
     m.a = a;
     m.out = got.p;
-    KC_RUN(t->reduce, &m, nth);
+    OC_RUN(t->reduce, &m, nth);
     char name[96];
     snprintf(name, sizeof name, "%s reduce %s", t->name, what);
     /* The reference rounds after every term: its own error is up to red ulps of mag as well. */
-    kc_compare(name, got.p, want, mag, no, 2.0 * red, nth);
-    CHECK(kc_guard_damage(&got) == 0, "%s: wrote outside its output", name);
-    kc_free(&got);
+    oc_compare_f32(name, got.p, want, mag, no, 2.0 * red, nth);
+    CHECK(oc_fguard_damage(&got) == 0, "%s: wrote outside its output", name);
+    oc_ffree(&got);
     free(a);
     free(aa);
     free(o0);
@@ -60,12 +60,12 @@ static void run(const kd_kernels *t, const char *what, int nd, const int64_t *sh
 int main(void)
 {
     const kd_kernels *tabs[2];
-    int ntab = kc_tables(tabs);
+    int ntab = oc_fast_tables(tabs);
     if (ntab == 0) {
         printf("no fast table runs on this CPU\n");
         return KD_TEST_SKIP;
     }
-    kc_seed(5);
+    oc_seed(5);
     for (int ti = 0; ti < ntab; ti++) {
         const kd_kernels *t = tabs[ti];
         for (int wi = 0; wi < LEN(k_w); wi++)

@@ -219,6 +219,122 @@ static int intermediate_flags(const char *cmd, train_flags *f, const kd_bert *st
     return -1;
 }
 
+/* What kd distill loads and builds, step by step; each step returns -1 (go on) or an exit code. */
+typedef struct distill_run {
+    train_flags *f;
+    const char *cmd;
+    char tvocab[PATH_MAX], svocab[PATH_MAX];
+    kd_bert *teacher, *student;
+    kd_labels tl;
+    kd_dataset train, dev, transfer;
+    size_t *rows;
+    kd_tokenizer *ttok, *stok;
+} distill_run;
+
+static int distill_check_flags(const char *cmd, train_flags *f)
+{
+    int rc;
+    if (!f->teacher) {
+        fprintf(stderr, "kd %s: --teacher: got nothing, expected a fine-tuned model directory\n", cmd);
+        return KD_EXIT_USAGE;
+    }
+    if (!f->student && !f->init_from_teacher) {
+        fprintf(stderr, "kd %s: --student: got nothing, expected a preset name or a model directory\n", cmd);
+        return KD_EXIT_USAGE;
+    }
+    if (f->student && (rc = kd_cli_check_model_arg(cmd, "--student", f->student)) >= 0) return rc;
+    if (f->student_init && strcmp(f->student_init, "sliced") && strcmp(f->student_init, "random")) {
+        fprintf(stderr, "kd %s: --student-init: got '%s', expected sliced or random\n", cmd, f->student_init);
+        return KD_EXIT_USAGE;
+    }
+    if ((rc = kd_cli_check_model_arg(cmd, "--teacher", f->teacher)) >= 0) return rc;
+    f->c.cache_teacher = f->cache_teacher;
+    return check_common(cmd, f);
+}
+
+/* The teacher, its labels, the data, both tokenizers. */
+static int distill_load(distill_run *r)
+{
+    train_flags *f = r->f;
+    if (kd_cli_model_vocab(f->teacher, r->tvocab, sizeof r->tvocab) != KD_OK) return kd_cli_fail(r->cmd);
+    if (!(r->teacher = kd_bert_load(f->teacher, 0, f->c.seed, NULL))) return kd_cli_fail(r->cmd);
+    if (kd_cli_model_labels(kd_bert_get_config(r->teacher), &r->tl) != KD_OK) return kd_cli_fail(r->cmd);
+    int rc = load_data(r->cmd, f, &r->tl, &r->train, &r->dev, &r->rows);
+    if (rc >= 0) return rc;
+    /* A checkpoint brings its vocabulary; a preset or a bare config.json takes --vocab or the teacher's
+     * (a config-only directory's own vocab.txt when it has one). */
+    int bare = kd_student_is_config_only(f->student);
+    if (f->student && !kd_cli_is_preset(f->student) &&
+        !(bare && (f->vocab || kd_cli_model_vocab(f->student, r->svocab, sizeof r->svocab) != KD_OK)))
+        kd_cli_model_vocab(f->student, r->svocab, sizeof r->svocab);
+    else snprintf(r->svocab, sizeof r->svocab, "%s", f->vocab ? f->vocab : r->tvocab);
+    if (kd_tokenizer_load(r->tvocab, 1, &r->ttok) != KD_OK || kd_tokenizer_load(r->svocab, 1, &r->stok) != KD_OK)
+        return kd_cli_fail(r->cmd);
+    return -1;
+}
+
+/* The student, by train/student.c's policy. */
+static int distill_student(distill_run *r)
+{
+    train_flags *f = r->f;
+    if (f->init_from_teacher && strcmp(r->svocab, r->tvocab) != 0 &&
+        kd_vocab_size(r->stok->vocab) != kd_vocab_size(r->ttok->vocab)) {
+        fprintf(stderr, "kd %s: --init-from-teacher: the student's vocabulary (%s) differs from the teacher's "
+                        "(%s); initialising from the teacher needs the same vocabulary\n", r->cmd, r->svocab, r->tvocab);
+        return KD_EXIT_USAGE;
+    }
+    kd_student_spec spec = { .student = f->student, .init_from_teacher = f->init_from_teacher,
+                             .layers = f->student_layers, .hidden = f->student_hidden,
+                             .intermediate = f->student_intermediate, .cmd = r->cmd };
+    if (f->student_init) spec.init = !strcmp(f->student_init, "random") ? KD_STUDENT_INIT_RANDOM : KD_STUDENT_INIT_SLICED;
+    kd_bert_config scfg;
+    int flag_error = 0;
+    if (kd_student_config(&spec, r->teacher, r->stok, &r->tl, &scfg, &flag_error) != KD_OK) {
+        fprintf(stderr, "kd %s: %s\n", r->cmd, kd_last_error());
+        return flag_error ? KD_EXIT_USAGE : KD_EXIT_FAIL;
+    }
+    if (!(r->student = kd_student_build(&spec, r->teacher, r->stok, &r->tl, f->c.seed))) return kd_cli_fail(r->cmd);
+    return -1;
+}
+
+/* --transfer files and --augment variants: the unlabelled rows. */
+static int distill_transfer(distill_run *r)
+{
+    train_flags *f = r->f;
+    if (!f->transfer.n && !f->augment) return -1;
+    kd_transfer_opts to = { .npaths = f->transfer.n, .augment = kd_augment_defaults(), .out_dir = f->out,
+                            .quiet = f->quiet };
+    memcpy(to.paths, f->transfer.v, sizeof f->transfer.v);
+    to.augment.variants = f->augment;
+    to.augment.p_mask = f->p_mask;
+    to.augment.p_replace = f->p_replace;
+    to.augment.p_ngram = f->p_ngram;
+    to.augment.seed = f->c.seed;
+    if (kd_make_dirs(f->out) != KD_OK || kd_transfer_build(&to, &r->train, &r->transfer) != KD_OK)
+        return kd_cli_fail(r->cmd);
+    return -1;
+}
+
+/* --prune-vocab: the student's vocabulary and embedding cut to the pieces its text uses. */
+static int distill_prune(distill_run *r)
+{
+    const kd_dataset *sets[3] = { &r->train, &r->transfer, &r->dev };
+    kd_tokenizer *pruned = NULL;
+    int64_t before = kd_bert_num_parameters(r->student), teacher = kd_bert_num_parameters(r->teacher);
+    int32_t full = kd_vocab_size(r->stok->vocab);
+    snprintf(r->svocab, sizeof r->svocab, "%s/pruned_vocab.txt", r->f->out);
+    if (kd_make_dirs(r->f->out) != KD_OK || kd_student_prune_vocab(r->student, r->stok, sets, 3, r->svocab, &pruned) != KD_OK)
+        return kd_cli_fail(r->cmd);
+    kd_tokenizer_free(r->stok);
+    r->stok = pruned;
+    int64_t after = kd_bert_num_parameters(r->student);
+    if (!r->f->quiet)
+        fprintf(stderr, "prune-vocab: kept %d of %d word pieces (%s); student %lld -> %lld parameters, teacher %lld "
+                        "(%.2fx fewer)\n", (int)kd_vocab_size(r->stok->vocab), (int)full, r->svocab, (long long)before,
+                (long long)after, (long long)teacher, (double)teacher / (double)after);
+    return -1;
+}
+
 int kd_cmd_distill(int argc, char **argv)
 {
     const char *cmd = "distill";
@@ -282,119 +398,34 @@ int kd_cmd_distill(int argc, char **argv)
                           "compare; --hidden-weight then learns the projection between the two hidden sizes.\n",
                           NULL);
     if (rc >= 0) return rc;
-    if (!f.teacher) {
-        fprintf(stderr, "kd %s: --teacher: got nothing, expected a fine-tuned model directory\n", cmd);
-        return KD_EXIT_USAGE;
-    }
-    if (!f.student && !f.init_from_teacher) {
-        fprintf(stderr, "kd %s: --student: got nothing, expected a preset name or a model directory\n", cmd);
-        return KD_EXIT_USAGE;
-    }
-    if (f.student && (rc = kd_cli_check_model_arg(cmd, "--student", f.student)) >= 0) return rc;
-    if (f.student_init && strcmp(f.student_init, "sliced") && strcmp(f.student_init, "random")) {
-        fprintf(stderr, "kd %s: --student-init: got '%s', expected sliced or random\n", cmd, f.student_init);
-        return KD_EXIT_USAGE;
-    }
-    if ((rc = kd_cli_check_model_arg(cmd, "--teacher", f.teacher)) >= 0) return rc;
-    f.c.cache_teacher = f.cache_teacher;
-    if ((rc = check_common(cmd, &f)) >= 0) return rc;
-
-    char tvocab[PATH_MAX], svocab[PATH_MAX];
-    if (kd_cli_model_vocab(f.teacher, tvocab, sizeof tvocab) != KD_OK) return kd_cli_fail(cmd);
-    kd_bert *teacher = kd_bert_load(f.teacher, 0, f.c.seed, NULL);
-    if (!teacher) return kd_cli_fail(cmd);
-    kd_labels tl = { 0 };
-    kd_dataset train = { 0 }, dev = { 0 };
-    size_t *rows = NULL;
-    kd_tokenizer *ttok = NULL, *stok = NULL;
-    kd_bert *student = NULL;
-    kd_status st = kd_cli_model_labels(kd_bert_get_config(teacher), &tl);
-    rc = st != KD_OK ? kd_cli_fail(cmd) : -1;
-    if (rc < 0) rc = load_data(cmd, &f, &tl, &train, &dev, &rows);
+    if ((rc = distill_check_flags(cmd, &f)) >= 0) return rc;
+    distill_run r = { .f = &f, .cmd = cmd };
+    rc = distill_load(&r);
+    if (rc < 0) rc = distill_student(&r);
+    if (rc < 0) rc = intermediate_flags(cmd, &f, r.student, r.teacher);
+    if (rc < 0) rc = distill_transfer(&r);
+    if (rc < 0 && f.prune_vocab) rc = distill_prune(&r);
     if (rc < 0) {
-        /* A checkpoint brings its vocabulary; a preset or a bare config.json takes --vocab or the teacher's
-         * (a config-only directory's own vocab.txt when it has one). */
-        int bare = kd_student_is_config_only(f.student);
-        if (f.student && !kd_cli_is_preset(f.student) &&
-            !(bare && (f.vocab || kd_cli_model_vocab(f.student, svocab, sizeof svocab) != KD_OK)))
-            kd_cli_model_vocab(f.student, svocab, sizeof svocab);
-        else snprintf(svocab, sizeof svocab, "%s", f.vocab ? f.vocab : tvocab);
-        if (kd_tokenizer_load(tvocab, 1, &ttok) != KD_OK || kd_tokenizer_load(svocab, 1, &stok) != KD_OK)
-            rc = kd_cli_fail(cmd);
-    }
-    if (rc < 0 && f.init_from_teacher && strcmp(svocab, tvocab) != 0 &&
-        kd_vocab_size(stok->vocab) != kd_vocab_size(ttok->vocab)) {
-        fprintf(stderr, "kd %s: --init-from-teacher: the student's vocabulary (%s) differs from the teacher's "
-                        "(%s); initialising from the teacher needs the same vocabulary\n", cmd, svocab, tvocab);
-        rc = KD_EXIT_USAGE;
-    }
-    if (rc < 0) {
-        kd_student_spec spec = { .student = f.student, .init_from_teacher = f.init_from_teacher,
-                                 .layers = f.student_layers, .hidden = f.student_hidden,
-                                 .intermediate = f.student_intermediate, .cmd = cmd };
-        if (f.student_init) spec.init = !strcmp(f.student_init, "random") ? KD_STUDENT_INIT_RANDOM : KD_STUDENT_INIT_SLICED;
-        kd_bert_config scfg;
-        int flag_error = 0;
-        if (kd_student_config(&spec, teacher, stok, &tl, &scfg, &flag_error) != KD_OK) {
-            rc = flag_error ? KD_EXIT_USAGE : KD_EXIT_FAIL;
-            fprintf(stderr, "kd %s: %s\n", cmd, kd_last_error());
-        } else if (!(student = kd_student_build(&spec, teacher, stok, &tl, f.c.seed))) {
-            rc = kd_cli_fail(cmd);
-        }
-    }
-    if (rc < 0) rc = intermediate_flags(cmd, &f, student, teacher);
-    kd_dataset transfer = { 0 };
-    if (rc < 0 && (f.transfer.n || f.augment)) {
-        kd_transfer_opts to = { .npaths = f.transfer.n, .augment = kd_augment_defaults(), .out_dir = f.out,
-                                .quiet = f.quiet };
-        memcpy(to.paths, f.transfer.v, sizeof f.transfer.v);
-        to.augment.variants = f.augment;
-        to.augment.p_mask = f.p_mask;
-        to.augment.p_replace = f.p_replace;
-        to.augment.p_ngram = f.p_ngram;
-        to.augment.seed = f.c.seed;
-        if (kd_make_dirs(f.out) != KD_OK || kd_transfer_build(&to, &train, &transfer) != KD_OK) rc = kd_cli_fail(cmd);
-    }
-    if (rc < 0 && f.prune_vocab) {
-        const kd_dataset *sets[3] = { &train, &transfer, &dev };
-        kd_tokenizer *pruned = NULL;
-        int64_t before = kd_bert_num_parameters(student);
-        int32_t full = kd_vocab_size(stok->vocab);
-        snprintf(svocab, sizeof svocab, "%s/pruned_vocab.txt", f.out);
-        if (kd_make_dirs(f.out) != KD_OK || kd_student_prune_vocab(student, stok, sets, 3, svocab, &pruned) != KD_OK) {
-            rc = kd_cli_fail(cmd);
-        } else {
-            kd_tokenizer_free(stok);
-            stok = pruned;
-            if (!f.quiet)
-                fprintf(stderr, "prune-vocab: kept %d of %d word pieces (%s); student %lld -> %lld parameters, "
-                                "teacher %lld (%.2fx fewer)\n", (int)kd_vocab_size(stok->vocab), (int)full, svocab,
-                        (long long)before, (long long)kd_bert_num_parameters(student),
-                        (long long)kd_bert_num_parameters(teacher),
-                        (double)kd_bert_num_parameters(teacher) / (double)kd_bert_num_parameters(student));
-        }
-    }
-    if (rc < 0) {
-        f.c.student_vocab = svocab;
-        kd_train_data d = { .train = &train, .dev = &dev, .student_tok = stok, .teacher = teacher, .teacher_tok = ttok,
-                            .train_rows = rows, .transfer = transfer.n ? &transfer : NULL };
+        f.c.student_vocab = r.svocab;
+        kd_train_data d = { .train = &r.train, .dev = &r.dev, .student_tok = r.stok, .teacher = r.teacher,
+                            .teacher_tok = r.ttok, .train_rows = r.rows, .transfer = r.transfer.n ? &r.transfer : NULL };
         kd_train_result res;
-        if (kd_cli_place_model(&f.run, teacher) != KD_OK || kd_cli_place_model(&f.run, student) != KD_OK ||
-            kd_train(student, &d, &f.c, &res) != KD_OK)
+        if (kd_cli_place_model(&f.run, r.teacher) != KD_OK || kd_cli_place_model(&f.run, r.student) != KD_OK ||
+            kd_train(r.student, &d, &f.c, &res) != KD_OK)
             rc = kd_cli_fail(cmd);
         else {
             print_result("distill", &res, f.out);
             rc = KD_EXIT_OK;
         }
     }
-    kd_bert_free(student);
-    kd_bert_free(teacher);
-    kd_tokenizer_free(ttok);
-    kd_tokenizer_free(stok);
-    free(rows);
-    kd_dataset_free(&transfer);
-    kd_dataset_free(&train);
-    kd_dataset_free(&dev);
-    kd_labels_free(&tl);
+    kd_bert_free(r.student);
+    kd_bert_free(r.teacher);
+    kd_tokenizer_free(r.ttok);
+    kd_tokenizer_free(r.stok);
+    free(r.rows);
+    kd_dataset_free(&r.transfer);
+    kd_dataset_free(&r.train);
+    kd_dataset_free(&r.dev);
+    kd_labels_free(&r.tl);
     return rc;
 }

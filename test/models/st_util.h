@@ -1,6 +1,6 @@
-/* test/models/st_util.h — helpers of the checkpoint tests: a temporary directory, a small model config, and
- * a raw safetensors writer that lets a test choose every entry's name, dtype, shape, bytes and offsets (to
- * build BertModel-style, half-precision, truncated and lying files). */
+/* test/models/st_util.h — helpers of the checkpoint tests: a temporary directory, a small model config, a
+ * two-row input and its logits, and a raw safetensors writer that lets a test choose every entry's name,
+ * dtype, shape, bytes and offsets (to build BertModel-style, half-precision, truncated and lying files). */
 #ifndef KD_TEST_ST_UTIL_H
 #define KD_TEST_ST_UTIL_H
 
@@ -10,7 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/autograd.h"
 #include "engine/safetensors.h"
+#include "engine/tensor.h"
 #include "models/bert.h"
 
 typedef struct st_raw {
@@ -161,6 +163,25 @@ static inline int write_text(const char *path, const char *text)
     if (!f) return -1;
     int ok = fputs(text, f) >= 0;
     return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
+/* The two-row input of the model tests (row 2 padded after 3 tokens) and its eval-mode logits [2, labels]
+ * into out; returns the count, 0 on failure. */
+static const int32_t IDS[2 * 7] = { 2, 17, 33, 5, 9, 3, 0, 2, 44, 3, 0, 0, 0, 0 };
+static const int32_t MASK[2 * 7] = { 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0 };
+static const int32_t TYPES[2 * 7] = { 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0 };
+
+static inline int logits_of(kd_bert *m, double *out)
+{
+    kd_bert_input in = { 2, 7, IDS, TYPES, MASK };
+    int prev = kd_set_grad_enabled(0);
+    kd_tensor *z = kd_bert_logits(m, &in);
+    kd_set_grad_enabled(prev);
+    int n = 0;
+    if (z)
+        for (int64_t i = 0; i < kd_numel(z); i++) out[n++] = ((const float *)kd_data(z))[i];
+    kd_arena_reset();
+    return n;
 }
 
 #endif

@@ -13,23 +13,7 @@
 #include "test/models/st_util.h"
 #include "test/testutil.h"
 
-static const int32_t IDS[2 * 7] = { 2, 17, 33, 5, 9, 3, 0, 2, 44, 3, 0, 0, 0, 0 };
-static const int32_t MASK[2 * 7] = { 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0 };
-static const int32_t TYPES[2 * 7] = { 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0 };
 
-/* Eval-mode logits [2, labels] into out (doubles); returns the count, 0 on failure. */
-static int logits_of(kd_bert *m, double *out)
-{
-    kd_bert_input in = { 2, 7, IDS, TYPES, MASK };
-    int prev = kd_set_grad_enabled(0);
-    kd_tensor *z = kd_bert_logits(m, &in);
-    kd_set_grad_enabled(prev);
-    int n = 0;
-    if (z)
-        for (int64_t i = 0; i < kd_numel(z); i++) out[n++] = ((const float *)kd_data(z))[i];
-    kd_arena_reset();
-    return n;
-}
 
 static int same_values(const kd_tensor *a, const kd_tensor *b)
 {

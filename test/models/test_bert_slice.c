@@ -12,9 +12,6 @@
 #include "test/models/st_util.h"
 #include "test/testutil.h"
 
-static const int32_t IDS[2 * 7] = { 2, 17, 33, 5, 9, 3, 0, 2, 44, 3, 0, 0, 0, 0 };
-static const int32_t MASK[2 * 7] = { 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0, 0, 0 };
-static const int32_t TYPES[2 * 7] = { 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0 };
 
 /* Element [r][c] of a 2-D tensor, [r] of a 1-D one (c = 0). */
 static float at(const kd_tensor *t, int64_t r, int64_t c)
@@ -22,19 +19,6 @@ static float at(const kd_tensor *t, int64_t r, int64_t c)
     return ((const float *)kd_data(t))[r * (t->ndim == 2 ? t->shape[1] : 1) + c];
 }
 
-/* Eval-mode logits [2, labels] into out; returns the count, 0 on failure. */
-static int logits_of(kd_bert *m, float *out)
-{
-    kd_bert_input in = { 2, 7, IDS, TYPES, MASK };
-    int prev = kd_set_grad_enabled(0);
-    kd_tensor *z = kd_bert_logits(m, &in);
-    kd_set_grad_enabled(prev);
-    int n = 0;
-    if (z)
-        for (int64_t i = 0; i < kd_numel(z); i++) out[n++] = ((const float *)kd_data(z))[i];
-    kd_arena_reset();
-    return n;
-}
 
 /* Student [rows, cols] entry (r, c) equals the teacher's at (row(r), col(c)), for every entry; `rh`, `ch`:
  * the student's per-head size along rows/columns (0: a plain leading slice), teacher's `trh`, `tch`. */
@@ -90,7 +74,7 @@ static void test_slice_values(void)
     CHECK(at(sl->q_w, 8 + 3, 5) == at(tl->q_w, 16 + 3, 5) && at(sl->ao_w, 7, 8 + 3) == at(tl->ao_w, 7, 16 + 3) &&
               at(sl->k_b, 8 + 3, 0) == at(tl->k_b, 16 + 3, 0) && at(s->word, 49, 15) == at(t->word, 49, 15),
           "spot checks: q_w[11][5], ao_w[7][11], k_b[11], word[49][15]");
-    float z[16];
+    double z[16];
     int n = logits_of(s, z), finite = n == 6;
     for (int i = 0; i < n; i++) finite &= isfinite(z[i]);
     CHECK(finite, "the sliced student's forward gives 2 x 3 finite logits (%d)", n);
@@ -148,7 +132,7 @@ static void test_ffn_slice_keeps_function(void)
         b[3] = 0.25f;   /* a bias that matters, among the kept units */
     }
     kd_bert *s = kd_bert_from_teacher(t, &sc, NULL, 4);
-    float zt[16], zs[16];
+    double zt[16], zs[16];
     int nt = logits_of(t, zt), ns = s ? logits_of(s, zs) : 0, ok = nt == 6 && ns == 6;
     for (int i = 0; ok && i < 6; i++) ok = kd_close(zs[i], zt[i], 1e-5, 1e-5);
     CHECK(ok, "FFN 64 -> 40 with the dropped units off: the student's logits equal the teacher's (%d, %d)", nt, ns);

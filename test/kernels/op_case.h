@@ -172,6 +172,17 @@ static inline int oc_fast_tables(const kd_kernels **out)
     return n;
 }
 
+/* The start of a fast-table test's main: `tabs`/`ntab` declared and filled, the run skipped (exit 77) when the
+ * CPU runs none, the generator seeded. */
+#define OC_FAST_TABLES_OR_SKIP(tabs, ntab, seed)                                                                \
+    const kd_kernels *tabs[2];                                                                                  \
+    int ntab = oc_fast_tables(tabs);                                                                            \
+    if (ntab == 0) {                                                                                            \
+        printf("no fast table runs on this CPU\n");                                                            \
+        return KD_TEST_SKIP;                                                                                    \
+    }                                                                                                           \
+    oc_seed(seed)
+
 /* True when the table has the entry; otherwise says so (bf16 tables have no embedding, cross-entropy,
  * KL or AdamW). */
 static inline int oc_has(const oc_table *t, int present, const char *what)

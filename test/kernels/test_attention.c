@@ -162,13 +162,7 @@ static void run(const kd_kernels **tabs, int ntab, acase c)
 
 int main(void)
 {
-    const kd_kernels *tabs[2];
-    int ntab = oc_fast_tables(tabs);
-    if (ntab == 0) {
-        printf("no fast table runs on this CPU\n");
-        return KD_TEST_SKIP;
-    }
-    oc_seed(3);
+    OC_FAST_TABLES_OR_SKIP(tabs, ntab, 3);
     static const acase cases[] = {
         { 1, 1, 1, 1, 1, 0.0, 0 },    { 2, 3, 7, 9, 5, 0.0, 1 },    { 2, 3, 7, 9, 5, 0.25, 1 },
         { 1, 2, 63, 65, 64, 0.1, 1 }, { 3, 2, 17, 129, 16, 0.0, 1 }, { 1, 1, 5, 130, 8, 0.5, 0 },

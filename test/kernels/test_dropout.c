@@ -93,13 +93,7 @@ static void test_keep(const char *name, void (*fill)(uint64_t, uint64_t, int64_t
 
 int main(void)
 {
-    const kd_kernels *tabs[2];
-    int ntab = oc_fast_tables(tabs);
-    if (ntab == 0) {
-        printf("no fast table runs on this CPU\n");
-        return KD_TEST_SKIP;
-    }
-    oc_seed(7);
+    OC_FAST_TABLES_OR_SKIP(tabs, ntab, 7);
     for (int ti = 0; ti < ntab; ti++)
         for (int ni = 0; ni < LEN(k_n); ni++)
             for (int oi = 0; oi < LEN(k_off); oi++)

@@ -77,13 +77,7 @@ static void test_case(const kd_kernels *t, int64_t n, int64_t dim, int nth)
 
 int main(void)
 {
-    const kd_kernels *tabs[2];
-    int ntab = oc_fast_tables(tabs);
-    if (ntab == 0) {
-        printf("no fast table runs on this CPU\n");
-        return KD_TEST_SKIP;
-    }
-    oc_seed(11);
+    OC_FAST_TABLES_OR_SKIP(tabs, ntab, 11);
     for (int ti = 0; ti < ntab; ti++)
         for (int ri = 0; ri < LEN(k_rows); ri++)
             for (int di = 0; di < LEN(k_dim); di++)

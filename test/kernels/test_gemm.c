@@ -134,13 +134,7 @@ static const struct { double alpha, beta; int bias; } params[] = {
 
 int main(int argc, char **argv)
 {
-    const kd_kernels *tabs[2];
-    int ntab = oc_fast_tables(tabs);
-    if (ntab == 0) {
-        printf("no fast table runs on this CPU\n");
-        return KD_TEST_SKIP;
-    }
-    oc_seed(1);
+    OC_FAST_TABLES_OR_SKIP(tabs, ntab, 1);
     if (argc > 1 && strcmp(argv[1], "--bert") == 0) {
         /* BERT-base at 16 x 128 tokens: the forward shapes, the two backward shapes, attention. */
         static const gcase big[] = {

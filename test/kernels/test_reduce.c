@@ -59,13 +59,7 @@ static void run(const kd_kernels *t, const char *what, int nd, const int64_t *sh
 
 int main(void)
 {
-    const kd_kernels *tabs[2];
-    int ntab = oc_fast_tables(tabs);
-    if (ntab == 0) {
-        printf("no fast table runs on this CPU\n");
-        return KD_TEST_SKIP;
-    }
-    oc_seed(5);
+    OC_FAST_TABLES_OR_SKIP(tabs, ntab, 5);
     for (int ti = 0; ti < ntab; ti++) {
         const kd_kernels *t = tabs[ti];
         for (int wi = 0; wi < LEN(k_w); wi++)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "data/batch.h"
+#include "engine/rng.h"
 
 struct kd_batcher {
     kd_batcher_opts o;
@@ -24,21 +25,12 @@ kd_batcher_opts kd_batcher_opts_default(void)
     return o;
 }
 
-/* splitmix64: a small, well-mixed generator so the order depends only on (seed, epoch). */
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, n) without modulo bias (rejection). */
+/* Uniform in [0, n) without modulo bias (rejection), from SplitMix64: the order depends only on (seed, epoch). */
 static size_t below(uint64_t *s, size_t n)
 {
     uint64_t lim = UINT64_MAX - UINT64_MAX % n;
     uint64_t r;
-    do r = splitmix(s);
+    do r = kd_splitmix64(s);
     while (r >= lim);
     return (size_t)(r % n);
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "data/demo_corpus.h"
+#include "engine/rng.h"
 
 static const char *const subjects[] = {"the movie", "this film", "the plot", "the acting", "the script", "the ending",
                                        "the soundtrack", "the cast", "the story", "the dialogue", "the director",
@@ -27,13 +28,7 @@ typedef struct rng {
     uint64_t s;
 } rng;
 
-static uint64_t next(rng *r)
-{
-    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+static uint64_t next(rng *r) { return kd_splitmix64(&r->s); }
 
 static size_t pick(rng *r, size_t n) { return (size_t)(next(r) % n); }
 static int chance(rng *r, double p) { return (double)(next(r) >> 11) * (1.0 / 9007199254740992.0) < p; }

@@ -20,6 +20,7 @@
 #include "engine/device.h"
 #include "engine/ops.h"
 #include "models/bert_internal.h"
+#include "engine/rng.h"
 
 static kd_tensor *new_param(kd_bert *m, int64_t rows, int64_t cols, const char *fmt, int layer, const char *what)
 {
@@ -106,16 +107,7 @@ kd_tensor *kd_bert_param(kd_bert *m, const char *name)
 
 /* --- initialisation. A parameter's values are a function of (seed, its name), so a model's layers do not
  * depend on which other tensors exist. SplitMix64 gives the bits; the polar method the normals. */
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double uniform01(uint64_t *s) { return ((double)(splitmix64(s) >> 11) + 0.5) * 0x1p-53; }  /* (0, 1) */
+static double uniform01(uint64_t *s) { return ((double)(kd_splitmix64(s) >> 11) + 0.5) * 0x1p-53; }  /* (0, 1) */
 
 static int ends_with(const char *s, const char *suffix)
 {

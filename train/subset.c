@@ -3,14 +3,7 @@
 
 #include "engine/fileio.h"
 #include "train/subset.h"
-
-static uint64_t splitmix64(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+#include "engine/rng.h"
 
 static kd_status identity_rows(size_t n, size_t **rows)
 {
@@ -35,7 +28,7 @@ kd_status kd_subset_select(kd_dataset *d, int64_t n, uint64_t seed, size_t **row
     for (size_t i = 0; i < d->n; i++) perm[i] = i;
     uint64_t s = seed ^ 0x5eed5eed5eedull;
     for (size_t i = d->n; i > 1; i--) {
-        size_t j = (size_t)(splitmix64(&s) % i), t = perm[i - 1];
+        size_t j = (size_t)(kd_splitmix64(&s) % i), t = perm[i - 1];
         perm[i - 1] = perm[j];
         perm[j] = t;
     }

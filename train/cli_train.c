@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "train/checkpoint.h"
 #include "train/intermediate.h"
@@ -18,7 +19,7 @@ typedef struct train_flags {
     kd_cli_run run;
     const char *data, *train, *dev, *out, *vocab;
     const char *model, *teacher, *student;
-    int resume, quiet, init_from_teacher, student_layers, student_hidden, student_intermediate, cache_teacher;
+    int resume, overwrite, quiet, init_from_teacher, student_layers, student_hidden, student_intermediate, cache_teacher;
     const char *student_init;
     int64_t train_samples, seed;
     double weight_decay;
@@ -48,6 +49,7 @@ typedef struct train_flags {
     { "--train-samples", KD_OPT_I64, &f.train_samples, 1, 1e12, 0, "a whole number >= 1", "train on a seeded random subset of N examples" }, \
     { "--max-steps", KD_OPT_I64, &f.c.max_steps, 1, 1e12, 0, "a whole number >= 1", "stop after N optimizer steps (resumable)" }, \
     { "--resume", KD_OPT_FLAG, &f.resume, 0, 0, 0, NULL, "continue from OUT/last (same flags)" },                   \
+    { "--overwrite", KD_OPT_FLAG, &f.overwrite, 0, 0, 0, NULL, "replace the run already in OUT (refused without it)" }, \
     { "--log-every", KD_OPT_I64, &f.c.log_every, 1, 1e12, 0, "a whole number >= 1", "optimizer steps per metrics line (10)" }, \
     { "--dropout", KD_OPT_DOUBLE, &f.c.dropout, 0, 1, 0, "a number in [0, 1)", "P: hidden and attention dropout of the trained model, 0 = off (default: its config's)" }, \
     { "--write-init", KD_OPT_FLAG, &f.c.write_init, 0, 0, 0, NULL, "the model before step 1 into OUT/init (Hugging Face format); with OUT/batch_order.txt (a line per "  \
@@ -99,6 +101,27 @@ static int load_data(const char *cmd, train_flags *f, const kd_labels *known, kd
     return -1;
 }
 
+/* A run's output directory that already holds a run (its model, checkpoints or metrics) is not written over
+ * unless the user says so: --resume continues it, --overwrite replaces it. */
+static int check_out_dir(const char *cmd, const train_flags *f)
+{
+    static const char *const marks[] = { "model.safetensors", "last", "best", "metrics.jsonl" };
+    if (f->resume || f->overwrite) return -1;
+    char found[256] = "";
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+        char p[PATH_MAX];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", f->out, marks[i]);
+        if (stat(p, &st) != 0) continue;
+        size_t n = strlen(found);
+        snprintf(found + n, sizeof found - n, "%s%s%s", n ? ", " : "", marks[i], S_ISDIR(st.st_mode) ? "/" : "");
+    }
+    if (!found[0]) return -1;
+    fprintf(stderr, "kd %s: --out: %s already holds a run (%s); continue it with --resume, replace it with "
+                    "--overwrite, or choose another directory\n", cmd, f->out, found);
+    return KD_EXIT_USAGE;
+}
+
 static int check_common(const char *cmd, train_flags *f)
 {
     int rc = kd_cli_apply_common(cmd, &f->run);
@@ -115,6 +138,13 @@ static int check_common(const char *cmd, train_flags *f)
         fprintf(stderr, "kd %s: --dropout: got '%g', expected a number in [0, 1)\n", cmd, f->c.dropout);
         return KD_EXIT_USAGE;
     }
+    if (f->resume && f->overwrite) {
+        fprintf(stderr, "kd %s: --overwrite: cannot be used with --resume (one continues the run in OUT, the other "
+                        "replaces it)\n", cmd);
+        return KD_EXIT_USAGE;
+    }
+    rc = check_out_dir(cmd, f);
+    if (rc >= 0) return rc;
     f->c.seed = (uint64_t)f->seed;
     f->c.adamw.weight_decay = f->weight_decay;
     f->c.resume = f->resume;

@@ -89,6 +89,23 @@ expect 2 "--threads: got '0'" -- predict --model "$tmp/teacher" --threads 0
 expect 2 "unknown command" -- frobnicate
 expect 2 "--model: got nothing" -- finetune --data "$tmp" --out "$tmp/x"
 expect 1 "--resume: no checkpoint" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/fresh" --resume --quiet
+# An output directory that holds a run is not written over: refused naming what is there, the model left
+# byte for byte; --overwrite replaces it, --resume with --overwrite is refused.
+cp "$tmp/teacher/model.safetensors" "$tmp/teacher.before"
+expect 2 "--out: $tmp/teacher already holds a run (model.safetensors, last/, best/, metrics.jsonl); continue it with --resume, replace it with --overwrite" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/teacher" --epochs 1 --quiet --threads 1
+expect 2 "--out: $tmp/teacher already holds a run" -- distill --teacher "$tmp/teacher" --student bert-tiny --data "$tmp" --out "$tmp/teacher" --epochs 1 --quiet --threads 1
+if cmp -s "$tmp/teacher/model.safetensors" "$tmp/teacher.before"; then pass=$((pass + 1));
+else fail=$((fail + 1)); echo "FAIL: a refused run changed $tmp/teacher/model.safetensors"; fi
+expect 2 "--overwrite: cannot be used with --resume" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/teacher" --resume --overwrite --quiet
+mkdir -p "$tmp/ow"
+"$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/ow" --epochs 1 --max-steps 1 --batch-size 8 \
+  --max-len 16 --quiet --threads 1 >/dev/null 2>"$tmp/ow.err"
+if "$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/ow" --epochs 1 --batch-size 8 \
+     --max-len 16 --quiet --threads 1 --overwrite >/dev/null 2>>"$tmp/ow.err" && [ -s "$tmp/ow/model.safetensors" ]; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: --overwrite over a stopped run: $(cat "$tmp/ow.err")"
+fi
 for c in finetune distill eval predict compare demo tokenize; do
   if "$kd" "$c" --help | grep -q "usage: kd $c"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: kd $c --help"; fi
 done

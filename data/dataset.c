@@ -15,10 +15,29 @@ kd_status kd_read_data_file(const char *path, char **out, size_t *len)
     if (stat(path, &sb) != 0) return kd_fail(KD_ERR_IO, "%s: no such file (expected a data file here)", path);
     kd_status st = kd_read_file(path, out, len);
     if (st != KD_OK) return st;
+    /* A UTF-8 byte-order mark (spreadsheets write one) is not part of the first field. */
+    if (*len >= 3 && !memcmp(*out, "\xEF\xBB\xBF", 3)) {
+        memmove(*out, *out + 3, *len - 3);
+        *len -= 3;
+    }
     if (*len == 0) {
         free(*out);
         *out = NULL;
         return kd_fail(KD_ERR_FORMAT, "%s:1: empty file, expected labelled rows", path);
+    }
+    /* A binary file is named as such here, before any of its bytes could be echoed into a message: a NUL
+     * near the start, or a first line that is not UTF-8. */
+    size_t head = *len < 65536 ? *len : 65536;
+    const char *nul = memchr(*out, '\0', head), *eol = memchr(*out, '\n', head);
+    size_t first = eol ? (size_t)(eol - *out) : head;
+    size_t bad = kd_utf8_valid_prefix(*out, first);
+    if (nul || bad != first) {
+        size_t at = nul ? (size_t)(nul - *out) : bad;
+        unsigned char b = (unsigned char)(*out)[at];
+        free(*out);
+        *out = NULL;
+        return kd_fail(KD_ERR_FORMAT, "%s: byte 0x%02X at offset %zu: not a text file (a binary file?), expected UTF-8 text",
+                       path, b, at);
     }
     return KD_OK;
 }
@@ -139,12 +158,12 @@ kd_status kd_raw_finish(kd_raw_rows *r, const char *path, const kd_labels *known
             int32_t id = kd_labels_id(known, r->label[i]);
             if (id < 0 && parse_int_label(r->label[i], &v)) {
                 if (v < 0 || v >= known->n)
-                    st = kd_fail(KD_ERR_FORMAT, "%s:%zu: label %s out of range, expected 0..%d (%s)", path, r->line[i],
-                                 r->label[i], (int)known->n - 1, names);
+                    st = kd_fail(KD_ERR_FORMAT, "label-set mismatch: %s:%zu: label %s out of range, expected 0..%d (%s)",
+                                 path, r->line[i], r->label[i], (int)known->n - 1, names);
                 id = (int32_t)v;
             } else if (id < 0) {
-                st = kd_fail(KD_ERR_FORMAT, "%s:%zu: unknown label '%s', expected one of %s", path, r->line[i], r->label[i],
-                             names);
+                st = kd_fail(KD_ERR_FORMAT, "label-set mismatch: %s:%zu: unknown label '%s', expected one of %s", path,
+                             r->line[i], r->label[i], names);
             }
             out->label[i] = id;
         }
@@ -167,21 +186,28 @@ kd_status kd_raw_finish(kd_raw_rows *r, const char *path, const kd_labels *known
             }
         }
         if (st == KD_OK && ints) {
-            /* names "0".."max" */
-            int32_t n = (int32_t)maxv + 1;
-            char **nm = calloc((size_t)n, sizeof *nm);
-            char num[16];
-            if (!nm) st = kd_fail(KD_ERR_NOMEM, "%s: out of memory", path);
-            int ok = nm != NULL;
-            for (int32_t k = 0; nm && k < n; k++) {
-                snprintf(num, sizeof num, "%d", (int)k);
-                nm[k] = strdup(num);
-                ok &= nm[k] != NULL;
+            /* Ids name classes 0..max, each of which must occur: a stray id (a 7 in 0/1 data) would otherwise
+             * make a model of eight classes without a word. */
+            size_t count[KD_MAX_LABELS] = {0}, first_line[KD_MAX_LABELS] = {0};
+            for (size_t i = 0; i < r->n; i++)
+                if (count[out->label[i]]++ == 0) first_line[out->label[i]] = r->line[i];
+            long missing = -1;
+            for (long k = 0; k <= maxv && missing < 0; k++)
+                if (!count[k]) missing = k;
+            if (missing >= 0) {
+                char found[512];
+                size_t w = 0;
+                for (long k = 0; k <= maxv && w < sizeof found - 64; k++)
+                    if (count[k])
+                        w += (size_t)snprintf(found + w, sizeof found - w, "%s%ld (%zu row%s, first on line %zu)",
+                                              w ? ", " : "", k, count[k], count[k] == 1 ? "" : "s", first_line[k]);
+                st = kd_fail(KD_ERR_FORMAT, "%s: integer labels with a gap: found %s; id %ld never occurs, expected "
+                                            "ids 0..N-1 with every class present (fix the stray rows, or give the "
+                                            "number of classes with --num-labels)", path, found, missing);
             }
-            if (nm && !ok) st = kd_fail(KD_ERR_NOMEM, "%s: out of memory", path);
-            else if (nm) st = kd_labels_set(&out->labels, (const char *const *)nm, n);
-            for (int32_t k = 0; nm && k < n; k++) free(nm[k]);
-            free(nm);
+        }
+        if (st == KD_OK && ints) {
+            st = kd_labels_ids(&out->labels, (int32_t)maxv + 1);
         } else if (st == KD_OK) {
             /* distinct names, sorted, so train and dev files agree on the ids */
             char **all = malloc(r->n * sizeof *all);
@@ -264,6 +290,8 @@ kd_status kd_dataset_load(const char *path, const kd_labels *known, kd_dataset *
     if (stat(path, &stt) == 0 && S_ISDIR(stt.st_mode))
         return kd_dataset_load_split(path, "train", known, out, NULL, 0);
     kd_data_format f = kd_data_format_of(path);
+    if (f != KD_FORMAT_TWEETEVAL && stat(path, &stt) != 0)
+        return kd_fail(KD_ERR_IO, "%s: no such file or directory (expected a data file or a directory of them)", path);
     kd_raw_rows r = {0};
     kd_status st;
     kd_labels mapping = {0};

@@ -1,4 +1,5 @@
 /* data/labels.c — label names <-> ids (a small list; data sets have a handful of classes). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,27 @@ kd_status kd_labels_set(kd_labels *l, const char *const *names, int32_t n)
     if (!l->names) return kd_fail(KD_ERR_NOMEM, "labels: out of memory");
     for (int32_t i = 0; i < n; i++) {
         l->names[i] = strdup(names[i]);
+        l->n = i + 1;
+        if (!l->names[i]) {
+            kd_labels_free(l);
+            return kd_fail(KD_ERR_NOMEM, "labels: out of memory");
+        }
+    }
+    return KD_OK;
+}
+
+kd_status kd_labels_ids(kd_labels *l, int32_t n)
+{
+    l->n = 0;
+    l->names = NULL;
+    if (n < 0 || n > KD_MAX_LABELS) return kd_fail(KD_ERR_ARG, "labels: %d ids, expected 0..%d", (int)n, KD_MAX_LABELS);
+    if (n == 0) return KD_OK;
+    l->names = calloc((size_t)n, sizeof *l->names);
+    if (!l->names) return kd_fail(KD_ERR_NOMEM, "labels: out of memory");
+    for (int32_t i = 0; i < n; i++) {
+        char num[16];
+        snprintf(num, sizeof num, "%d", (int)i);
+        l->names[i] = strdup(num);
         l->n = i + 1;
         if (!l->names[i]) {
             kd_labels_free(l);

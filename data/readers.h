@@ -28,6 +28,8 @@ int32_t kd_labels_id(const kd_labels *l, const char *name);
 const char *kd_labels_name(const kd_labels *l, int32_t id);
 /* Set l to a copy of names[0..n). */
 kd_status kd_labels_set(kd_labels *l, const char *const *names, int32_t n);
+/* The names "0" .. "n-1": classes known only by their integer ids. */
+kd_status kd_labels_ids(kd_labels *l, int32_t n);
 kd_status kd_labels_copy(kd_labels *dst, const kd_labels *src);
 void kd_labels_free(kd_labels *l);
 

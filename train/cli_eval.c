@@ -60,8 +60,7 @@ int kd_cmd_eval(int argc, char **argv)
     float *logits = NULL;
     rc = KD_EXIT_OK;
     if (kd_cli_load_eval_split(data, &labels, &d) != KD_OK) {
-        fprintf(stderr, "kd %s: %s%s\n", cmd, strstr(kd_last_error(), "label") ? "label-set mismatch: " : "", kd_last_error());
-        rc = KD_EXIT_FAIL;
+        rc = kd_cli_fail(cmd);
     } else {
         logits = malloc((d.n ? d.n : 1) * (size_t)labels.n * sizeof *logits);
         if (!logits || kd_metrics_init(&met, labels.n) != KD_OK ||

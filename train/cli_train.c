@@ -24,7 +24,7 @@ typedef struct train_flags {
     int64_t train_samples, seed;
     double weight_decay;
     kd_opt_list transfer;
-    int augment, prune_vocab;
+    int augment, prune_vocab, num_labels;
     double p_mask, p_replace, p_ngram;
     const char *layer_map, *hidden_loss, *attention_loss;
 } train_flags;
@@ -85,14 +85,7 @@ static void print_result(const char *what, const kd_train_result *r, const char 
 static int load_data(const char *cmd, train_flags *f, const kd_labels *known, kd_dataset *train, kd_dataset *dev,
                      size_t **rows)
 {
-    kd_status st = kd_cli_load_splits(f->data, f->train, f->dev, known, train, dev);
-    if (st != KD_OK) {
-        if (known && (st == KD_ERR_FORMAT || st == KD_ERR_ARG) && strstr(kd_last_error(), "label"))
-            fprintf(stderr, "kd %s: label-set mismatch: %s\n", cmd, kd_last_error());
-        else
-            fprintf(stderr, "kd %s: %s\n", cmd, kd_last_error());
-        return KD_EXIT_FAIL;
-    }
+    if (kd_cli_load_splits(f->data, f->train, f->dev, known, train, dev) != KD_OK) return kd_cli_fail(cmd);
     if (kd_subset_select(train, f->train_samples, (uint64_t)f->seed, rows) != KD_OK) {
         kd_dataset_free(train);
         kd_dataset_free(dev);
@@ -162,6 +155,8 @@ int kd_cmd_finetune(int argc, char **argv)
     kd_opt opts[] = {
         { "--model", KD_OPT_STR, &f.model, 0, 0, 0, "a preset name or a model directory", "PRESET|DIR: model to train" },
         { "--vocab", KD_OPT_STR, &f.vocab, 0, 0, 0, "a vocab.txt file", "FILE: vocabulary for a preset (a DIR uses its own)" },
+        { "--num-labels", KD_OPT_INT, &f.num_labels, 2, KD_MAX_LABELS, 0, "a whole number from 2 to 1000",
+          "N: classes 0..N-1 for integer labels, some of which the data may lack (default: the data's)" },
         COMMON_TRAIN_OPTS(f),
     };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
@@ -190,7 +185,11 @@ int kd_cmd_finetune(int argc, char **argv)
     /* The data fixes the label set; a checkpoint with a head must agree with it (kd_cli_make_model). */
     kd_dataset train, dev;
     size_t *rows = NULL;
-    if ((rc = load_data(cmd, &f, NULL, &train, &dev, &rows)) >= 0) return rc;
+    kd_labels ids = { 0 };
+    if (f.num_labels && kd_labels_ids(&ids, f.num_labels) != KD_OK) return kd_cli_fail(cmd);
+    rc = load_data(cmd, &f, f.num_labels ? &ids : NULL, &train, &dev, &rows);
+    kd_labels_free(&ids);
+    if (rc >= 0) return rc;
     kd_tokenizer *tok = NULL;
     kd_bert *m = NULL;
     kd_train_result res;

@@ -232,6 +232,55 @@ static void unknown_format(void)
     CHECK(strstr(kd_last_error(), "expected .tsv"), "says what is expected: %s", kd_last_error());
 }
 
+/* Loading path must fail with st and a message that names the file and contains `expect`. */
+static void bad_file(const char *path, const kd_labels *known, kd_status st, const char *expect)
+{
+    kd_dataset d;
+    kd_clear_error();
+    kd_status got = kd_dataset_load(path, known, &d);
+    const char *msg = kd_last_error();
+    CHECK(got == st, "%s: status %s, want %s (%s)", path, kd_status_name(got), kd_status_name(st), msg);
+    CHECK(strstr(msg, path) != NULL && strstr(msg, expect) != NULL, "message names %s and says '%s': %s", path, expect,
+          msg);
+    printf("  error as expected: %s\n", msg);
+    if (got == KD_OK) kd_dataset_free(&d);
+}
+
+/* A byte-order mark is skipped; a binary file is named as one, none of its bytes echoed; a path that does
+ * not exist says so whatever its name; integer labels with a gap are refused, listing what was found. */
+static void odd_files(void)
+{
+    kd_dataset d;
+    const char *p = PUT("bom.tsv", "\xEF\xBB\xBFsentence\tlabel\ngood\t1\nbad\t0\n");
+    CHECK(kd_dataset_load(p, NULL, &d) == KD_OK, "a TSV with a byte-order mark loads: %s", kd_last_error());
+    if (d.n == 2) CHECK(strcmp(d.text[0], "good") == 0 && d.label[1] == 0, "its rows read as without the mark");
+    CHECK(d.n == 2, "2 rows after the mark, got %zu", d.n);
+    kd_dataset_free(&d);
+    p = PUT("bom.csv", "\xEF\xBB\xBFtext,label\ngood,1\nbad,0\n");
+    CHECK(kd_dataset_load(p, NULL, &d) == KD_OK && d.n == 2, "a CSV with a byte-order mark loads: %s", kd_last_error());
+    kd_dataset_free(&d);
+
+    bad_file(PUT("elf.tsv", "\x7f" "ELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0>\0\x01\0\0\0"), NULL, KD_ERR_FORMAT,
+             "byte 0x00 at offset 7: not a text file");
+    CHECK(strstr(kd_last_error(), "ELF") == NULL, "no byte of the binary file is echoed: %s", kd_last_error());
+    bad_file(PUT("latin1.tsv", "s\xe9ntence\tlabel\nx\t1\n"), NULL, KD_ERR_FORMAT, "byte 0xE9 at offset 1");
+
+    char missing[512];
+    snprintf(missing, sizeof missing, "%s/no-such-data", dir);
+    bad_file(missing, NULL, KD_ERR_IO, "no such file or directory");
+
+    const char *gap = PUT("gap.tsv", "sentence\tlabel\na\t0\nb\t1\nc\t7\nd\t0\n");
+    bad_file(gap, NULL, KD_ERR_FORMAT,
+             "integer labels with a gap: found 0 (2 rows, first on line 2), 1 (1 row, first on line 3), 7 (1 row, "
+             "first on line 4); id 2 never occurs");
+    kd_labels ids;
+    CHECK(kd_labels_ids(&ids, 8) == KD_OK && ids.n == 8 && strcmp(ids.names[7], "7") == 0, "ids 0..7 named '0'..'7'");
+    CHECK(kd_dataset_load(gap, &ids, &d) == KD_OK && d.n == 4 && d.label[2] == 7 && d.labels.n == 8,
+          "with 8 classes given the same file loads: %s", kd_last_error());
+    kd_dataset_free(&d);
+    kd_labels_free(&ids);
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -240,7 +289,7 @@ static const struct {
     {"missing_file", missing_file}, {"empty_file", empty_file}, {"ragged_row", ragged_row},
     {"unknown_label", unknown_label}, {"out_of_range_label", out_of_range_label}, {"count_mismatch", count_mismatch},
     {"invalid_utf8", invalid_utf8}, {"unterminated_quote", unterminated_quote}, {"bad_json", bad_json},
-    {"unknown_format", unknown_format},
+    {"unknown_format", unknown_format}, {"odd_files", odd_files},
 };
 
 int main(int argc, char **argv)

@@ -106,6 +106,25 @@ if "$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out
 else
   fail=$((fail + 1)); echo "FAIL: --overwrite over a stopped run: $(cat "$tmp/ow.err")"
 fi
+# Integer labels with a gap (a stray 7 in 0/1 data) are refused, naming what was found, unless --num-labels
+# gives the classes; a binary file is named as one (and not called a label-set mismatch); a byte-order mark
+# is skipped.
+{ printf 'sentence\tlabel\n'; printf 'the film was good\t1\nthe film is awful\t0\nthe film\t7\n'; } > "$tmp/gap.tsv"
+expect 1 "gap.tsv: integer labels with a gap: found 0 (1 row, first on line 3), 1 (1 row, first on line 2), 7 (1 row, first on line 4); id 2 never occurs" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --train "$tmp/gap.tsv" --dev "$tmp/dev.tsv" --out "$tmp/gap" --quiet
+if "$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --train "$tmp/gap.tsv" --dev "$tmp/dev.tsv" --out "$tmp/gap8" \
+     --num-labels 8 --epochs 1 --max-len 16 --quiet --threads 1 >/dev/null 2>"$tmp/gap8.err" &&
+   grep -q '"7": "7"' "$tmp/gap8/config.json"; then pass=$((pass + 1));
+else fail=$((fail + 1)); echo "FAIL: finetune --num-labels 8 on labels 0, 1, 7: $(cat "$tmp/gap8.err")"; fi
+expect 2 "--num-labels: got '1', expected a whole number from 2 to 1000" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/x" --num-labels 1
+head -c 64 "$kd" > "$tmp/binary.tsv"
+err=$("$kd" eval --model "$tmp/teacher" --data "$tmp/binary.tsv" 2>&1 >/dev/null); rc=$?
+if [ "$rc" -eq 1 ] && grep -qF "binary.tsv: byte 0x00 at offset" <<<"$err" && ! grep -q "label-set" <<<"$err" &&
+   [ "$(printf '%s' "$err" | tr -d '[:print:]\n' | wc -c)" -eq 0 ]; then pass=$((pass + 1));
+else fail=$((fail + 1)); echo "FAIL: kd eval on a binary file -> $rc: $err"; fi
+expect 1 "$tmp/nothing-here: no such file or directory" -- eval --model "$tmp/teacher" --data "$tmp/nothing-here"
+{ printf '\xef\xbb\xbf'; cat "$tmp/dev.tsv"; } > "$tmp/bom.tsv"
+if "$kd" eval --model "$tmp/teacher" --data "$tmp/bom.tsv" --threads 1 | grep -q "accuracy"; then pass=$((pass + 1));
+else fail=$((fail + 1)); echo "FAIL: kd eval on a TSV with a byte-order mark"; fi
 for c in finetune distill eval predict compare demo tokenize; do
   if "$kd" "$c" --help | grep -q "usage: kd $c"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: kd $c --help"; fi
 done

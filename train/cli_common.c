@@ -21,7 +21,12 @@ static const kd_opt *find_opt(const kd_opt *opts, int n, const char *name, size_
 
 static int bad(const char *cmd, const kd_opt *o, const char *got)
 {
-    fprintf(stderr, "kd %s: %s: got '%s', expected %s\n", cmd, o->name, got, o->expect ? o->expect : "a value");
+    /* A whole number with a bound a user can reach is shown with its whole range. */
+    if ((o->kind == KD_OPT_INT || o->kind == KD_OPT_I64) && o->hi < 1e9)
+        fprintf(stderr, "kd %s: %s: got '%s', expected a whole number from %.0f to %.0f\n", cmd, o->name, got, o->lo,
+                o->hi);
+    else
+        fprintf(stderr, "kd %s: %s: got '%s', expected %s\n", cmd, o->name, got, o->expect ? o->expect : "a value");
     return KD_EXIT_USAGE;
 }
 

@@ -115,6 +115,8 @@ if "$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --train "$tmp/gap.t
      --num-labels 8 --epochs 1 --max-len 16 --quiet --threads 1 >/dev/null 2>"$tmp/gap8.err" &&
    grep -q '"7": "7"' "$tmp/gap8/config.json"; then pass=$((pass + 1));
 else fail=$((fail + 1)); echo "FAIL: finetune --num-labels 8 on labels 0, 1, 7: $(cat "$tmp/gap8.err")"; fi
+expect 2 "--batch-size: got '1e9', expected a whole number from 1 to 65536" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/x" --batch-size 1e9
+expect 2 "--student-layers: got '0', expected a whole number from 1 to 1000" -- distill "${t[@]}" --data "$tmp" --student-layers 0
 expect 2 "--num-labels: got '1', expected a whole number from 2 to 1000" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/x" --num-labels 1
 head -c 64 "$kd" > "$tmp/binary.tsv"
 err=$("$kd" eval --model "$tmp/teacher" --data "$tmp/binary.tsv" 2>&1 >/dev/null); rc=$?

@@ -1,5 +1,6 @@
 /* data/wordpiece.c — the tokenizer object, greedy longest-match WordPiece, special-token matching in
  * raw text, and encoding of single texts and pairs with [CLS]/[SEP], type ids and truncation. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,7 +63,12 @@ kd_status kd_tokenizer_load(const char *vocab_path, int lowercase, kd_tokenizer 
     if (st != KD_OK) return st;
     kd_tokenizer_opts o = kd_tokenizer_opts_default();
     o.lowercase = lowercase;
-    return kd_tokenizer_new(v, &o, out);
+    if ((st = kd_tokenizer_new(v, &o, out)) != KD_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", kd_last_error());
+        return kd_fail(st, "%s: %s", vocab_path, why);
+    }
+    return KD_OK;
 }
 
 void kd_tokenizer_free(kd_tokenizer *t)

@@ -2,6 +2,7 @@
  * vocab.txt), the mapping between our parameter names and a checkpoint's (with or without "bert.", old
  * gamma/beta LayerNorm names), and students built from a teacher's layers. */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +73,15 @@ kd_status kd_bert_check_vocab(const kd_bert *m, const char *vocab_path)
 {
     long n = count_vocab_lines(vocab_path);
     if (n < 0) return kd_fail(KD_ERR_IO, "%s: cannot open: %s", vocab_path, strerror(errno));
-    /* A vocabulary larger than the embedding matrix makes ids with no row; a smaller one is how some
-     * checkpoints pad their matrix (rows never produced), so it is accepted. */
+    /* A vocabulary larger than the embedding matrix makes ids with no row. A smaller one is how some
+     * checkpoints pad their matrix (a few rows never produced, up to a multiple of 64 or 128), so a gap of
+     * fewer than 1,024 rows is accepted; a larger gap is another model's vocabulary. */
+    if (n + 1024 <= m->word->shape[0])
+        return kd_fail(KD_ERR_SHAPE,
+                       "%s: vocabulary has %ld tokens, but bert.embeddings.word_embeddings.weight has %lld rows "
+                       "(vocab_size %d): %lld rows would never be used, so the vocabulary is not this checkpoint's "
+                       "(a padded matrix has fewer than 1,024 spare rows)",
+                       vocab_path, n, (long long)m->word->shape[0], m->cfg.vocab_size, (long long)m->word->shape[0] - n);
     if (n > m->word->shape[0])
         return kd_fail(KD_ERR_SHAPE,
                        "%s: vocabulary has %ld tokens, but bert.embeddings.word_embeddings.weight has %lld rows "
@@ -143,6 +151,14 @@ kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, i
             goto fail;
         }
         if (kd_st_read_f32(st, e, kd_data(p)) != KD_OK) goto fail;
+        /* A NaN or Inf weight would make every output NaN (or silently wrong): named here, at load. */
+        const float *w = kd_data(p);
+        for (int64_t k = 0, nk = kd_numel(p); k < nk; k++)
+            if (!isfinite(w[k])) {
+                kd_fail(KD_ERR_FORMAT, "%s: tensor '%s' holds %s at element %lld, expected finite weights", path,
+                        e->name, isnan(w[k]) ? "NaN" : "Inf", (long long)k);
+                goto fail;
+            }
     }
     kd_st_close(st);
     st = NULL;

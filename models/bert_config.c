@@ -69,20 +69,21 @@ kd_status kd_bert_preset(const char *name, kd_bert_config *cfg)
 
 kd_status kd_bert_config_check(const kd_bert_config *c, const char *what)
 {
-    const struct { const char *field; int v, min; } pos[] = {
-        { "vocab_size", c->vocab_size, 1 },           { "hidden_size", c->hidden_size, 1 },
-        { "num_hidden_layers", c->num_layers, 1 },    { "num_attention_heads", c->num_heads, 1 },
-        { "intermediate_size", c->intermediate_size, 1 }, { "max_position_embeddings", c->max_position, 1 },
-        { "type_vocab_size", c->type_vocab_size, 1 }, { "num_labels", c->num_labels, 1 },
+    /* Bounds far above any BERT published (bert-large: 30,522 / 1,024 / 24 / 16 / 4,096 / 512 / 2), so a
+     * corrupt or hostile config.json is named here instead of failing to allocate gigabytes later. */
+    const struct { const char *field; int v, min, max; } pos[] = {
+        { "vocab_size", c->vocab_size, 1, 1 << 22 },             { "hidden_size", c->hidden_size, 1, 1 << 14 },
+        { "num_hidden_layers", c->num_layers, 1, 256 },          { "num_attention_heads", c->num_heads, 1, 1024 },
+        { "intermediate_size", c->intermediate_size, 1, 1 << 18 }, { "max_position_embeddings", c->max_position, 1, 1 << 16 },
+        { "type_vocab_size", c->type_vocab_size, 1, 1024 },      { "num_labels", c->num_labels, 1, KD_BERT_MAX_LABELS },
     };
     for (size_t i = 0; i < sizeof pos / sizeof pos[0]; i++)
-        if (pos[i].v < pos[i].min)
-            return kd_fail(KD_ERR_ARG, "%s: %s is %d, expected >= %d", what, pos[i].field, pos[i].v, pos[i].min);
+        if (pos[i].v < pos[i].min || pos[i].v > pos[i].max)
+            return kd_fail(KD_ERR_ARG, "%s: %s is %d, expected %d to %d", what, pos[i].field, pos[i].v, pos[i].min,
+                           pos[i].max);
     if (c->hidden_size % c->num_heads != 0)
         return kd_fail(KD_ERR_ARG, "%s: hidden_size %d is not divisible by num_attention_heads %d", what,
                        c->hidden_size, c->num_heads);
-    if (c->num_labels > KD_BERT_MAX_LABELS)
-        return kd_fail(KD_ERR_ARG, "%s: num_labels is %d, expected at most %d", what, c->num_labels, KD_BERT_MAX_LABELS);
     if (strcmp(c->hidden_act, "gelu") != 0)
         return kd_fail(KD_ERR_ARG, "%s: hidden_act is \"%s\", expected \"gelu\" (the erf form; no other is supported)",
                        what, c->hidden_act);

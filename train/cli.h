@@ -75,6 +75,10 @@ int kd_cli_is_preset(const char *spec);
  * (labels must agree with the checkpoint's head when it has one; a headless one gets a new head). */
 kd_bert *kd_cli_make_model(const char *spec, const kd_vocab *vocab, const kd_labels *labels, uint64_t seed,
                            const char *cmd);
+/* A trained classifier from dir, to run (eval, predict, compare, a distillation teacher): one without its
+ * pooler or classifier in model.safetensors is refused (a random head would give random answers), NULL
+ * with the error set. */
+kd_bert *kd_cli_load_classifier(const char *dir);
 /* -1 when spec is a preset or a directory with config.json, else the message and exit code 2. */
 int kd_cli_check_model_arg(const char *cmd, const char *flag, const char *spec);
 /* A copy of m whose config carries `labels` as id2label (same sizes). */

@@ -257,3 +257,17 @@ kd_bert *kd_cli_make_model(const char *spec, const kd_vocab *vocab, const kd_lab
     kd_bert_free(m);
     return r;
 }
+
+kd_bert *kd_cli_load_classifier(const char *dir)
+{
+    int missing = 0;
+    kd_bert *m = kd_bert_load(dir, 0, 1, &missing);
+    if (m && missing) {
+        kd_bert_free(m);
+        kd_fail(KD_ERR_FORMAT, "%s: model.safetensors has no classification head (pooler and classifier weights): "
+                               "an encoder only, which cannot classify; fine-tune it first (kd finetune --model %s ...)",
+                dir, dir);
+        return NULL;
+    }
+    return m;
+}

@@ -10,14 +10,14 @@
 #include "train/evaluate.h"
 
 /* Model, labels and tokenizer of a model directory. */
-static int open_model(const char *cmd, const kd_cli_run *run, const char *dir, uint64_t seed, kd_bert **m,
+static int open_model(const char *cmd, const kd_cli_run *run, const char *dir, kd_bert **m,
                       kd_labels *labels, kd_tokenizer **tok)
 {
     char vocab[PATH_MAX];
     *m = NULL;
     *tok = NULL;
     memset(labels, 0, sizeof *labels);
-    if (kd_cli_model_vocab(dir, vocab, sizeof vocab) != KD_OK || !(*m = kd_bert_load(dir, 0, seed, NULL)) ||
+    if (kd_cli_model_vocab(dir, vocab, sizeof vocab) != KD_OK || !(*m = kd_cli_load_classifier(dir)) ||
         kd_cli_model_labels(kd_bert_get_config(*m), labels) != KD_OK || kd_tokenizer_load(vocab, 1, tok) != KD_OK ||
         kd_cli_place_model(run, *m) != KD_OK) {
         int rc = kd_cli_fail(cmd);
@@ -54,7 +54,7 @@ int kd_cmd_eval(int argc, char **argv)
     kd_bert *m;
     kd_labels labels;
     kd_tokenizer *tok;
-    if ((rc = open_model(cmd, &run, model, 1, &m, &labels, &tok)) >= 0) return rc;
+    if ((rc = open_model(cmd, &run, model, &m, &labels, &tok)) >= 0) return rc;
     kd_dataset d;
     kd_metrics met = { 0 };
     float *logits = NULL;
@@ -106,7 +106,7 @@ int kd_cmd_predict(int argc, char **argv)
     kd_bert *m;
     kd_labels labels;
     kd_tokenizer *tok;
-    if ((rc = open_model(cmd, &run, model, 1, &m, &labels, &tok)) >= 0) return rc;
+    if ((rc = open_model(cmd, &run, model, &m, &labels, &tok)) >= 0) return rc;
     int c = labels.n;
     /* Lines are read and answered `batch` at a time, so output streams. */
     kd_dataset d = { 0 };

@@ -1,7 +1,9 @@
 /* test/models/test_bert_bad_input.c — each kind of bad configuration or checkpoint is a clear error naming
  * the field or tensor and both values: hidden not divisible by heads, unknown activation, truncated
  * safetensors, a header that lies about offsets, a vocabulary larger than the embedding matrix, a missing
- * tensor, a wrong shape, a wrong dtype (and a few more malformed files). */
+ * tensor, a wrong shape, a wrong dtype, sizes past any BERT, NaN/Inf weights, a vocabulary far smaller than
+ * the matrix (and a few more malformed files). */
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -117,6 +119,34 @@ static void overlapping(st_raw *r, size_t *n)
     r[*n - 1].off_end = (int64_t)r[*n - 1].nbytes;
 }
 
+static void nan_weight(st_raw *r, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(r[i].name, "bert.encoder.layer.1.attention.self.key.weight") == 0) {
+            const float bad[2] = { 0.0f, NAN };
+            memcpy(r[i].bytes + 4 * 5, bad, sizeof bad);   /* elements 5 and 6: the NaN is element 6 */
+        }
+}
+
+static void inf_weight(st_raw *r, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(r[i].name, "classifier.weight") == 0) {
+            const float bad = -INFINITY;
+            memcpy(r[i].bytes, &bad, sizeof bad);
+        }
+}
+
+static void no_head(st_raw *r, size_t *n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++) {
+        if (!strncmp(r[i].name, "classifier.", 11) || !strncmp(r[i].name, "bert.pooler.", 12)) free(r[i].bytes);
+        else r[k++] = r[i];
+    }
+    *n = k;
+}
+
 static void test_config(void)
 {
     kd_bert_config c = tiny_config();
@@ -151,6 +181,14 @@ static void test_config(void)
     write_text(path, "{\"vocab_size\": 50, \"hidden_size\": 32, \"num_hidden_layers\": 1, \"num_attention_heads\": 4,"
                      " \"intermediate_size\": 8, \"id2label\": {\"0\": \"a\", \"2\": \"b\"}}");
     EXPECT_FAIL(kd_bert_config_load(path, &r) != KD_OK, KD_ERR_FORMAT, "id2label", "\"2\"");
+    /* Sizes far past any BERT are named before anything is allocated. */
+    write_text(path, "{\"vocab_size\": 50, \"hidden_size\": 32, \"num_hidden_layers\": 1000000000, "
+                     "\"num_attention_heads\": 4, \"intermediate_size\": 8}");
+    EXPECT_FAIL(kd_bert_config_load(path, &r) != KD_OK, KD_ERR_ARG, path, "num_hidden_layers is 1000000000",
+                "expected 1 to 256");
+    write_text(path, "{\"vocab_size\": 50, \"hidden_size\": 32, \"num_hidden_layers\": 1, \"num_attention_heads\": 4,"
+                     " \"intermediate_size\": 300000}");
+    EXPECT_FAIL(kd_bert_config_load(path, &r) != KD_OK, KD_ERR_ARG, path, "intermediate_size is 300000", "expected 1 to 262144");
     snprintf(path, sizeof path, "%s/absent.json", dir);
     EXPECT_FAIL(kd_bert_config_load(path, &r) != KD_OK, KD_ERR_IO, path);
 }
@@ -229,6 +267,44 @@ static void test_checkpoints(void)
     path_in(bin, sizeof bin, "vocab", "pytorch_model.bin");
     write_text(bin, "pickle");
     EXPECT_FAIL(kd_bert_load(p, 0, 1, NULL) == NULL, KD_ERR_IO, "model.safetensors", "pytorch_model.bin");
+
+    /* NaN or Inf weights are named at load, tensor and element. */
+    variant("nan", nan_weight);
+    path_in(p, sizeof p, "nan", "");
+    EXPECT_FAIL(kd_bert_load(p, 0, 1, NULL) == NULL, KD_ERR_FORMAT, "bert.encoder.layer.1.attention.self.key.weight",
+                "NaN at element 6", "expected finite weights");
+    variant("inf", inf_weight);
+    path_in(p, sizeof p, "inf", "");
+    EXPECT_FAIL(kd_bert_load(p, 0, 1, NULL) == NULL, KD_ERR_FORMAT, "classifier.weight", "Inf at element 0");
+
+    /* An encoder without pooler and classifier loads (a head is made for it) and says so. */
+    variant("headless", no_head);
+    path_in(p, sizeof p, "headless", "");
+    int missing = 0;
+    kd_bert *h = kd_bert_load(p, 0, 1, &missing);
+    CHECK(h && missing == 1, "a headless encoder loads and reports its missing head: %s", kd_last_error());
+    kd_bert_free(h);
+
+    /* A vocabulary far smaller than the embedding matrix (more than padding): another model's. */
+    kd_bert_config big = tiny_config();
+    big.vocab_size = 1100;
+    kd_bert *wide = kd_bert_new(&big, 5);
+    path_in(p, sizeof p, "smallvocab", "");
+    CHECK(wide && kd_bert_save(wide, p) == KD_OK, "save a 1,100-row model: %s", kd_last_error());
+    kd_bert_free(wide);
+    path_in(vocab, sizeof vocab, "smallvocab", "vocab.txt");
+    f = fopen(vocab, "w");
+    for (int i = 0; f && i < 50; i++) fprintf(f, "tok%d\n", i);
+    if (f) fclose(f);
+    EXPECT_FAIL(kd_bert_load(p, 0, 1, NULL) == NULL, KD_ERR_SHAPE, "vocab.txt", "50 tokens", "1100 rows",
+                "1050 rows would never be used");
+    /* ... while a few padding rows are accepted. */
+    f = fopen(vocab, "w");
+    for (int i = 0; f && i < 1090; i++) fprintf(f, "tok%d\n", i);
+    if (f) fclose(f);
+    wide = kd_bert_load(p, 0, 1, NULL);
+    CHECK(wide != NULL, "a vocabulary 10 rows short of the matrix (padding) loads: %s", kd_last_error());
+    kd_bert_free(wide);
 
     path_in(p, sizeof p, "nowhere", "");
     EXPECT_FAIL(kd_bert_load(p, 0, 1, NULL) == NULL, KD_ERR_IO, "config.json");

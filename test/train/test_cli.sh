@@ -127,6 +127,32 @@ expect 1 "$tmp/nothing-here: no such file or directory" -- eval --model "$tmp/te
 { printf '\xef\xbb\xbf'; cat "$tmp/dev.tsv"; } > "$tmp/bom.tsv"
 if "$kd" eval --model "$tmp/teacher" --data "$tmp/bom.tsv" --threads 1 | grep -q "accuracy"; then pass=$((pass + 1));
 else fail=$((fail + 1)); echo "FAIL: kd eval on a TSV with a byte-order mark"; fi
+# An encoder without its head is not run as a classifier (eval, predict, compare, a distillation teacher);
+# a vocabulary without [UNK] is named.
+if command -v python3 >/dev/null 2>&1; then
+  mkdir -p "$tmp/headless"
+  cp "$tmp/teacher/config.json" "$tmp/teacher/vocab.txt" "$tmp/headless/"
+  python3 - "$tmp/teacher/model.safetensors" "$tmp/headless/model.safetensors" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+hdr = json.loads(raw[8:8 + n]); data = raw[8 + n:]
+keep = {k: v for k, v in hdr.items() if k != "__metadata__" and not k.startswith(("classifier.", "bert.pooler."))}
+out, body = {}, b""
+for k, v in keep.items():
+    b, e = v["data_offsets"]; out[k] = dict(v, data_offsets=[len(body), len(body) + e - b]); body += data[b:e]
+h = json.dumps(out).encode(); h += b" " * (-len(h) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(h)) + h + body)
+PY
+  expect 1 "headless: model.safetensors has no classification head" -- eval --model "$tmp/headless" --data "$tmp/dev.tsv"
+  expect 1 "has no classification head (pooler and classifier weights)" -- predict --model "$tmp/headless"
+  expect 1 "headless: model.safetensors has no classification head" -- compare --teacher "$tmp/headless" --student "$tmp/teacher" --data "$tmp/dev.tsv"
+  expect 1 "fine-tune it first" -- distill --teacher "$tmp/headless" --student bert-tiny --data "$tmp" --out "$tmp/hl" --quiet
+fi
+mkdir -p "$tmp/nounk"
+cp "$tmp/teacher/config.json" "$tmp/teacher/model.safetensors" "$tmp/nounk/"
+sed 's/^\[UNK\]$/[NOTUNK]/' "$tmp/teacher/vocab.txt" > "$tmp/nounk/vocab.txt"
+expect 1 "nounk/vocab.txt: vocabulary: no [UNK] token" -- predict --model "$tmp/nounk"
 for c in finetune distill eval predict compare demo tokenize; do
   if "$kd" "$c" --help | grep -q "usage: kd $c"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: kd $c --help"; fi
 done

@@ -10,6 +10,7 @@
 #include "data/wordpiece.h"
 #include "engine/device.h"
 #include "models/bert.h"
+#include "train/progress.h"
 
 /* Exit codes: 0 done, 1 a runtime failure (message from the library), 2 bad usage. */
 enum { KD_EXIT_OK = 0, KD_EXIT_FAIL = 1, KD_EXIT_USAGE = 2 };
@@ -89,9 +90,13 @@ typedef struct kd_model_report {
     double throughput;           /* examples/s at batch 32 */
 } kd_model_report;
 
-/* latency_n examples timed one at a time (after a warm-up), up to 512 at batch 32. dir may be NULL. */
+/* The examples kd_measure_model runs through, for its progress pass: the set, the warm-up, latency_n, the
+ * throughput batch. */
+int64_t kd_measure_work(const kd_dataset *d, int latency_n);
+/* latency_n examples timed one at a time (after a warm-up), up to 512 at batch 32. dir may be NULL. prog
+ * (may be NULL): a pass of kd_measure_work examples, begun by the caller. */
 kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset *d, int max_len, int latency_n,
-                           const char *dir, kd_model_report *r);
+                           const char *dir, kd_model_report *r, kd_progress *prog);
 void kd_print_reports(const char *const *names, const kd_model_report *r, int n, const char *const *extra_col,
                       const char *extra_head, FILE *out);
 

@@ -30,8 +30,14 @@ static kd_dataset slice(const kd_dataset *d, size_t lo, size_t n)
     return s;
 }
 
+int64_t kd_measure_work(const kd_dataset *d, int latency_n)
+{
+    size_t n = d->n, warm = n < 3 ? n : 3, ln = n < (size_t)latency_n ? n : (size_t)latency_n, tn = n < 512 ? n : 512;
+    return (int64_t)(n + warm + ln + tn);
+}
+
 kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset *d, int max_len, int latency_n,
-                           const char *dir, kd_model_report *r)
+                           const char *dir, kd_model_report *r, kd_progress *prog)
 {
     memset(r, 0, sizeof *r);
     int c = kd_bert_get_config(m)->num_labels;
@@ -42,7 +48,7 @@ kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset
         free(logits);
         return st;
     }
-    st = kd_model_logits(m, d, tok, max_len, 64, logits);
+    st = kd_model_logits(m, d, tok, max_len, 64, logits, prog);
     if (st == KD_OK) st = kd_metrics_from_logits(logits, d->label, d->n, c, &met);
     r->accuracy = met.accuracy;
     r->macro_f1 = met.macro_f1;
@@ -60,13 +66,15 @@ kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset
     if (st == KD_OK && !t) st = kd_fail(KD_ERR_NOMEM, "compare: out of memory");
     for (size_t i = 0; st == KD_OK && i < 3 && i < d->n; i++) {   /* warm-up */
         kd_dataset one = slice(d, i, 1);
-        st = kd_model_logits(m, &one, tok, max_len, 1, logits);
+        st = kd_model_logits(m, &one, tok, max_len, 1, logits, NULL);
+        kd_progress_add(prog, 1);
     }
     for (size_t i = 0; st == KD_OK && i < ln; i++) {
         kd_dataset one = slice(d, i, 1);
         double t0 = kd_now();
-        st = kd_model_logits(m, &one, tok, max_len, 1, logits);
+        st = kd_model_logits(m, &one, tok, max_len, 1, logits, NULL);
         t[i] = (kd_now() - t0) * 1e3;
+        kd_progress_add(prog, 1);
     }
     if (st == KD_OK && ln) {
         qsort(t, ln, sizeof *t, cmp_double);
@@ -78,8 +86,9 @@ kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset
     if (st == KD_OK && tn) {
         kd_dataset part = slice(d, 0, tn);
         double t0 = kd_now();
-        st = kd_model_logits(m, &part, tok, max_len, 32, logits);
+        st = kd_model_logits(m, &part, tok, max_len, 32, logits, NULL);
         r->throughput = (double)tn / (kd_now() - t0);
+        kd_progress_add(prog, (int64_t)tn);
     }
     free(logits);
     return st;
@@ -116,13 +125,14 @@ int kd_cmd_compare(int argc, char **argv)
     const char *cmd = "compare", *tdir = NULL, *data = NULL;
     kd_opt_list sdirs = { 0 };
     kd_cli_run run = { 0 };
-    int max_len = 128, latency_n = 200;
+    int max_len = 128, latency_n = 200, quiet = 0;
     kd_opt opts[] = {
         { "--teacher", KD_OPT_STR, &tdir, 0, 0, 0, "a model directory", "DIR: the teacher" },
         { "--student", KD_OPT_LIST, &sdirs, 0, 0, 0, "a model directory", "DIR: a student (repeatable: one row each)" },
         { "--data", KD_OPT_STR, &data, 0, 0, 0, "a labelled file or a directory with dev.*", "FILE|DIR: labelled set (a DIR: its dev split)" },
         { "--max-len", KD_OPT_INT, &max_len, 2, 512, 0, "a whole number from 2 to 512", "tokens per text (128)" },
         { "--latency-samples", KD_OPT_INT, &latency_n, 1, 1000000, 0, "a whole number >= 1", "texts timed one by one (200)" },
+        { "--quiet", KD_OPT_FLAG, &quiet, 0, 0, 0, NULL, "no progress output" },
         KD_RUN_OPTS(run),
     };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
@@ -166,16 +176,26 @@ int kd_cmd_compare(int argc, char **argv)
         }
     }
     if (rc < 0 && kd_cli_load_eval_split(data, &lab[0], &d) != KD_OK) rc = kd_cli_fail(cmd);
-    for (int i = 0; i < n && rc < 0; i++)
-        if (kd_measure_model(m[i], tok[i], &d, max_len, latency_n, dirs[i], &r[i]) != KD_OK) rc = kd_cli_fail(cmd);
+    char name_buf[MAX_MODELS][24];
+    const char *names[MAX_MODELS];
+    for (int i = 0; i < n; i++) {
+        if (i == 0) snprintf(name_buf[i], sizeof name_buf[i], "teacher");
+        else if (n == 2) snprintf(name_buf[i], sizeof name_buf[i], "student");
+        else snprintf(name_buf[i], sizeof name_buf[i], "student%d", i);
+        names[i] = name_buf[i];
+    }
+    for (int i = 0; i < n && rc < 0; i++) {
+        kd_progress prog;
+        char what[64];
+        snprintf(what, sizeof what, "measuring %s", names[i]);
+        kd_progress_pass(&prog, stderr, -1, quiet, what, "examples", kd_measure_work(&d, latency_n), 0);
+        if (kd_measure_model(m[i], tok[i], &d, max_len, latency_n, dirs[i], &r[i], &prog) != KD_OK) rc = kd_cli_fail(cmd);
+        kd_progress_end(&prog);
+    }
     if (rc < 0) {
-        char name_buf[MAX_MODELS][24], extra_buf[MAX_MODELS][64 + PATH_MAX], head[64];
-        const char *names[MAX_MODELS], *extra[MAX_MODELS];
+        char extra_buf[MAX_MODELS][64 + PATH_MAX], head[64];
+        const char *extra[MAX_MODELS];
         for (int i = 0; i < n; i++) {
-            if (i == 0) snprintf(name_buf[i], sizeof name_buf[i], "teacher");
-            else if (n == 2) snprintf(name_buf[i], sizeof name_buf[i], "student");
-            else snprintf(name_buf[i], sizeof name_buf[i], "student%d", i);
-            names[i] = name_buf[i];
             snprintf(extra_buf[i], sizeof extra_buf[i], "%8.2fx %8.1f%%  %s", r[0].p50_ms / r[i].p50_ms,
                      100.0 * r[i].accuracy / (r[0].accuracy > 0 ? r[0].accuracy : 1), dirs[i]);
             extra[i] = extra_buf[i];

@@ -116,7 +116,7 @@ int kd_cmd_demo(int argc, char **argv)
         kd_bert_free(models[i]);
         models[i] = kd_bert_load(dirs[i], 0, 1, NULL);
         if (models[i] && kd_cli_place_model(&run, models[i]) != KD_OK) rc = kd_cli_fail(cmd);
-        else if (!models[i] || kd_measure_model(models[i], tok, &dev, 64, 100, dirs[i], &rep[i]) != KD_OK) rc = kd_cli_fail(cmd);
+        else if (!models[i] || kd_measure_model(models[i], tok, &dev, 64, 100, dirs[i], &rep[i], NULL) != KD_OK) rc = kd_cli_fail(cmd);
     }
     if (rc < 0) {
         const char *col[3] = { wall[0], wall[1], wall[2] };

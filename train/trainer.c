@@ -210,8 +210,11 @@ static kd_status evaluate_dev(run *r, int epoch)
 {
     const kd_train_config *c = r->c;
     int nl = kd_bert_get_config(r->student)->num_labels;
+    kd_progress prog;
+    kd_progress_pass(&prog, stderr, c->progress_tty, c->quiet, "dev evaluation", "examples", (int64_t)r->d->dev->n, 0);
     kd_status st = kd_model_logits(r->student, r->d->dev, r->d->student_tok, c->max_len, c->eval_batch_size,
-                                   r->dev_logits);
+                                   r->dev_logits, &prog);
+    kd_progress_end(&prog);
     kd_bert_set_training(r->student, 1);
     if (st == KD_OK) st = kd_metrics_from_logits(r->dev_logits, r->d->dev->label, r->d->dev->n, nl, &r->metrics);
     if (st != KD_OK) return st;
@@ -454,7 +457,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
     if (d->teacher && c->cache_teacher) {
         int cached;
         st = kd_teacher_cache_get(r->path_cache, d->teacher, &r->all, d->teacher_tok, c->max_len, c->eval_batch_size,
-                                  &r->teacher_logits, &cached);
+                                  c->progress_tty, c->quiet, &r->teacher_logits, &cached);
         if (st != KD_OK) return st;
         if (!c->quiet) fprintf(stderr, "teacher logits: %s %s\n", cached ? "read from" : "computed into", r->path_cache);
     }
@@ -558,8 +561,16 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
         else r.stats->requires_grad = 0;
     }
     if (st == KD_OK) st = kd_dataset_concat_view(d->train, d->transfer, &r.all);
+    /* Tokenizing a large set takes a while: shown as a pass (nothing printed when it is short). */
+    kd_progress tokp;
+    o.progress = kd_progress_callback;
+    o.progress_ctx = &tokp;
+    kd_progress_pass(&tokp, stderr, c->progress_tty, c->quiet, "tokenizing", "texts", (int64_t)r.all.n, 0);
     if (st == KD_OK) st = kd_batcher_new(&r.all, d->student_tok, &o, &r.sb);
+    kd_progress_end(&tokp);
+    kd_progress_pass(&tokp, stderr, c->progress_tty, c->quiet, "tokenizing for the teacher", "texts", (int64_t)r.all.n, 0);
     if (st == KD_OK && teacher_runs) st = kd_batcher_new(&r.all, d->teacher_tok, &o, &r.tb);
+    kd_progress_end(&tokp);
     if (st == KD_OK && !(r.opt = kd_adamw_new(r.params, r.np, &c->adamw))) st = kd_last_status();
     if (st == KD_OK) st = kd_metrics_init(&r.metrics, r.nl);
     if (st == KD_OK) {

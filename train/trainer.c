@@ -65,12 +65,15 @@ typedef struct run {
     /* The logging window (since the last metrics line) and the step's loss. */
     double win_loss, win[NSTAT_MAX], grp_loss, norm, last_loss;   /* win[i]: sums of part i (1..4) */
     int64_t win_n, win_count[NSTAT_MAX], samples;
+    double grp[NSTAT_MAX];         /* the step's sums of part i (1..4) over its micro-batches, and their counts */
+    int64_t grp_count[NSTAT_MAX];
     kd_progress prog;
     double t0, base_seconds;
     FILE *jsonl, *order;           /* metrics.jsonl, batch_order.txt */
     char dir_last[PATH_MAX], dir_best[PATH_MAX];
     char path_metrics[PATH_MAX + 32], path_chart[PATH_MAX + 32], path_cache[PATH_MAX + 32];
     char path_order[PATH_MAX + 32], dir_init[PATH_MAX + 32];
+    char chart_title[PATH_MAX + 32];
 } run;
 
 static kd_status check_config(const kd_train_config *c, const kd_train_data *d, kd_bert *student)
@@ -320,6 +323,7 @@ static kd_status micro_step(run *r, int64_t b, int64_t gs)
     if ((st = stash_loss(r, r->mb++, &lp)) != KD_OK) return st;
     kd_arena_reset();
     r->samples += r->sbatch.batch;
+    r->state.samples += r->sbatch.batch;
     return KD_OK;
 }
 
@@ -344,7 +348,7 @@ static kd_status optimizer_step(run *r, int epoch, int64_t b, int64_t gs, double
             r->win_loss += lv;
             for (int i = 1; i < NSTAT; i++) {
                 double v = r->stats_host[NSTAT * k + i];
-                if (!isnan(v)) r->win[i] += v, r->win_count[i]++;
+                if (!isnan(v)) r->win[i] += v, r->win_count[i]++, r->grp[i] += v, r->grp_count[i]++;
             }
             r->win_n++;
         }
@@ -359,8 +363,12 @@ static kd_status optimizer_step(run *r, int epoch, int64_t b, int64_t gs, double
                        (long long)r->state.global_step + 1, epoch + 1, kd_last_error());
     }
     r->state.global_step++;
-    st = kd_series_push(&r->state.loss, (double)r->state.global_step, r->grp_loss);
+    double x = (double)r->state.global_step;
+    st = kd_series_push(&r->state.loss, x, r->grp_loss);
+    for (int i = 1; i < NSTAT && st == KD_OK; i++)
+        st = kd_series_push(&r->state.parts[i - 1], x, r->grp_count[i] ? r->grp[i] / (double)r->grp_count[i] : NAN);
     r->grp_loss = 0;
+    for (int i = 0; i < NSTAT; i++) r->grp[i] = 0, r->grp_count[i] = 0;
     return st;
 }
 
@@ -382,6 +390,36 @@ static void log_step(run *r, int epoch, double lr)
     fflush(r->order);
 }
 
+/* The chart's data: the state's histories, the loss parts this run has, the schedule. */
+static void chart_data(run *r, kd_chart_data *cd)
+{
+    static const char *const names[KD_CHART_PARTS] = { "soft (T^2 KL)", "hard (CE)", "hidden", "attention" };
+    const kd_train_config *c = r->c;
+    int distill = r->d->teacher && c->alpha > 0.0;
+    memset(cd, 0, sizeof *cd);
+    cd->title = r->chart_title;
+    cd->loss = &r->state.loss;
+    cd->dev = &r->state.dev;
+    cd->teacher_accuracy = r->state.teacher_accuracy;
+    cd->total_steps = r->total;
+    cd->epochs = c->epochs;
+    cd->sched = &r->sched;
+    /* fine-tuning's loss is its hard part: no parts then */
+    int on[KD_CHART_PARTS] = { distill, distill, c->hidden_weight > 0, c->attention_weight > 0 };
+    for (int k = 0; k < KD_CHART_PARTS; k++) {
+        cd->parts[k] = on[k] ? &r->state.parts[k] : NULL;
+        cd->part_names[k] = names[k];
+    }
+}
+
+/* OUT/chart.svg from the state so far. */
+static kd_status write_chart(run *r)
+{
+    kd_chart_data cd;
+    chart_data(r, &cd);
+    return kd_svg_chart_write(r->path_chart, &cd);
+}
+
 /* After an epoch: evaluation, `best` when dev accuracy improved, `last`, the chart. */
 static kd_status end_epoch(run *r, int epoch)
 {
@@ -389,13 +427,63 @@ static kd_status end_epoch(run *r, int epoch)
     r->state.next_batch = 0;
     kd_status st = evaluate_dev(r, epoch);
     if (st != KD_OK) return st;
+    /* the epoch's mean step loss: the steps after the previous evaluation */
+    int64_t from = r->state.n_epochs ? r->state.epochs[r->state.n_epochs - 1].step : 0;
+    double sum = 0.0;
+    int64_t cnt = 0;
+    for (size_t i = r->state.loss.n; i-- > 0 && r->state.loss.x[i] > (double)from;) sum += r->state.loss.y[i], cnt++;
+    kd_epoch_record e = { .epoch = epoch + 1, .step = r->state.global_step, .accuracy = r->metrics.accuracy,
+                          .macro_f1 = r->metrics.macro_f1, .macro_recall = r->metrics.macro_recall,
+                          .dev_loss = r->metrics.loss, .train_loss = cnt ? sum / (double)cnt : NAN,
+                          .seconds = r->base_seconds + (kd_now() - r->t0) };
+    if ((st = kd_train_state_push_epoch(&r->state, &e)) != KD_OK) return st;
     if (r->metrics.accuracy > r->state.best_accuracy) {
         r->state.best_accuracy = r->metrics.accuracy;
         r->state.best_epoch = epoch + 1;
+        if ((st = kd_train_state_set_confusion(&r->state, r->metrics.confusion, r->nl)) != KD_OK) return st;
         if ((st = kd_checkpoint_save(r->dir_best, r->student, r->c->student_vocab, NULL, NULL)) != KD_OK) return st;
     }
     if ((st = save_last(r, r->t0, r->base_seconds)) != KD_OK) return st;
-    return kd_svg_chart_write(r->path_chart, "kd: training loss and dev accuracy", &r->state.loss, &r->state.dev);
+    return write_chart(r);
+}
+
+/* The teacher on dev, once per run (kept in the state, so a resumed run does not redo it): the chart's and
+ * the report's reference, and a metrics.jsonl record. */
+static kd_status evaluate_teacher(run *r)
+{
+    const kd_train_config *c = r->c;
+    const kd_train_data *d = r->d;
+    if (!d->teacher || r->state.teacher_accuracy >= 0) return KD_OK;
+    int tl = kd_bert_get_config(d->teacher)->num_labels;
+    float *z = malloc(d->dev->n * (size_t)tl * sizeof *z);
+    kd_metrics m;
+    kd_status st = z ? kd_metrics_init(&m, tl) : kd_fail(KD_ERR_NOMEM, "train: out of memory");
+    if (st != KD_OK) {
+        free(z);
+        return st;
+    }
+    kd_progress prog;
+    kd_progress_pass(&prog, stderr, c->progress_tty, c->quiet, "teacher dev evaluation", "examples", (int64_t)d->dev->n, 0);
+    st = kd_model_logits(d->teacher, d->dev, d->teacher_tok, c->max_len, c->eval_batch_size, z, &prog);
+    kd_progress_end(&prog);
+    if (st == KD_OK) st = kd_metrics_from_logits(z, d->dev->label, d->dev->n, tl, &m);
+    if (st == KD_OK) {
+        r->state.teacher_accuracy = m.accuracy;
+        r->state.teacher_macro_f1 = m.macro_f1;
+        kd_jw w;
+        line_begin(&w, r, "teacher_eval", r->state.epoch);
+        kd_jw_field_number(&w, "accuracy", m.accuracy);
+        kd_jw_field_number(&w, "macro_f1", m.macro_f1);
+        kd_jw_field_number(&w, "macro_recall", m.macro_recall);
+        kd_jw_field_number(&w, "loss", m.loss);
+        line_end(&w, r);
+        if (!c->quiet)
+            fprintf(stderr, "teacher on dev: accuracy %.4f  macro-F1 %.4f  macro-recall %.4f\n", m.accuracy, m.macro_f1,
+                    m.macro_recall);
+    }
+    kd_metrics_free(&m);
+    free(z);
+    return st;
 }
 
 /* The shipped model: the best epoch's, in the output directory itself (loaded on the host). */
@@ -452,6 +540,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
     r->state.total_steps = r->total;
     r->state.seed = c->seed;
     r->state.best_accuracy = -1.0;
+    r->state.teacher_accuracy = r->state.teacher_macro_f1 = -1.0;
     kd_manual_seed(c->seed);
     if (c->resume && (st = resume(r)) != KD_OK) return st;
     if (d->teacher && c->cache_teacher) {
@@ -468,6 +557,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
     if (c->write_init && !c->resume &&
         (st = kd_checkpoint_save(r->dir_init, r->student, c->student_vocab, NULL, NULL)) != KD_OK)
         return st;
+    if ((st = evaluate_teacher(r)) != KD_OK) return st;
 
     kd_progress_init(&r->prog, stderr, c->progress_tty, c->quiet, r->state.global_step, r->total, c->log_every);
     r->t0 = kd_now();
@@ -479,6 +569,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
         if ((st = run_epoch(r, epoch, &stopped)) != KD_OK) return st;
         if (stopped) {
             if ((st = save_last(r, r->t0, r->base_seconds)) != KD_OK) return st;
+            if ((st = write_chart(r)) != KD_OK) return st;
             if (!c->quiet)
                 fprintf(stderr, "stopped at step %lld (--max-steps); continue with --resume\n", (long long)r->state.global_step);
             break;
@@ -525,6 +616,7 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     snprintf(r.path_cache, sizeof r.path_cache, "%s/teacher_logits.bin", c->out_dir);
     snprintf(r.path_order, sizeof r.path_order, "%s/batch_order.txt", c->out_dir);
     snprintf(r.dir_init, sizeof r.dir_init, "%s/init", c->out_dir);
+    snprintf(r.chart_title, sizeof r.chart_title, "kd %s: %s", d->teacher ? "distill" : "finetune", c->out_dir);
     kd_batch_init(&r.sbatch);
     kd_batch_init(&r.tbatch);
 

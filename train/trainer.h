@@ -6,8 +6,10 @@
  * epoch: evaluation on dev (accuracy, macro-F1, macro-recall, per class), metrics as JSON lines, the SVG
  * chart, the `last` checkpoint (with optimizer, schedule position, RNG and data position, for --resume)
  * and `best` when dev accuracy improved. At the end the best model is also written to the output
- * directory itself, in Hugging Face's format. At the start, OUT/train_subset.txt lists the rows of the
- * training file the run uses (train/subset.h), so another tool can train on the same examples.
+ * directory itself, in Hugging Face's format. The chart (OUT/chart.svg, train/svg_chart.h) is rewritten
+ * after every epoch; with a teacher, its dev accuracy is measured once at the start (the chart's
+ * reference). At the start, OUT/train_subset.txt lists the rows of the training file the run uses
+ * (train/subset.h), so another tool can train on the same examples.
  *
  * To replay a run elsewhere (bench/kd_recipe_replay.py): OUT/batch_order.txt has one line per micro-batch,
  * in training order: the optimizer step it belongs to (1-based), then the examples of the batch in the

@@ -18,6 +18,7 @@
 #include "train/intermediate.h"
 #include "train/loss.h"
 #include "train/progress.h"
+#include "train/report.h"
 #include "train/schedule.h"
 #include "train/subset.h"
 #include "train/svg_chart.h"
@@ -72,7 +73,7 @@ typedef struct run {
     FILE *jsonl, *order;           /* metrics.jsonl, batch_order.txt */
     char dir_last[PATH_MAX], dir_best[PATH_MAX];
     char path_metrics[PATH_MAX + 32], path_chart[PATH_MAX + 32], path_cache[PATH_MAX + 32];
-    char path_order[PATH_MAX + 32], dir_init[PATH_MAX + 32];
+    char path_order[PATH_MAX + 32], dir_init[PATH_MAX + 32], path_report[PATH_MAX + 32];
     char chart_title[PATH_MAX + 32];
 } run;
 
@@ -412,15 +413,29 @@ static void chart_data(run *r, kd_chart_data *cd)
     }
 }
 
-/* OUT/chart.svg from the state so far. */
-static kd_status write_chart(run *r)
+/* OUT/chart.svg and OUT/report.html from the state so far. */
+static kd_status write_chart_and_report(run *r, int finished)
 {
     kd_chart_data cd;
     chart_data(r, &cd);
-    return kd_svg_chart_write(r->path_chart, &cd);
+    kd_status st = kd_svg_chart_write(r->path_chart, &cd);
+    if (st != KD_OK) return st;
+    const kd_train_data *d = r->d;
+    /* the label names the model carries (config.json's id2label) */
+    const kd_bert_config *sc = kd_bert_get_config(r->student);
+    const char *names[KD_BERT_MAX_LABELS];
+    for (int i = 0; i < r->nl && i < KD_BERT_MAX_LABELS; i++) names[i] = sc->labels[i];
+    kd_run_report rep = { .info = r->c->info, .command = d->teacher ? "distill" : "finetune", .out_dir = r->c->out_dir,
+                          .finished = finished, .n_train = d->train->n, .n_transfer = d->transfer ? d->transfer->n : 0,
+                          .n_dev = d->dev->n, .num_labels = r->nl, .label_names = names,
+                          .student = sc, .student_params = kd_bert_num_parameters(r->student),
+                          .teacher = d->teacher ? kd_bert_get_config(d->teacher) : NULL,
+                          .teacher_params = d->teacher ? kd_bert_num_parameters(d->teacher) : 0, .state = &r->state,
+                          .chart = &cd };
+    return kd_report_write_run(r->path_report, &rep);
 }
 
-/* After an epoch: evaluation, `best` when dev accuracy improved, `last`, the chart. */
+/* After an epoch: evaluation, `best` when dev accuracy improved, `last`, the chart and the report. */
 static kd_status end_epoch(run *r, int epoch)
 {
     r->state.epoch = epoch + 1;
@@ -444,7 +459,7 @@ static kd_status end_epoch(run *r, int epoch)
         if ((st = kd_checkpoint_save(r->dir_best, r->student, r->c->student_vocab, NULL, NULL)) != KD_OK) return st;
     }
     if ((st = save_last(r, r->t0, r->base_seconds)) != KD_OK) return st;
-    return write_chart(r);
+    return write_chart_and_report(r, 0);
 }
 
 /* The teacher on dev, once per run (kept in the state, so a resumed run does not redo it): the chart's and
@@ -569,7 +584,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
         if ((st = run_epoch(r, epoch, &stopped)) != KD_OK) return st;
         if (stopped) {
             if ((st = save_last(r, r->t0, r->base_seconds)) != KD_OK) return st;
-            if ((st = write_chart(r)) != KD_OK) return st;
+            if ((st = write_chart_and_report(r, 0)) != KD_OK) return st;
             if (!c->quiet)
                 fprintf(stderr, "stopped at step %lld (--max-steps); continue with --resume\n", (long long)r->state.global_step);
             break;
@@ -585,7 +600,10 @@ static kd_status train_loop(run *r, kd_train_result *res)
     if (r->state.dev.n) res->final_accuracy = r->state.dev.y[r->state.dev.n - 1];
     res->final_macro_f1 = r->metrics.macro_f1;
     res->final_macro_recall = r->metrics.macro_recall;
-    return stopped ? KD_OK : ship_best(r);
+    if (stopped) return KD_OK;
+    if ((st = ship_best(r)) != KD_OK) return st;
+    r->state.train_seconds = res->train_seconds;
+    return write_chart_and_report(r, 1);
 }
 
 kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_config *c, kd_train_result *res)
@@ -616,6 +634,7 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     snprintf(r.path_cache, sizeof r.path_cache, "%s/teacher_logits.bin", c->out_dir);
     snprintf(r.path_order, sizeof r.path_order, "%s/batch_order.txt", c->out_dir);
     snprintf(r.dir_init, sizeof r.dir_init, "%s/init", c->out_dir);
+    snprintf(r.path_report, sizeof r.path_report, "%s/report.html", c->out_dir);
     snprintf(r.chart_title, sizeof r.chart_title, "kd %s: %s", d->teacher ? "distill" : "finetune", c->out_dir);
     kd_batch_init(&r.sbatch);
     kd_batch_init(&r.tbatch);

@@ -225,7 +225,7 @@ kd_status kd_report_write_run(const char *path, const kd_run_report *r)
     kd_text_escape(&t, title);
     kd_text_printf(&t, "</h1>\n<p class=\"sub\">");
     if (r->finished)
-        kd_text_printf(&t, "Finished: %lld optimizer steps, %zu epoch(s).", (long long)s->global_step, s->n_epochs);
+        kd_text_printf(&t, "Finished: %lld optimizer steps, %d epoch(s).", (long long)s->global_step, s->epoch);
     else
         kd_text_printf(&t, "Not finished: %lld of %lld optimizer steps, %zu epoch(s) evaluated (this page is rewritten "
                            "after every epoch).", (long long)s->global_step, (long long)s->total_steps, s->n_epochs);

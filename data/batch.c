@@ -21,7 +21,7 @@ struct kd_batcher {
 kd_batcher_opts kd_batcher_opts_default(void)
 {
     kd_batcher_opts o = {.batch_size = 32, .max_len = 128, .pad_multiple = 8, .shuffle = 1, .seed = 42,
-                         .bucket = 0, .drop_last = 0};
+                         .bucket = 0, .drop_last = 0, .progress = NULL, .progress_ctx = NULL};
     return o;
 }
 
@@ -98,6 +98,7 @@ kd_status kd_batcher_new(const kd_dataset *d, const kd_tokenizer *t, const kd_ba
         memcpy(b->ids[i], e.ids, e.len * sizeof(int32_t));
         memcpy(b->types[i], e.type_ids, e.len * sizeof(int32_t));
         b->len[i] = (int32_t)e.len;
+        if (opt.progress && ((i + 1) % 1024 == 0 || i + 1 == d->n)) opt.progress(opt.progress_ctx, i + 1, d->n);
     }
     kd_encoding_free(&e);
     if (st != KD_OK) {

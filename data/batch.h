@@ -32,6 +32,10 @@ typedef struct kd_batcher_opts {
     uint64_t seed;
     int bucket;           /* group similar lengths: sort windows of 50 batches by length, shuffle batches */
     int drop_last;        /* drop a final partial batch */
+    /* Called as tokenizing goes (every 1024 examples and at the end) with the examples done and the total;
+     * NULL: none. A large data set takes a while: the caller shows it (train/progress.h). */
+    void (*progress)(void *ctx, size_t done, size_t total);
+    void *progress_ctx;
 } kd_batcher_opts;
 
 kd_batcher_opts kd_batcher_opts_default(void);

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,39 @@ void kd_train_state_free(kd_train_state *s)
 {
     kd_series_free(&s->loss);
     kd_series_free(&s->dev);
+    for (int k = 0; k < KD_LOSS_PARTS; k++) kd_series_free(&s->parts[k]);
+    free(s->epochs);
+    free(s->best_confusion);
+    s->epochs = NULL;
+    s->best_confusion = NULL;
+    s->n_epochs = s->cap_epochs = 0;
+    s->num_labels = 0;
+}
+
+kd_status kd_train_state_push_epoch(kd_train_state *s, const kd_epoch_record *e)
+{
+    if (s->n_epochs == s->cap_epochs) {
+        size_t cap = s->cap_epochs ? 2 * s->cap_epochs : 16;
+        kd_epoch_record *p = realloc(s->epochs, cap * sizeof *p);
+        if (!p) return kd_fail(KD_ERR_NOMEM, "trainer state: out of memory");
+        s->epochs = p;
+        s->cap_epochs = cap;
+    }
+    s->epochs[s->n_epochs++] = *e;
+    return KD_OK;
+}
+
+kd_status kd_train_state_set_confusion(kd_train_state *s, const int64_t *confusion, int k)
+{
+    size_t n = (size_t)k * (size_t)k;
+    if (k != s->num_labels) {
+        int64_t *p = realloc(s->best_confusion, (n ? n : 1) * sizeof *p);
+        if (!p) return kd_fail(KD_ERR_NOMEM, "trainer state: out of memory");
+        s->best_confusion = p;
+        s->num_labels = k;
+    }
+    memcpy(s->best_confusion, confusion, n * sizeof *confusion);
+    return KD_OK;
 }
 
 kd_status kd_make_dirs(const char *dir)
@@ -114,6 +148,43 @@ static kd_status save_state_json(const char *path, const kd_train_state *s)
     kd_jw_field_number(&w, "train_seconds", s->train_seconds);
     write_series(&w, "loss_history", &s->loss);
     write_series(&w, "dev_history", &s->dev);
+    /* [step, soft, hard, hidden, attention] per step, null where a step had none */
+    kd_jw_key(&w, "parts_history");
+    kd_jw_array_begin(&w);
+    for (size_t i = 0; i < s->parts[0].n; i++) {
+        kd_jw_array_begin(&w);
+        kd_jw_number(&w, s->parts[0].x[i]);
+        for (int k = 0; k < KD_LOSS_PARTS; k++) kd_jw_number(&w, i < s->parts[k].n ? s->parts[k].y[i] : NAN);
+        kd_jw_array_end(&w);
+    }
+    kd_jw_array_end(&w);
+    kd_jw_key(&w, "epoch_history");
+    kd_jw_array_begin(&w);
+    for (size_t i = 0; i < s->n_epochs; i++) {
+        const kd_epoch_record *e = &s->epochs[i];
+        kd_jw_object_begin(&w);
+        kd_jw_field_int(&w, "epoch", e->epoch);
+        kd_jw_field_int(&w, "step", e->step);
+        kd_jw_field_number(&w, "accuracy", e->accuracy);
+        kd_jw_field_number(&w, "macro_f1", e->macro_f1);
+        kd_jw_field_number(&w, "macro_recall", e->macro_recall);
+        kd_jw_field_number(&w, "dev_loss", e->dev_loss);
+        kd_jw_field_number(&w, "train_loss", e->train_loss);
+        kd_jw_field_number(&w, "seconds", e->seconds);
+        kd_jw_object_end(&w);
+    }
+    kd_jw_array_end(&w);
+    kd_jw_field_number(&w, "teacher_accuracy", s->teacher_accuracy);
+    kd_jw_field_number(&w, "teacher_macro_f1", s->teacher_macro_f1);
+    kd_jw_field_int(&w, "samples", s->samples);
+    kd_jw_key(&w, "best_confusion");
+    kd_jw_array_begin(&w);
+    for (int a = 0; a < s->num_labels; a++) {
+        kd_jw_array_begin(&w);
+        for (int b = 0; b < s->num_labels; b++) kd_jw_int(&w, s->best_confusion[(size_t)a * (size_t)s->num_labels + (size_t)b]);
+        kd_jw_array_end(&w);
+    }
+    kd_jw_array_end(&w);
     kd_jw_object_end(&w);
     const char *text = kd_jw_text(&w);
     kd_status st = text ? kd_write_file_atomic(path, text, strlen(text))
@@ -208,6 +279,56 @@ static int get_series(const kd_json *o, const char *key, kd_series *s)
     return 1;
 }
 
+static double num_or_nan(const kd_json *j) { return j && j->type == KD_JSON_NUMBER ? j->number : NAN; }
+
+/* What the chart and the report need beyond resuming: optional (an older state has none), each checked. */
+static int get_report_history(const kd_json *o, kd_train_state *s)
+{
+    const kd_json *a = kd_json_get(o, "parts_history");
+    for (size_t i = 0; a && a->type == KD_JSON_ARRAY && i < a->count; i++) {
+        const kd_json *p = a->items[i];
+        if (p->type != KD_JSON_ARRAY || p->count != 1 + KD_LOSS_PARTS || p->items[0]->type != KD_JSON_NUMBER) return 0;
+        for (int k = 0; k < KD_LOSS_PARTS; k++)
+            if (kd_series_push(&s->parts[k], p->items[0]->number, num_or_nan(p->items[1 + k])) != KD_OK) return 0;
+    }
+    a = kd_json_get(o, "epoch_history");
+    for (size_t i = 0; a && a->type == KD_JSON_ARRAY && i < a->count; i++) {
+        const kd_json *e = a->items[i];
+        int64_t epoch, step;
+        if (e->type != KD_JSON_OBJECT || !get_int(e, "epoch", &epoch) || !get_int(e, "step", &step)) return 0;
+        kd_epoch_record r = { .epoch = (int)epoch, .step = step,
+                              .accuracy = num_or_nan(kd_json_get(e, "accuracy")),
+                              .macro_f1 = num_or_nan(kd_json_get(e, "macro_f1")),
+                              .macro_recall = num_or_nan(kd_json_get(e, "macro_recall")),
+                              .dev_loss = num_or_nan(kd_json_get(e, "dev_loss")),
+                              .train_loss = num_or_nan(kd_json_get(e, "train_loss")),
+                              .seconds = num_or_nan(kd_json_get(e, "seconds")) };
+        if (kd_train_state_push_epoch(s, &r) != KD_OK) return 0;
+    }
+    s->teacher_accuracy = s->teacher_macro_f1 = -1.0;
+    get_num(o, "teacher_accuracy", &s->teacher_accuracy);
+    get_num(o, "teacher_macro_f1", &s->teacher_macro_f1);
+    get_int(o, "samples", &s->samples);
+    a = kd_json_get(o, "best_confusion");
+    if (a && a->type == KD_JSON_ARRAY && a->count > 0) {
+        int k = (int)a->count;
+        int64_t *c = malloc((size_t)k * (size_t)k * sizeof *c);
+        int ok = c != NULL;
+        for (int r = 0; ok && r < k; r++) {
+            const kd_json *row = a->items[r];
+            ok = row->type == KD_JSON_ARRAY && row->count == (size_t)k;
+            for (int j = 0; ok && j < k; j++) {
+                ok = row->items[j]->type == KD_JSON_NUMBER && row->items[j]->is_integer;
+                if (ok) c[(size_t)r * (size_t)k + (size_t)j] = row->items[j]->integer;
+            }
+        }
+        if (ok) ok = kd_train_state_set_confusion(s, c, k) == KD_OK;
+        free(c);
+        if (!ok) return 0;
+    }
+    return 1;
+}
+
 kd_status kd_checkpoint_load_state(const char *dir, kd_adamw *opt, kd_train_state *s)
 {
     char path[PATH_MAX], err[160];
@@ -227,7 +348,8 @@ kd_status kd_checkpoint_load_state(const char *dir, kd_adamw *opt, kd_train_stat
              get_int(j, "next_batch", &next) && get_hex(j, "seed", &s->seed) && get_hex(j, "rng_seed", &s->rng.seed) &&
              get_hex(j, "rng_counter", &s->rng.counter) && get_num(j, "best_accuracy", &s->best_accuracy) &&
              get_int(j, "best_epoch", &best_epoch) && get_num(j, "train_seconds", &s->train_seconds) &&
-             get_series(j, "loss_history", &s->loss) && get_series(j, "dev_history", &s->dev);
+             get_series(j, "loss_history", &s->loss) && get_series(j, "dev_history", &s->dev) &&
+             get_report_history(j, s);
     kd_json_free(j);
     if (!ok) {
         kd_train_state_free(s);

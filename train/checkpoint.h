@@ -23,6 +23,17 @@ typedef struct kd_series {
 kd_status kd_series_push(kd_series *s, double x, double y);
 void kd_series_free(kd_series *s);
 
+/* One evaluation at the end of an epoch, as the run report lists it. */
+typedef struct kd_epoch_record {
+    int epoch;                /* 1-based */
+    int64_t step;
+    double accuracy, macro_f1, macro_recall, dev_loss;
+    double train_loss;        /* the mean of the epoch's per-step losses */
+    double seconds;           /* wall time from the run's start to this evaluation, resumed pieces included */
+} kd_epoch_record;
+
+enum { KD_LOSS_PARTS = 4 };   /* soft, hard, hidden, attention */
+
 typedef struct kd_train_state {
     int64_t global_step;      /* optimizer steps done */
     int64_t total_steps;
@@ -35,7 +46,19 @@ typedef struct kd_train_state {
     double train_seconds;     /* wall time spent training so far, over every resumed piece */
     kd_series loss;           /* (step, mean training loss since the last log line) */
     kd_series dev;            /* (step, dev accuracy) per evaluation */
+    /* For the chart and the report (absent from an older trainer_state.json: empty). */
+    kd_series parts[KD_LOSS_PARTS];   /* (step, the step's soft, hard, hidden, attention loss; NaN: none) */
+    kd_epoch_record *epochs;  /* per evaluation */
+    size_t n_epochs, cap_epochs;
+    double teacher_accuracy, teacher_macro_f1;   /* the teacher on dev; < 0: no teacher */
+    int64_t samples;          /* examples trained so far */
+    int num_labels;           /* 0: no confusion matrix yet */
+    int64_t *best_confusion;  /* [true][predicted] of the best epoch's dev evaluation, num_labels^2 */
 } kd_train_state;
+
+kd_status kd_train_state_push_epoch(kd_train_state *s, const kd_epoch_record *e);
+/* Keep a copy of the best epoch's confusion matrix (k x k). */
+kd_status kd_train_state_set_confusion(kd_train_state *s, const int64_t *confusion, int k);
 
 void kd_train_state_free(kd_train_state *s);
 

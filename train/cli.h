@@ -10,6 +10,8 @@
 #include "data/wordpiece.h"
 #include "engine/device.h"
 #include "models/bert.h"
+#include "train/progress.h"
+#include "train/report.h"
 
 /* Exit codes: 0 done, 1 a runtime failure (message from the library), 2 bad usage. */
 enum { KD_EXIT_OK = 0, KD_EXIT_FAIL = 1, KD_EXIT_USAGE = 2 };
@@ -49,6 +51,11 @@ typedef struct kd_cli_run {
     { "--device", KD_OPT_STR, &(r).device, 0, 0, 0, "cpu, cuda or sim", "cpu | cuda | sim (cpu)" },                 \
     { "--precision", KD_OPT_STR, &(r).precision, 0, 0, 0, "f32, tf32 or bf16",                                    \
       "bf16: bf16 activations, f32 weights (default on cuda); tf32: cuda" }
+
+/* What the report pages show of a command: "kd <cmd> ARGS" shell-quoted, and every flag of opts with its
+ * value after parsing (the default when not given; `set` as kd_cli_parse filled it). */
+kd_status kd_cli_run_info(const char *cmd, int argc, char **argv, const kd_opt *opts, int nopts, const int *set,
+                          kd_run_info *out);
 
 /* Apply r's flags: threads (> 0 calls kd_set_threads), open the device, set its precision; fills r->dev and
  * r->compute. Returns -1 (go on) or an exit code after printing why. */
@@ -91,11 +98,18 @@ typedef struct kd_model_report {
     int64_t file_bytes;          /* model.safetensors, -1 when not on disk */
     double p50_ms, p95_ms;       /* batch 1, tokenization included */
     double throughput;           /* examples/s at batch 32 */
+    int num_labels;
+    int64_t *confusion;          /* [true][predicted], num_labels^2 (kd_model_report_free) */
 } kd_model_report;
 
-/* latency_n examples timed one at a time (after a warm-up), up to 512 at batch 32. dir may be NULL. */
+/* The examples kd_measure_model runs through, for its progress pass: the set, the warm-up, latency_n, the
+ * throughput batch. */
+int64_t kd_measure_work(const kd_dataset *d, int latency_n);
+/* latency_n examples timed one at a time (after a warm-up), up to 512 at batch 32. dir may be NULL. prog
+ * (may be NULL): a pass of kd_measure_work examples, begun by the caller. */
 kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset *d, int max_len, int latency_n,
-                           const char *dir, kd_model_report *r);
+                           const char *dir, kd_model_report *r, kd_progress *prog);
+void kd_model_report_free(kd_model_report *r);
 void kd_print_reports(const char *const *names, const kd_model_report *r, int n, const char *const *extra_col,
                       const char *extra_head, FILE *out);
 

@@ -10,6 +10,7 @@
 
 #include "engine/backend.h"
 #include "train/cli.h"
+#include "train/plot.h"
 #include "train/subset.h"
 
 static const kd_opt *find_opt(const kd_opt *opts, int n, const char *name, size_t len)
@@ -89,6 +90,82 @@ int kd_cli_parse(const char *cmd, int argc, char **argv, const kd_opt *opts, int
         else *(int64_t *)o->dst = (int64_t)x;
     }
     return -1;
+}
+
+/* Append s to t quoted for a POSIX shell when it needs it: 'it'\''s'. */
+static void shell_quote(kd_text *t, const char *s)
+{
+    int plain = *s != '\0';
+    for (const char *c = s; *c; c++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%", *c)) plain = 0;
+    if (plain) {
+        kd_text_printf(t, "%s", s);
+        return;
+    }
+    kd_text_printf(t, "'");
+    for (const char *c = s; *c; c++) {
+        if (*c == '\'') kd_text_printf(t, "'\\''");
+        else kd_text_printf(t, "%c", *c);
+    }
+    kd_text_printf(t, "'");
+}
+
+static char *text_take(kd_text *t)
+{
+    if (t->failed) {
+        kd_text_free(t);
+        return NULL;
+    }
+    char *p = t->p ? t->p : calloc(1, 1);
+    memset(t, 0, sizeof *t);
+    return p;
+}
+
+kd_status kd_cli_run_info(const char *cmd, int argc, char **argv, const kd_opt *opts, int nopts, const int *set,
+                          kd_run_info *out)
+{
+    memset(out, 0, sizeof *out);
+    kd_text t = { 0 };
+    kd_text_printf(&t, "kd %s", cmd);
+    for (int i = 1; i < argc; i++) {
+        kd_text_printf(&t, " ");
+        shell_quote(&t, argv[i]);
+    }
+    out->command_line = text_take(&t);
+    out->flags = calloc((size_t)(nopts ? nopts : 1), sizeof *out->flags);
+    if (!out->command_line || !out->flags) {
+        kd_run_info_free(out);
+        return kd_fail(KD_ERR_NOMEM, "kd %s: out of memory", cmd);
+    }
+    for (int i = 0; i < nopts; i++) {
+        const kd_opt *o = &opts[i];
+        switch (o->kind) {
+        case KD_OPT_STR: {
+            const char *v = *(const char *const *)o->dst;
+            kd_text_printf(&t, "%s", v ? v : "(none)");
+            break;
+        }
+        case KD_OPT_INT: kd_text_printf(&t, "%d", *(const int *)o->dst); break;
+        case KD_OPT_I64: kd_text_printf(&t, "%lld", (long long)*(const int64_t *)o->dst); break;
+        case KD_OPT_DOUBLE: kd_text_printf(&t, "%g", *(const double *)o->dst); break;
+        case KD_OPT_FLAG: kd_text_printf(&t, "%s", *(const int *)o->dst ? "on" : "off"); break;
+        case KD_OPT_LIST: {
+            const kd_opt_list *l = o->dst;
+            if (!l->n) kd_text_printf(&t, "(none)");
+            for (int k = 0; k < l->n; k++) kd_text_printf(&t, "%s%s", k ? ", " : "", l->v[k]);
+            break;
+        }
+        }
+        kd_report_flag *f = &out->flags[out->nflags++];
+        f->value = text_take(&t);
+        f->name = strdup(o->name);
+        f->given = set ? set[i] : 0;
+        if (!f->value || !f->name) {
+            kd_run_info_free(out);
+            return kd_fail(KD_ERR_NOMEM, "kd %s: out of memory", cmd);
+        }
+    }
+    return KD_OK;
 }
 
 int kd_cli_apply_common(const char *cmd, kd_cli_run *r)

@@ -1,7 +1,8 @@
 /* train/cli_compare.c — `kd compare`: teacher and student side by side on one labelled set: accuracy,
  * macro-F1, parameters, file size, latency p50/p95 at batch 1 and throughput at batch 32, and each
  * student's speed-up and share of the teacher's accuracy (--student repeats: one row per student).
- * Latency is end to end for one text: tokenization, padding and the forward pass. */
+ * Latency is end to end for one text: tokenization, padding and the forward pass. --report FILE writes the
+ * same side by side as an HTML page (train/report.h), with accuracy plotted against latency and size. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,8 +31,20 @@ static kd_dataset slice(const kd_dataset *d, size_t lo, size_t n)
     return s;
 }
 
+int64_t kd_measure_work(const kd_dataset *d, int latency_n)
+{
+    size_t n = d->n, warm = n < 3 ? n : 3, ln = n < (size_t)latency_n ? n : (size_t)latency_n, tn = n < 512 ? n : 512;
+    return (int64_t)(n + warm + ln + tn);
+}
+
+void kd_model_report_free(kd_model_report *r)
+{
+    free(r->confusion);
+    r->confusion = NULL;
+}
+
 kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset *d, int max_len, int latency_n,
-                           const char *dir, kd_model_report *r)
+                           const char *dir, kd_model_report *r, kd_progress *prog)
 {
     memset(r, 0, sizeof *r);
     int c = kd_bert_get_config(m)->num_labels;
@@ -42,10 +55,14 @@ kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset
         free(logits);
         return st;
     }
-    st = kd_model_logits(m, d, tok, max_len, 64, logits);
+    st = kd_model_logits(m, d, tok, max_len, 64, logits, prog);
     if (st == KD_OK) st = kd_metrics_from_logits(logits, d->label, d->n, c, &met);
     r->accuracy = met.accuracy;
     r->macro_f1 = met.macro_f1;
+    r->num_labels = c;
+    /* the matrix is handed over to the report */
+    r->confusion = met.confusion;
+    met.confusion = NULL;
     kd_metrics_free(&met);
     r->params = kd_bert_num_parameters(m);
     r->file_bytes = -1;
@@ -60,13 +77,15 @@ kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset
     if (st == KD_OK && !t) st = kd_fail(KD_ERR_NOMEM, "compare: out of memory");
     for (size_t i = 0; st == KD_OK && i < 3 && i < d->n; i++) {   /* warm-up */
         kd_dataset one = slice(d, i, 1);
-        st = kd_model_logits(m, &one, tok, max_len, 1, logits);
+        st = kd_model_logits(m, &one, tok, max_len, 1, logits, NULL);
+        kd_progress_add(prog, 1);
     }
     for (size_t i = 0; st == KD_OK && i < ln; i++) {
         kd_dataset one = slice(d, i, 1);
         double t0 = kd_now();
-        st = kd_model_logits(m, &one, tok, max_len, 1, logits);
+        st = kd_model_logits(m, &one, tok, max_len, 1, logits, NULL);
         t[i] = (kd_now() - t0) * 1e3;
+        kd_progress_add(prog, 1);
     }
     if (st == KD_OK && ln) {
         qsort(t, ln, sizeof *t, cmp_double);
@@ -78,8 +97,9 @@ kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset
     if (st == KD_OK && tn) {
         kd_dataset part = slice(d, 0, tn);
         double t0 = kd_now();
-        st = kd_model_logits(m, &part, tok, max_len, 32, logits);
+        st = kd_model_logits(m, &part, tok, max_len, 32, logits, NULL);
         r->throughput = (double)tn / (kd_now() - t0);
+        kd_progress_add(prog, (int64_t)tn);
     }
     free(logits);
     return st;
@@ -111,26 +131,55 @@ static void print_share(const char *name, const kd_model_report *t, const kd_mod
            (double)t->params / (double)s->params, t->p50_ms / s->p50_ms, s->throughput / t->throughput);
 }
 
+/* --report FILE: the page of train/report.h, the teacher's label names. */
+static int write_report(const char *path, int argc, char **argv, const kd_opt *opts, int nopts, const int *set,
+                        const char *data, const kd_dataset *d, const char *const *dirs, const char *const *names,
+                        kd_bert *const *m, const kd_model_report *r, int n, int max_len, int latency_n)
+{
+    kd_run_info info;
+    if (kd_cli_run_info("compare", argc, argv, opts, nopts, set, &info) != KD_OK) return kd_cli_fail("compare");
+    kd_report_model rows[KD_OPT_LIST_MAX + 1];
+    for (int i = 0; i < n; i++)
+        rows[i] = (kd_report_model){ .name = names[i], .dir = dirs[i], .cfg = kd_bert_get_config(m[i]),
+                                     .params = r[i].params, .file_bytes = r[i].file_bytes, .accuracy = r[i].accuracy,
+                                     .macro_f1 = r[i].macro_f1, .p50_ms = r[i].p50_ms, .p95_ms = r[i].p95_ms,
+                                     .throughput = r[i].throughput, .confusion = r[i].confusion };
+    const kd_bert_config *tc = kd_bert_get_config(m[0]);
+    const char *label_names[KD_BERT_MAX_LABELS];
+    for (int i = 0; i < tc->num_labels; i++) label_names[i] = tc->labels[i];
+    kd_compare_report rep = { .info = &info, .data = data, .n_examples = d->n, .num_labels = tc->num_labels,
+                              .label_names = label_names, .threads = kd_threads(), .max_len = max_len,
+                              .latency_samples = latency_n < (int)d->n ? latency_n : (int)d->n, .models = rows, .n = n };
+    kd_status st = kd_report_write_compare(path, &rep);
+    kd_run_info_free(&info);
+    if (st != KD_OK) return kd_cli_fail("compare");
+    printf("report: %s\n", path);
+    return KD_EXIT_OK;
+}
+
 int kd_cmd_compare(int argc, char **argv)
 {
-    const char *cmd = "compare", *tdir = NULL, *data = NULL;
+    const char *cmd = "compare", *tdir = NULL, *data = NULL, *report = NULL;
     kd_opt_list sdirs = { 0 };
     kd_cli_run run = { 0 };
-    int max_len = 128, latency_n = 200;
+    int max_len = 128, latency_n = 200, quiet = 0;
     kd_opt opts[] = {
         { "--teacher", KD_OPT_STR, &tdir, 0, 0, 0, "a model directory", "DIR: the teacher" },
         { "--student", KD_OPT_LIST, &sdirs, 0, 0, 0, "a model directory", "DIR: a student (repeatable: one row each)" },
         { "--data", KD_OPT_STR, &data, 0, 0, 0, "a labelled file or a directory with dev.*", "FILE|DIR: labelled set (a DIR: its dev split)" },
         { "--max-len", KD_OPT_INT, &max_len, 2, 512, 0, "a whole number from 2 to 512", "tokens per text (128)" },
         { "--latency-samples", KD_OPT_INT, &latency_n, 1, 1000000, 0, "a whole number >= 1", "texts timed one by one (200)" },
+        { "--report", KD_OPT_STR, &report, 0, 0, 0, "an HTML file to write", "FILE: also an HTML page: the table, accuracy against latency and size, confusion matrices" },
+        { "--quiet", KD_OPT_FLAG, &quiet, 0, 0, 0, NULL, "no progress output" },
         KD_RUN_OPTS(run),
     };
+    int set[sizeof opts / sizeof opts[0]] = { 0 };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
                           "usage: kd compare --teacher DIR --student DIR [--student DIR ...] --data PATH\n\n"
                           "Accuracy, parameters, file size, latency p50/p95 at batch 1 (tokenization included),\n"
                           "throughput at batch 32 and each student's speed-up over the teacher. With several students\n"
                           "the table names them student1, student2, ... in the order given, with each one's speed-up\n"
-                          "(p50) and share of the teacher's accuracy in two more columns.\n", NULL);
+                          "(p50) and share of the teacher's accuracy in two more columns.\n", set);
     if (rc >= 0) return rc;
     if ((rc = kd_cli_apply_common(cmd, &run)) >= 0) return rc;
     if (!tdir || !sdirs.n || !data) {
@@ -147,6 +196,7 @@ int kd_cmd_compare(int argc, char **argv)
     kd_labels lab[MAX_MODELS] = { { 0 } };
     kd_dataset d = { 0 };
     kd_model_report r[MAX_MODELS];
+    memset(r, 0, sizeof r);
     rc = -1;
     for (int i = 0; i < n && rc < 0; i++) {
         char vocab[PATH_MAX];
@@ -166,16 +216,26 @@ int kd_cmd_compare(int argc, char **argv)
         }
     }
     if (rc < 0 && kd_cli_load_eval_split(data, &lab[0], &d) != KD_OK) rc = kd_cli_fail(cmd);
-    for (int i = 0; i < n && rc < 0; i++)
-        if (kd_measure_model(m[i], tok[i], &d, max_len, latency_n, dirs[i], &r[i]) != KD_OK) rc = kd_cli_fail(cmd);
+    char name_buf[MAX_MODELS][24];
+    const char *names[MAX_MODELS];
+    for (int i = 0; i < n; i++) {
+        if (i == 0) snprintf(name_buf[i], sizeof name_buf[i], "teacher");
+        else if (n == 2) snprintf(name_buf[i], sizeof name_buf[i], "student");
+        else snprintf(name_buf[i], sizeof name_buf[i], "student%d", i);
+        names[i] = name_buf[i];
+    }
+    for (int i = 0; i < n && rc < 0; i++) {
+        kd_progress prog;
+        char what[64];
+        snprintf(what, sizeof what, "measuring %s", names[i]);
+        kd_progress_pass(&prog, stderr, -1, quiet, what, "examples", kd_measure_work(&d, latency_n), 0);
+        if (kd_measure_model(m[i], tok[i], &d, max_len, latency_n, dirs[i], &r[i], &prog) != KD_OK) rc = kd_cli_fail(cmd);
+        kd_progress_end(&prog);
+    }
     if (rc < 0) {
-        char name_buf[MAX_MODELS][24], extra_buf[MAX_MODELS][64 + PATH_MAX], head[64];
-        const char *names[MAX_MODELS], *extra[MAX_MODELS];
+        char extra_buf[MAX_MODELS][64 + PATH_MAX], head[64];
+        const char *extra[MAX_MODELS];
         for (int i = 0; i < n; i++) {
-            if (i == 0) snprintf(name_buf[i], sizeof name_buf[i], "teacher");
-            else if (n == 2) snprintf(name_buf[i], sizeof name_buf[i], "student");
-            else snprintf(name_buf[i], sizeof name_buf[i], "student%d", i);
-            names[i] = name_buf[i];
             snprintf(extra_buf[i], sizeof extra_buf[i], "%8.2fx %8.1f%%  %s", r[0].p50_ms / r[i].p50_ms,
                      100.0 * r[i].accuracy / (r[0].accuracy > 0 ? r[0].accuracy : 1), dirs[i]);
             extra[i] = extra_buf[i];
@@ -186,7 +246,10 @@ int kd_cmd_compare(int argc, char **argv)
         kd_print_reports(names, r, n, n > 2 ? extra : NULL, n > 2 ? head : NULL, stdout);
         for (int i = 1; i < n; i++) print_share(names[i], &r[0], &r[i]);
         rc = KD_EXIT_OK;
+        if (report) rc = write_report(report, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), set, data, &d, dirs,
+                                      names, m, r, n, max_len, latency_n);
     }
+    for (int i = 0; i < n; i++) kd_model_report_free(&r[i]);
     kd_dataset_free(&d);
     for (int i = 0; i < n; i++) {
         kd_bert_free(m[i]);

@@ -64,6 +64,7 @@ int kd_cmd_demo(int argc, char **argv)
     char vocab_path[PATH_MAX + 16], dirs[3][PATH_MAX + 16];
     const char *names[3] = { "teacher (4 layers)", "student + KD", "student, no KD" };
     kd_model_report rep[3];
+    memset(rep, 0, sizeof rep);
     char wall[3][32];
     size_t vlen = 0;
     char *vtext = NULL;
@@ -116,7 +117,7 @@ int kd_cmd_demo(int argc, char **argv)
         kd_bert_free(models[i]);
         models[i] = kd_bert_load(dirs[i], 0, 1, NULL);
         if (models[i] && kd_cli_place_model(&run, models[i]) != KD_OK) rc = kd_cli_fail(cmd);
-        else if (!models[i] || kd_measure_model(models[i], tok, &dev, 64, 100, dirs[i], &rep[i]) != KD_OK) rc = kd_cli_fail(cmd);
+        else if (!models[i] || kd_measure_model(models[i], tok, &dev, 64, 100, dirs[i], &rep[i], NULL) != KD_OK) rc = kd_cli_fail(cmd);
     }
     if (rc < 0) {
         const char *col[3] = { wall[0], wall[1], wall[2] };
@@ -127,7 +128,10 @@ int kd_cmd_demo(int argc, char **argv)
                100.0 * (rep[1].accuracy - rep[2].accuracy), (double)rep[0].params / (double)rep[1].params);
         rc = KD_EXIT_OK;
     }
-    for (int i = 0; i < 3; i++) kd_bert_free(models[i]);
+    for (int i = 0; i < 3; i++) {
+        kd_bert_free(models[i]);
+        kd_model_report_free(&rep[i]);
+    }
     kd_tokenizer_free(tok);
     kd_dataset_free(&train);
     kd_dataset_free(&dev);

@@ -159,11 +159,13 @@ int kd_cmd_finetune(int argc, char **argv)
           "N: classes 0..N-1 for integer labels, some of which the data may lack (default: the data's)" },
         COMMON_TRAIN_OPTS(f),
     };
+    int set[sizeof opts / sizeof opts[0]] = { 0 };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
                           "usage: kd finetune --model PRESET|DIR --data PATH --out DIR [flags]\n\n"
                           "Trains a classifier on labelled text with cross-entropy (no teacher), evaluating on the dev\n"
-                          "set after every epoch. Writes OUT/last (resumable), OUT/best and the best model into OUT.\n",
-                          NULL);
+                          "set after every epoch. Writes OUT/last (resumable), OUT/best and the best model into OUT,\n"
+                          "with OUT/chart.svg and OUT/report.html (the run at a glance).\n",
+                          set);
     if (rc >= 0) return rc;
     if (!f.model) {
         fprintf(stderr, "kd %s: --model: got nothing, expected a preset name or a model directory\n", cmd);
@@ -193,17 +195,21 @@ int kd_cmd_finetune(int argc, char **argv)
     kd_tokenizer *tok = NULL;
     kd_bert *m = NULL;
     kd_train_result res;
+    kd_run_info info = { 0 };
     rc = KD_EXIT_OK;
-    if (kd_tokenizer_load(vocab_path, 1, &tok) != KD_OK || !(m = kd_cli_make_model(f.model, tok->vocab, &train.labels, f.c.seed, cmd)))
+    if (kd_cli_run_info(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), set, &info) != KD_OK ||
+        kd_tokenizer_load(vocab_path, 1, &tok) != KD_OK || !(m = kd_cli_make_model(f.model, tok->vocab, &train.labels, f.c.seed, cmd)))
         rc = kd_cli_fail(cmd);
     if (rc == KD_EXIT_OK) {
         f.c.student_vocab = vocab_path;
+        f.c.info = &info;
         kd_train_data d = { .train = &train, .dev = &dev, .student_tok = tok, .train_rows = rows };
         if (kd_cli_place_model(&f.run, m) != KD_OK || kd_train(m, &d, &f.c, &res) != KD_OK) rc = kd_cli_fail(cmd);
         else print_result("finetune", &res, f.out);
     }
     kd_bert_free(m);
     kd_tokenizer_free(tok);
+    kd_run_info_free(&info);
     free(rows);
     kd_dataset_free(&train);
     kd_dataset_free(&dev);
@@ -401,6 +407,7 @@ int kd_cmd_distill(int argc, char **argv)
         { "--prune-vocab", KD_OPT_FLAG, &f.prune_vocab, 0, 0, 0, NULL, "keep only the student's word pieces that its train/transfer/dev text uses" },
         COMMON_TRAIN_OPTS(f),
     };
+    int set[sizeof opts / sizeof opts[0]] = { 0 };
     int rc = kd_cli_parse(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]),
                           "usage: kd distill --teacher DIR --student PRESET|DIR --data PATH --out DIR\n"
                           "                  [--temperature 2] [--alpha 0.5] [--init-from-teacher] [flags]\n\n"
@@ -424,18 +431,23 @@ int kd_cmd_distill(int argc, char **argv)
                           "each N/heads wide (the first dimensions of each teacher head), the first N entries of every\n"
                           "hidden vector and the first intermediate units of each FFN (N/hidden of the teacher's, or\n"
                           "--student-intermediate). --student-init random gives the same shape initialised fresh, to\n"
-                          "compare; --hidden-weight then learns the projection between the two hidden sizes.\n",
-                          NULL);
+                          "compare; --hidden-weight then learns the projection between the two hidden sizes.\n\n"
+                          "Besides the model: OUT/chart.svg (loss with its soft and hard parts, dev accuracy of student\n"
+                          "and teacher, learning rate) and OUT/report.html (the run at a glance), after every epoch.\n",
+                          set);
     if (rc >= 0) return rc;
     if ((rc = distill_check_flags(cmd, &f)) >= 0) return rc;
     distill_run r = { .f = &f, .cmd = cmd };
-    rc = distill_load(&r);
+    kd_run_info info = { 0 };
+    rc = kd_cli_run_info(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), set, &info) != KD_OK
+             ? kd_cli_fail(cmd) : distill_load(&r);
     if (rc < 0) rc = distill_student(&r);
     if (rc < 0) rc = intermediate_flags(cmd, &f, r.student, r.teacher);
     if (rc < 0) rc = distill_transfer(&r);
     if (rc < 0 && f.prune_vocab) rc = distill_prune(&r);
     if (rc < 0) {
         f.c.student_vocab = r.svocab;
+        f.c.info = &info;
         kd_train_data d = { .train = &r.train, .dev = &r.dev, .student_tok = r.stok, .teacher = r.teacher,
                             .teacher_tok = r.ttok, .train_rows = r.rows, .transfer = r.transfer.n ? &r.transfer : NULL };
         kd_train_result res;
@@ -456,5 +468,6 @@ int kd_cmd_distill(int argc, char **argv)
     kd_dataset_free(&r.train);
     kd_dataset_free(&r.dev);
     kd_labels_free(&r.tl);
+    kd_run_info_free(&info);
     return rc;
 }

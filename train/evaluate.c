@@ -9,7 +9,7 @@
 #include "train/evaluate.h"
 
 kd_status kd_model_logits(kd_bert *m, const kd_dataset *d, const kd_tokenizer *tok, int max_len, int batch_size,
-                          float *out)
+                          float *out, kd_progress *prog)
 {
     const kd_bert_config *cfg = kd_bert_get_config(m);
     int c = cfg->num_labels;
@@ -41,6 +41,7 @@ kd_status kd_model_logits(kd_bert *m, const kd_dataset *d, const kd_tokenizer *t
         for (int32_t i = 0; i < batch.batch; i++)
             memcpy(out + batch.index[i] * (size_t)c, host + (size_t)i * (size_t)c, (size_t)c * sizeof(float));
         kd_arena_reset();
+        kd_progress_add(prog, batch.batch);
     }
     if (st == KD_OK && r < 0) st = kd_last_status();
     kd_arena_reset();

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/device.h"
+#include "engine/fileio.h"
 #include "train/evaluate.h"
 #include "train/teacher_cache.h"
 
@@ -42,7 +43,7 @@ uint64_t kd_teacher_cache_key(kd_bert *teacher, const kd_dataset *d, int max_len
 }
 
 kd_status kd_teacher_cache_get(const char *path, kd_bert *teacher, const kd_dataset *d, const kd_tokenizer *tok,
-                               int max_len, int batch_size, float **out, int *cached)
+                               int max_len, int batch_size, int progress_tty, int quiet, float **out, int *cached)
 {
     int c = kd_bert_get_config(teacher)->num_labels;
     uint64_t key = kd_teacher_cache_key(teacher, d, max_len);
@@ -67,25 +68,29 @@ kd_status kd_teacher_cache_get(const char *path, kd_bert *teacher, const kd_data
         fprintf(stderr, "kd: %s was made for another teacher or other data (key mismatch): not used, recomputing\n",
                 path);
     }
-    kd_status st = kd_model_logits(teacher, d, tok, max_len, batch_size, z);
+    kd_progress prog;
+    kd_progress_pass(&prog, stderr, progress_tty, quiet, "teacher logits", "examples", (int64_t)d->n, 1);
+    kd_status st = kd_model_logits(teacher, d, tok, max_len, batch_size, z, &prog);
+    kd_progress_end(&prog);
     if (st != KD_OK) {
         free(z);
         return st;
     }
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    f = fopen(tmp, "wb");
-    if (!f) {
+    kd_atomic_file af;
+    if ((st = kd_atomic_open(&af, path)) != KD_OK) {
         free(z);
-        return kd_fail(KD_ERR_IO, "%s: cannot write the teacher cache: %s", tmp, strerror(errno));
+        return st;
     }
     uint64_t hdr[4] = { 1, key, d->n, (uint64_t)c };
-    int ok = fwrite(MAGIC, 1, 8, f) == 8 && fwrite(hdr, sizeof hdr, 1, f) == 1 && fwrite(z, sizeof *z, count, f) == count;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
+    if (fwrite(MAGIC, 1, 8, af.f) != 8 || fwrite(hdr, sizeof hdr, 1, af.f) != 1 || fwrite(z, sizeof *z, count, af.f) != count) {
+        int e = errno;
+        kd_atomic_abort(&af);
         free(z);
-        return kd_fail(KD_ERR_IO, "%s: writing the teacher cache failed", path);
+        return kd_fail(KD_ERR_IO, "%s: writing the teacher cache failed: %s", path, strerror(e));
+    }
+    if ((st = kd_atomic_commit(&af)) != KD_OK) {
+        free(z);
+        return st;
     }
     *out = z;
     return KD_OK;

@@ -16,8 +16,9 @@ uint64_t kd_teacher_cache_key(kd_bert *teacher, const kd_dataset *d, int max_len
 
 /* The teacher's logits for every example of d (d->n * num_labels floats, *out malloc'd): read from path
  * when it holds this key, else computed and written there (atomically). *cached says which. A file with
- * another key is reported on stderr as stale and replaced. */
+ * another key is reported on stderr as stale and replaced. Computing shows the pass's progress on stderr
+ * (train/progress.h: progress_tty 1, 0 or -1 to ask isatty; nothing when quiet). */
 kd_status kd_teacher_cache_get(const char *path, kd_bert *teacher, const kd_dataset *d, const kd_tokenizer *tok,
-                               int max_len, int batch_size, float **out, int *cached);
+                               int max_len, int batch_size, int progress_tty, int quiet, float **out, int *cached);
 
 #endif

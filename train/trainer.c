@@ -18,6 +18,7 @@
 #include "train/intermediate.h"
 #include "train/loss.h"
 #include "train/progress.h"
+#include "train/report.h"
 #include "train/schedule.h"
 #include "train/subset.h"
 #include "train/svg_chart.h"
@@ -65,12 +66,15 @@ typedef struct run {
     /* The logging window (since the last metrics line) and the step's loss. */
     double win_loss, win[NSTAT_MAX], grp_loss, norm, last_loss;   /* win[i]: sums of part i (1..4) */
     int64_t win_n, win_count[NSTAT_MAX], samples;
+    double grp[NSTAT_MAX];         /* the step's sums of part i (1..4) over its micro-batches, and their counts */
+    int64_t grp_count[NSTAT_MAX];
     kd_progress prog;
     double t0, base_seconds;
     FILE *jsonl, *order;           /* metrics.jsonl, batch_order.txt */
     char dir_last[PATH_MAX], dir_best[PATH_MAX];
     char path_metrics[PATH_MAX + 32], path_chart[PATH_MAX + 32], path_cache[PATH_MAX + 32];
-    char path_order[PATH_MAX + 32], dir_init[PATH_MAX + 32];
+    char path_order[PATH_MAX + 32], dir_init[PATH_MAX + 32], path_report[PATH_MAX + 32];
+    char chart_title[PATH_MAX + 32];
 } run;
 
 static kd_status check_config(const kd_train_config *c, const kd_train_data *d, kd_bert *student)
@@ -210,8 +214,11 @@ static kd_status evaluate_dev(run *r, int epoch)
 {
     const kd_train_config *c = r->c;
     int nl = kd_bert_get_config(r->student)->num_labels;
+    kd_progress prog;
+    kd_progress_pass(&prog, stderr, c->progress_tty, c->quiet, "dev evaluation", "examples", (int64_t)r->d->dev->n, 0);
     kd_status st = kd_model_logits(r->student, r->d->dev, r->d->student_tok, c->max_len, c->eval_batch_size,
-                                   r->dev_logits);
+                                   r->dev_logits, &prog);
+    kd_progress_end(&prog);
     kd_bert_set_training(r->student, 1);
     if (st == KD_OK) st = kd_metrics_from_logits(r->dev_logits, r->d->dev->label, r->d->dev->n, nl, &r->metrics);
     if (st != KD_OK) return st;
@@ -317,6 +324,7 @@ static kd_status micro_step(run *r, int64_t b, int64_t gs)
     if ((st = stash_loss(r, r->mb++, &lp)) != KD_OK) return st;
     kd_arena_reset();
     r->samples += r->sbatch.batch;
+    r->state.samples += r->sbatch.batch;
     return KD_OK;
 }
 
@@ -341,7 +349,7 @@ static kd_status optimizer_step(run *r, int epoch, int64_t b, int64_t gs, double
             r->win_loss += lv;
             for (int i = 1; i < NSTAT; i++) {
                 double v = r->stats_host[NSTAT * k + i];
-                if (!isnan(v)) r->win[i] += v, r->win_count[i]++;
+                if (!isnan(v)) r->win[i] += v, r->win_count[i]++, r->grp[i] += v, r->grp_count[i]++;
             }
             r->win_n++;
         }
@@ -356,8 +364,12 @@ static kd_status optimizer_step(run *r, int epoch, int64_t b, int64_t gs, double
                        (long long)r->state.global_step + 1, epoch + 1, kd_last_error());
     }
     r->state.global_step++;
-    st = kd_series_push(&r->state.loss, (double)r->state.global_step, r->grp_loss);
+    double x = (double)r->state.global_step;
+    st = kd_series_push(&r->state.loss, x, r->grp_loss);
+    for (int i = 1; i < NSTAT && st == KD_OK; i++)
+        st = kd_series_push(&r->state.parts[i - 1], x, r->grp_count[i] ? r->grp[i] / (double)r->grp_count[i] : NAN);
     r->grp_loss = 0;
+    for (int i = 0; i < NSTAT; i++) r->grp[i] = 0, r->grp_count[i] = 0;
     return st;
 }
 
@@ -379,20 +391,114 @@ static void log_step(run *r, int epoch, double lr)
     fflush(r->order);
 }
 
-/* After an epoch: evaluation, `best` when dev accuracy improved, `last`, the chart. */
+/* The chart's data: the state's histories, the loss parts this run has, the schedule. */
+static void chart_data(run *r, kd_chart_data *cd)
+{
+    static const char *const names[KD_CHART_PARTS] = { "soft (T^2 KL)", "hard (CE)", "hidden", "attention" };
+    const kd_train_config *c = r->c;
+    int distill = r->d->teacher && c->alpha > 0.0;
+    memset(cd, 0, sizeof *cd);
+    cd->title = r->chart_title;
+    cd->loss = &r->state.loss;
+    cd->dev = &r->state.dev;
+    cd->teacher_accuracy = r->state.teacher_accuracy;
+    cd->total_steps = r->total;
+    cd->epochs = c->epochs;
+    cd->sched = &r->sched;
+    /* fine-tuning's loss is its hard part: no parts then */
+    int on[KD_CHART_PARTS] = { distill, distill, c->hidden_weight > 0, c->attention_weight > 0 };
+    for (int k = 0; k < KD_CHART_PARTS; k++) {
+        cd->parts[k] = on[k] ? &r->state.parts[k] : NULL;
+        cd->part_names[k] = names[k];
+    }
+}
+
+/* OUT/chart.svg and OUT/report.html from the state so far. */
+static kd_status write_chart_and_report(run *r, int finished)
+{
+    kd_chart_data cd;
+    chart_data(r, &cd);
+    kd_status st = kd_svg_chart_write(r->path_chart, &cd);
+    if (st != KD_OK) return st;
+    const kd_train_data *d = r->d;
+    /* the label names the model carries (config.json's id2label) */
+    const kd_bert_config *sc = kd_bert_get_config(r->student);
+    const char *names[KD_BERT_MAX_LABELS];
+    for (int i = 0; i < r->nl && i < KD_BERT_MAX_LABELS; i++) names[i] = sc->labels[i];
+    kd_run_report rep = { .info = r->c->info, .command = d->teacher ? "distill" : "finetune", .out_dir = r->c->out_dir,
+                          .finished = finished, .n_train = d->train->n, .n_transfer = d->transfer ? d->transfer->n : 0,
+                          .n_dev = d->dev->n, .num_labels = r->nl, .label_names = names,
+                          .student = sc, .student_params = kd_bert_num_parameters(r->student),
+                          .teacher = d->teacher ? kd_bert_get_config(d->teacher) : NULL,
+                          .teacher_params = d->teacher ? kd_bert_num_parameters(d->teacher) : 0, .state = &r->state,
+                          .chart = &cd };
+    return kd_report_write_run(r->path_report, &rep);
+}
+
+/* After an epoch: evaluation, `best` when dev accuracy improved, `last`, the chart and the report. */
 static kd_status end_epoch(run *r, int epoch)
 {
     r->state.epoch = epoch + 1;
     r->state.next_batch = 0;
     kd_status st = evaluate_dev(r, epoch);
     if (st != KD_OK) return st;
+    /* the epoch's mean step loss: the steps after the previous evaluation */
+    int64_t from = r->state.n_epochs ? r->state.epochs[r->state.n_epochs - 1].step : 0;
+    double sum = 0.0;
+    int64_t cnt = 0;
+    for (size_t i = r->state.loss.n; i-- > 0 && r->state.loss.x[i] > (double)from;) sum += r->state.loss.y[i], cnt++;
+    kd_epoch_record e = { .epoch = epoch + 1, .step = r->state.global_step, .accuracy = r->metrics.accuracy,
+                          .macro_f1 = r->metrics.macro_f1, .macro_recall = r->metrics.macro_recall,
+                          .dev_loss = r->metrics.loss, .train_loss = cnt ? sum / (double)cnt : NAN,
+                          .seconds = r->base_seconds + (kd_now() - r->t0) };
+    if ((st = kd_train_state_push_epoch(&r->state, &e)) != KD_OK) return st;
     if (r->metrics.accuracy > r->state.best_accuracy) {
         r->state.best_accuracy = r->metrics.accuracy;
         r->state.best_epoch = epoch + 1;
+        if ((st = kd_train_state_set_confusion(&r->state, r->metrics.confusion, r->nl)) != KD_OK) return st;
         if ((st = kd_checkpoint_save(r->dir_best, r->student, r->c->student_vocab, NULL, NULL)) != KD_OK) return st;
     }
     if ((st = save_last(r, r->t0, r->base_seconds)) != KD_OK) return st;
-    return kd_svg_chart_write(r->path_chart, "kd: training loss and dev accuracy", &r->state.loss, &r->state.dev);
+    return write_chart_and_report(r, 0);
+}
+
+/* The teacher on dev, once per run (kept in the state, so a resumed run does not redo it): the chart's and
+ * the report's reference, and a metrics.jsonl record. */
+static kd_status evaluate_teacher(run *r)
+{
+    const kd_train_config *c = r->c;
+    const kd_train_data *d = r->d;
+    if (!d->teacher || r->state.teacher_accuracy >= 0) return KD_OK;
+    int tl = kd_bert_get_config(d->teacher)->num_labels;
+    float *z = malloc(d->dev->n * (size_t)tl * sizeof *z);
+    kd_metrics m;
+    kd_status st = z ? kd_metrics_init(&m, tl) : kd_fail(KD_ERR_NOMEM, "train: out of memory");
+    if (st != KD_OK) {
+        free(z);
+        return st;
+    }
+    kd_progress prog;
+    kd_progress_pass(&prog, stderr, c->progress_tty, c->quiet, "teacher dev evaluation", "examples", (int64_t)d->dev->n, 0);
+    st = kd_model_logits(d->teacher, d->dev, d->teacher_tok, c->max_len, c->eval_batch_size, z, &prog);
+    kd_progress_end(&prog);
+    if (st == KD_OK) st = kd_metrics_from_logits(z, d->dev->label, d->dev->n, tl, &m);
+    if (st == KD_OK) {
+        r->state.teacher_accuracy = m.accuracy;
+        r->state.teacher_macro_f1 = m.macro_f1;
+        kd_jw w;
+        line_begin(&w, r, "teacher_eval", r->state.epoch);
+        kd_jw_field_number(&w, "accuracy", m.accuracy);
+        kd_jw_field_number(&w, "macro_f1", m.macro_f1);
+        kd_jw_field_number(&w, "macro_recall", m.macro_recall);
+        kd_jw_field_number(&w, "loss", m.loss);
+        line_end(&w, r);
+        if (!c->quiet)
+            fprintf(stderr, "teacher on dev: accuracy %.4f  macro-F1 %.4f  macro-recall %.4f\n", m.accuracy, m.macro_f1,
+                    m.macro_recall);
+    }
+    kd_metrics_free(&m);
+    free(z);
+    return st;
 }
 
 /* The shipped model: the best epoch's, in the output directory itself (loaded on the host). */
@@ -449,12 +555,13 @@ static kd_status train_loop(run *r, kd_train_result *res)
     r->state.total_steps = r->total;
     r->state.seed = c->seed;
     r->state.best_accuracy = -1.0;
+    r->state.teacher_accuracy = r->state.teacher_macro_f1 = -1.0;
     kd_manual_seed(c->seed);
     if (c->resume && (st = resume(r)) != KD_OK) return st;
     if (d->teacher && c->cache_teacher) {
         int cached;
         st = kd_teacher_cache_get(r->path_cache, d->teacher, &r->all, d->teacher_tok, c->max_len, c->eval_batch_size,
-                                  &r->teacher_logits, &cached);
+                                  c->progress_tty, c->quiet, &r->teacher_logits, &cached);
         if (st != KD_OK) return st;
         if (!c->quiet) fprintf(stderr, "teacher logits: %s %s\n", cached ? "read from" : "computed into", r->path_cache);
     }
@@ -465,6 +572,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
     if (c->write_init && !c->resume &&
         (st = kd_checkpoint_save(r->dir_init, r->student, c->student_vocab, NULL, NULL)) != KD_OK)
         return st;
+    if ((st = evaluate_teacher(r)) != KD_OK) return st;
 
     kd_progress_init(&r->prog, stderr, c->progress_tty, c->quiet, r->state.global_step, r->total, c->log_every);
     r->t0 = kd_now();
@@ -476,6 +584,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
         if ((st = run_epoch(r, epoch, &stopped)) != KD_OK) return st;
         if (stopped) {
             if ((st = save_last(r, r->t0, r->base_seconds)) != KD_OK) return st;
+            if ((st = write_chart_and_report(r, 0)) != KD_OK) return st;
             if (!c->quiet)
                 fprintf(stderr, "stopped at step %lld (--max-steps); continue with --resume\n", (long long)r->state.global_step);
             break;
@@ -491,7 +600,10 @@ static kd_status train_loop(run *r, kd_train_result *res)
     if (r->state.dev.n) res->final_accuracy = r->state.dev.y[r->state.dev.n - 1];
     res->final_macro_f1 = r->metrics.macro_f1;
     res->final_macro_recall = r->metrics.macro_recall;
-    return stopped ? KD_OK : ship_best(r);
+    if (stopped) return KD_OK;
+    if ((st = ship_best(r)) != KD_OK) return st;
+    r->state.train_seconds = res->train_seconds;
+    return write_chart_and_report(r, 1);
 }
 
 kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_config *c, kd_train_result *res)
@@ -522,6 +634,8 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     snprintf(r.path_cache, sizeof r.path_cache, "%s/teacher_logits.bin", c->out_dir);
     snprintf(r.path_order, sizeof r.path_order, "%s/batch_order.txt", c->out_dir);
     snprintf(r.dir_init, sizeof r.dir_init, "%s/init", c->out_dir);
+    snprintf(r.path_report, sizeof r.path_report, "%s/report.html", c->out_dir);
+    snprintf(r.chart_title, sizeof r.chart_title, "kd %s: %s", d->teacher ? "distill" : "finetune", c->out_dir);
     kd_batch_init(&r.sbatch);
     kd_batch_init(&r.tbatch);
 
@@ -558,8 +672,16 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
         else r.stats->requires_grad = 0;
     }
     if (st == KD_OK) st = kd_dataset_concat_view(d->train, d->transfer, &r.all);
+    /* Tokenizing a large set takes a while: shown as a pass (nothing printed when it is short). */
+    kd_progress tokp;
+    o.progress = kd_progress_callback;
+    o.progress_ctx = &tokp;
+    kd_progress_pass(&tokp, stderr, c->progress_tty, c->quiet, "tokenizing", "texts", (int64_t)r.all.n, 0);
     if (st == KD_OK) st = kd_batcher_new(&r.all, d->student_tok, &o, &r.sb);
+    kd_progress_end(&tokp);
+    kd_progress_pass(&tokp, stderr, c->progress_tty, c->quiet, "tokenizing for the teacher", "texts", (int64_t)r.all.n, 0);
     if (st == KD_OK && teacher_runs) st = kd_batcher_new(&r.all, d->teacher_tok, &o, &r.tb);
+    kd_progress_end(&tokp);
     if (st == KD_OK && !(r.opt = kd_adamw_new(r.params, r.np, &c->adamw))) st = kd_last_status();
     if (st == KD_OK) st = kd_metrics_init(&r.metrics, r.nl);
     if (st == KD_OK) {

@@ -6,8 +6,11 @@
  * epoch: evaluation on dev (accuracy, macro-F1, macro-recall, per class), metrics as JSON lines, the SVG
  * chart, the `last` checkpoint (with optimizer, schedule position, RNG and data position, for --resume)
  * and `best` when dev accuracy improved. At the end the best model is also written to the output
- * directory itself, in Hugging Face's format. At the start, OUT/train_subset.txt lists the rows of the
- * training file the run uses (train/subset.h), so another tool can train on the same examples.
+ * directory itself, in Hugging Face's format. The chart (OUT/chart.svg) and the run's report page
+ * (OUT/report.html, train/report.h) are rewritten after every epoch and at the end; with a teacher, its dev
+ * accuracy is measured once at the start (the chart's and report's reference). At the start,
+ * OUT/train_subset.txt lists the rows of the training file the run uses (train/subset.h), so another tool
+ * can train on the same examples.
  *
  * To replay a run elsewhere (bench/kd_recipe_replay.py): OUT/batch_order.txt has one line per micro-batch,
  * in training order: the optimizer step it belongs to (1-based), then the examples of the batch in the
@@ -31,6 +34,7 @@
 #include "engine/adamw.h"
 #include "train/loss.h"
 #include "train/metrics.h"
+#include "train/report.h"
 
 typedef struct kd_train_config {
     int epochs, batch_size, eval_batch_size, grad_accum, max_len;
@@ -47,6 +51,7 @@ typedef struct kd_train_config {
     int64_t log_every;             /* optimizer steps between metrics lines (0: 10) */
     double dropout;                /* >= 0: the student's hidden and attention dropout (0: off); < 0: its config's */
     int write_init;                /* the student before step 1 into out_dir/init */
+    const kd_run_info *info;       /* the command line and flags OUT/report.html shows; NULL: none */
     const char *out_dir;
     const char *student_vocab;     /* copied beside every checkpoint */
     /* Intermediate-layer distillation (train/loss.h), added to the loss above: student layer

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test/train/test_cli.sh — `kd` on bad input: each case must exit non-zero with a message naming what was
 # wrong (missing data, unknown preset, label-set mismatch, alpha outside [0, 1], T <= 0, unwritable output
-# directory, bad flags, CUDA), and the good path (finetune, eval, predict) must work on a tiny set; the
-# training rows a run used are listed in OUT/train_subset.txt (all 32, or the 10 of --train-samples 10);
-# students narrower than the teacher (sliced or fresh), and `kd compare` with several students.
+# directory or report, bad flags, CUDA), and the good path (finetune, eval, predict, predict --input) must
+# work on a tiny set; the training rows a run used are listed in OUT/train_subset.txt (all 32, or the 10 of
+# --train-samples 10); students narrower than the teacher (sliced or fresh), and `kd compare` with several
+# students.
 # usage: test_cli.sh PATH/TO/kd
 set -u
 kd="$1"
@@ -34,7 +35,7 @@ if "$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out
 else
   fail=$((fail + 1)); echo "FAIL: finetune on the tiny set: $(cat "$tmp/ft.err")"
 fi
-for f in config.json model.safetensors vocab.txt metrics.jsonl chart.svg last/trainer_state.json best/model.safetensors train_subset.txt; do
+for f in config.json model.safetensors vocab.txt metrics.jsonl chart.svg report.html last/trainer_state.json best/model.safetensors train_subset.txt; do
   if [ -f "$tmp/teacher/$f" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: no $f in the output"; fi
 done
 if [ "$(cat "$tmp/teacher/train_subset.txt" 2>/dev/null)" = "$(seq 0 31)" ]; then pass=$((pass + 1));
@@ -62,6 +63,18 @@ with_nul=$(printf 'the fi\0lm was good\n' | "$kd" predict --model "$tmp/teacher"
 without=$(printf 'the film was good\n' | "$kd" predict --model "$tmp/teacher" --logits --threads 1)
 if [ -n "$without" ] && [ "$with_nul" = "$without" ]; then pass=$((pass + 1));
 else fail=$((fail + 1)); echo "FAIL: kd predict with a NUL printed '$with_nul', without it '$without'"; fi
+
+# --input FILE reads the lines from the file: the same answers as from stdin.
+printf 'the film was good\nawful\n' > "$tmp/lines.txt"
+from_file=$("$kd" predict --model "$tmp/teacher" --input "$tmp/lines.txt" --threads 1 2>/dev/null)
+if [ -n "$from_file" ] && [ "$from_file" = "$("$kd" predict --model "$tmp/teacher" --threads 1 < "$tmp/lines.txt" 2>/dev/null)" ]; then
+  pass=$((pass + 1))
+else
+  fail=$((fail + 1)); echo "FAIL: kd predict --input printed '$from_file'"
+fi
+expect 1 "--input: $tmp/none.txt: cannot open" -- predict --model "$tmp/teacher" --input "$tmp/none.txt"
+expect 1 "/dev/null/page.html" -- compare --teacher "$tmp/teacher" --student "$tmp/teacher" --data "$tmp/dev.tsv" --threads 1 \
+  --latency-samples 2 --quiet --report /dev/null/page.html
 
 t=(--teacher "$tmp/teacher" --student bert-tiny --out "$tmp/s" --epochs 1 --quiet --threads 1)
 expect 1 "no such file" -- distill "${t[@]}" --data "$tmp/missing.tsv" --dev "$tmp/dev.tsv"

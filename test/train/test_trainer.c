@@ -121,7 +121,7 @@ int main(void)
     float *logits = malloc(dev_set.n * 2 * sizeof(float));
     kd_metrics met;
     kd_metrics_init(&met, 2);
-    kd_model_logits(m, &dev_set, tok, 32, 64, logits);
+    kd_model_logits(m, &dev_set, tok, 32, 64, logits, NULL);
     kd_metrics_from_logits(logits, dev_set.label, dev_set.n, 2, &met);
     double acc0 = met.accuracy;
     kd_train_data data = { .train = &train_set, .dev = &dev_set, .student_tok = tok };
@@ -143,7 +143,7 @@ int main(void)
     CHECK(back != NULL, "load the final model: %s", kd_last_error());
     if (back) {
         float *l2 = malloc(dev_set.n * 2 * sizeof(float));
-        kd_model_logits(back, &dev_set, tok, 32, 64, l2);
+        kd_model_logits(back, &dev_set, tok, 32, 64, l2, NULL);
         kd_metrics_from_logits(l2, dev_set.label, dev_set.n, 2, &met);
         CHECK(met.accuracy == res.best_accuracy, "reloaded best model: accuracy %.4f == %.4f", met.accuracy,
               res.best_accuracy);

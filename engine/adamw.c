@@ -3,6 +3,7 @@
  * parameters are; nothing here reads a value back except the state file and a failed step's diagnosis. */
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,6 +252,15 @@ kd_status kd_adamw_load(kd_adamw *o, const char *path)
             st = kd_fail(KD_ERR_FORMAT, "%s: truncated in the state of '%s'", path, name);
             goto done;
         }
+    }
+    if (fgetc(f) != EOF) {
+        st = kd_fail(KD_ERR_FORMAT, "%s: %ld bytes of the state of %zu parameters, then more: trailing data (expected "
+                                    "the file to end there)", path, ftell(f) - 1, o->n);
+        goto done;
+    }
+    if (hdr[0] > (uint64_t)INT64_MAX) {
+        st = kd_fail(KD_ERR_FORMAT, "%s: step count %llu out of range", path, (unsigned long long)hdr[0]);
+        goto done;
     }
     o->step = (int64_t)hdr[0];
 done:

@@ -358,6 +358,22 @@ kd_status kd_checkpoint_load_state(const char *dir, kd_adamw *opt, kd_train_stat
                        "rng_seed, rng_counter, best_accuracy, best_epoch, train_seconds and the histories",
                        path);
     }
+    /* Positions a run could have reached, each named when it is not: a hand-edited or corrupt state must
+     * not reach the optimizer or the data order. */
+    const char *bad = NULL;
+    if (total < 1) bad = "total_steps < 1";
+    else if (step < 0) bad = "global_step < 0";
+    else if (step > total) bad = "global_step past total_steps";
+    else if (epoch < 0 || epoch > INT_MAX) bad = "epoch out of range";
+    else if (next < 0) bad = "next_batch < 0";
+    else if (best_epoch < -1 || best_epoch > INT_MAX) bad = "best_epoch out of range";
+    if (bad) {
+        kd_train_state_free(s);
+        return kd_fail(KD_ERR_FORMAT, "%s: %s (global_step %lld, total_steps %lld, epoch %lld, next_batch %lld, "
+                                      "best_epoch %lld), expected 0 <= global_step <= total_steps and positions >= 0",
+                       path, bad, (long long)step, (long long)total, (long long)epoch, (long long)next,
+                       (long long)best_epoch);
+    }
     s->global_step = step;
     s->total_steps = total;
     s->epoch = (int)epoch;

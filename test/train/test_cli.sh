@@ -166,6 +166,19 @@ mkdir -p "$tmp/nounk"
 cp "$tmp/teacher/config.json" "$tmp/teacher/model.safetensors" "$tmp/nounk/"
 sed 's/^\[UNK\]$/[NOTUNK]/' "$tmp/teacher/vocab.txt" > "$tmp/nounk/vocab.txt"
 expect 1 "nounk/vocab.txt: vocabulary: no [UNK] token" -- predict --model "$tmp/nounk"
+# A corrupt trainer state or optimizer file is named on --resume, before anything runs.
+r=(finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --epochs 1 --batch-size 8 --max-len 16 --quiet --threads 1)
+"$kd" "${r[@]}" --out "$tmp/cs" --max-steps 1 >/dev/null 2>"$tmp/cs.err"
+cp -r "$tmp/cs" "$tmp/cs-neg"; cp -r "$tmp/cs" "$tmp/cs-past"; cp -r "$tmp/cs" "$tmp/cs-tail"
+sed -i 's/"global_step": *1,/"global_step": -5,/' "$tmp/cs-neg/last/trainer_state.json"
+sed -i 's/"global_step": *1,/"global_step": 999,/' "$tmp/cs-past/last/trainer_state.json"
+printf 'garbage' >> "$tmp/cs-tail/last/optimizer.bin"
+expect 1 "cs-neg/last/trainer_state.json: global_step < 0 (global_step -5" -- "${r[@]}" --out "$tmp/cs-neg" --resume
+expect 1 "cs-past/last/trainer_state.json: global_step past total_steps (global_step 999, total_steps 4" -- "${r[@]}" --out "$tmp/cs-past" --resume
+expect 1 "cs-tail/last/optimizer.bin: " -- "${r[@]}" --out "$tmp/cs-tail" --resume
+expect 1 "trailing data (expected the file to end there)" -- "${r[@]}" --out "$tmp/cs-tail" --resume
+if "$kd" "${r[@]}" --out "$tmp/cs" --resume >/dev/null 2>>"$tmp/cs.err"; then pass=$((pass + 1));
+else fail=$((fail + 1)); echo "FAIL: the untouched stopped run resumes: $(cat "$tmp/cs.err")"; fi
 for c in finetune distill eval predict compare demo tokenize; do
   if "$kd" "$c" --help | grep -q "usage: kd $c"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: kd $c --help"; fi
 done

@@ -79,9 +79,10 @@ kd_status kd_cli_model_vocab(const char *dir, char *buf, size_t n);
 /* Is spec a preset name (else a directory)? */
 int kd_cli_is_preset(const char *spec);
 /* A model from a preset (vocab_size from the vocabulary, labels from `labels`) or a checkpoint directory
- * (labels must agree with the checkpoint's head when it has one; a headless one gets a new head). */
-kd_bert *kd_cli_make_model(const char *spec, const kd_vocab *vocab, const kd_labels *labels, uint64_t seed,
-                           const char *cmd);
+ * (labels must agree with the checkpoint's head when it has one, in number and names; a headless one gets a
+ * new head). labels_from names where the labels come from in messages ("the data", "the teacher"). */
+kd_bert *kd_cli_make_model(const char *spec, const kd_vocab *vocab, const kd_labels *labels, const char *labels_from,
+                           uint64_t seed, const char *cmd);
 /* A trained classifier from dir, to run (eval, predict, compare, a distillation teacher): one without its
  * pooler or classifier in model.safetensors is refused (a random head would give random answers), NULL
  * with the error set. */

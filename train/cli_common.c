@@ -287,8 +287,30 @@ kd_bert *kd_cli_relabel(kd_bert *m, const kd_labels *labels, uint64_t seed)
     return r;
 }
 
-kd_bert *kd_cli_make_model(const char *spec, const kd_vocab *vocab, const kd_labels *labels, uint64_t seed,
-                           const char *cmd)
+/* A class name that says nothing (Hugging Face's "LABEL_3", kd's "3"), which any name may stand for. */
+static int default_label_name(const char *name, int i)
+{
+    char a[32], b[32];
+    snprintf(a, sizeof a, "%d", i);
+    snprintf(b, sizeof b, "LABEL_%d", i);
+    return !strcmp(name, a) || !strcmp(name, b);
+}
+
+/* The names of a checkpoint's classes against those of the labels it is to learn: class i must be the same
+ * class on both sides, unless one of them has only a default name. */
+static kd_status check_label_names(const char *spec, const kd_bert_config *c, const kd_labels *labels,
+                                   const char *labels_from)
+{
+    for (int i = 0; i < labels->n; i++)
+        if (strcmp(c->labels[i], labels->names[i]) && !default_label_name(c->labels[i], i) &&
+            !default_label_name(labels->names[i], i))
+            return kd_fail(KD_ERR_SHAPE, "label-set mismatch: class %d of %s is '%s', of %s '%s' (the same ids must "
+                                         "name the same classes)", i, spec, c->labels[i], labels_from, labels->names[i]);
+    return KD_OK;
+}
+
+kd_bert *kd_cli_make_model(const char *spec, const kd_vocab *vocab, const kd_labels *labels, const char *labels_from,
+                           uint64_t seed, const char *cmd)
 {
     if (kd_cli_is_preset(spec)) {
         kd_bert_config cfg;
@@ -319,7 +341,12 @@ kd_bert *kd_cli_make_model(const char *spec, const kd_vocab *vocab, const kd_lab
     if (!missing) {
         const kd_bert_config *c = kd_bert_get_config(m);
         if (c->num_labels != labels->n) {
-            kd_fail(KD_ERR_SHAPE, "label-set mismatch: %s has %d labels, the data %d", spec, c->num_labels, labels->n);
+            kd_fail(KD_ERR_SHAPE, "label-set mismatch: %s has %d labels, %s %d", spec, c->num_labels, labels_from,
+                    labels->n);
+            kd_bert_free(m);
+            return NULL;
+        }
+        if (check_label_names(spec, c, labels, labels_from) != KD_OK) {
             kd_bert_free(m);
             return NULL;
         }

@@ -198,7 +198,7 @@ int kd_cmd_finetune(int argc, char **argv)
     kd_run_info info = { 0 };
     rc = KD_EXIT_OK;
     if (kd_cli_run_info(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), set, &info) != KD_OK ||
-        kd_tokenizer_load(vocab_path, 1, &tok) != KD_OK || !(m = kd_cli_make_model(f.model, tok->vocab, &train.labels, f.c.seed, cmd)))
+        kd_tokenizer_load(vocab_path, 1, &tok) != KD_OK || !(m = kd_cli_make_model(f.model, tok->vocab, &train.labels, "the data", f.c.seed, cmd)))
         rc = kd_cli_fail(cmd);
     if (rc == KD_EXIT_OK) {
         f.c.student_vocab = vocab_path;
@@ -280,6 +280,12 @@ static int distill_check_flags(const char *cmd, train_flags *f)
     if (f->student && (rc = kd_cli_check_model_arg(cmd, "--student", f->student)) >= 0) return rc;
     if (f->student_init && strcmp(f->student_init, "sliced") && strcmp(f->student_init, "random")) {
         fprintf(stderr, "kd %s: --student-init: got '%s', expected sliced or random\n", cmd, f->student_init);
+        return KD_EXIT_USAGE;
+    }
+    if (kd_cli_is_preset(f->teacher)) {
+        fprintf(stderr, "kd %s: --teacher: got '%s', a preset (an untrained shape), expected a fine-tuned model "
+                        "directory: fine-tune the teacher first (kd finetune --model %s ... --out DIR)\n",
+                cmd, f->teacher, f->teacher);
         return KD_EXIT_USAGE;
     }
     if ((rc = kd_cli_check_model_arg(cmd, "--teacher", f->teacher)) >= 0) return rc;

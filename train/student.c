@@ -102,5 +102,5 @@ kd_bert *kd_student_build(const kd_student_spec *spec, const kd_bert *teacher, c
     if (spec->init_from_teacher || !spec->student || kd_cli_is_preset(spec->student) ||
         kd_student_is_config_only(spec->student))
         return kd_bert_new(&cfg, seed);
-    return kd_cli_make_model(spec->student, stok->vocab, labels, seed, spec->cmd ? spec->cmd : "distill");
+    return kd_cli_make_model(spec->student, stok->vocab, labels, "the teacher", seed, spec->cmd ? spec->cmd : "distill");
 }

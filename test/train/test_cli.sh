@@ -179,6 +179,19 @@ expect 1 "cs-tail/last/optimizer.bin: " -- "${r[@]}" --out "$tmp/cs-tail" --resu
 expect 1 "trailing data (expected the file to end there)" -- "${r[@]}" --out "$tmp/cs-tail" --resume
 if "$kd" "${r[@]}" --out "$tmp/cs" --resume >/dev/null 2>>"$tmp/cs.err"; then pass=$((pass + 1));
 else fail=$((fail + 1)); echo "FAIL: the untouched stopped run resumes: $(cat "$tmp/cs.err")"; fi
+# A teacher given as a preset; a student checkpoint whose classes are named otherwise than the teacher's,
+# or are fewer: the message says the labels are the teacher's.
+expect 2 "--teacher: got 'bert-base', a preset (an untrained shape), expected a fine-tuned model directory" -- distill --teacher bert-base --student bert-tiny --data "$tmp" --out "$tmp/x"
+mkdir -p "$tmp/named"
+{ printf 'sentence\tlabel\n'; for i in $(seq 1 8); do printf 'the film was good\tpos\nthe film is awful\tneg\n'; done; } > "$tmp/named/train.tsv"
+cp "$tmp/named/train.tsv" "$tmp/named/dev.tsv"
+sed 's/\tpos$/\tgood/; s/\tneg$/\tbad/' "$tmp/named/train.tsv" > "$tmp/named/other.tsv"
+"$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp/named" --out "$tmp/named-t" --epochs 1 --max-len 16 \
+  --quiet --threads 1 >/dev/null 2>&1
+"$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --train "$tmp/named/other.tsv" --dev "$tmp/named/other.tsv" \
+  --out "$tmp/named-s" --epochs 1 --max-len 16 --quiet --threads 1 >/dev/null 2>&1
+expect 1 "label-set mismatch: class 0 of $tmp/named-s is 'bad', of the teacher 'neg'" -- distill --teacher "$tmp/named-t" --student "$tmp/named-s" --data "$tmp/named" --out "$tmp/named-d" --quiet
+expect 1 "label-set mismatch: $tmp/teacher has 2 labels, the teacher 8" -- distill --teacher "$tmp/gap8" --student "$tmp/teacher" --train "$tmp/gap.tsv" --dev "$tmp/dev.tsv" --out "$tmp/x" --quiet
 for c in finetune distill eval predict compare demo tokenize; do
   if "$kd" "$c" --help | grep -q "usage: kd $c"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: kd $c --help"; fi
 done

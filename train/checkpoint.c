@@ -177,6 +177,16 @@ static kd_status save_state_json(const char *path, const kd_train_state *s)
     kd_jw_field_number(&w, "teacher_accuracy", s->teacher_accuracy);
     kd_jw_field_number(&w, "teacher_macro_f1", s->teacher_macro_f1);
     kd_jw_field_int(&w, "samples", s->samples);
+    /* [sum, count] of the loss, then of each part, since the last metrics line */
+    kd_jw_key(&w, "log_window");
+    kd_jw_array_begin(&w);
+    for (int k = 0; k <= KD_LOSS_PARTS; k++) {
+        kd_jw_array_begin(&w);
+        kd_jw_number(&w, s->window_sum[k]);
+        kd_jw_int(&w, s->window_n[k]);
+        kd_jw_array_end(&w);
+    }
+    kd_jw_array_end(&w);
     kd_jw_key(&w, "best_confusion");
     kd_jw_array_begin(&w);
     for (int a = 0; a < s->num_labels; a++) {
@@ -309,6 +319,16 @@ static int get_report_history(const kd_json *o, kd_train_state *s)
     get_num(o, "teacher_accuracy", &s->teacher_accuracy);
     get_num(o, "teacher_macro_f1", &s->teacher_macro_f1);
     get_int(o, "samples", &s->samples);
+    a = kd_json_get(o, "log_window");
+    if (a && (a->type != KD_JSON_ARRAY || a->count != 1 + KD_LOSS_PARTS)) return 0;
+    for (size_t k = 0; a && k < a->count; k++) {
+        const kd_json *p = a->items[k];
+        if (p->type != KD_JSON_ARRAY || p->count != 2 || p->items[0]->type != KD_JSON_NUMBER ||
+            p->items[1]->type != KD_JSON_NUMBER || !p->items[1]->is_integer || p->items[1]->integer < 0)
+            return 0;
+        s->window_sum[k] = p->items[0]->number;
+        s->window_n[k] = p->items[1]->integer;
+    }
     a = kd_json_get(o, "best_confusion");
     if (a && a->type == KD_JSON_ARRAY && a->count > 0) {
         int k = (int)a->count;

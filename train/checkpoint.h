@@ -52,6 +52,11 @@ typedef struct kd_train_state {
     size_t n_epochs, cap_epochs;
     double teacher_accuracy, teacher_macro_f1;   /* the teacher on dev; < 0: no teacher */
     int64_t samples;          /* examples trained so far */
+    /* The metrics line being gathered when the state was saved (steps since the last line): the sums of the
+     * micro-batches' loss and of each part, and how many each has, so a resumed run logs what an
+     * uninterrupted one does. */
+    double window_sum[1 + KD_LOSS_PARTS];
+    int64_t window_n[1 + KD_LOSS_PARTS];
     int num_labels;           /* 0: no confusion matrix yet */
     int64_t *best_confusion;  /* [true][predicted] of the best epoch's dev evaluation, num_labels^2 */
 } kd_train_state;

@@ -6,10 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data/batch.h"
 #include "engine/autograd.h"
 #include "engine/device.h"
+#include "engine/fileio.h"
 #include "engine/json.h"
 #include "engine/ops.h"
 #include "engine/rng.h"
@@ -206,6 +208,9 @@ static kd_status save_last(run *r, double t_run0, double base_seconds)
 {
     r->state.rng = kd_generator_get();
     r->state.train_seconds = base_seconds + (kd_now() - t_run0);
+    r->state.window_sum[0] = r->win_loss;
+    r->state.window_n[0] = r->win_n;
+    for (int i = 1; i < NSTAT; i++) r->state.window_sum[i] = r->win[i], r->state.window_n[i] = r->win_count[i];
     kd_status st = kd_checkpoint_save(r->dir_last, r->student, r->c->student_vocab, r->opt, &r->state);
     return st == KD_OK ? kd_intermediate_save(&r->im, r->dir_last) : st;
 }
@@ -232,6 +237,47 @@ static kd_status evaluate_dev(run *r, int epoch)
     return kd_series_push(&r->state.dev, (double)r->state.global_step, r->metrics.accuracy);
 }
 
+/* The step a line of metrics.jsonl (its "step") or batch_order.txt (its first number) belongs to; -1: none. */
+static int64_t line_step(const char *line, size_t n, int json)
+{
+    if (!json) {
+        char *end;
+        long long v = strtoll(line, &end, 10);
+        return end == line ? -1 : (int64_t)v;
+    }
+    char err[8];
+    kd_json *j = kd_json_parse(line, n, err, sizeof err);
+    const kd_json *v = j ? kd_json_get(j, "step") : NULL;
+    int64_t step = v && v->type == KD_JSON_NUMBER && v->is_integer ? v->integer : -1;
+    kd_json_free(j);
+    return step;
+}
+
+/* A resumed run goes on from its checkpoint's step: the lines a killed run wrote after it (steps that are
+ * trained again) are dropped from metrics.jsonl and batch_order.txt, so both read as one uninterrupted
+ * run's. The file is rewritten under a temporary name. */
+static kd_status keep_lines_to(const char *path, int64_t step, int json)
+{
+    char *text;
+    size_t len;
+    if (access(path, F_OK) != 0) return KD_OK;
+    kd_status st = kd_read_file(path, &text, &len);
+    if (st != KD_OK) return st;
+    kd_atomic_file af;
+    if ((st = kd_atomic_open(&af, path)) != KD_OK) {
+        free(text);
+        return st;
+    }
+    for (size_t a = 0; a < len;) {
+        const char *nl = memchr(text + a, '\n', len - a);
+        size_t b = nl ? (size_t)(nl - text) + 1 : len;
+        if (line_step(text + a, b - a - (nl != NULL), json) <= step) fwrite(text + a, 1, b - a, af.f);
+        a = b;
+    }
+    free(text);
+    return kd_atomic_commit(&af);
+}
+
 /* --resume: the weights, optimizer state, schedule position, RNG and data position of out/last. */
 static kd_status resume(run *r)
 {
@@ -251,6 +297,12 @@ static kd_status resume(run *r)
                        dir, (long long)r->state.total_steps, (unsigned long long)r->state.seed, (long long)r->total,
                        (unsigned long long)c->seed);
     kd_generator_set(r->state.rng);
+    r->win_loss = r->state.window_sum[0];
+    r->win_n = r->state.window_n[0];
+    for (int i = 1; i < NSTAT; i++) r->win[i] = r->state.window_sum[i], r->win_count[i] = r->state.window_n[i];
+    if ((st = keep_lines_to(r->path_metrics, r->state.global_step, 1)) != KD_OK ||
+        (st = keep_lines_to(r->path_order, r->state.global_step, 0)) != KD_OK)
+        return st;
     if (!c->quiet)
         fprintf(stderr, "resuming from %s at step %lld/%lld (epoch %d)\n", dir, (long long)r->state.global_step,
                 (long long)r->total, r->state.epoch + 1);

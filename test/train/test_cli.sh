@@ -192,6 +192,21 @@ sed 's/\tpos$/\tgood/; s/\tneg$/\tbad/' "$tmp/named/train.tsv" > "$tmp/named/oth
   --out "$tmp/named-s" --epochs 1 --max-len 16 --quiet --threads 1 >/dev/null 2>&1
 expect 1 "label-set mismatch: class 0 of $tmp/named-s is 'bad', of the teacher 'neg'" -- distill --teacher "$tmp/named-t" --student "$tmp/named-s" --data "$tmp/named" --out "$tmp/named-d" --quiet
 expect 1 "label-set mismatch: $tmp/teacher has 2 labels, the teacher 8" -- distill --teacher "$tmp/gap8" --student "$tmp/teacher" --train "$tmp/gap.tsv" --dev "$tmp/dev.tsv" --out "$tmp/x" --quiet
+# A resumed run's metrics.jsonl and batch_order.txt equal an uninterrupted run's (times aside): the metrics
+# line being gathered at the stop (log every 3 steps, stopped after 2) is finished with the same loss, and
+# the lines a killed run wrote past its checkpoint (here appended by hand) are dropped.
+w=(finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --epochs 2 --batch-size 8 --max-len 16 --lr 1e-3
+   --quiet --threads 1 --log-every 3)
+"$kd" "${w[@]}" --out "$tmp/mw-full" >/dev/null 2>"$tmp/mw.err"
+"$kd" "${w[@]}" --out "$tmp/mw-res" --max-steps 2 >/dev/null 2>>"$tmp/mw.err"
+printf '{"type":"train","step":3,"epoch":1,"loss":9}\n' >> "$tmp/mw-res/metrics.jsonl"
+printf '3 0 1 2\n4 3 4 5\n' >> "$tmp/mw-res/batch_order.txt"
+"$kd" "${w[@]}" --out "$tmp/mw-res" --resume >/dev/null 2>>"$tmp/mw.err"
+strip_times() { grep -v '"type":"teacher_eval"' "$1" | sed 's/"samples_per_s":[^,}]*//; s/"seconds":[^,}]*//'; }
+if [ -s "$tmp/mw-full/metrics.jsonl" ] && [ "$(strip_times "$tmp/mw-res/metrics.jsonl")" = "$(strip_times "$tmp/mw-full/metrics.jsonl")" ] &&
+   cmp -s "$tmp/mw-res/batch_order.txt" "$tmp/mw-full/batch_order.txt"; then pass=$((pass + 1));
+else fail=$((fail + 1)); echo "FAIL: a resumed run's metrics differ from an uninterrupted one's: $(cat "$tmp/mw.err")";
+  diff <(strip_times "$tmp/mw-res/metrics.jsonl") <(strip_times "$tmp/mw-full/metrics.jsonl") | head -5; fi
 for c in finetune distill eval predict compare demo tokenize; do
   if "$kd" "$c" --help | grep -q "usage: kd $c"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: kd $c --help"; fi
 done

@@ -355,3 +355,13 @@ kd_status kd_dataset_load_split(const char *dir, const char *split, const kd_lab
     return kd_fail(KD_ERR_IO, "%s: no %s file, expected %s.tsv, %s.csv, %s.jsonl or %s_text.txt + %s_labels.txt", dir,
                    split, stems[0], stems[0], stems[0], stems[0], stems[0]);
 }
+
+uint64_t kd_dataset_fingerprint(uint64_t h, const kd_dataset *d)
+{
+    h = kd_fnv1a(h, &d->n, sizeof d->n);
+    for (size_t i = 0; i < d->n; i++) {
+        h = kd_fnv1a(h, d->text[i], d->text_len[i] + 1);
+        h = kd_fnv1a(h, &d->label[i], sizeof d->label[i]);
+    }
+    return h;
+}

@@ -76,6 +76,17 @@ kd_status kd_transfer_add(kd_dataset *transfer, kd_dataset *more, const kd_datas
 /* view = a's rows then b's (b may be NULL), sharing their texts and a's label names; free it with
  * kd_dataset_view_free (never kd_dataset_free). */
 kd_status kd_dataset_concat_view(const kd_dataset *a, const kd_dataset *b, kd_dataset *view);
+/* A 64-bit fingerprint of the rows, texts and labels in order (FNV-1a, continued from h): equal sets give
+ * equal fingerprints; a changed text, label or order almost surely changes it. */
+uint64_t kd_dataset_fingerprint(uint64_t h, const kd_dataset *d);
+/* FNV-1a over n bytes, continued from h (start: KD_FNV_OFFSET). */
+#define KD_FNV_OFFSET 0xcbf29ce484222325ull
+static inline uint64_t kd_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
 void kd_dataset_view_free(kd_dataset *view);
 
 #endif

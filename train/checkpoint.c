@@ -177,6 +177,7 @@ static kd_status save_state_json(const char *path, const kd_train_state *s)
     kd_jw_field_number(&w, "teacher_accuracy", s->teacher_accuracy);
     kd_jw_field_number(&w, "teacher_macro_f1", s->teacher_macro_f1);
     kd_jw_field_int(&w, "samples", s->samples);
+    kd_jw_field_string(&w, "recipe", s->recipe);
     /* [sum, count] of the loss, then of each part, since the last metrics line */
     kd_jw_key(&w, "log_window");
     kd_jw_array_begin(&w);
@@ -319,6 +320,9 @@ static int get_report_history(const kd_json *o, kd_train_state *s)
     get_num(o, "teacher_accuracy", &s->teacher_accuracy);
     get_num(o, "teacher_macro_f1", &s->teacher_macro_f1);
     get_int(o, "samples", &s->samples);
+    const kd_json *recipe = kd_json_get(o, "recipe");
+    if (recipe && recipe->type != KD_JSON_STRING) return 0;
+    if (recipe) snprintf(s->recipe, sizeof s->recipe, "%s", recipe->string);
     a = kd_json_get(o, "log_window");
     if (a && (a->type != KD_JSON_ARRAY || a->count != 1 + KD_LOSS_PARTS)) return 0;
     for (size_t k = 0; a && k < a->count; k++) {

@@ -57,6 +57,9 @@ typedef struct kd_train_state {
      * uninterrupted one does. */
     double window_sum[1 + KD_LOSS_PARTS];
     int64_t window_n[1 + KD_LOSS_PARTS];
+    /* What the run's steps depend on beside the seed and the step count ("lr=5e-05 alpha=0.5 ... data=<hex>"),
+     * compared on --resume; empty in an older trainer_state.json (not compared). */
+    char recipe[1024];
     int num_labels;           /* 0: no confusion matrix yet */
     int64_t *best_confusion;  /* [true][predicted] of the best epoch's dev evaluation, num_labels^2 */
 } kd_train_state;

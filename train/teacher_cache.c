@@ -12,34 +12,22 @@
 
 static const char MAGIC[8] = { 'K', 'D', 'T', 'C', 'A', 'C', 'H', 'E' };
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
-    return h;
-}
-
 uint64_t kd_teacher_cache_key(kd_bert *teacher, const kd_dataset *d, int max_len)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h = KD_FNV_OFFSET;
     size_t np;
     kd_tensor **ps = kd_bert_parameters(teacher, &np);
     for (size_t i = 0; i < np; i++) {
-        h = fnv(h, ps[i]->name, strlen(ps[i]->name) + 1);
+        h = kd_fnv1a(h, ps[i]->name, strlen(ps[i]->name) + 1);
         size_t bytes = (size_t)kd_numel(ps[i]) * kd_dtype_size(ps[i]->dtype);
         /* Hashed from a host copy, wherever the parameters are. */
         void *tmp = malloc(bytes ? bytes : 1);
-        if (tmp && kd_to_host(ps[i], tmp) == KD_OK) h = fnv(h, tmp, bytes);
-        else h = fnv(h, "unreadable", 10);
+        if (tmp && kd_to_host(ps[i], tmp) == KD_OK) h = kd_fnv1a(h, tmp, bytes);
+        else h = kd_fnv1a(h, "unreadable", 10);
         free(tmp);
     }
-    h = fnv(h, &max_len, sizeof max_len);
-    h = fnv(h, &d->n, sizeof d->n);
-    for (size_t i = 0; i < d->n; i++) {
-        h = fnv(h, d->text[i], d->text_len[i] + 1);
-        h = fnv(h, &d->label[i], sizeof d->label[i]);
-    }
-    return h;
+    h = kd_fnv1a(h, &max_len, sizeof max_len);
+    return kd_dataset_fingerprint(h, d);
 }
 
 kd_status kd_teacher_cache_get(const char *path, kd_bert *teacher, const kd_dataset *d, const kd_tokenizer *tok,

@@ -77,6 +77,7 @@ typedef struct run {
     char path_metrics[PATH_MAX + 32], path_chart[PATH_MAX + 32], path_cache[PATH_MAX + 32];
     char path_order[PATH_MAX + 32], dir_init[PATH_MAX + 32], path_report[PATH_MAX + 32];
     char chart_title[PATH_MAX + 32];
+    char recipe[1024];             /* kd_train_state.recipe of this run */
 } run;
 
 static kd_status check_config(const kd_train_config *c, const kd_train_data *d, kd_bert *student)
@@ -278,6 +279,48 @@ static kd_status keep_lines_to(const char *path, int64_t step, int json)
     return kd_atomic_commit(&af);
 }
 
+/* What the steps depend on beside the seed and the step count: the flags of the recipe and fingerprints of
+ * the rows trained on (texts, labels, order) and of the dev set. */
+static void make_recipe(run *r)
+{
+    const kd_train_config *c = r->c;
+    int w = snprintf(r->recipe, sizeof r->recipe,
+                     "lr=%.10g alpha=%.10g temperature=%.10g warmup_ratio=%.10g warmup_steps=%lld weight_decay=%.10g "
+                     "max_grad_norm=%.10g batch_size=%d grad_accum=%d max_len=%d dropout=%.10g hidden_weight=%.10g "
+                     "hidden_loss=%d attention_weight=%.10g attention_loss=%d layer_map=",
+                     c->lr, c->alpha, c->temperature, c->warmup_ratio, (long long)c->warmup_steps,
+                     c->adamw.weight_decay, c->max_grad_norm, c->batch_size, c->grad_accum, c->max_len, c->dropout,
+                     c->hidden_weight, (int)c->hidden_loss, c->attention_weight, (int)c->attention_loss);
+    for (int i = 0; i < c->n_layer_map && w > 0 && (size_t)w < sizeof r->recipe - 64; i++)
+        w += snprintf(r->recipe + w, sizeof r->recipe - (size_t)w, "%s%d:%d", i ? "," : "", c->layer_map[i][0],
+                      c->layer_map[i][1]);
+    if (w > 0 && (size_t)w < sizeof r->recipe - 64)
+        snprintf(r->recipe + w, sizeof r->recipe - (size_t)w, " data=%016llx dev=%016llx",
+                 (unsigned long long)kd_dataset_fingerprint(KD_FNV_OFFSET, &r->all),
+                 (unsigned long long)kd_dataset_fingerprint(KD_FNV_OFFSET, r->d->dev));
+}
+
+/* The first item of the recipe that differs between a checkpoint's (was) and this run's (now), as
+ * "name: was X, now Y"; "" when they agree. */
+static void recipe_diff(const char *was, const char *now, char *out, size_t n)
+{
+    out[0] = '\0';
+    while (*was || *now) {
+        size_t a = strcspn(was, " "), b = strcspn(now, " ");
+        if (a != b || memcmp(was, now, a)) {
+            const char *eq = memchr(now, '=', b);
+            size_t key = eq ? (size_t)(eq - now) : b;
+            const char *what = !strncmp(now, "data=", 5) ? " (the training rows: texts, labels or their order)"
+                             : !strncmp(now, "dev=", 4)  ? " (the dev set)" : "";
+            snprintf(out, n, "%.*s%s: was %.*s, now %.*s", (int)key, now, what, (int)(a > key ? a - key - 1 : 0),
+                     was + (a > key ? key + 1 : a), (int)(b - key - (eq != NULL)), now + key + (eq != NULL));
+            return;
+        }
+        was += a + (was[a] == ' ');
+        now += b + (now[b] == ' ');
+    }
+}
+
 /* --resume: the weights, optimizer state, schedule position, RNG and data position of out/last. */
 static kd_status resume(run *r)
 {
@@ -296,6 +339,13 @@ static kd_status resume(run *r)
                        "seed %llu (use the same data, epochs, batch size, accumulation and seed)",
                        dir, (long long)r->state.total_steps, (unsigned long long)r->state.seed, (long long)r->total,
                        (unsigned long long)c->seed);
+    char diff[600];
+    if (r->state.recipe[0]) recipe_diff(r->state.recipe, r->recipe, diff, sizeof diff);
+    else diff[0] = '\0';
+    if (diff[0])
+        return kd_fail(KD_ERR_ARG, "--resume: %s was made by a run with other flags or data: %s (resume with the "
+                                   "run's own flags and data, or start afresh with --overwrite)", dir, diff);
+    snprintf(r->state.recipe, sizeof r->state.recipe, "%s", r->recipe);
     kd_generator_set(r->state.rng);
     r->win_loss = r->state.window_sum[0];
     r->win_n = r->state.window_n[0];
@@ -609,6 +659,8 @@ static kd_status train_loop(run *r, kd_train_result *res)
     r->state.best_accuracy = -1.0;
     r->state.teacher_accuracy = r->state.teacher_macro_f1 = -1.0;
     kd_manual_seed(c->seed);
+    make_recipe(r);
+    snprintf(r->state.recipe, sizeof r->state.recipe, "%s", r->recipe);
     if (c->resume && (st = resume(r)) != KD_OK) return st;
     if (d->teacher && c->cache_teacher) {
         int cached;

@@ -207,6 +207,14 @@ if [ -s "$tmp/mw-full/metrics.jsonl" ] && [ "$(strip_times "$tmp/mw-res/metrics.
    cmp -s "$tmp/mw-res/batch_order.txt" "$tmp/mw-full/batch_order.txt"; then pass=$((pass + 1));
 else fail=$((fail + 1)); echo "FAIL: a resumed run's metrics differ from an uninterrupted one's: $(cat "$tmp/mw.err")";
   diff <(strip_times "$tmp/mw-res/metrics.jsonl") <(strip_times "$tmp/mw-full/metrics.jsonl") | head -5; fi
+# --resume with another learning rate, or another training file of the same length, is refused naming what
+# changed.
+"$kd" "${r[@]}" --out "$tmp/rc" --max-steps 1 --lr 1e-3 >/dev/null 2>"$tmp/rc.err"
+expect 1 "rc/last was made by a run with other flags or data: lr: was 0.001, now 0.002" -- "${r[@]}" --out "$tmp/rc" --resume --lr 2e-3
+mkdir -p "$tmp/other"; sed '2s/good/great/' "$tmp/train.tsv" > "$tmp/other/train.tsv"; cp "$tmp/dev.tsv" "$tmp/other/"
+expect 1 "data (the training rows: texts, labels or their order): was " -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp/other" --epochs 1 --batch-size 8 --max-len 16 --quiet --threads 1 --out "$tmp/rc" --resume --lr 1e-3
+if "$kd" "${r[@]}" --out "$tmp/rc" --resume --lr 1e-3 >/dev/null 2>>"$tmp/rc.err"; then pass=$((pass + 1));
+else fail=$((fail + 1)); echo "FAIL: a resume with the run's own flags: $(cat "$tmp/rc.err")"; fi
 for c in finetune distill eval predict compare demo tokenize; do
   if "$kd" "$c" --help | grep -q "usage: kd $c"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: kd $c --help"; fi
 done

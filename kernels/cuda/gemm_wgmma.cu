@@ -52,15 +52,18 @@ __device__ __forceinline__ void mbar_init(uint32_t bar, int count)
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
 }
 
-/* Wait until the phase with parity `phase` of the barrier has completed. */
+/* Wait until the phase with parity `phase` of the barrier has completed. try_wait may give up after a
+ * time limit of its own and return false in one thread while another sees the phase complete (PTX ISA,
+ * mbarrier.try_wait), so the loop branches per thread: plain `bra`, not `bra.uni`, which would promise
+ * the assembler that every thread of the warp goes the same way (as CUTLASS's ClusterBarrier::wait). */
 __device__ __forceinline__ void mbar_wait(uint32_t bar, int phase)
 {
     asm volatile("{\n"
                  ".reg .pred P1;\n"
                  "WAIT:\n"
                  "mbarrier.try_wait.parity.shared::cta.b64 P1, [%0], %1;\n"
-                 "@P1 bra.uni DONE;\n"
-                 "bra.uni WAIT;\n"
+                 "@P1 bra DONE;\n"
+                 "bra WAIT;\n"
                  "DONE:\n"
                  "}\n" ::"r"(bar), "r"(phase) : "memory");
 }

@@ -346,13 +346,15 @@ static kd_cuda_result table_gemm_bf16(const kd_gemm_args *g)
     const int shared_a = batch > 1 && g->stride_a == 0, shared_b = batch > 1 && g->stride_b == 0;
     const int64_t na = shared_a ? 1 : batch, nb = shared_b ? 1 : batch;
     const size_t bytes_a = round_up_256((size_t)(na * m * kp) * 2), bytes_b = (size_t)(nb * n * kp) * 2;
-    uint16_t *ws = (uint16_t *)kd_cu_workspace(bytes_a + bytes_b);
-    if (!ws) return kd_cuda_gemm(g, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE); /* no room for the bf16 copies */
-    uint16_t *pa = ws, *pb = (uint16_t *)((char *)ws + bytes_a);
+    void *wsp = NULL;
+    kd_cuda_result st = kd_cu_workspace(bytes_a + bytes_b, &wsp);
+    if (st == KD_CUDA_ERR_NOMEM) return kd_cuda_gemm(g, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE); /* no room for the bf16 copies */
+    if (st != KD_CUDA_OK) return st;
+    uint16_t *ws = (uint16_t *)wsp, *pa = ws, *pb = (uint16_t *)((char *)ws + bytes_a);
 
     /* op(A)[i][p] is A[i lda + p], or A[p lda + i] with trans_a; op(B)^T[j][p] is B[j ldb + p] with
      * trans_b, else B[p ldb + j] (stored transposed relative to the packed n x k). */
-    kd_cuda_result st = pack_bf16(pa, kp, m * kp, (const float *)g->a, g->trans_a, m, k, g->lda, g->stride_a, na);
+    st = pack_bf16(pa, kp, m * kp, (const float *)g->a, g->trans_a, m, k, g->lda, g->stride_a, na);
     if (st == KD_CUDA_OK) st = pack_bf16(pb, kp, n * kp, (const float *)g->b, !g->trans_b, n, k, g->ldb, g->stride_b, nb);
     if (st != KD_CUDA_OK) return st;
 
@@ -399,11 +401,12 @@ static kd_cuda_result table_gemm_bf16_storage(const kd_gemm_args *g)
         const int64_t na = shared_a ? 1 : batch, nb = shared_b ? 1 : batch;
         const size_t bytes_a = need_a ? round_up_256((size_t)(na * m * kp) * 2) : 0;
         const size_t bytes_b = need_b ? (size_t)(nb * n * kp) * 2 : 0;
-        uint16_t *ws = (uint16_t *)kd_cu_workspace(bytes_a + bytes_b);
-        if (!ws) return gemm_run(g, KD_CUDA_GEMM_BF16, 0, 1);
-        uint16_t *pa = ws, *pb = (uint16_t *)((char *)ws + bytes_a);
+        void *wsp = NULL;
+        kd_cuda_result st = kd_cu_workspace(bytes_a + bytes_b, &wsp);
+        if (st == KD_CUDA_ERR_NOMEM) return gemm_run(g, KD_CUDA_GEMM_BF16, 0, 1);   /* no room for the copies */
+        if (st != KD_CUDA_OK) return st;
+        uint16_t *ws = (uint16_t *)wsp, *pa = ws, *pb = (uint16_t *)((char *)ws + bytes_a);
         const __nv_bfloat16 *A = (const __nv_bfloat16 *)g->a, *B = (const __nv_bfloat16 *)g->b;
-        kd_cuda_result st = KD_CUDA_OK;
         if (need_a) {
             st = pack_bf16(pa, kp, m * kp, A, g->trans_a, m, k, g->lda, g->stride_a, na);
             p.trans_a = 0; p.a = pa; p.lda = kp; p.stride_a = shared_a ? 0 : m * kp;

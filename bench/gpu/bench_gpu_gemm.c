@@ -13,6 +13,8 @@
  * output all bf16 in memory, f32 accumulation, C rounded once; its last column is its speed relative to
  * the table-bf16 row just above it (the f32 table's bf16 mode at the same shape). Its cuBLAS column is
  * the raw bf16 row's (cuBLAS writes f32 C there).
+ * At the end, which kernels ran (kd_cuda_gemm_counts), and why a bf16 GEMM missed the wgmma kernel if one
+ * did on a device that has it.
  *   bench_gpu_gemm [--reps N] [--quick]  */
 #include "bench/gpu/gpu_bench.h"
 #include "kernels/cuda/gemm_cuda.h"
@@ -224,6 +226,13 @@ int main(int argc, char **argv)
         kd_cuda_free(dx); kd_cuda_free(dw); kd_cuda_free(dx16); kd_cuda_free(dw16); kd_cuda_free(dc); kd_cuda_free(dc16);
         free(x); free(w); free(xr); free(wr); free(x16); free(w16);
     }
+    kd_cuda_gemm_counts cn;
+    kd_cuda_gemm_counts_get(&cn);
+    printf("kernels run: wgmma %llu, mma.sync bf16 %llu, mma.sync tf32 %llu, SIMT f32 %llu; %llu bf16 GEMMs missed "
+           "the wgmma kernel%s%s%s\n", (unsigned long long)cn.wgmma, (unsigned long long)cn.mma_bf16,
+           (unsigned long long)cn.mma_tf32, (unsigned long long)cn.simt, (unsigned long long)cn.wgmma_fallbacks,
+           cn.fallback_reason[0] ? " (last: " : "", cn.fallback_reason, cn.fallback_reason[0] ? ")" : "");
+    if (!kd_cuda_has_wgmma()) printf("wgmma kernel not used: %s\n", kd_cuda_wgmma_unavailable());
     gb_cublas_close(&cb);
     kd_cuda_free(gb_flush_buf);
     kd_cuda_shutdown();

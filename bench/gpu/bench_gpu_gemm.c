@@ -15,7 +15,7 @@
  * the raw bf16 row's (cuBLAS writes f32 C there).
  * At the end, which kernels ran (kd_cuda_gemm_counts), and why a bf16 GEMM missed the wgmma kernel if one
  * did on a device that has it.
- *   bench_gpu_gemm [--reps N] [--quick]  */
+ *   bench_gpu_gemm [--reps N (10)] [--quick: the first two shapes, 3 repeats unless --reps]  */
 #include "bench/gpu/gpu_bench.h"
 #include "kernels/cuda/gemm_cuda.h"
 #include "kernels/cuda/gemm_plan.h"
@@ -99,7 +99,7 @@ static int validate(const float *xr, const float *wr, const void *dC, int c_bf16
 
 int main(int argc, char **argv)
 {
-    int reps = 10, quick = 0;
+    int reps = -1, quick = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
@@ -108,6 +108,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (reps < 0) reps = quick ? 3 : 10;
     if (reps < 1) reps = 1;
     if (!kd_cuda_available()) {
         printf("bench_gpu_gemm: no CUDA device present, nothing to measure\n");

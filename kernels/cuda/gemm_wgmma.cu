@@ -295,7 +295,7 @@ extern "C" int kd_cuda_has_wgmma(void)
         env = !(e && strcmp(e, "0") == 0);
     }
     if (!KD_CUDA_SM90A) {
-        snprintf(g_why, sizeof g_why, "this build has no sm_90a code");
+        snprintf(g_why, sizeof g_why, "this build has no sm_90a code (the gpu_arch option lacks 90)");
         return 0;
     }
     if (!env) {

@@ -8,7 +8,7 @@
  * exact rule), then timed: median of cudaEvent measurements with L2 flushed before each repeat.
  * Lines starting with "RESULT" are what bench/gpu/bench_sdpa_pytorch.py --kd reads to print the ratio to
  * PyTorch's scaled_dot_product_attention in bf16 at the same shapes (the "bf16" rows).
- *   bench_gpu_attention [--reps N] [--quick]  */
+ *   bench_gpu_attention [--reps N (20)] [--quick: three shapes, 3 repeats unless --reps]  */
 #include <float.h>
 
 #include "bench/gpu/gpu_bench.h"
@@ -154,7 +154,7 @@ static int bench_bf16(int64_t B, int64_t H, int64_t T, int64_t D, const float *h
 
 int main(int argc, char **argv)
 {
-    int reps = 20, quick = 0;
+    int reps = -1, quick = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
@@ -163,6 +163,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (reps < 0) reps = quick ? 3 : 20;
     if (reps < 1) reps = 1;
     if (!kd_cuda_available()) {
         printf("bench_gpu_attention: no CUDA device present, nothing to measure\n");
@@ -175,11 +176,14 @@ int main(int argc, char **argv)
 
     /* bert-base (12 heads) and bert-large (16 heads) at 128 tokens, batch 16 and 64; bert-base at 512,
      * bert-large at 512, minilm-ish D 32, a D 128 long sequence */
-    const int64_t shapes[][4] = {
+    const int64_t all_shapes[][4] = {
         { 16, 12, 128, 64 }, { 64, 12, 128, 64 }, { 16, 16, 128, 64 }, { 64, 16, 128, 64 }, { 32, 12, 128, 64 },
         { 8, 12, 512, 64 },  { 8, 16, 512, 64 },  { 16, 12, 256, 32 }, { 4, 8, 1024, 128 },
     };
-    int nshapes = quick ? 4 : (int)(sizeof shapes / sizeof *shapes);
+    /* --quick: bert-base at batch 16, and head dims 32 and 128 once each */
+    const int64_t quick_shapes[][4] = { { 16, 12, 128, 64 }, { 16, 12, 256, 32 }, { 4, 8, 512, 128 } };
+    const int64_t (*shapes)[4] = quick ? quick_shapes : all_shapes;
+    int nshapes = quick ? (int)(sizeof quick_shapes / sizeof *quick_shapes) : (int)(sizeof all_shapes / sizeof *all_shapes);
     int failures = 0;
     const kd_kernels *ref = kd_kernels_ref_f32();
     printf("%-22s %-6s %10s %10s %10s %10s\n", "B x H x T x D", "in", "fwd ms", "fwd TF/s", "bwd ms", "bwd TF/s");

@@ -13,7 +13,9 @@
  * output all bf16 in memory, f32 accumulation, C rounded once; its last column is its speed relative to
  * the table-bf16 row just above it (the f32 table's bf16 mode at the same shape). Its cuBLAS column is
  * the raw bf16 row's (cuBLAS writes f32 C there).
- *   bench_gpu_gemm [--reps N] [--quick]  */
+ * At the end, which kernels ran (kd_cuda_gemm_counts), and why a bf16 GEMM missed the wgmma kernel if one
+ * did on a device that has it.
+ *   bench_gpu_gemm [--reps N (10)] [--quick: the first two shapes, 3 repeats unless --reps]  */
 #include "bench/gpu/gpu_bench.h"
 #include "kernels/cuda/gemm_cuda.h"
 #include "kernels/cuda/gemm_plan.h"
@@ -97,7 +99,7 @@ static int validate(const float *xr, const float *wr, const void *dC, int c_bf16
 
 int main(int argc, char **argv)
 {
-    int reps = 10, quick = 0;
+    int reps = -1, quick = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
@@ -106,6 +108,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (reps < 0) reps = quick ? 3 : 10;
     if (reps < 1) reps = 1;
     if (!kd_cuda_available()) {
         printf("bench_gpu_gemm: no CUDA device present, nothing to measure\n");
@@ -224,6 +227,13 @@ int main(int argc, char **argv)
         kd_cuda_free(dx); kd_cuda_free(dw); kd_cuda_free(dx16); kd_cuda_free(dw16); kd_cuda_free(dc); kd_cuda_free(dc16);
         free(x); free(w); free(xr); free(wr); free(x16); free(w16);
     }
+    kd_cuda_gemm_counts cn;
+    kd_cuda_gemm_counts_get(&cn);
+    printf("kernels run: wgmma %llu, mma.sync bf16 %llu, mma.sync tf32 %llu, SIMT f32 %llu; %llu bf16 GEMMs missed "
+           "the wgmma kernel%s%s%s\n", (unsigned long long)cn.wgmma, (unsigned long long)cn.mma_bf16,
+           (unsigned long long)cn.mma_tf32, (unsigned long long)cn.simt, (unsigned long long)cn.wgmma_fallbacks,
+           cn.fallback_reason[0] ? " (last: " : "", cn.fallback_reason, cn.fallback_reason[0] ? ")" : "");
+    if (!kd_cuda_has_wgmma()) printf("wgmma kernel not used: %s\n", kd_cuda_wgmma_unavailable());
     gb_cublas_close(&cb);
     kd_cuda_free(gb_flush_buf);
     kd_cuda_shutdown();

@@ -3,7 +3,7 @@
  * copy's GB/s measured in the same run, at BERT sizes (16384 tokens x 768/1024, FFN 3072, 110M
  * parameters for AdamW). Each kernel's output is validated against kernels/ref before timing; times
  * are cudaEvent medians with L2 flushed before each repeat.
- *   bench_gpu_rows [--reps N]  */
+ *   bench_gpu_rows [--reps N (20)] [--quick: 2048 tokens, width 768, 10M parameters, 3 repeats unless --reps]  */
 #include "bench/gpu/gpu_bench.h"
 #include "kernels/kernels.h"
 
@@ -68,14 +68,16 @@ static void report(const char *what, rctx *c, double bytes, int reps, int valid)
 
 int main(int argc, char **argv)
 {
-    int reps = 20;
+    int reps = -1, quick = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--quick")) quick = 1;
         else {
-            fprintf(stderr, "usage: %s [--reps N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--reps N] [--quick]\n", argv[0]);
             return 2;
         }
     }
+    if (reps < 0) reps = quick ? 3 : 20;
     if (reps < 1) reps = 1;
     if (!kd_cuda_available()) {
         printf("bench_gpu_rows: no CUDA device present, nothing to measure\n");
@@ -90,21 +92,22 @@ int main(int argc, char **argv)
     memset(&c, 0, sizeof c);
     c.cu = cu;
 
-    const int64_t R = 16384, C = 768, NF = 16384 * 3072;
+    const int64_t R = quick ? 2048 : 16384, C = 768, NF = R * 3072;
     int64_t n = R * C;
+    char what[64];
     float *x = gb_dev_randn(NF), *y = gb_dev_randn(NF), *z = gb_dev_randn(NF);
     float *hx = down(x, NF), *hy = down(y, NF);
 
-    /* the yardstick: copy of 16384 x 3072 floats (read + write) */
+    /* the yardstick: copy of R x 3072 floats (read + write) */
     c.which = K_COPY; c.dst = z; c.src = x; c.bytes = (size_t)NF * 4;
     double ms = gb_time_ms(run, &c, reps, 1);
     copy_gbs = 2.0 * (double)c.bytes / (ms * 1e-3) / 1e9;
-    printf("%-34s %9.3f ms %9.1f GB/s\n", "device-to-device copy 192 MiB", ms, copy_gbs);
+    snprintf(what, sizeof what, "device-to-device copy %lld MiB", (long long)(c.bytes >> 20));
+    printf("%-34s %9.3f ms %9.1f GB/s\n", what, ms, copy_gbs);
 
     const int64_t widths[] = { 768, 1024 };
-    for (int wi = 0; wi < 2; wi++) {
+    for (int wi = 0; wi < (quick ? 1 : 2); wi++) {
         int64_t cols = widths[wi], rows = n / cols;
-        char what[64];
         /* softmax */
         float *want = malloc((size_t)n * sizeof *want);
         kd_softmax_args s = { 0, rows, cols, hx, want };
@@ -134,7 +137,7 @@ int main(int argc, char **argv)
         kd_cuda_free(g); kd_cuda_free(b); kd_cuda_free(mu); kd_cuda_free(rs);
         free(hg); free(hb); free(hmu); free(hrs); free(want);
     }
-    /* GELU forward and backward over the FFN activation 16384 x 3072 */
+    /* GELU forward and backward over the FFN activation R x 3072 */
     {
         float *want = malloc((size_t)NF * sizeof *want);
         kd_map_args m;
@@ -145,24 +148,27 @@ int main(int argc, char **argv)
         m.a = x; m.out = z;
         c.which = K_GELU; c.args = &m;
         run(&c);
-        report("gelu 16384x3072", &c, 2.0 * NF * 4, reps, check(z, want, NF, 1e-5, "gelu"));
+        snprintf(what, sizeof what, "gelu %lldx3072", (long long)R);
+        report(what, &c, 2.0 * NF * 4, reps, check(z, want, NF, 1e-5, "gelu"));
         m.op = KD_BIN_GELU_BWD; m.a = hx; m.b = hy; m.out = want;
         ref->binary(&m, 0, 1);
         m.a = x; m.b = y; m.out = z;
         c.which = K_GELU_BWD; c.args = &m;
         run(&c);
-        report("gelu_bwd 16384x3072", &c, 3.0 * NF * 4, reps, check(z, want, NF, 1e-5, "gelu_bwd"));
+        snprintf(what, sizeof what, "gelu_bwd %lldx3072", (long long)R);
+        report(what, &c, 3.0 * NF * 4, reps, check(z, want, NF, 1e-5, "gelu_bwd"));
         kd_dropout_args d = { NF, 0.1, 1234, 77, 0, hx, want };
         ref->dropout(&d, 0, 1);
         d.x = x; d.out = z;
         c.which = K_DROPOUT; c.args = &d;
         run(&c);
-        report("dropout p=0.1 16384x3072", &c, 2.0 * NF * 4, reps, check(z, want, NF, 1e-6, "dropout"));
+        snprintf(what, sizeof what, "dropout p=0.1 %lldx3072", (long long)R);
+        report(what, &c, 2.0 * NF * 4, reps, check(z, want, NF, 1e-6, "dropout"));
         free(want);
     }
-    /* AdamW over bert-base's 110M parameters: w, m, v read and written, g read */
+    /* AdamW over bert-base's 110M parameters (10M quick): w, m, v read and written, g read */
     {
-        const int64_t P = 110 * 1000 * 1000;
+        const int64_t P = (quick ? 10 : 110) * 1000 * 1000;
         float *w = gb_dev_randn(P), *gr = gb_dev_randn(P), *mm = gb_dev_randn(P), *vv = gb_dev_randn(P);
         kd_adamw_args a = { P, w, gr, mm, vv, 1e-4, 0.9, 0.999, 1e-8, 0.01, 0.1, 0.001 };
         /* v must be >= 0: square it once on the device through the unary table entry */
@@ -180,7 +186,8 @@ int main(int argc, char **argv)
         c.which = K_ADAMW; c.args = &a;
         run(&c);
         int ok = check(w, hw, V, 1e-5, "adamw");
-        report("adamw 110M params", &c, 7.0 * P * 4, reps, ok);
+        snprintf(what, sizeof what, "adamw %lldM params", (long long)(P / 1000000));
+        report(what, &c, 7.0 * P * 4, reps, ok);
         free(hw); free(hg); free(hm); free(hv);
         kd_cuda_free(w); kd_cuda_free(gr); kd_cuda_free(mm); kd_cuda_free(vv);
     }

@@ -723,10 +723,13 @@ kd_cuda_result run_bwd(const kd_attention_args *a)
     /* scratch: D (rows f32), then, tiled, the dQ sums (rows x dim f32) */
     const size_t d_bytes = ((size_t)rows * sizeof(float) + 255u) & ~(size_t)255u;
     const size_t bytes = d_bytes + (tiled ? (size_t)rows * (size_t)a->dim * sizeof(float) : 0);
-    char *ws = (char *)kd_cu_workspace(bytes);
-    if (!ws)
+    void *wsp = NULL;
+    st = kd_cu_workspace(bytes, &wsp);
+    if (st == KD_CUDA_ERR_NOMEM)
         return kd_cuda_note(kd_cuda_fail(KD_CUDA_ERR_NOMEM, "%s:%d: attention backward (bf16): no device memory for %zu bytes of scratch",
                                     __FILE__, __LINE__, bytes));
+    if (st != KD_CUDA_OK) return st;   /* recorded by kd_cu_workspace */
+    char *ws = (char *)wsp;
     float *Dv = (float *)ws, *dqacc = tiled ? (float *)(ws + d_bytes) : nullptr;
     bwd_prep_kernel<<<grid_for(rows, WARPS), THREADS, 0, kd_cu_stream()>>>(*a, Dv, dqacc);
     KD_CU_LAUNCH();

@@ -39,11 +39,13 @@ kd_cuda_result kd_cuda_record(cudaError_t err, kd_cuda_result st, const char *fi
 /* Make `st` (when not KD_CUDA_OK) the sticky status too: for errors found before any CUDA call. */
 kd_cuda_result kd_cuda_note(kd_cuda_result st);
 
-/* The runtime's scratch block (the table GEMMs' bf16 operand copies, the bf16 reductions' f32 sums; one
- * user at a time, in stream order): at least `bytes`, grown with
- * cudaMalloc when smaller (the old block freed), 256-byte aligned. NULL when the device has no room; no
- * error is recorded then (the caller has another way). Freed by kd_cuda_shutdown. */
-void *kd_cu_workspace(size_t bytes);
+/* The runtime's scratch block (the table GEMMs' bf16 operand copies, the bf16 reductions' f32 sums, the
+ * bf16 attention backward's sums; one user at a time, in stream order): *p = at least `bytes`, 256-byte
+ * aligned. A smaller block is replaced: the stream is synchronised, the old block freed, a new one
+ * cudaMalloc'ed. KD_CUDA_ERR_NOMEM (*p = NULL, nothing recorded) when the device has no room: the caller
+ * says what it does instead. Any other failure is recorded (kd_cuda_record: message and sticky status)
+ * and returned as KD_CUDA_ERR_DEVICE. Freed by kd_cuda_shutdown. */
+kd_cuda_result kd_cu_workspace(size_t bytes, void **p);
 void kd_cu_workspace_free(void);
 
 /* The kd stream as a cudaStream_t. */

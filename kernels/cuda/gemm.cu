@@ -1,8 +1,11 @@
 /* kernels/cuda/gemm.cu — the f32 SIMT GEMM (128x128x8 shared-memory tiles, 8x8 register blocking per
  * thread, float4 loads, double-buffered tiles), the dispatcher behind kernels/cuda/gemm_cuda.h, the bf16
- * conversions, the f32 table's GEMM entry in its three precisions (kd_cuda_set_precision) and the bf16
- * table's GEMM entry (bf16 storage). */
+ * conversions, the f32 table's GEMM entry in its three precisions (kd_cuda_set_precision), the bf16
+ * table's GEMM entry (bf16 storage), and the count of which kernels ran (kd_cuda_gemm_counts). */
 #include <cuda_bf16.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "kernels/cuda/gemm_internal.h"
 #include "kernels/cuda/gemm_plan.h"
@@ -262,7 +265,34 @@ static kd_cuda_result gemm_check(const kd_gemm_args *g)
     return KD_CUDA_OK;
 }
 
-/* The dispatcher; c_bf16: C and bias are bf16 (bf16-input types only). */
+/* ---- which kernels ran (kd_cuda_gemm_counts; the CUDA layer is driven from one host thread) ---- */
+
+static kd_cuda_gemm_counts g_counts;
+
+extern "C" void kd_cuda_gemm_counts_get(kd_cuda_gemm_counts *c) { *c = g_counts; }
+extern "C" void kd_cuda_gemm_counts_reset(void) { memset(&g_counts, 0, sizeof g_counts); }
+
+/* A bf16 GEMM ran a slower kernel than the one meant for it: count it and keep the reason. */
+static void note_fallback(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note_fallback(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_counts.fallback_reason, sizeof g_counts.fallback_reason, fmt, ap);
+    va_end(ap);
+    g_counts.wgmma_fallbacks++;
+}
+
+/* Count a launch that went through. */
+static kd_cuda_result counted(kd_cuda_result st, uint64_t *counter)
+{
+    if (st == KD_CUDA_OK) (*counter)++;
+    return st;
+}
+
+/* The dispatcher; c_bf16: C and bias are bf16 (bf16-input types only). KD_CUDA_GEMM_BF16_WGMMA runs the
+ * mma.sync kernel where the wgmma kernel cannot (device, layout, or the driver refusing the tensor maps),
+ * and records why (kd_cuda_gemm_counts). */
 static kd_cuda_result gemm_run(const kd_gemm_args *g, kd_cuda_gemm_type type, int gelu, int c_bf16)
 {
     kd_cuda_result st = gemm_check(g);
@@ -278,16 +308,24 @@ static kd_cuda_result gemm_run(const kd_gemm_args *g, kd_cuda_gemm_type type, in
         return KD_CUDA_OK;
     }
     switch (type) {
-    case KD_CUDA_GEMM_F32: return sgemm(g, gelu);
-    case KD_CUDA_GEMM_TF32: return kd_cu_gemm_mma(g, 0, gelu, 0);
-    case KD_CUDA_GEMM_BF16: return kd_cu_gemm_mma(g, 1, gelu, c_bf16);
+    case KD_CUDA_GEMM_F32: return counted(sgemm(g, gelu), &g_counts.simt);
+    case KD_CUDA_GEMM_TF32: return counted(kd_cu_gemm_mma(g, 0, gelu, 0), &g_counts.mma_tf32);
+    case KD_CUDA_GEMM_BF16: return counted(kd_cu_gemm_mma(g, 1, gelu, c_bf16), &g_counts.mma_bf16);
     case KD_CUDA_GEMM_BF16_WGMMA:
-        if (kd_cuda_has_wgmma()) {
+        if (!kd_cuda_has_wgmma()) {
+            note_fallback("%s", kd_cuda_wgmma_unavailable());
+        } else if (!kd_cu_wgmma_layout_ok(g)) {
+            note_fallback("layout: the wgmma kernel takes K-major bf16 operands with 16-byte rows; got trans_a %d "
+                          "trans_b %d m %lld n %lld k %lld lda %lld ldb %lld batch %lld", g->trans_a, g->trans_b,
+                          (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->lda, (long long)g->ldb,
+                          (long long)g->batch);
+        } else {
             st = kd_cu_gemm_wgmma(g, gelu, c_bf16);
-            if (st != KD_CUDA_ERR_ARG) return st;
-            kd_cuda_clear_error(); /* a layout wgmma does not take: the mma.sync kernel does */
+            if (st != KD_CUDA_ERR_ARG) return counted(st, &g_counts.wgmma);
+            note_fallback("%s", kd_cuda_last_error());   /* the driver would not encode the tensor maps */
+            kd_cuda_clear_error();
         }
-        return kd_cu_gemm_mma(g, 1, gelu, c_bf16);
+        return counted(kd_cu_gemm_mma(g, 1, gelu, c_bf16), &g_counts.mma_bf16);
     }
     return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: gemm: unknown type %d", __FILE__, __LINE__, (int)type);
 }
@@ -336,7 +374,8 @@ static size_t round_up_256(size_t b) { return (b + 255) & ~(size_t)255; }
  * converted once and stays shared; a shared B over a batch of A whose C matrices follow one another is
  * run as one GEMM of batch m rows. beta, bias and alpha go to the GEMM unchanged (C is f32 throughout).
  * Since the operands are repacked, the bf16 kernels take every shape gemm_check accepts; the one case
- * that falls back to the f32 SIMT GEMM is a workspace the device has no memory for. */
+ * that falls back to the f32 SIMT GEMM is a workspace the device has no memory for (counted and
+ * explained in kd_cuda_gemm_counts, as is any bf16 GEMM that misses the wgmma kernel on a device with it). */
 static kd_cuda_result table_gemm_bf16(const kd_gemm_args *g)
 {
     const int64_t m = g->m, n = g->n, k = g->k, batch = g->batch;
@@ -346,13 +385,18 @@ static kd_cuda_result table_gemm_bf16(const kd_gemm_args *g)
     const int shared_a = batch > 1 && g->stride_a == 0, shared_b = batch > 1 && g->stride_b == 0;
     const int64_t na = shared_a ? 1 : batch, nb = shared_b ? 1 : batch;
     const size_t bytes_a = round_up_256((size_t)(na * m * kp) * 2), bytes_b = (size_t)(nb * n * kp) * 2;
-    uint16_t *ws = (uint16_t *)kd_cu_workspace(bytes_a + bytes_b);
-    if (!ws) return kd_cuda_gemm(g, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE); /* no room for the bf16 copies */
-    uint16_t *pa = ws, *pb = (uint16_t *)((char *)ws + bytes_a);
+    void *wsp = NULL;
+    kd_cuda_result st = kd_cu_workspace(bytes_a + bytes_b, &wsp);
+    if (st == KD_CUDA_ERR_NOMEM) {   /* no room for the bf16 copies */
+        note_fallback("no device memory for %zu bytes of bf16 operand copies: the f32 SIMT kernel ran", bytes_a + bytes_b);
+        return kd_cuda_gemm(g, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE);
+    }
+    if (st != KD_CUDA_OK) return st;
+    uint16_t *ws = (uint16_t *)wsp, *pa = ws, *pb = (uint16_t *)((char *)ws + bytes_a);
 
     /* op(A)[i][p] is A[i lda + p], or A[p lda + i] with trans_a; op(B)^T[j][p] is B[j ldb + p] with
      * trans_b, else B[p ldb + j] (stored transposed relative to the packed n x k). */
-    kd_cuda_result st = pack_bf16(pa, kp, m * kp, (const float *)g->a, g->trans_a, m, k, g->lda, g->stride_a, na);
+    st = pack_bf16(pa, kp, m * kp, (const float *)g->a, g->trans_a, m, k, g->lda, g->stride_a, na);
     if (st == KD_CUDA_OK) st = pack_bf16(pb, kp, n * kp, (const float *)g->b, !g->trans_b, n, k, g->ldb, g->stride_b, nb);
     if (st != KD_CUDA_OK) return st;
 
@@ -364,8 +408,8 @@ static kd_cuda_result table_gemm_bf16(const kd_gemm_args *g)
         p.batch = 1;
         p.stride_a = p.stride_b = p.stride_c = 0;
     }
-    kd_cuda_gemm_type type = kd_cuda_has_wgmma() && kd_cu_wgmma_layout_ok(&p) ? KD_CUDA_GEMM_BF16_WGMMA : KD_CUDA_GEMM_BF16;
-    return kd_cuda_gemm(&p, type, KD_CUDA_EPI_NONE);
+    /* the packed operands are a wgmma layout: on a device with wgmma, anything else is a recorded fallback */
+    return kd_cuda_gemm(&p, kd_cuda_has_wgmma() ? KD_CUDA_GEMM_BF16_WGMMA : KD_CUDA_GEMM_BF16, KD_CUDA_EPI_NONE);
 }
 
 /* The bf16 table's GEMM: A, B, C and bias bf16 in memory, f32 accumulation, C rounded once in the
@@ -375,7 +419,8 @@ static kd_cuda_result table_gemm_bf16(const kd_gemm_args *g)
  * copied (bf16 to bf16, transposed as needed) into the workspace K-major with rows of kp = k rounded up
  * to 8, as table_gemm_bf16 does; batch-shared operands stay shared, and a shared B over a batch of
  * contiguous A and C rows runs as one GEMM of batch m rows. Without workspace memory the mma.sync kernel
- * runs on the caller's layout (element loads where 16-byte loads are not legal). */
+ * runs on the caller's layout (element loads where 16-byte loads are not legal). On a device with wgmma,
+ * every GEMM that does not run it is counted with its reason in kd_cuda_gemm_counts. */
 static kd_cuda_result table_gemm_bf16_storage(const kd_gemm_args *g)
 {
     const int64_t m = g->m, n = g->n, k = g->k, batch = g->batch;
@@ -399,11 +444,15 @@ static kd_cuda_result table_gemm_bf16_storage(const kd_gemm_args *g)
         const int64_t na = shared_a ? 1 : batch, nb = shared_b ? 1 : batch;
         const size_t bytes_a = need_a ? round_up_256((size_t)(na * m * kp) * 2) : 0;
         const size_t bytes_b = need_b ? (size_t)(nb * n * kp) * 2 : 0;
-        uint16_t *ws = (uint16_t *)kd_cu_workspace(bytes_a + bytes_b);
-        if (!ws) return gemm_run(g, KD_CUDA_GEMM_BF16, 0, 1);
-        uint16_t *pa = ws, *pb = (uint16_t *)((char *)ws + bytes_a);
+        void *wsp = NULL;
+        kd_cuda_result st = kd_cu_workspace(bytes_a + bytes_b, &wsp);
+        if (st == KD_CUDA_ERR_NOMEM) {   /* no room for the copies: mma.sync on the caller's layout */
+            if (wg) note_fallback("no device memory for %zu bytes of K-major operand copies: mma.sync ran", bytes_a + bytes_b);
+            return gemm_run(g, KD_CUDA_GEMM_BF16, 0, 1);
+        }
+        if (st != KD_CUDA_OK) return st;
+        uint16_t *ws = (uint16_t *)wsp, *pa = ws, *pb = (uint16_t *)((char *)ws + bytes_a);
         const __nv_bfloat16 *A = (const __nv_bfloat16 *)g->a, *B = (const __nv_bfloat16 *)g->b;
-        kd_cuda_result st = KD_CUDA_OK;
         if (need_a) {
             st = pack_bf16(pa, kp, m * kp, A, g->trans_a, m, k, g->lda, g->stride_a, na);
             p.trans_a = 0; p.a = pa; p.lda = kp; p.stride_a = shared_a ? 0 : m * kp;
@@ -421,8 +470,7 @@ static kd_cuda_result table_gemm_bf16_storage(const kd_gemm_args *g)
         p.batch = 1;
         p.stride_a = p.stride_b = p.stride_c = 0;
     }
-    kd_cuda_gemm_type type = wg && kd_cu_wgmma_layout_ok(&p) ? KD_CUDA_GEMM_BF16_WGMMA : KD_CUDA_GEMM_BF16;
-    return gemm_run(&p, type, 0, 1);
+    return gemm_run(&p, wg ? KD_CUDA_GEMM_BF16_WGMMA : KD_CUDA_GEMM_BF16, 0, 1);
 }
 
 extern "C" void kd_cu_gemm_bf16(const kd_gemm_args *g, int ith, int nth)

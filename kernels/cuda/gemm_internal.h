@@ -10,9 +10,9 @@
 /* Tensor-core GEMM (gemm_mma.cu): bf16 != 0 takes bf16 inputs, else f32 inputs rounded to tf32. c_bf16 != 0:
  * C and bias are bf16 (the bf16 table), else f32. */
 kd_cuda_result kd_cu_gemm_mma(const kd_gemm_args *g, int bf16, int gelu, int c_bf16);
-/* Hopper wgmma + TMA GEMM (gemm_wgmma.cu); KD_CUDA_ERR_ARG when the shape/layout is not one it takes. */
+/* Hopper wgmma + TMA GEMM (gemm_wgmma.cu); KD_CUDA_ERR_ARG (with the reason in kd_cuda_last_error()) when
+ * the shape/layout is not one it takes or the driver will not encode its tensor maps. */
 kd_cuda_result kd_cu_gemm_wgmma(const kd_gemm_args *g, int gelu, int c_bf16);
-int kd_cu_wgmma_built(void);
 
 /* Everything an epilogue needs, passed by value to the kernels. bf16: C and bias are __nv_bfloat16
  * (rounded once, from the f32 value below), else float. */

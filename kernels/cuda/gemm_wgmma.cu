@@ -20,6 +20,9 @@
  * hardware applies the swizzle to the final address, which is why tiles are 1024-byte aligned). */
 #include <cuda.h>            /* CUtensorMap and its enums only: the driver is reached through the runtime */
 #include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cuda/gemm_internal.h"
 #include "kernels/cuda/gemm_plan.h"
@@ -52,15 +55,18 @@ __device__ __forceinline__ void mbar_init(uint32_t bar, int count)
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
 }
 
-/* Wait until the phase with parity `phase` of the barrier has completed. */
+/* Wait until the phase with parity `phase` of the barrier has completed. try_wait may give up after a
+ * time limit of its own and return false in one thread while another sees the phase complete (PTX ISA,
+ * mbarrier.try_wait), so the loop branches per thread: plain `bra`, not `bra.uni`, which would promise
+ * the assembler that every thread of the warp goes the same way (as CUTLASS's ClusterBarrier::wait). */
 __device__ __forceinline__ void mbar_wait(uint32_t bar, int phase)
 {
     asm volatile("{\n"
                  ".reg .pred P1;\n"
                  "WAIT:\n"
                  "mbarrier.try_wait.parity.shared::cta.b64 P1, [%0], %1;\n"
-                 "@P1 bra.uni DONE;\n"
-                 "bra.uni WAIT;\n"
+                 "@P1 bra DONE;\n"
+                 "bra WAIT;\n"
                  "DONE:\n"
                  "}\n" ::"r"(bar), "r"(phase) : "memory");
 }
@@ -193,6 +199,9 @@ __global__ void __launch_bounds__(THREADS, 1)
 #endif
 }
 
+/* Why the wgmma kernel cannot run, for kd_cuda_wgmma_unavailable() (the last reason found). */
+char g_why[256];
+
 /* cuTensorMapEncodeTiled, from the driver through the runtime (no link against libcuda). */
 typedef CUresult (*encode_tiled_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
                                     const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
@@ -202,50 +211,62 @@ encode_tiled_fn encode_tiled(void)
 {
     static encode_tiled_fn fn;
     static int tried;
+    static char why[160];
     if (!tried) {
         tried = 1;
         void *p = NULL;
         cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
-        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) == cudaSuccess &&
-            q == cudaDriverEntryPointSuccess)
+        cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q);
+        if (e == cudaSuccess && q == cudaDriverEntryPointSuccess && p) {
             fn = (encode_tiled_fn)p;
-        else
+        } else {
+            snprintf(why, sizeof why, "the driver gives no cuTensorMapEncodeTiled (cudaGetDriverEntryPointByVersion: %s, "
+                     "query result %d)", cudaGetErrorName(e), (int)q);
             (void)cudaGetLastError();
+        }
     }
+    if (!fn) snprintf(g_why, sizeof g_why, "%s", why);
     return fn;
 }
 
 /* A K-major bf16 operand of `rows` x k (row stride ld, batch stride bs, elements) as a 3-d tensor map
- * (k, rows, batch) with a 64 x 128 x 1 box and the 128-byte swizzle. */
-int make_map(CUtensorMap *map, const void *ptr, int64_t k, int64_t rows, int64_t ld, int64_t batch, int64_t bs)
+ * (k, rows, batch) with a 64 x 128 x 1 box and the 128-byte swizzle. The driver's result: CUDA_SUCCESS, or
+ * why it refused (CUDA_ERROR_NOT_FOUND: no encoder). */
+CUresult make_map(CUtensorMap *map, const void *ptr, int64_t k, int64_t rows, int64_t ld, int64_t batch, int64_t bs)
 {
     encode_tiled_fn enc = encode_tiled();
-    if (!enc) return 0;
+    if (!enc) return CUDA_ERROR_NOT_FOUND;
     if (batch <= 1) bs = ld * rows;   /* never stepped; any legal stride */
     cuuint64_t dims[3] = { (cuuint64_t)k, (cuuint64_t)rows, (cuuint64_t)batch };
     cuuint64_t strides[2] = { (cuuint64_t)ld * 2, (cuuint64_t)bs * 2 };
     cuuint32_t box[3] = { BK, 128, 1 };
     cuuint32_t estr[3] = { 1, 1, 1 };
-    CUresult r = enc(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void *)ptr, dims, strides, box, estr,
-                     CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                     CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-    return r == CUDA_SUCCESS;
+    return enc(map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, (void *)ptr, dims, strides, box, estr,
+               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
 }
 
 } /* namespace */
 
-int kd_cu_wgmma_built(void) { return KD_CUDA_SM90A; }
+extern "C" int kd_cuda_wgmma_built(void) { return KD_CUDA_SM90A; }
 
 kd_cuda_result kd_cu_gemm_wgmma(const kd_gemm_args *g, int gelu, int c_bf16)
 {
-    int ok = KD_CUDA_SM90A && kd_cu_wgmma_layout_ok(g);
-    CUtensorMap ma, mb;
-    if (ok) ok = make_map(&ma, g->a, g->k, g->m, g->lda, g->batch, g->stride_a) &&
-                 make_map(&mb, g->b, g->k, g->n, g->ldb, g->batch, g->stride_b);
-    if (!ok)
+    if (!KD_CUDA_SM90A)
+        return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: wgmma gemm: this build has no sm_90a code", __FILE__, __LINE__);
+    if (!kd_cu_wgmma_layout_ok(g))
         return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: wgmma gemm takes K-major bf16 operands (A m x k, B n x k) with 16-byte "
                        "aligned rows; got trans_a %d trans_b %d lda %lld ldb %lld", __FILE__, __LINE__, g->trans_a,
                        g->trans_b, (long long)g->lda, (long long)g->ldb);
+    CUtensorMap ma, mb;
+    CUresult ra = make_map(&ma, g->a, g->k, g->m, g->lda, g->batch, g->stride_a);
+    CUresult rb = ra == CUDA_SUCCESS ? make_map(&mb, g->b, g->k, g->n, g->ldb, g->batch, g->stride_b) : CUDA_SUCCESS;
+    if (ra != CUDA_SUCCESS || rb != CUDA_SUCCESS)
+        return kd_cuda_fail(KD_CUDA_ERR_ARG, "%s:%d: wgmma gemm: cuTensorMapEncodeTiled refused %s (CUresult %d; m %lld n %lld "
+                       "k %lld batch %lld, lda %lld ldb %lld, strides %lld %lld)", __FILE__, __LINE__,
+                       ra != CUDA_SUCCESS ? "A" : "B", (int)(ra != CUDA_SUCCESS ? ra : rb), (long long)g->m,
+                       (long long)g->n, (long long)g->k, (long long)g->batch, (long long)g->lda, (long long)g->ldb,
+                       (long long)g->stride_a, (long long)g->stride_b);
     static bool attr_set = false;
     if (!attr_set) {
         KD_CU(cudaFuncSetAttribute(wgmma_gemm_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM));
@@ -263,24 +284,54 @@ kd_cuda_result kd_cu_gemm_wgmma(const kd_gemm_args *g, int gelu, int c_bf16)
     return KD_CUDA_OK;
 }
 
-/* Built for sm_90a, on an sm_90 device, and the kernel image loads there. Asked once per device. */
+/* Built for sm_90a, not switched off by KD_CUDA_WGMMA=0, on an sm_90 device, the kernel image loads there
+ * and the driver encodes tensor maps. Asked once per device; the reason for a 0 is kept for
+ * kd_cuda_wgmma_unavailable(). */
 extern "C" int kd_cuda_has_wgmma(void)
 {
-    static int cached_dev = -1, cached = 0;
-    if (!kd_cu_wgmma_built()) return 0;
+    static int cached_dev = -1, cached = 0, env = -1;
+    if (env < 0) {
+        const char *e = getenv("KD_CUDA_WGMMA");
+        env = !(e && strcmp(e, "0") == 0);
+    }
+    if (!KD_CUDA_SM90A) {
+        snprintf(g_why, sizeof g_why, "this build has no sm_90a code (the gpu_arch option lacks 90)");
+        return 0;
+    }
+    if (!env) {
+        snprintf(g_why, sizeof g_why, "switched off by KD_CUDA_WGMMA=0");
+        return 0;
+    }
     int dev = 0;
-    if (cudaGetDevice(&dev) != cudaSuccess) {
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) {
+        snprintf(g_why, sizeof g_why, "no current CUDA device (cudaGetDevice: %s)", cudaGetErrorName(e));
         (void)cudaGetLastError();
         return 0;
     }
     if (dev == cached_dev) return cached;
     int major = 0, minor = 0;
     cudaFuncAttributes fa;
-    cached = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-             cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-             major == 9 && minor == 0 && cudaFuncGetAttributes(&fa, wgmma_gemm_kernel) == cudaSuccess &&
-             encode_tiled() != NULL;
+    cached = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess) {
+        snprintf(g_why, sizeof g_why, "device %d: its compute capability could not be read", dev);
+    } else if (major != 9 || minor != 0) {
+        snprintf(g_why, sizeof g_why, "device %d is sm_%d%d; the wgmma kernel is sm_90a code", dev, major, minor);
+    } else if ((e = cudaFuncGetAttributes(&fa, wgmma_gemm_kernel)) != cudaSuccess) {
+        snprintf(g_why, sizeof g_why, "the sm_90a kernel image does not load on device %d (%s: %s)", dev,
+                 cudaGetErrorName(e), cudaGetErrorString(e));
+    } else if (encode_tiled() != NULL) {   /* else encode_tiled() wrote the reason */
+        cached = 1;
+        g_why[0] = '\0';
+    }
     (void)cudaGetLastError();
     cached_dev = dev;
     return cached;
+}
+
+extern "C" const char *kd_cuda_wgmma_unavailable(void)
+{
+    (void)kd_cuda_has_wgmma();
+    return g_why;
 }

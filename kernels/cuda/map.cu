@@ -123,12 +123,15 @@ static void reduce_bf16(const kd_reduce_args *m, const kd_cu_map_plan &p)
 {
     int64_t extent = 1;
     for (int d = 0; d < m->ndim; d++) extent += (m->shape[d] - 1) * m->out_stride[d];
-    float *sum = (float *)kd_cu_workspace((size_t)extent * sizeof(float));
-    if (!sum) {
+    void *ws = NULL;
+    kd_cuda_result st = kd_cu_workspace((size_t)extent * sizeof(float), &ws);
+    if (st == KD_CUDA_ERR_NOMEM) {
         kd_cuda_note(kd_cuda_fail(KD_CUDA_ERR_NOMEM, "%s:%d: reduce: no device memory for %lld f32 sums", __FILE__, __LINE__,
                              (long long)extent));
         return;
     }
+    if (st != KD_CUDA_OK) return;   /* recorded by kd_cu_workspace */
+    float *sum = (float *)ws;
     cudaError_t e = cudaMemsetAsync(sum, 0, (size_t)extent * sizeof(float), kd_cu_stream());
     if (e != cudaSuccess) {
         kd_cuda_record(e, KD_CUDA_ERR_DEVICE, __FILE__, __LINE__, "cudaMemsetAsync");

@@ -268,20 +268,34 @@ kd_cuda_result kd_cuda_sync(void)
 static void *g_ws;
 static size_t g_ws_bytes;
 
-void *kd_cu_workspace(size_t bytes)
+kd_cuda_result kd_cu_workspace(size_t bytes, void **p)
 {
-    if (bytes <= g_ws_bytes) return g_ws;
-    /* Grow in whole MiB. cudaFree waits for the device, so no queued kernel still reads the old block. */
-    size_t want = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
-    kd_cu_workspace_free();
-    void *p = NULL;
-    if (cudaMalloc(&p, want) != cudaSuccess) {
-        (void)cudaGetLastError(); /* the caller falls back; nothing is left behind */
-        return NULL;
+    *p = NULL;
+    if (bytes <= g_ws_bytes) {
+        *p = g_ws;
+        return KD_CUDA_OK;
     }
-    g_ws = p;
+    /* Grow in whole MiB. Kernels queued on the kd stream may still read the old block, and the stream is
+     * non-blocking (cudaFree's implicit synchronisation is not promised to cover it): wait for it first. */
+    if (g_ws) {
+        KD_CU(cudaStreamSynchronize(g_stream));
+        cudaError_t e = cudaFree(g_ws);
+        g_ws = NULL;
+        g_ws_bytes = 0;
+        if (e != cudaSuccess) return kd_cuda_record(e, KD_CUDA_ERR_DEVICE, __FILE__, __LINE__, "cudaFree (workspace)");
+    }
+    size_t want = (bytes + ((size_t)1 << 20) - 1) & ~(((size_t)1 << 20) - 1);
+    void *q = NULL;
+    cudaError_t e = cudaMalloc(&q, want);
+    if (e == cudaErrorMemoryAllocation) {
+        (void)cudaGetLastError(); /* not sticky: the caller says what it does without the block */
+        return KD_CUDA_ERR_NOMEM;
+    }
+    if (e != cudaSuccess) return kd_cuda_record(e, KD_CUDA_ERR_DEVICE, __FILE__, __LINE__, "cudaMalloc (workspace)");
+    g_ws = q;
     g_ws_bytes = want;
-    return g_ws;
+    *p = g_ws;
+    return KD_CUDA_OK;
 }
 
 void kd_cu_workspace_free(void)

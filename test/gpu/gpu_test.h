@@ -13,6 +13,7 @@
 #include <float.h>
 #include <stdint.h>
 
+#include "kernels/cuda/gemm_cuda.h"
 #include "test/kernels/op_case.h"
 
 #define GT_GUARD OC_GUARD   /* floats each side, holding op_case.h's canary */
@@ -113,6 +114,40 @@ static inline void gt_free(gt_buf *b)
     kd_cuda_free(b->d);
     b->h = NULL;
     b->d = NULL;
+}
+
+/* 1 when the Hopper wgmma GEMM must run here: an sm_90 device, a build with its sm_90a code, and not
+ * switched off (KD_CUDA_WGMMA=0). Decided from the device, not from kd_cuda_has_wgmma(), whose 0 is one of
+ * the ways the kernel could silently never run. */
+static inline int gt_wgmma_expected(void)
+{
+    kd_cuda_device_info info;
+    if (kd_cuda_device_query(&info) != KD_OK) gt_die("kd_cuda_device_query");
+    const char *e = getenv("KD_CUDA_WGMMA");
+    return info.major == 9 && info.minor == 0 && kd_cuda_wgmma_built() && !(e && strcmp(e, "0") == 0);
+}
+
+/* After kd_cuda_gemm_counts_reset() and n bf16 GEMMs meant for the wgmma kernel (K-major, 16-byte rows, or
+ * packed so by a table): where it is expected, every one ran it and none fell back; elsewhere none ran
+ * it. One line starting "wgmma:" says what ran. */
+static inline void gt_check_wgmma_ran(uint64_t n, const char *what)
+{
+    kd_cuda_gemm_counts c;
+    kd_cuda_gemm_counts_get(&c);
+    const int expected = gt_wgmma_expected();
+    printf("wgmma: %s: %llu of %llu GEMMs on the wgmma kernel (%s), %llu fallbacks%s%s%s\n", what,
+           (unsigned long long)c.wgmma, (unsigned long long)n, expected ? "required on this sm_90 device" : "not expected here",
+           (unsigned long long)c.wgmma_fallbacks, c.fallback_reason[0] ? " (last: " : "", c.fallback_reason,
+           c.fallback_reason[0] ? ")" : "");
+    if (expected) {
+        CHECK(kd_cuda_has_wgmma(), "%s: sm_90 device, but kd_cuda_has_wgmma() is 0: %s", what, kd_cuda_wgmma_unavailable());
+        CHECK(c.wgmma == n && c.wgmma_fallbacks == 0, "%s: %llu of %llu GEMMs ran the wgmma kernel, %llu fell back (last "
+              "reason: %s)", what, (unsigned long long)c.wgmma, (unsigned long long)n, (unsigned long long)c.wgmma_fallbacks,
+              c.fallback_reason[0] ? c.fallback_reason : "none recorded");
+    } else {
+        CHECK(c.wgmma == 0, "%s: %llu GEMMs ran the wgmma kernel where it cannot run (%s)", what,
+              (unsigned long long)c.wgmma, kd_cuda_wgmma_unavailable());
+    }
 }
 
 /* f32 tolerance for a value that is a reduction of length n (rounding grows like sqrt(n)). */

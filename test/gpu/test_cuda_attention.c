@@ -1,13 +1,16 @@
 /* test/gpu/test_cuda_attention.c — CUDA attention (the table's entries: flash kernels for head dims 32,
  * 64, 128, per-row kernels otherwise; and the bf16-input flash entries) against kd_kernels_ref_f32(),
  * forward and backward, at query/key lengths 1, 7, 63, 128, 129, 512 and unequal ones, with a key-padding
- * mask, a batch item whose keys are all masked (O = 0, lse = -inf, no gradient), dropout on and off,
- * q/k/v read from a packed QKV buffer by strides. O and lse are poisoned with NaN first; dq, dk, dv start
+ * mask of -inf (a batch item whose keys are all masked: O = 0, lse = -inf, no gradient) or of -FLT_MAX as
+ * BERT's (the fully masked item then has every score equal: lse rounds back to the row max, the kernels'
+ * other branch), or no mask, dropout on and off, q/k/v read from a packed QKV buffer by strides. O and lse are poisoned with NaN first; dq, dk, dv start
  * random (they accumulate); every buffer sits between guard zones.
  *
  * Tolerance: f32 epsilon scaled by the reduction length tk * dim (gt_tol), as the other kernel tests. The
  * bf16 variant's reference sees q, k, v rounded to bf16 on the host exactly as the device reads them, so
  * what remains is f32 accumulation and the same tolerance applies. Exits 77 without a GPU. */
+#include <float.h>
+
 #include "kernels/cuda/attention_cuda.h"
 #include "kernels/cuda/gemm_plan.h"
 #include "test/gpu/gpu_test.h"
@@ -19,6 +22,7 @@ typedef struct acase {
     int drop;      /* dropout p = 0.2 */
     int packed;    /* q, k, v are views of one [B, T, 3, H, D] buffer (tq == tk) */
     int bf16;      /* the bf16-input entries instead of the table */
+    int maskmode;  /* 0 none; 1 -inf padding; 2 -FLT_MAX padding (BERT's) */
 } acase;
 
 static float *dup(const float *p, int64_t n)
@@ -47,9 +51,9 @@ static void run_case(const acase *c)
 {
     const int64_t B = c->batch, H = c->heads, TQ = c->tq, TK = c->tk, D = c->dim;
     char what[160];
-    snprintf(what, sizeof what, "attention%s B %lld H %lld tq %lld tk %lld D %lld drop %d packed %d",
+    snprintf(what, sizeof what, "attention%s B %lld H %lld tq %lld tk %lld D %lld drop %d packed %d mask %d",
              c->bf16 ? " bf16" : "", (long long)B, (long long)H, (long long)TQ, (long long)TK, (long long)D, c->drop,
-             c->packed);
+             c->packed, c->maskmode);
     /* q, k, v and their gradients: separate [B, T, H, D] buffers, or one [B, T, 3, H, D] each */
     int64_t nq = B * TQ * H * D, nk = B * TK * H * D, nqkv = c->packed ? B * TQ * 3 * H * D : 0;
     gt_buf q, k, v, dq, dk, dv;
@@ -72,9 +76,10 @@ static void run_case(const acase *c)
     a.o_sb = TQ * H * D; a.o_st = H * D; a.o_sh = D;
     /* mask: batch 0 pads its last quarter of keys; the last batch item (when B > 1) masks every key */
     gt_buf mask = gt_new(B * TK, 0, 0.0f);
-    for (int64_t j = TK - TK / 4; j < TK && TK > 1; j++) gt_h(&mask)[j] = -INFINITY;
+    const float mval = c->maskmode == 2 ? -FLT_MAX : -INFINITY;
+    for (int64_t j = TK - TK / 4; j < TK && TK > 1; j++) gt_h(&mask)[j] = mval;
     if (B > 1)
-        for (int64_t j = 0; j < TK; j++) gt_h(&mask)[(B - 1) * TK + j] = -INFINITY;
+        for (int64_t j = 0; j < TK; j++) gt_h(&mask)[(B - 1) * TK + j] = mval;
     gt_push(&mask);
     a.mask_sb = TK;
     a.scale = 1.0 / sqrt((double)D);
@@ -110,7 +115,7 @@ static void run_case(const acase *c)
     kd_attention_args h = a, d = a;
     int64_t koff = c->packed ? H * D : 0, voff = c->packed ? 2 * H * D : 0;
     h.q = gt_h(&q); h.k = gt_h(ins[1]) + koff; h.v = gt_h(ins[2]) + voff;
-    h.o = wo; h.mask = gt_h(&mask); h.lse = wl; h.d_o = gt_h(&dO);
+    h.o = wo; h.mask = c->maskmode ? gt_h(&mask) : NULL; h.lse = wl; h.d_o = gt_h(&dO);
     h.dq = wdq; h.dk = c->packed ? wdq + koff : wdk; h.dv = c->packed ? wdq + voff : wdv;
     ref->attention(&h, 0, 1);
     ref->attention_bwd(&h, 0, 1);
@@ -120,7 +125,7 @@ static void run_case(const acase *c)
     } else {
         d.q = gt_d(&q); d.k = gt_d(ins[1]) + koff; d.v = gt_d(ins[2]) + voff;
     }
-    d.o = gt_d(&o); d.mask = gt_d(&mask); d.lse = gt_d(&lse); d.d_o = gt_d(&dO);
+    d.o = gt_d(&o); d.mask = c->maskmode ? gt_d(&mask) : NULL; d.lse = gt_d(&lse); d.d_o = gt_d(&dO);
     d.dq = gt_d(&dq); d.dk = c->packed ? gt_d(&dq) + koff : gt_d(&dk); d.dv = c->packed ? gt_d(&dq) + voff : gt_d(&dv);
     if (c->bf16) {
         CHECK(kd_cuda_flash_attention_bf16(&d) == KD_OK, "%s: forward: %s", what, kd_last_error());
@@ -145,8 +150,9 @@ static void run_case(const acase *c)
         snprintf(w2, sizeof w2, "%s: dv", what);
         gt_compare(&dv, wdv, t * 4, t, w2);
     }
-    /* the fully masked batch item: O exactly 0, its dq untouched (bit for bit) */
-    if (B > 1) {
+    /* the batch item whose keys are all -inf: O exactly 0, its dq untouched (bit for bit); under -FLT_MAX
+     * it is an ordinary row of equal scores, compared with the reference above */
+    if (B > 1 && c->maskmode == 1) {
         float *go = gt_pull(&o, "o"), *gq = gt_pull(&dq, "dq");
         int64_t nz = 0, moved = 0;
         for (int64_t i = (B - 1) * TQ * H * D; i < nq; i++) nz += go[GT_GUARD + i] != 0.0f;
@@ -183,7 +189,8 @@ int main(void)
                 int64_t L = lens[li];
                 /* the reference draws Philox per (i, j, d): at 512 keep dropout to D = 32 */
                 if (L == 512 && drop && dims[di] != 32) continue;
-                acase c = { L >= 512 ? 1 : 2, 2, L, L, dims[di], drop, 0, 0 };
+                /* BERT's -FLT_MAX mask at lengths 63 and 512 (li % 3 == 2), -inf elsewhere */
+                acase c = { L >= 512 ? 1 : 2, 2, L, L, dims[di], drop, 0, 0, 1 + (li % 3 == 2) };
                 if (L == 512) {
                     c.batch = 2;
                     c.heads = 1;
@@ -191,36 +198,36 @@ int main(void)
                 run_case(&c);
                 ncases++;
             }
-    /* unequal lengths, both ways round */
+    /* unequal lengths, both ways round; -FLT_MAX on one, no mask on another */
     const int64_t uneq[][2] = { { 63, 129 }, { 129, 7 }, { 1, 200 }, { 300, 65 } };
     for (int u = 0; u < 4; u++)
         for (int di = 0; di < 3; di++) {
-            acase c = { 2, 3, uneq[u][0], uneq[u][1], dims[di], u & 1, 0, 0 };
+            acase c = { 2, 3, uneq[u][0], uneq[u][1], dims[di], u & 1, 0, 0, u == 2 ? 0 : u == 3 ? 2 : 1 };
             run_case(&c);
             ncases++;
         }
     /* q, k, v (and their gradients) as strided views of packed QKV buffers */
     for (int di = 0; di < 3; di++) {
-        acase c = { 2, 4, 77, 77, dims[di], di == 1, 1, 0 };
+        acase c = { 2, 4, 77, 77, dims[di], di == 1, 1, 0, 1 + (di != 1) };
         run_case(&c);
         ncases++;
     }
     /* bf16 inputs */
     for (int di = 0; di < 3; di++)
         for (int li = 1; li < 5; li++) {
-            acase c = { 2, 2, lens[li], lens[li], dims[di], li & 1, 0, 1 };
+            acase c = { 2, 2, lens[li], lens[li], dims[di], li & 1, 0, 1, 1 + (li % 2 == 0) };
             run_case(&c);
             ncases++;
         }
     {
-        acase c = { 2, 2, 96, 96, 64, 1, 1, 1 };
+        acase c = { 2, 2, 96, 96, 64, 1, 1, 1, 2 };
         run_case(&c);
         ncases++;
     }
     /* head dims without a tiled kernel take the per-row fallback through the same table entries */
     const int64_t odd_dims[] = { 16, 80, 1 };
     for (int di = 0; di < 3; di++) {
-        acase c = { 2, 2, 33, 65, odd_dims[di], di & 1, 0, 0 };
+        acase c = { 2, 2, 33, 65, odd_dims[di], di & 1, 0, 0, 1 + (di != 1) };
         run_case(&c);
         ncases++;
     }

@@ -8,7 +8,11 @@
  * + |bias|), u = 2^-23 (f32 accumulation; tf32/bf16 inputs are rounded on the host the way the device
  * rounds them, so the reference sees the same operands). c = 4 for f32, 16 for tensor cores (their
  * accumulation order and rounding inside an mma are not IEEE sequential). Separately, bf16/tf32 results
- * are within the input-rounding bound (2^-8 / 2^-11) * absdot of the unrounded f32 product. */
+ * are within the input-rounding bound (2^-8 / 2^-11) * absdot of the unrounded f32 product.
+ *
+ * Which kernel ran is checked too (kd_cuda_gemm_counts): on an sm_90 device every aligned K-major bf16
+ * GEMM, raw or through the tables, must have run the wgmma kernel, so that a silent fallback to mma.sync
+ * (a tensor map the driver refused, kd_cuda_has_wgmma() saying 0) fails here. */
 #include "kernels/cuda/gemm_cuda.h"
 #include "kernels/cuda/gemm_plan.h"
 #include "test/gpu/gpu_test.h"
@@ -124,6 +128,32 @@ static void run_case(const gcase *c, int ta, int tb, kd_cuda_gemm_type type, int
     gt_free(&C); gt_free(&bias);
 }
 
+/* What the engine calls in bf16 (cuda's default): the bf16 table's GEMM on bf16 storage, K-major as given
+ * and with B stored k x n (copied K-major into the workspace), and the f32 table's GEMM in bf16 precision
+ * (operands packed K-major). On sm_90 all three must run the wgmma kernel. Their results are checked by
+ * test_cuda_bf16 and test_cuda_precision; here, which kernel ran and that no error was raised. */
+static void check_tables_wgmma(void)
+{
+    const int64_t m = 128, n = 256, k = 64;
+    void *a = NULL, *b = NULL, *c = NULL;
+    if (kd_cuda_malloc(&a, (size_t)(m * k) * 4) != KD_OK || kd_cuda_malloc(&b, (size_t)(n * k) * 4) != KD_OK ||
+        kd_cuda_malloc(&c, (size_t)(m * n) * 4) != KD_OK)
+        gt_die("kd_cuda_malloc");
+    if (kd_cuda_memset(a, 0, (size_t)(m * k) * 4) != KD_OK || kd_cuda_memset(b, 0, (size_t)(n * k) * 4) != KD_OK)
+        gt_die("kd_cuda_memset");
+    kd_cuda_gemm_counts_reset();
+    kd_gemm_args g = { 0, 1, m, n, k, 1, a, k, 0, b, k, 0, c, n, 0, NULL, 1.0, 0.0 };
+    kd_kernels_cuda_bf16()->gemm(&g, 0, 1);
+    kd_gemm_args gt = { 0, 0, m, n, k, 1, a, k, 0, b, n, 0, c, n, 0, NULL, 1.0, 0.0 };
+    kd_kernels_cuda_bf16()->gemm(&gt, 0, 1);
+    CHECK(kd_cuda_set_precision(KD_CUDA_PREC_BF16) == KD_OK, "kd_cuda_set_precision(bf16)");
+    kd_kernels_cuda_f32()->gemm(&g, 0, 1);
+    kd_cuda_set_precision(KD_CUDA_PREC_F32);
+    CHECK(kd_cuda_sync() == KD_OK && kd_cuda_status() == KD_OK, "table GEMMs: no error: %s", kd_last_error());
+    gt_check_wgmma_ran(3, "the bf16 table's GEMM (twice) and the f32 table's in bf16");
+    kd_cuda_free(a); kd_cuda_free(b); kd_cuda_free(c);
+}
+
 int main(void)
 {
     gt_skip_without_gpu("test_cuda_gemm");
@@ -144,15 +174,31 @@ int main(void)
         run_case(&cases[5], 0, 1, types[t], 1, 1, 1);
         run_case(&cases[6], 1, 0, types[t], 0, 1, 1);
     }
-    /* the wgmma layout (A m x k, B n x k) at BERT shapes: QKV, attention out, FFN up/down, and odd edges; on
-     * a device without wgmma these run the mma.sync kernel, which must give the same answer */
+    /* the wgmma layout (A m x k, B n x k, every row 16-byte aligned) at BERT shapes: QKV, attention out, FFN
+     * up/down, and odd edges; on a device without wgmma these run the mma.sync kernel, which must give the
+     * same answer. On sm_90 each must have run the wgmma kernel: a fallback fails the test. */
     const gcase bert[] = {
         { 256, 2304, 768, 1, 0 }, { 256, 768, 768, 1, 0 }, { 128, 3072, 768, 1, 0 }, { 128, 768, 3072, 1, 0 },
         { 200, 1000, 136, 1, 0 }, { 77, 131, 72, 3, 8 },  { 129, 129, 1000, 1, 0 }, { 1, 8, 8, 1, 0 },
         { 64, 64, 64, 12, 0 },
     };
-    for (size_t c = 0; c < sizeof bert / sizeof *bert; c++)
+    const size_t nbert = sizeof bert / sizeof *bert;
+    kd_cuda_gemm_counts_reset();
+    for (size_t c = 0; c < nbert; c++)
         run_case(&bert[c], 0, 1, KD_CUDA_GEMM_BF16_WGMMA, (int)(c % 2), c % 3 != 1, c == 4);
+    gt_check_wgmma_ran(nbert, "kd_cuda_gemm bf16-wgmma, K-major aligned");
+    {
+        /* the counts say why a GEMM missed the kernel: a layout wgmma cannot take (B stored k x n) */
+        kd_cuda_gemm_counts_reset();
+        run_case(&bert[1], 0, 0, KD_CUDA_GEMM_BF16_WGMMA, 0, 0, 0);
+        kd_cuda_gemm_counts n;
+        kd_cuda_gemm_counts_get(&n);
+        CHECK(n.wgmma == 0 && n.wgmma_fallbacks == 1 && n.mma_bf16 == 1 && n.fallback_reason[0],
+              "a B stored k x n is one fallback to mma.sync with a reason: wgmma %llu, fallbacks %llu, mma %llu, \"%s\"",
+              (unsigned long long)n.wgmma, (unsigned long long)n.wgmma_fallbacks, (unsigned long long)n.mma_bf16,
+              n.fallback_reason);
+    }
+    check_tables_wgmma();
     /* k = 0 and alpha = 0 paths: C = beta C + bias */
     const gcase k0 = { 9, 11, 0, 2, 0 };
     run_case(&k0, 0, 0, KD_CUDA_GEMM_F32, 1, 1, 0);
@@ -163,7 +209,7 @@ int main(void)
     /* a bad shape is an error, not a launch */
     kd_gemm_args badg = { 0, 0, -1, 4, 4, 1, NULL, 4, 0, NULL, 4, 0, NULL, 4, 0, NULL, 1.0, 0.0 };
     CHECK(kd_cuda_gemm(&badg, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE) == KD_ERR_SHAPE, "negative m is KD_ERR_SHAPE");
-    printf("wgmma kernel %s on this device\n", kd_cuda_has_wgmma() ? "used" : "not available (mma.sync ran)");
+    printf("wgmma kernel %s\n", kd_cuda_has_wgmma() ? "available on this device" : kd_cuda_wgmma_unavailable());
     kd_cuda_shutdown();
     return kd_test_finish("test_cuda_gemm");
 }

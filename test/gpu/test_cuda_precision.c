@@ -160,10 +160,13 @@ int main(void)
      * with the weight shared, and the two backward products dX = dY W, dW = dY^T X */
     const pcase lin[] = { { 256, 768, 768, 1, 0, SHARE_NONE, 0 }, { 128, 768, 768, 4, 0, SHARE_B, 0 } };
     for (int p = 0; p < 3; p++) {
+        kd_cuda_gemm_counts_reset();
         run_case(&lin[0], 0, 1, precs[p], 0, 1, 1.0);
         run_case(&lin[1], 0, 1, precs[p], 0, 1, 1.0);
         run_case(&lin[0], 0, 0, precs[p], 0, 0, 1.0);
         run_case(&lin[0], 1, 0, precs[p], 1, 0, 1.0);
+        /* bf16: each packed K-major, so on sm_90 each runs the wgmma kernel */
+        if (precs[p] == KD_CUDA_PREC_BF16) gt_check_wgmma_ran(4, "the f32 table in bf16, nn.Linear layouts");
     }
     /* no product to round: k = 0 and alpha = 0 leave C = beta C + bias in every precision */
     const pcase k0 = { 9, 11, 0, 2, 1, SHARE_NONE, 0 }, a0 = { 9, 11, 5, 2, 0, SHARE_B, 0 };
@@ -180,7 +183,7 @@ int main(void)
     kd_cuda_clear_status();
     kd_clear_error();
     kd_cuda_set_precision(KD_CUDA_PREC_F32);
-    printf("wgmma kernel %s on this device\n", kd_cuda_has_wgmma() ? "used" : "not available (mma.sync ran)");
+    printf("wgmma kernel %s\n", kd_cuda_has_wgmma() ? "available on this device" : kd_cuda_wgmma_unavailable());
     kd_cuda_shutdown();
     return kd_test_finish("test_cuda_precision");
 }

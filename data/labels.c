@@ -37,7 +37,9 @@ kd_status kd_labels_set(kd_labels *l, const char *const *names, int32_t n)
     l->names = calloc((size_t)n, sizeof *l->names);
     if (!l->names) return kd_fail(KD_ERR_NOMEM, "labels: out of memory");
     for (int32_t i = 0; i < n; i++) {
-        l->names[i] = strdup(names[i]);
+        char num[16];
+        snprintf(num, sizeof num, "%d", (int)i);
+        l->names[i] = strdup(names ? names[i] : num);
         l->n = i + 1;
         if (!l->names[i]) {
             kd_labels_free(l);
@@ -47,26 +49,7 @@ kd_status kd_labels_set(kd_labels *l, const char *const *names, int32_t n)
     return KD_OK;
 }
 
-kd_status kd_labels_ids(kd_labels *l, int32_t n)
-{
-    l->n = 0;
-    l->names = NULL;
-    if (n < 0 || n > KD_MAX_LABELS) return kd_fail(KD_ERR_ARG, "labels: %d ids, expected 0..%d", (int)n, KD_MAX_LABELS);
-    if (n == 0) return KD_OK;
-    l->names = calloc((size_t)n, sizeof *l->names);
-    if (!l->names) return kd_fail(KD_ERR_NOMEM, "labels: out of memory");
-    for (int32_t i = 0; i < n; i++) {
-        char num[16];
-        snprintf(num, sizeof num, "%d", (int)i);
-        l->names[i] = strdup(num);
-        l->n = i + 1;
-        if (!l->names[i]) {
-            kd_labels_free(l);
-            return kd_fail(KD_ERR_NOMEM, "labels: out of memory");
-        }
-    }
-    return KD_OK;
-}
+kd_status kd_labels_ids(kd_labels *l, int32_t n) { return kd_labels_set(l, NULL, n); }
 
 kd_status kd_labels_copy(kd_labels *dst, const kd_labels *src)
 {

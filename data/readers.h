@@ -27,6 +27,7 @@ int32_t kd_labels_id(const kd_labels *l, const char *name);
 /* Name of id, or NULL. */
 const char *kd_labels_name(const kd_labels *l, int32_t id);
 /* Set l to a copy of names[0..n). */
+/* names NULL: the names "0" .. "n-1". */
 kd_status kd_labels_set(kd_labels *l, const char *const *names, int32_t n);
 /* The names "0" .. "n-1": classes known only by their integer ids. */
 kd_status kd_labels_ids(kd_labels *l, int32_t n);

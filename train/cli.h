@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "data/readers.h"
+#include "data/tokenizer_config.h"
 #include "data/wordpiece.h"
 #include "engine/device.h"
 #include "models/bert.h"

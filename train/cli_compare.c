@@ -201,7 +201,7 @@ int kd_cmd_compare(int argc, char **argv)
     for (int i = 0; i < n && rc < 0; i++) {
         char vocab[PATH_MAX];
         if (kd_cli_model_vocab(dirs[i], vocab, sizeof vocab) != KD_OK || !(m[i] = kd_cli_load_classifier(dirs[i])) ||
-            kd_cli_model_labels(kd_bert_get_config(m[i]), &lab[i]) != KD_OK || kd_tokenizer_load(vocab, 1, &tok[i]) != KD_OK ||
+            kd_cli_model_labels(kd_bert_get_config(m[i]), &lab[i]) != KD_OK || kd_tokenizer_load_beside(vocab, &tok[i]) != KD_OK ||
             kd_cli_place_model(&run, m[i]) != KD_OK)
             rc = kd_cli_fail(cmd);
     }

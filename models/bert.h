@@ -37,7 +37,8 @@ typedef struct kd_bert kd_bert;
 /* A new model with BERT's initialisation (truncated normal std initializer_range, LayerNorm 1/0,
  * biases 0) from `seed`. NULL with the error set on failure. */
 kd_bert *kd_bert_new(const kd_bert_config *cfg, uint64_t seed);
-/* Load dir/config.json and dir/model.safetensors (F32, F16 or BF16; names with or without "bert.";
+/* Load dir/config.json and dir/model.safetensors, or the shards of dir/model.safetensors.index.json when there
+ * is no single file (F32, F16 or BF16; names with or without "bert.";
  * BertModel or BertForSequenceClassification; a missing pooler/classifier is initialised from `seed`
  * and reported through *missing_head when not NULL). num_labels_override > 0 replaces the head size. */
 kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, int *missing_head);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "engine/backend.h"
+#include "engine/safetensors.h"
 #include "train/cli.h"
 #include "train/evaluate.h"
 #include "train/progress.h"
@@ -71,6 +72,11 @@ kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset
         struct stat sb;
         snprintf(p, sizeof p, "%s/model.safetensors", dir);
         if (stat(p, &sb) == 0) r->file_bytes = (int64_t)sb.st_size;
+        /* a sharded checkpoint: the shards together */
+        snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+        kd_st_set *set = r->file_bytes < 0 && stat(p, &sb) == 0 ? kd_st_set_open_index(p) : NULL;
+        if (set) r->file_bytes = (int64_t)kd_st_set_bytes(set);
+        kd_st_set_close(set);
     }
     size_t ln = d->n < (size_t)latency_n ? d->n : (size_t)latency_n;
     double *t = malloc((ln ? ln : 1) * sizeof *t);

@@ -180,7 +180,7 @@ kd_status kd_bert_config_load(const char *path, kd_bert_config *cfg)
     kd_bert_config c;
     config_defaults(&c);
     snprintf(c.name, sizeof c.name, "checkpoint");
-    char model_type[32] = "bert", pet[32] = "absolute";
+    char model_type[32] = "bert", pet[32] = "absolute", problem[64] = "";
     if (o->type != KD_JSON_OBJECT) {
         s = kd_fail(KD_ERR_FORMAT, "%s: expected a JSON object", path);
         goto done;
@@ -188,6 +188,7 @@ kd_status kd_bert_config_load(const char *path, kd_bert_config *cfg)
     int nl = -1;
     if ((s = get_str(o, path, "model_type", model_type, sizeof model_type)) ||
         (s = get_str(o, path, "position_embedding_type", pet, sizeof pet)) ||
+        (s = get_str(o, path, "problem_type", problem, sizeof problem)) ||
         (s = get_int(o, path, "vocab_size", 1, &c.vocab_size)) ||
         (s = get_int(o, path, "hidden_size", 1, &c.hidden_size)) ||
         (s = get_int(o, path, "num_hidden_layers", 1, &c.num_layers)) ||
@@ -211,6 +212,15 @@ kd_status kd_bert_config_load(const char *path, kd_bert_config *cfg)
     }
     if (strcmp(pet, "absolute") != 0) {
         s = kd_fail(KD_ERR_FORMAT, "%s: position_embedding_type is \"%s\", expected \"absolute\"", path, pet);
+        goto done;
+    }
+    /* transformers reads problem_type to pick the loss and the output: a sigmoid per class for
+     * "multi_label_classification", a single output for "regression". kd's head is a softmax over the classes. */
+    if (problem[0] && strcmp(problem, "single_label_classification") != 0) {
+        s = kd_fail(KD_ERR_FORMAT, "%s: problem_type is \"%s\", expected \"single_label_classification\" (or none): kd "
+                    "trains and runs single-label classifiers (a softmax over the classes, one label per text), so a "
+                    "%s model would get wrong probabilities", path, problem,
+                    !strcmp(problem, "multi_label_classification") ? "multi-label (a sigmoid per class)" : "non-classification");
         goto done;
     }
     if (!kd_json_get(o, "id2label") && nl > 0) {
@@ -263,6 +273,7 @@ kd_status kd_bert_config_save(const char *path, const kd_bert_config *c)
     kd_jw_key(&w, "classifier_dropout");
     kd_jw_null(&w);
     kd_jw_field_string(&w, "torch_dtype", "float32");
+    kd_jw_field_string(&w, "problem_type", "single_label_classification");
     kd_jw_field_int(&w, "num_labels", c->num_labels);
     kd_jw_key(&w, "id2label");
     kd_jw_object_begin(&w);

@@ -103,6 +103,13 @@ expect 1 "$bad_case" -- eval --model "$tmp/cased" --data "$tmp/dev.tsv"
 expect 1 "$bad_case" -- compare --teacher "$tmp/teacher" --student "$tmp/cased" --data "$tmp/dev.tsv"
 expect 1 "$bad_case" -- finetune --model "$tmp/cased" --out "$tmp/cased-x" "${c[@]}"
 expect 1 "$bad_case" -- distill --teacher "$tmp/cased" --student bert-tiny --out "$tmp/cased-y" "${c[@]}"
+# A multi-label model (transformers' problem_type, a sigmoid per class) is refused by name, not run as softmax.
+mkdir -p "$tmp/multi"
+cp "$tmp/teacher/model.safetensors" "$tmp/teacher/vocab.txt" "$tmp/multi/"
+sed 's/"problem_type": "single_label_classification"/"problem_type": "multi_label_classification"/' \
+  "$tmp/teacher/config.json" > "$tmp/multi/config.json"
+expect 1 'multi/config.json: problem_type is "multi_label_classification", expected "single_label_classification"' -- eval --model "$tmp/multi" --data "$tmp/dev.tsv"
+expect 1 "kd trains and runs single-label classifiers" -- finetune --model "$tmp/multi" --data "$tmp" --out "$tmp/multi-ft" --quiet
 expect 1 "--input: $tmp/none.txt: cannot open" -- predict --model "$tmp/teacher" --input "$tmp/none.txt"
 expect 1 "/dev/null/page.html" -- compare --teacher "$tmp/teacher" --student "$tmp/teacher" --data "$tmp/dev.tsv" --threads 1 \
   --latency-samples 2 --quiet --report /dev/null/page.html

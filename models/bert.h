@@ -21,8 +21,17 @@ typedef struct kd_bert_config {
     char name[64];                /* preset name or "checkpoint" */
 } kd_bert_config;
 
+/* Class names. A checkpoint's names are its config.json's id2label, kept as they are (kd writes id2label
+ * always, so transformers reads kd's names back, and its save_pretrained writes them again). Where no name is
+ * given (a preset, a config.json without id2label, a resized head), class i is named "LABEL_i", as transformers
+ * names it (and leaves id2label out of config.json for two such classes). "LABEL_i" and "i" are class i's
+ * default names, the same class: either stands for any name of class i when names are compared (a model's
+ * against the data's labels or the teacher's). */
+void kd_bert_default_labels(kd_bert_config *cfg);   /* labels[i] = "LABEL_i" for i < num_labels */
+int kd_bert_default_label(const char *name, int i); /* name is "i" or "LABEL_i" */
+
 /* Presets: bert-large, bert-base, distil-base, bert-medium, bert-small, bert-mini, bert-tiny, minilm-l6.
- * vocab 30522, 512 positions, 2 token types, eps 1e-12, dropout 0.1, 2 labels ("0", "1") unless changed. */
+ * vocab 30522, 512 positions, 2 token types, eps 1e-12, dropout 0.1, 2 labels (LABEL_0, LABEL_1) unless changed. */
 kd_status kd_bert_preset(const char *name, kd_bert_config *cfg);
 /* Names of all presets, NULL-terminated. */
 const char *const *kd_bert_preset_names(void);

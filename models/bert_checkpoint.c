@@ -125,7 +125,7 @@ kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, i
             return NULL;
         }
         cfg.num_labels = num_labels_override;
-        for (int i = 0; i < cfg.num_labels; i++) snprintf(cfg.labels[i], sizeof cfg.labels[i], "%d", i);
+        kd_bert_default_labels(&cfg);
     }
     kd_bert *m = kd_bert_alloc(&cfg);
     if (!m) return NULL;

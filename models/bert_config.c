@@ -42,9 +42,24 @@ static void config_defaults(kd_bert_config *c)
     c->attention_dropout = 0.1;
     c->initializer_range = 0.02;
     snprintf(c->hidden_act, sizeof c->hidden_act, "gelu");
+    /* Two classes named as transformers names them when config.json says nothing (it leaves id2label out
+     * when the names are these): class i's default name is LABEL_i (models/bert.h). */
     c->num_labels = 2;
-    snprintf(c->labels[0], sizeof c->labels[0], "0");
-    snprintf(c->labels[1], sizeof c->labels[1], "1");
+    kd_bert_default_labels(c);
+}
+
+void kd_bert_default_labels(kd_bert_config *c)
+{
+    for (int i = 0; i < c->num_labels && i < KD_BERT_MAX_LABELS; i++)
+        snprintf(c->labels[i], sizeof c->labels[i], "LABEL_%d", i);
+}
+
+int kd_bert_default_label(const char *name, int i)
+{
+    char a[32], b[32];
+    snprintf(a, sizeof a, "%d", i);
+    snprintf(b, sizeof b, "LABEL_%d", i);
+    return !strcmp(name, a) || !strcmp(name, b);
 }
 
 kd_status kd_bert_preset(const char *name, kd_bert_config *cfg)
@@ -224,13 +239,13 @@ kd_status kd_bert_config_load(const char *path, kd_bert_config *cfg)
         goto done;
     }
     if (!kd_json_get(o, "id2label") && nl > 0) {
-        /* num_labels without names: labels "0".."n-1", as BertConfig does ("LABEL_i" there). */
+        /* num_labels without names: LABEL_0 .. LABEL_n-1, as BertConfig names them. */
         if (nl > KD_BERT_MAX_LABELS) {
             s = kd_fail(KD_ERR_FORMAT, "%s: num_labels is %d, expected at most %d", path, nl, KD_BERT_MAX_LABELS);
             goto done;
         }
         c.num_labels = nl;
-        for (int i = 0; i < nl; i++) snprintf(c.labels[i], sizeof c.labels[i], "LABEL_%d", i);
+        kd_bert_default_labels(&c);
     } else if (nl > 0 && nl != c.num_labels) {
         s = kd_fail(KD_ERR_FORMAT, "%s: num_labels is %d but id2label has %d labels", path, nl, c.num_labels);
         goto done;

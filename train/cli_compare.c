@@ -219,6 +219,8 @@ int kd_cmd_compare(int argc, char **argv)
                 fprintf(stderr, "kd %s: label-set mismatch: the teacher has %d labels, student%d (%s) %d\n", cmd, lab[0].n,
                         i, dirs[i], lab[i].n);
             rc = KD_EXIT_FAIL;
+        } else if (kd_cli_check_label_names(dirs[i], kd_bert_get_config(m[i]), &lab[0], "the teacher") != KD_OK) {
+            rc = kd_cli_fail(cmd);
         }
     }
     if (rc < 0 && kd_cli_load_eval_split(data, &lab[0], &d) != KD_OK) rc = kd_cli_fail(cmd);

@@ -52,7 +52,8 @@ kd_bert *kd_bert_new(const kd_bert_config *cfg, uint64_t seed);
  * and reported through *missing_head when not NULL). num_labels_override > 0 replaces the head size. */
 kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, int *missing_head);
 /* Write dir/config.json and dir/model.safetensors (F32), each to a temporary name renamed into place;
- * creates dir. vocab.txt is copied by the caller (kd_bert_copy_vocab). */
+ * creates dir. vocab.txt is copied by the caller (kd_bert_copy_vocab; train/checkpoint.c adds the tokenizer
+ * files). */
 kd_status kd_bert_save(const kd_bert *m, const char *dir);
 kd_status kd_bert_copy_vocab(const char *vocab_path, const char *dir);
 /* A vocab.txt with more tokens than the word-embedding matrix has rows is KD_ERR_SHAPE naming both

@@ -129,6 +129,19 @@ static int parse_int_label(const char *s, long *v)
     return 1;
 }
 
+/* Hugging Face's default class name "LABEL_<id>" (models/bert.h): the id, as an integer label is. */
+static int parse_default_label(const char *s, long *v)
+{
+    return strncmp(s, "LABEL_", 6) == 0 && s[6] != '-' && parse_int_label(s + 6, v);
+}
+
+/* An id written as an integer (1) or as a default name (LABEL_1): 1 and 2, 0 for a name. */
+static int id_form(const char *s, long *v)
+{
+    if (parse_int_label(s, v)) return 1;
+    return parse_default_label(s, v) ? 2 : 0;
+}
+
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static kd_status expected_names(const kd_labels *l, char *buf, size_t n)
@@ -156,7 +169,7 @@ kd_status kd_raw_finish(kd_raw_rows *r, const char *path, const kd_labels *known
         for (size_t i = 0; i < r->n && st == KD_OK; i++) {
             long v;
             int32_t id = kd_labels_id(known, r->label[i]);
-            if (id < 0 && parse_int_label(r->label[i], &v)) {
+            if (id < 0 && id_form(r->label[i], &v)) {
                 if (v < 0 || v >= known->n)
                     st = kd_fail(KD_ERR_FORMAT, "label-set mismatch: %s:%zu: label %s out of range, expected 0..%d (%s)",
                                  path, r->line[i], r->label[i], (int)known->n - 1, names);
@@ -170,13 +183,15 @@ kd_status kd_raw_finish(kd_raw_rows *r, const char *path, const kd_labels *known
         if (st == KD_OK) st = kd_labels_copy(&out->labels, known);
     } else {
         long v;
-        int ints = parse_int_label(r->label[0], &v);
+        /* Integer ids, or all LABEL_<id> (read as the ids, so LABEL_10 follows LABEL_9 as in transformers) */
+        static const char *const form_name[3] = { "a name", "an integer id", "a default name LABEL_<id>" };
+        int form = id_form(r->label[0], &v), ints = form != 0;
         long maxv = -1;
         for (size_t i = 0; i < r->n && st == KD_OK; i++) {
-            int is_int = parse_int_label(r->label[i], &v);
-            if (is_int != ints) {
+            int f = id_form(r->label[i], &v);
+            if (f != form) {
                 st = kd_fail(KD_ERR_FORMAT, "%s:%zu: label '%s', expected %s like the label '%s' on line %zu", path,
-                             r->line[i], r->label[i], ints ? "an integer id" : "a name", r->label[0], r->line[0]);
+                             r->line[i], r->label[i], form_name[form], r->label[0], r->line[0]);
             } else if (ints && (v < 0 || v >= KD_MAX_LABELS)) {
                 st = kd_fail(KD_ERR_FORMAT, "%s:%zu: label %s out of range, expected 0..%d", path, r->line[i],
                              r->label[i], KD_MAX_LABELS - 1);
@@ -208,6 +223,16 @@ kd_status kd_raw_finish(kd_raw_rows *r, const char *path, const kd_labels *known
         }
         if (st == KD_OK && ints) {
             st = kd_labels_ids(&out->labels, (int32_t)maxv + 1);
+            for (int32_t k = 0; st == KD_OK && form == 2 && k < out->labels.n; k++) {
+                char name[32];
+                snprintf(name, sizeof name, "LABEL_%d", (int)k);
+                char *c = strdup(name);
+                if (!c) st = kd_fail(KD_ERR_NOMEM, "%s: out of memory", path);
+                else {
+                    free(out->labels.names[k]);
+                    out->labels.names[k] = c;
+                }
+            }
         } else if (st == KD_OK) {
             /* distinct names, sorted, so train and dev files agree on the ids */
             char **all = malloc(r->n * sizeof *all);

@@ -53,8 +53,9 @@ kd_data_format kd_data_format_of(const char *path);
 const char *kd_data_format_name(kd_data_format f);
 
 /* Read one file (format from its name). Labels: with `known` (may be NULL) every label must be one of
- * its names or an id below known->n, and out->labels is a copy of it. Without, integer labels are used
- * as ids (0 .. KD_MAX_LABELS-1, names "0", "1", ...), or names get ids in sorted order; a TweetEval
+ * its names or an id below known->n (written 1 or, as Hugging Face's default name, LABEL_1), and out->labels
+ * is a copy of it. Without, integer labels are used as ids (0 .. KD_MAX_LABELS-1, names "0", "1", ...), so
+ * are labels that are all LABEL_<id> (names kept), or names get ids in sorted order; a TweetEval
  * directory's mapping.txt ("id<TAB>name" lines) names integer labels. On failure out is empty. */
 kd_status kd_dataset_load(const char *path, const kd_labels *known, kd_dataset *out);
 

@@ -51,6 +51,33 @@ kd_status kd_st_read_f32(const kd_safetensors *st, const kd_st_entry *e, float *
 kd_status kd_st_save(const char *path, kd_tensor *const *tensors, const char *const *names, size_t n,
                      const char *const *meta, size_t n_meta);
 
+/* --- A checkpoint's tensors across one or more files (engine/safetensors_index.c): a single
+ * model.safetensors, or the shards a model.safetensors.index.json names, as transformers'
+ * save_pretrained(max_shard_size=...) writes them:
+ *     {"metadata": {"total_size": N}, "weight_map": {"tensor name": "model-00001-of-00002.safetensors", ...}} */
+typedef struct kd_st_set {
+    char *path;               /* the index, or the single file (for messages) */
+    kd_safetensors **files;   /* the shards in the order the map first names them (one for a single file) */
+    size_t nfiles;
+    char **names;             /* weight_map: tensor names[i] is in files[file_of[i]]; none for a single file */
+    size_t *file_of;
+    size_t count;
+} kd_st_set;
+
+/* One safetensors file as a set (kd_st_open's errors). */
+kd_st_set *kd_st_set_open_file(const char *path);
+/* The index at path and every shard it names, resolved in the index's directory and each validated as
+ * kd_st_open does. Refused (NULL, KD_ERR_FORMAT or KD_ERR_IO, the message naming the index and the shard or
+ * tensor): an index that is not JSON or has no "weight_map" object of tensor name -> file name; a shard name
+ * that is empty, absolute or has a ".." component (it must stay inside the directory); a missing shard; a
+ * tensor the map names that its shard lacks. */
+kd_st_set *kd_st_set_open_index(const char *path);
+void kd_st_set_close(kd_st_set *s);
+/* The entry named `name` and the file that holds it (*file, may be NULL), or NULL when absent. */
+const kd_st_entry *kd_st_set_find(const kd_st_set *s, const char *name, const kd_safetensors **file);
+/* Bytes of all the set's files. */
+size_t kd_st_set_bytes(const kd_st_set *s);
+
 /* Half-precision conversions (IEEE binary16 with subnormals; bfloat16 is the top half of a binary32). */
 float kd_f16_to_f32(uint16_t h);
 float kd_bf16_to_f32(uint16_t h);

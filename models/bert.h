@@ -21,8 +21,17 @@ typedef struct kd_bert_config {
     char name[64];                /* preset name or "checkpoint" */
 } kd_bert_config;
 
+/* Class names. A checkpoint's names are its config.json's id2label, kept as they are (kd writes id2label
+ * always, so transformers reads kd's names back, and its save_pretrained writes them again). Where no name is
+ * given (a preset, a config.json without id2label, a resized head), class i is named "LABEL_i", as transformers
+ * names it (and leaves id2label out of config.json for two such classes). "LABEL_i" and "i" are class i's
+ * default names, the same class: either stands for any name of class i when names are compared (a model's
+ * against the data's labels or the teacher's). */
+void kd_bert_default_labels(kd_bert_config *cfg);   /* labels[i] = "LABEL_i" for i < num_labels */
+int kd_bert_default_label(const char *name, int i); /* name is "i" or "LABEL_i" */
+
 /* Presets: bert-large, bert-base, distil-base, bert-medium, bert-small, bert-mini, bert-tiny, minilm-l6.
- * vocab 30522, 512 positions, 2 token types, eps 1e-12, dropout 0.1, 2 labels ("0", "1") unless changed. */
+ * vocab 30522, 512 positions, 2 token types, eps 1e-12, dropout 0.1, 2 labels (LABEL_0, LABEL_1) unless changed. */
 kd_status kd_bert_preset(const char *name, kd_bert_config *cfg);
 /* Names of all presets, NULL-terminated. */
 const char *const *kd_bert_preset_names(void);
@@ -37,12 +46,14 @@ typedef struct kd_bert kd_bert;
 /* A new model with BERT's initialisation (truncated normal std initializer_range, LayerNorm 1/0,
  * biases 0) from `seed`. NULL with the error set on failure. */
 kd_bert *kd_bert_new(const kd_bert_config *cfg, uint64_t seed);
-/* Load dir/config.json and dir/model.safetensors (F32, F16 or BF16; names with or without "bert.";
+/* Load dir/config.json and dir/model.safetensors, or the shards of dir/model.safetensors.index.json when there
+ * is no single file (F32, F16 or BF16; names with or without "bert.";
  * BertModel or BertForSequenceClassification; a missing pooler/classifier is initialised from `seed`
  * and reported through *missing_head when not NULL). num_labels_override > 0 replaces the head size. */
 kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, int *missing_head);
 /* Write dir/config.json and dir/model.safetensors (F32), each to a temporary name renamed into place;
- * creates dir. vocab.txt is copied by the caller (kd_bert_copy_vocab). */
+ * creates dir. vocab.txt is copied by the caller (kd_bert_copy_vocab; train/checkpoint.c adds the tokenizer
+ * files). */
 kd_status kd_bert_save(const kd_bert *m, const char *dir);
 kd_status kd_bert_copy_vocab(const char *vocab_path, const char *dir);
 /* A vocab.txt with more tokens than the word-embedding matrix has rows is KD_ERR_SHAPE naming both

@@ -35,19 +35,19 @@ static kd_status make_dir(const char *dir)
 
 static void join(char *out, size_t n, const char *dir, const char *file) { snprintf(out, n, "%s/%s", dir, file); }
 
-/* The checkpoint entry for our parameter `name`: with our "bert." prefix or without it (BertModel), and
- * LayerNorm's weight/bias under their old names gamma/beta. */
-static const kd_st_entry *find_entry(const kd_safetensors *st, const char *name, int strip_bert)
+/* The checkpoint entry for our parameter `name` (and the file holding it): with our "bert." prefix or without
+ * it (BertModel), and LayerNorm's weight/bias under their old names gamma/beta. */
+static const kd_st_entry *find_entry(const kd_st_set *st, const char *name, int strip_bert, const kd_safetensors **file)
 {
     const char *n = strip_bert && strncmp(name, "bert.", 5) == 0 ? name + 5 : name;
-    const kd_st_entry *e = kd_st_find(st, n);
+    const kd_st_entry *e = kd_st_set_find(st, n, file);
     if (e || !strstr(n, "LayerNorm.")) return e;
     char alt[128];
     size_t len = strlen(n);
     if (len > 7 && strcmp(n + len - 7, ".weight") == 0) snprintf(alt, sizeof alt, "%.*s.gamma", (int)(len - 7), n);
     else if (len > 5 && strcmp(n + len - 5, ".bias") == 0) snprintf(alt, sizeof alt, "%.*s.beta", (int)(len - 5), n);
     else return NULL;
-    return kd_st_find(st, alt);
+    return kd_st_set_find(st, alt, file);
 }
 
 static int is_head(const char *name) { return strncmp(name, "classifier.", 11) == 0; }
@@ -90,6 +90,29 @@ kd_status kd_bert_check_vocab(const kd_bert *m, const char *vocab_path)
     return KD_OK;
 }
 
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* The weights of a checkpoint directory: model.safetensors, else the shards of model.safetensors.index.json
+ * (the single file first, as transformers looks); PyTorch pickles are named and refused. */
+static kd_st_set *open_weights(const char *dir)
+{
+    char path[4096], index[4200], pt[4200];
+    join(path, sizeof path, dir, "model.safetensors");
+    if (exists(path)) return kd_st_set_open_file(path);
+    join(index, sizeof index, dir, "model.safetensors.index.json");
+    if (exists(index)) return kd_st_set_open_index(index);
+    join(pt, sizeof pt, dir, "pytorch_model.bin");
+    if (!exists(pt)) join(pt, sizeof pt, dir, "pytorch_model.bin.index.json");
+    if (exists(pt)) {
+        kd_fail(KD_ERR_IO, "%s: missing; the directory has only %s (Python pickles kd does not read): save it in "
+                "safetensors format, e.g. model.save_pretrained(dir, safe_serialization=True)", path, strrchr(pt, '/') + 1);
+        return NULL;
+    }
+    kd_fail(KD_ERR_IO, "%s: missing, and no model.safetensors.index.json (a sharded checkpoint) either: expected the "
+            "weights in Hugging Face's safetensors format", path);
+    return NULL;
+}
+
 kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, int *missing_head)
 {
     char path[4096];
@@ -102,27 +125,19 @@ kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, i
             return NULL;
         }
         cfg.num_labels = num_labels_override;
-        for (int i = 0; i < cfg.num_labels; i++) snprintf(cfg.labels[i], sizeof cfg.labels[i], "%d", i);
+        kd_bert_default_labels(&cfg);
     }
     kd_bert *m = kd_bert_alloc(&cfg);
     if (!m) return NULL;
-    join(path, sizeof path, dir, "model.safetensors");
-    kd_safetensors *st = NULL;
-    char alt[4200];
-    join(alt, sizeof alt, dir, "pytorch_model.bin");
-    if (access(path, F_OK) != 0 && access(alt, F_OK) == 0) {
-        kd_fail(KD_ERR_IO, "%s: missing; the directory has only pytorch_model.bin (a Python pickle kd does not read): "
-                "save it as model.safetensors, e.g. model.save_pretrained(dir, safe_serialization=True)", path);
-        goto fail;
-    }
-    st = kd_st_open(path);
-    if (!st) goto fail;
-    int strip = kd_st_find(st, "bert.embeddings.word_embeddings.weight") == NULL &&
-                kd_st_find(st, "embeddings.word_embeddings.weight") != NULL;
+    kd_st_set *st = NULL;
+    if (!(st = open_weights(dir))) goto fail;
+    int strip = kd_st_set_find(st, "bert.embeddings.word_embeddings.weight", NULL) == NULL &&
+                kd_st_set_find(st, "embeddings.word_embeddings.weight", NULL) != NULL;
     int head_missing = 0;
     for (size_t i = 0; i < m->n_params; i++) {
         kd_tensor *p = m->params[i];
-        const kd_st_entry *e = find_entry(st, p->name, strip);
+        const kd_safetensors *file = NULL;
+        const kd_st_entry *e = find_entry(st, p->name, strip, &file);
         /* The pooler may be absent (BertModel(add_pooling_layer=False)); the classifier is absent from a
          * BertModel, and replaced when its size is overridden. Those are initialised fresh. */
         int head = is_head(p->name) || is_pooler(p->name);
@@ -133,41 +148,42 @@ kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, i
             continue;
         }
         if (!e) {
-            kd_fail(KD_ERR_FORMAT, "%s: tensor '%s'%s is missing", path, strip ? p->name + 5 : p->name,
+            kd_fail(KD_ERR_FORMAT, "%s: tensor '%s'%s is missing", st->path, strip ? p->name + 5 : p->name,
                     strip ? " (BertModel naming)" : "");
             goto fail;
         }
+        const char *fpath = file->path;
         char s1[64], s2[64];
         int same = e->ndim == p->ndim;
         for (int d = 0; same && d < p->ndim; d++) same = e->shape[d] == p->shape[d];
         if (!same) {
-            kd_fail(KD_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s from config.json", path, e->name,
+            kd_fail(KD_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s from config.json", fpath, e->name,
                     kd_st_shape_str(e, s1, sizeof s1), kd_shape_str(p, s2, sizeof s2));
             goto fail;
         }
         if (strcmp(e->dtype, "F32") && strcmp(e->dtype, "F16") && strcmp(e->dtype, "BF16") && strcmp(e->dtype, "F64")) {
-            kd_fail(KD_ERR_DTYPE, "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 (or F64)", path, e->name,
+            kd_fail(KD_ERR_DTYPE, "%s: tensor '%s' has dtype %s, expected F32, F16, BF16 (or F64)", fpath, e->name,
                     e->dtype);
             goto fail;
         }
-        if (kd_st_read_f32(st, e, kd_data(p)) != KD_OK) goto fail;
+        if (kd_st_read_f32(file, e, kd_data(p)) != KD_OK) goto fail;
         /* A NaN or Inf weight would make every output NaN (or silently wrong): named here, at load. */
         const float *w = kd_data(p);
         for (int64_t k = 0, nk = kd_numel(p); k < nk; k++)
             if (!isfinite(w[k])) {
-                kd_fail(KD_ERR_FORMAT, "%s: tensor '%s' holds %s at element %lld, expected finite weights", path,
+                kd_fail(KD_ERR_FORMAT, "%s: tensor '%s' holds %s at element %lld, expected finite weights", fpath,
                         e->name, isnan(w[k]) ? "NaN" : "Inf", (long long)k);
                 goto fail;
             }
     }
-    kd_st_close(st);
+    kd_st_set_close(st);
     st = NULL;
     join(path, sizeof path, dir, "vocab.txt");
     if (access(path, F_OK) == 0 && kd_bert_check_vocab(m, path) != KD_OK) goto fail;
     if (missing_head) *missing_head = head_missing;
     return m;
 fail:
-    kd_st_close(st);
+    kd_st_set_close(st);
     kd_bert_free(m);
     return NULL;
 }

@@ -42,9 +42,24 @@ static void config_defaults(kd_bert_config *c)
     c->attention_dropout = 0.1;
     c->initializer_range = 0.02;
     snprintf(c->hidden_act, sizeof c->hidden_act, "gelu");
+    /* Two classes named as transformers names them when config.json says nothing (it leaves id2label out
+     * when the names are these): class i's default name is LABEL_i (models/bert.h). */
     c->num_labels = 2;
-    snprintf(c->labels[0], sizeof c->labels[0], "0");
-    snprintf(c->labels[1], sizeof c->labels[1], "1");
+    kd_bert_default_labels(c);
+}
+
+void kd_bert_default_labels(kd_bert_config *c)
+{
+    for (int i = 0; i < c->num_labels && i < KD_BERT_MAX_LABELS; i++)
+        snprintf(c->labels[i], sizeof c->labels[i], "LABEL_%d", i);
+}
+
+int kd_bert_default_label(const char *name, int i)
+{
+    char a[32], b[32];
+    snprintf(a, sizeof a, "%d", i);
+    snprintf(b, sizeof b, "LABEL_%d", i);
+    return !strcmp(name, a) || !strcmp(name, b);
 }
 
 kd_status kd_bert_preset(const char *name, kd_bert_config *cfg)
@@ -180,7 +195,7 @@ kd_status kd_bert_config_load(const char *path, kd_bert_config *cfg)
     kd_bert_config c;
     config_defaults(&c);
     snprintf(c.name, sizeof c.name, "checkpoint");
-    char model_type[32] = "bert", pet[32] = "absolute";
+    char model_type[32] = "bert", pet[32] = "absolute", problem[64] = "";
     if (o->type != KD_JSON_OBJECT) {
         s = kd_fail(KD_ERR_FORMAT, "%s: expected a JSON object", path);
         goto done;
@@ -188,6 +203,7 @@ kd_status kd_bert_config_load(const char *path, kd_bert_config *cfg)
     int nl = -1;
     if ((s = get_str(o, path, "model_type", model_type, sizeof model_type)) ||
         (s = get_str(o, path, "position_embedding_type", pet, sizeof pet)) ||
+        (s = get_str(o, path, "problem_type", problem, sizeof problem)) ||
         (s = get_int(o, path, "vocab_size", 1, &c.vocab_size)) ||
         (s = get_int(o, path, "hidden_size", 1, &c.hidden_size)) ||
         (s = get_int(o, path, "num_hidden_layers", 1, &c.num_layers)) ||
@@ -213,14 +229,23 @@ kd_status kd_bert_config_load(const char *path, kd_bert_config *cfg)
         s = kd_fail(KD_ERR_FORMAT, "%s: position_embedding_type is \"%s\", expected \"absolute\"", path, pet);
         goto done;
     }
+    /* transformers reads problem_type to pick the loss and the output: a sigmoid per class for
+     * "multi_label_classification", a single output for "regression". kd's head is a softmax over the classes. */
+    if (problem[0] && strcmp(problem, "single_label_classification") != 0) {
+        s = kd_fail(KD_ERR_FORMAT, "%s: problem_type is \"%s\", expected \"single_label_classification\" (or none): kd "
+                    "trains and runs single-label classifiers (a softmax over the classes, one label per text), so a "
+                    "%s model would get wrong probabilities", path, problem,
+                    !strcmp(problem, "multi_label_classification") ? "multi-label (a sigmoid per class)" : "non-classification");
+        goto done;
+    }
     if (!kd_json_get(o, "id2label") && nl > 0) {
-        /* num_labels without names: labels "0".."n-1", as BertConfig does ("LABEL_i" there). */
+        /* num_labels without names: LABEL_0 .. LABEL_n-1, as BertConfig names them. */
         if (nl > KD_BERT_MAX_LABELS) {
             s = kd_fail(KD_ERR_FORMAT, "%s: num_labels is %d, expected at most %d", path, nl, KD_BERT_MAX_LABELS);
             goto done;
         }
         c.num_labels = nl;
-        for (int i = 0; i < nl; i++) snprintf(c.labels[i], sizeof c.labels[i], "LABEL_%d", i);
+        kd_bert_default_labels(&c);
     } else if (nl > 0 && nl != c.num_labels) {
         s = kd_fail(KD_ERR_FORMAT, "%s: num_labels is %d but id2label has %d labels", path, nl, c.num_labels);
         goto done;
@@ -263,6 +288,7 @@ kd_status kd_bert_config_save(const char *path, const kd_bert_config *c)
     kd_jw_key(&w, "classifier_dropout");
     kd_jw_null(&w);
     kd_jw_field_string(&w, "torch_dtype", "float32");
+    kd_jw_field_string(&w, "problem_type", "single_label_classification");
     kd_jw_field_int(&w, "num_labels", c->num_labels);
     kd_jw_key(&w, "id2label");
     kd_jw_object_begin(&w);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "data/tokenizer_config.h"
 #include "engine/json.h"
 #include "train/checkpoint.h"
 
@@ -204,8 +205,14 @@ static kd_status save_state_json(const char *path, const kd_train_state *s)
     return st;
 }
 
-kd_status kd_checkpoint_save(const char *dir, const kd_bert *m, const char *vocab_path, const kd_adamw *opt,
-                             const kd_train_state *state)
+kd_status kd_checkpoint_save_tokenizer(const char *dir, const kd_checkpoint_tokenizer *t)
+{
+    kd_status st = kd_bert_copy_vocab(t->vocab_path, dir);
+    return st == KD_OK ? kd_tokenizer_config_save(dir, &t->opts, t->max_len) : st;
+}
+
+kd_status kd_checkpoint_save(const char *dir, const kd_bert *m, const kd_checkpoint_tokenizer *tok,
+                             const kd_adamw *opt, const kd_train_state *state)
 {
     char tmp[PATH_MAX], old[PATH_MAX], path[PATH_MAX + 64];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", dir) >= (int)sizeof tmp || snprintf(old, sizeof old, "%s.old", dir) >= (int)sizeof old)
@@ -213,7 +220,7 @@ kd_status kd_checkpoint_save(const char *dir, const kd_bert *m, const char *voca
     kd_status st = kd_remove_dir(tmp);
     if (st == KD_OK) st = kd_make_dirs(tmp);
     if (st == KD_OK) st = kd_bert_save(m, tmp);
-    if (st == KD_OK && vocab_path) st = kd_bert_copy_vocab(vocab_path, tmp);
+    if (st == KD_OK && tok) st = kd_checkpoint_save_tokenizer(tmp, tok);
     if (st == KD_OK && opt) {
         snprintf(path, sizeof path, "%s/optimizer.bin", tmp);
         st = kd_adamw_save(opt, path);

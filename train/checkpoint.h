@@ -1,5 +1,5 @@
 /* train/checkpoint.h — checkpoints a run can ship or resume from: a directory in Hugging Face's format
- * (config.json, model.safetensors, vocab.txt) plus, for resuming, trainer_state.json (step, epoch,
+ * (config.json, model.safetensors, vocab.txt, tokenizer_config.json, special_tokens_map.json) plus, for resuming, trainer_state.json (step, epoch,
  * position in the epoch, RNG, best score, the history the chart is drawn from) and optimizer.bin
  * (AdamW's m, v and step). The directory is written under DIR.tmp and swapped into place by renames,
  * so a crash leaves the previous checkpoint whole (DIR, or DIR.old during the swap). */
@@ -11,6 +11,7 @@
 
 #include "engine/fileio.h"
 #include "engine/rng.h"
+#include "data/wordpiece.h"
 #include "models/bert.h"
 #include "engine/adamw.h"
 
@@ -70,10 +71,23 @@ kd_status kd_train_state_set_confusion(kd_train_state *s, const int64_t *confusi
 
 void kd_train_state_free(kd_train_state *s);
 
-/* Write the checkpoint directory. vocab_path: the vocab.txt to copy beside the model. opt and state may
- * be NULL (a model-only checkpoint, as `best`). */
-kd_status kd_checkpoint_save(const char *dir, const kd_bert *m, const char *vocab_path, const kd_adamw *opt,
-                             const kd_train_state *state);
+/* What a checkpoint carries for its tokenizer: vocab.txt copied from vocab_path, and tokenizer_config.json
+ * with special_tokens_map.json saying how the text was normalized (opts: do_lower_case, strip_accents) and
+ * the length the model was trained on (max_len, as model_max_length), so that transformers' AutoTokenizer
+ * lower-cases and truncates as kd did. */
+typedef struct kd_checkpoint_tokenizer {
+    const char *vocab_path;
+    kd_tokenizer_opts opts;
+    int max_len;
+} kd_checkpoint_tokenizer;
+
+/* The three files of t into dir (each written to a temporary name and renamed). */
+kd_status kd_checkpoint_save_tokenizer(const char *dir, const kd_checkpoint_tokenizer *t);
+
+/* Write the checkpoint directory. tok (may be NULL: none) the tokenizer files beside the model. opt and
+ * state may be NULL (a model-only checkpoint, as `best`). */
+kd_status kd_checkpoint_save(const char *dir, const kd_bert *m, const kd_checkpoint_tokenizer *tok,
+                             const kd_adamw *opt, const kd_train_state *state);
 
 /* The checkpoint directory to resume from: dir, or dir.old when a swap was interrupted; NULL if none. */
 const char *kd_checkpoint_find(const char *dir, char *buf, size_t n);

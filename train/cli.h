@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "data/readers.h"
+#include "data/tokenizer_config.h"
 #include "data/wordpiece.h"
 #include "engine/device.h"
 #include "models/bert.h"
@@ -83,6 +84,11 @@ int kd_cli_is_preset(const char *spec);
  * new head). labels_from names where the labels come from in messages ("the data", "the teacher"). */
 kd_bert *kd_cli_make_model(const char *spec, const kd_vocab *vocab, const kd_labels *labels, const char *labels_from,
                            uint64_t seed, const char *cmd);
+/* The class names of checkpoint `spec` (config c) against `labels`: class i must have the same name on both
+ * sides unless either is a default name ("i" or "LABEL_i", models/bert.h), else KD_ERR_SHAPE naming the class,
+ * both names and where the labels come from. */
+kd_status kd_cli_check_label_names(const char *spec, const kd_bert_config *c, const kd_labels *labels,
+                                   const char *labels_from);
 /* A trained classifier from dir, to run (eval, predict, compare, a distillation teacher): one without its
  * pooler or classifier in model.safetensors is refused (a random head would give random answers), NULL
  * with the error set. */

@@ -287,23 +287,14 @@ kd_bert *kd_cli_relabel(kd_bert *m, const kd_labels *labels, uint64_t seed)
     return r;
 }
 
-/* A class name that says nothing (Hugging Face's "LABEL_3", kd's "3"), which any name may stand for. */
-static int default_label_name(const char *name, int i)
-{
-    char a[32], b[32];
-    snprintf(a, sizeof a, "%d", i);
-    snprintf(b, sizeof b, "LABEL_%d", i);
-    return !strcmp(name, a) || !strcmp(name, b);
-}
-
 /* The names of a checkpoint's classes against those of the labels it is to learn: class i must be the same
  * class on both sides, unless one of them has only a default name. */
-static kd_status check_label_names(const char *spec, const kd_bert_config *c, const kd_labels *labels,
+kd_status kd_cli_check_label_names(const char *spec, const kd_bert_config *c, const kd_labels *labels,
                                    const char *labels_from)
 {
     for (int i = 0; i < labels->n; i++)
-        if (strcmp(c->labels[i], labels->names[i]) && !default_label_name(c->labels[i], i) &&
-            !default_label_name(labels->names[i], i))
+        if (strcmp(c->labels[i], labels->names[i]) && !kd_bert_default_label(c->labels[i], i) &&
+            !kd_bert_default_label(labels->names[i], i))
             return kd_fail(KD_ERR_SHAPE, "label-set mismatch: class %d of %s is '%s', of %s '%s' (the same ids must "
                                          "name the same classes)", i, spec, c->labels[i], labels_from, labels->names[i]);
     return KD_OK;
@@ -346,7 +337,7 @@ kd_bert *kd_cli_make_model(const char *spec, const kd_vocab *vocab, const kd_lab
             kd_bert_free(m);
             return NULL;
         }
-        if (check_label_names(spec, c, labels, labels_from) != KD_OK) {
+        if (kd_cli_check_label_names(spec, c, labels, labels_from) != KD_OK) {
             kd_bert_free(m);
             return NULL;
         }

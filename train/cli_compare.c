@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "engine/backend.h"
+#include "engine/safetensors.h"
 #include "train/cli.h"
 #include "train/evaluate.h"
 #include "train/progress.h"
@@ -71,6 +72,11 @@ kd_status kd_measure_model(kd_bert *m, const kd_tokenizer *tok, const kd_dataset
         struct stat sb;
         snprintf(p, sizeof p, "%s/model.safetensors", dir);
         if (stat(p, &sb) == 0) r->file_bytes = (int64_t)sb.st_size;
+        /* a sharded checkpoint: the shards together */
+        snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
+        kd_st_set *set = r->file_bytes < 0 && stat(p, &sb) == 0 ? kd_st_set_open_index(p) : NULL;
+        if (set) r->file_bytes = (int64_t)kd_st_set_bytes(set);
+        kd_st_set_close(set);
     }
     size_t ln = d->n < (size_t)latency_n ? d->n : (size_t)latency_n;
     double *t = malloc((ln ? ln : 1) * sizeof *t);
@@ -201,7 +207,7 @@ int kd_cmd_compare(int argc, char **argv)
     for (int i = 0; i < n && rc < 0; i++) {
         char vocab[PATH_MAX];
         if (kd_cli_model_vocab(dirs[i], vocab, sizeof vocab) != KD_OK || !(m[i] = kd_cli_load_classifier(dirs[i])) ||
-            kd_cli_model_labels(kd_bert_get_config(m[i]), &lab[i]) != KD_OK || kd_tokenizer_load(vocab, 1, &tok[i]) != KD_OK ||
+            kd_cli_model_labels(kd_bert_get_config(m[i]), &lab[i]) != KD_OK || kd_tokenizer_load_beside(vocab, &tok[i]) != KD_OK ||
             kd_cli_place_model(&run, m[i]) != KD_OK)
             rc = kd_cli_fail(cmd);
     }
@@ -213,6 +219,8 @@ int kd_cmd_compare(int argc, char **argv)
                 fprintf(stderr, "kd %s: label-set mismatch: the teacher has %d labels, student%d (%s) %d\n", cmd, lab[0].n,
                         i, dirs[i], lab[i].n);
             rc = KD_EXIT_FAIL;
+        } else if (kd_cli_check_label_names(dirs[i], kd_bert_get_config(m[i]), &lab[0], "the teacher") != KD_OK) {
+            rc = kd_cli_fail(cmd);
         }
     }
     if (rc < 0 && kd_cli_load_eval_split(data, &lab[0], &d) != KD_OK) rc = kd_cli_fail(cmd);

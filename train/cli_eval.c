@@ -23,7 +23,7 @@ static int open_model(const char *cmd, const kd_cli_run *run, const char *dir, k
     *tok = NULL;
     memset(labels, 0, sizeof *labels);
     if (kd_cli_model_vocab(dir, vocab, sizeof vocab) != KD_OK || !(*m = kd_cli_load_classifier(dir)) ||
-        kd_cli_model_labels(kd_bert_get_config(*m), labels) != KD_OK || kd_tokenizer_load(vocab, 1, tok) != KD_OK ||
+        kd_cli_model_labels(kd_bert_get_config(*m), labels) != KD_OK || kd_tokenizer_load_beside(vocab, tok) != KD_OK ||
         kd_cli_place_model(run, *m) != KD_OK) {
         int rc = kd_cli_fail(cmd);
         kd_bert_free(*m);

@@ -198,7 +198,7 @@ int kd_cmd_finetune(int argc, char **argv)
     kd_run_info info = { 0 };
     rc = KD_EXIT_OK;
     if (kd_cli_run_info(cmd, argc, argv, opts, (int)(sizeof opts / sizeof opts[0]), set, &info) != KD_OK ||
-        kd_tokenizer_load(vocab_path, 1, &tok) != KD_OK || !(m = kd_cli_make_model(f.model, tok->vocab, &train.labels, "the data", f.c.seed, cmd)))
+        kd_tokenizer_load_beside(vocab_path, &tok) != KD_OK || !(m = kd_cli_make_model(f.model, tok->vocab, &train.labels, "the data", f.c.seed, cmd)))
         rc = kd_cli_fail(cmd);
     if (rc == KD_EXIT_OK) {
         f.c.student_vocab = vocab_path;
@@ -309,7 +309,7 @@ static int distill_load(distill_run *r)
         !(bare && (f->vocab || kd_cli_model_vocab(f->student, r->svocab, sizeof r->svocab) != KD_OK)))
         kd_cli_model_vocab(f->student, r->svocab, sizeof r->svocab);
     else snprintf(r->svocab, sizeof r->svocab, "%s", f->vocab ? f->vocab : r->tvocab);
-    if (kd_tokenizer_load(r->tvocab, 1, &r->ttok) != KD_OK || kd_tokenizer_load(r->svocab, 1, &r->stok) != KD_OK)
+    if (kd_tokenizer_load_beside(r->tvocab, &r->ttok) != KD_OK || kd_tokenizer_load_beside(r->svocab, &r->stok) != KD_OK)
         return kd_cli_fail(r->cmd);
     return -1;
 }

@@ -94,7 +94,7 @@ kd_status kd_intermediate_add(kd_intermediate *im, const kd_batch *sb, const kd_
     if (tb->batch != B || tb->len != T || memcmp(tb->mask, sb->mask, (size_t)(B * T) * sizeof *sb->mask) != 0)
         return kd_fail(KD_ERR_SHAPE, "train: intermediate-layer losses compare token by token, but the teacher's and the "
                                      "student's tokenizations differ (lengths %d and %d): use the teacher's vocabulary "
-                                     "for the student, or --prune-vocab", (int)tb->len, (int)sb->len);
+                                     "and case (tokenizer_config.json) for the student, or --prune-vocab", (int)tb->len, (int)sb->len);
     int64_t m = 0, mq = 0;
     for (int64_t b = 0; b < B; b++)
         for (int64_t t = 0; t < T; t++)

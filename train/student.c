@@ -19,7 +19,8 @@ static int exists(const char *dir, const char *file)
 int kd_student_is_config_only(const char *dir)
 {
     return dir && !kd_cli_is_preset(dir) && exists(dir, "config.json") && !exists(dir, "model.safetensors") &&
-           !exists(dir, "pytorch_model.bin");
+           !exists(dir, "model.safetensors.index.json") && !exists(dir, "pytorch_model.bin") &&
+           !exists(dir, "pytorch_model.bin.index.json");
 }
 
 /* A flag's value that cannot work: the CLI's usage error. */

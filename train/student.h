@@ -27,7 +27,8 @@ typedef struct kd_student_spec {
     const char *cmd;           /* names the command in messages ("distill") */
 } kd_student_spec;
 
-/* 1 when dir is a directory with config.json and no weights (model.safetensors or pytorch_model.bin). */
+/* 1 when dir is a directory with config.json and no weights (model.safetensors, a sharded checkpoint's index,
+ * pytorch_model.bin or its index). */
 int kd_student_is_config_only(const char *dir);
 
 /* The student's configuration: spec->student's (a preset, or DIR/config.json), else the teacher's; with

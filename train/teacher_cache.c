@@ -12,7 +12,7 @@
 
 static const char MAGIC[8] = { 'K', 'D', 'T', 'C', 'A', 'C', 'H', 'E' };
 
-uint64_t kd_teacher_cache_key(kd_bert *teacher, const kd_dataset *d, int max_len)
+uint64_t kd_teacher_cache_key(kd_bert *teacher, const kd_tokenizer *tok, const kd_dataset *d, int max_len)
 {
     uint64_t h = KD_FNV_OFFSET;
     size_t np;
@@ -26,6 +26,14 @@ uint64_t kd_teacher_cache_key(kd_bert *teacher, const kd_dataset *d, int max_len
         else h = kd_fnv1a(h, "unreadable", 10);
         free(tmp);
     }
+    for (int32_t id = 0; id < kd_vocab_size(tok->vocab); id++) {
+        size_t n;
+        const char *s = kd_vocab_token(tok->vocab, id, &n);
+        h = kd_fnv1a(h, s, n);
+        h = kd_fnv1a(h, "\n", 1);
+    }
+    const int how[4] = { tok->opts.lowercase, tok->strip, tok->opts.handle_chinese_chars, tok->opts.max_chars_per_word };
+    h = kd_fnv1a(h, how, sizeof how);
     h = kd_fnv1a(h, &max_len, sizeof max_len);
     return kd_dataset_fingerprint(h, d);
 }
@@ -34,7 +42,7 @@ kd_status kd_teacher_cache_get(const char *path, kd_bert *teacher, const kd_data
                                int max_len, int batch_size, int progress_tty, int quiet, float **out, int *cached)
 {
     int c = kd_bert_get_config(teacher)->num_labels;
-    uint64_t key = kd_teacher_cache_key(teacher, d, max_len);
+    uint64_t key = kd_teacher_cache_key(teacher, tok, d, max_len);
     size_t count = d->n * (size_t)c;
     float *z = malloc((count ? count : 1) * sizeof *z);
     *out = NULL;
@@ -53,7 +61,7 @@ kd_status kd_teacher_cache_get(const char *path, kd_bert *teacher, const kd_data
             return KD_OK;
         }
         fclose(f);
-        fprintf(stderr, "kd: %s was made for another teacher or other data (key mismatch): not used, recomputing\n",
+        fprintf(stderr, "kd: %s was made for another teacher, tokenizer or data (key mismatch): not used, recomputing\n",
                 path);
     }
     kd_progress prog;

@@ -1,7 +1,7 @@
 /* train/teacher_cache.h — the frozen teacher's logits for the training set, computed once (eval mode, no
  * graph: deterministic) and kept in the output directory for every epoch and every resumed run. The file
  * carries a key hashed from the teacher's parameters, its tokenization of the data and the labels, so a
- * cache made for another teacher or other data is never used. */
+ * cache made for another teacher, tokenizer or data is never used. */
 #ifndef KD_TRAIN_TEACHER_CACHE_H
 #define KD_TRAIN_TEACHER_CACHE_H
 
@@ -11,8 +11,10 @@
 #include "data/wordpiece.h"
 #include "models/bert.h"
 
-/* FNV-1a 64 over the teacher's parameter names and bytes, the data set's texts and labels, and max_len. */
-uint64_t kd_teacher_cache_key(kd_bert *teacher, const kd_dataset *d, int max_len);
+/* FNV-1a 64 over the teacher's parameter names and bytes, its tokenizer (vocabulary, case and accent
+ * handling: a tokenizer_config.json changed beside the vocabulary changes the ids), the data set's texts and
+ * labels, and max_len. */
+uint64_t kd_teacher_cache_key(kd_bert *teacher, const kd_tokenizer *tok, const kd_dataset *d, int max_len);
 
 /* The teacher's logits for every example of d (d->n * num_labels floats, *out malloc'd): read from path
  * when it holds this key, else computed and written there (atomically). *cached says which. A file with

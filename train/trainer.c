@@ -78,6 +78,8 @@ typedef struct run {
     char path_order[PATH_MAX + 32], dir_init[PATH_MAX + 32], path_report[PATH_MAX + 32];
     char chart_title[PATH_MAX + 32];
     char recipe[1024];             /* kd_train_state.recipe of this run */
+    kd_checkpoint_tokenizer tok;   /* the student's tokenizer files, beside every checkpoint */
+    const kd_checkpoint_tokenizer *ptok;   /* &tok, or NULL without a vocabulary to copy */
 } run;
 
 static kd_status check_config(const kd_train_config *c, const kd_train_data *d, kd_bert *student)
@@ -212,7 +214,7 @@ static kd_status save_last(run *r, double t_run0, double base_seconds)
     r->state.window_sum[0] = r->win_loss;
     r->state.window_n[0] = r->win_n;
     for (int i = 1; i < NSTAT; i++) r->state.window_sum[i] = r->win[i], r->state.window_n[i] = r->win_count[i];
-    kd_status st = kd_checkpoint_save(r->dir_last, r->student, r->c->student_vocab, r->opt, &r->state);
+    kd_status st = kd_checkpoint_save(r->dir_last, r->student, r->ptok, r->opt, &r->state);
     return st == KD_OK ? kd_intermediate_save(&r->im, r->dir_last) : st;
 }
 
@@ -558,7 +560,7 @@ static kd_status end_epoch(run *r, int epoch)
         r->state.best_accuracy = r->metrics.accuracy;
         r->state.best_epoch = epoch + 1;
         if ((st = kd_train_state_set_confusion(&r->state, r->metrics.confusion, r->nl)) != KD_OK) return st;
-        if ((st = kd_checkpoint_save(r->dir_best, r->student, r->c->student_vocab, NULL, NULL)) != KD_OK) return st;
+        if ((st = kd_checkpoint_save(r->dir_best, r->student, r->ptok, NULL, NULL)) != KD_OK) return st;
     }
     if ((st = save_last(r, r->t0, r->base_seconds)) != KD_OK) return st;
     return write_chart_and_report(r, 0);
@@ -609,7 +611,7 @@ static kd_status ship_best(run *r)
     kd_bert *best = kd_bert_load(r->dir_best, r->nl, r->c->seed, NULL);
     if (!best) return kd_last_status();
     kd_status st = kd_bert_save(best, r->c->out_dir);
-    if (st == KD_OK && r->c->student_vocab) st = kd_bert_copy_vocab(r->c->student_vocab, r->c->out_dir);
+    if (st == KD_OK && r->ptok) st = kd_checkpoint_save_tokenizer(r->c->out_dir, r->ptok);
     kd_bert_free(best);
     return st;
 }
@@ -674,7 +676,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
     r->order = fopen(r->path_order, c->resume ? "a" : "w");
     if (!r->order) return kd_fail(KD_ERR_IO, "%s: cannot write the batch order", r->path_order);
     if (c->write_init && !c->resume &&
-        (st = kd_checkpoint_save(r->dir_init, r->student, c->student_vocab, NULL, NULL)) != KD_OK)
+        (st = kd_checkpoint_save(r->dir_init, r->student, r->ptok, NULL, NULL)) != KD_OK)
         return st;
     if ((st = evaluate_teacher(r)) != KD_OK) return st;
 
@@ -731,6 +733,10 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     r.dev = kd_bert_device(student);
     r.params = kd_bert_parameters(student, &r.np);
     r.nl = kd_bert_get_config(student)->num_labels;
+    if (c->student_vocab) {
+        r.tok = (kd_checkpoint_tokenizer){ .vocab_path = c->student_vocab, .opts = d->student_tok->opts, .max_len = c->max_len };
+        r.ptok = &r.tok;
+    }
     snprintf(r.dir_last, sizeof r.dir_last, "%s/last", c->out_dir);
     snprintf(r.dir_best, sizeof r.dir_best, "%s/best", c->out_dir);
     snprintf(r.path_metrics, sizeof r.path_metrics, "%s/metrics.jsonl", c->out_dir);

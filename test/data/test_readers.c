@@ -281,6 +281,55 @@ static void odd_files(void)
     kd_labels_free(&ids);
 }
 
+/* Class i's default names "i" and "LABEL_i" (Hugging Face's) name class i: against a model's labels either
+ * form is its id, whatever the model calls the class; a file of LABEL_<id> labels is read by id (LABEL_10 after
+ * LABEL_9, not sorted as text) and keeps the names; the forms are not mixed in one file. */
+static void default_labels(void)
+{
+    const char *hf[2] = {"LABEL_0", "LABEL_1"}, *kd[2] = {"0", "1"}, *named[2] = {"neg", "pos"};
+    const kd_labels *sets[3];
+    kd_labels a, b, c;
+    kd_labels_set(&a, hf, 2);
+    kd_labels_set(&b, kd, 2);
+    kd_labels_set(&c, named, 2);
+    sets[0] = &a;
+    sets[1] = &b;
+    sets[2] = &c;
+    const char *p = PUT("mixed_forms.tsv", "sentence\tlabel\na\t1\nb\tLABEL_0\nc\tLABEL_1\nd\t0\n");
+    for (int k = 0; k < 3; k++) {
+        kd_dataset d;
+        CHECK(kd_dataset_load(p, sets[k], &d) == KD_OK, "0/1 and LABEL_0/LABEL_1 rows against %s, %s: %s",
+              sets[k]->names[0], sets[k]->names[1], kd_last_error());
+        CHECK(d.n == 4 && d.label[0] == 1 && d.label[1] == 0 && d.label[2] == 1 && d.label[3] == 0,
+              "ids 1 0 1 0 against %s", sets[k]->names[0]);
+        CHECK(d.labels.n == 2 && !strcmp(d.labels.names[0], sets[k]->names[0]), "the model's names kept");
+        printf("  against %s/%s: 1 LABEL_0 LABEL_1 0 -> ids %d %d %d %d\n", sets[k]->names[0], sets[k]->names[1],
+               d.n == 4 ? d.label[0] : -1, d.n == 4 ? d.label[1] : -1, d.n == 4 ? d.label[2] : -1, d.n == 4 ? d.label[3] : -1);
+        if (d.n) kd_dataset_free(&d);
+    }
+    bad(PUT("range.tsv", "sentence\tlabel\na\tLABEL_2\n"), &a, KD_ERR_FORMAT, NULL, 2, "label LABEL_2 out of range, expected 0..1");
+    kd_labels_free(&a);
+    kd_labels_free(&b);
+    kd_labels_free(&c);
+    /* LABEL_0 .. LABEL_11 in a file: ids by number, names LABEL_i. */
+    char text[1024] = "sentence\tlabel\n";
+    for (int i = 11; i >= 0; i--) snprintf(text + strlen(text), sizeof text - strlen(text), "t%d\tLABEL_%d\n", i, i);
+    p = put("twelve.tsv", text, strlen(text));
+    kd_dataset d;
+    CHECK(kd_dataset_load(p, NULL, &d) == KD_OK, "LABEL_0..LABEL_11: %s", kd_last_error());
+    CHECK(d.n == 12 && d.labels.n == 12 && !strcmp(d.labels.names[10], "LABEL_10") && !strcmp(d.labels.names[2], "LABEL_2") &&
+          d.label[0] == 11 && d.label[1] == 10 && d.label[11] == 0, "ids by number, names LABEL_i");
+    printf("  LABEL_0..LABEL_11: class 2 is %s, class 10 %s\n", d.labels.n == 12 ? d.labels.names[2] : "?",
+           d.labels.n == 12 ? d.labels.names[10] : "?");
+    if (d.n) kd_dataset_free(&d);
+    bad(PUT("mix2.tsv", "sentence\tlabel\na\tLABEL_0\nb\t1\n"), NULL, KD_ERR_FORMAT, NULL, 3,
+        "label '1', expected a default name LABEL_<id> like the label 'LABEL_0' on line 2");
+    p = PUT("gap.tsv", "sentence\tlabel\na\tLABEL_0\nb\tLABEL_2\n");
+    CHECK(kd_dataset_load(p, NULL, &d) == KD_ERR_FORMAT && strstr(kd_last_error(), "gap.tsv") &&
+          strstr(kd_last_error(), "id 1 never occurs"), "LABEL_0 and LABEL_2: a gap, named: %s", kd_last_error());
+    printf("  error as expected: %s\n", kd_last_error());
+}
+
 static const struct {
     const char *name;
     void (*fn)(void);
@@ -289,7 +338,7 @@ static const struct {
     {"missing_file", missing_file}, {"empty_file", empty_file}, {"ragged_row", ragged_row},
     {"unknown_label", unknown_label}, {"out_of_range_label", out_of_range_label}, {"count_mismatch", count_mismatch},
     {"invalid_utf8", invalid_utf8}, {"unterminated_quote", unterminated_quote}, {"bad_json", bad_json},
-    {"unknown_format", unknown_format}, {"odd_files", odd_files},
+    {"unknown_format", unknown_format}, {"odd_files", odd_files}, {"default_labels", default_labels},
 };
 
 int main(int argc, char **argv)

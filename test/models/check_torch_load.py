@@ -4,7 +4,11 @@
 Runs bert_export (argv[1]) into a temporary directory, reads config.json and model.safetensors there with
 the plain PyTorch BERT of torch_bert.py (float32, as PyTorch runs the model), checks the Hugging Face
 names, shapes and config fields, and compares the logits on the saved padded batch with kd's:
-|kd - torch| <= 1e-5 + 1e-4 |torch|. Exits 77 when torch is not importable (Debian's python3-torch)."""
+|kd - torch| <= 1e-5 + 1e-4 |torch|. Where transformers is installed, the same directory is loaded with
+BertForSequenceClassification.from_pretrained and its logits on the batch (attention mask and token types
+included) must be kd's within 1e-4 absolute, with kd's class names in its config (test/train/
+check_transformers_roundtrip.py covers trained checkpoints and tokenizers both ways). Exits 77 when torch is not
+importable (Debian's python3-torch)."""
 import json
 import os
 import struct
@@ -21,6 +25,32 @@ except ImportError as e:
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch_bert  # noqa: E402
+
+
+def check_transformers(d, a, kd):
+    """kd's checkpoint in transformers itself: the failures (none when transformers is absent)."""
+    try:
+        import transformers
+        from transformers import BertForSequenceClassification
+    except ImportError as e:
+        print(f"transformers not available ({e}): its load not checked")
+        return 0
+    transformers.logging.set_verbosity_error()
+    model = BertForSequenceClassification.from_pretrained(d).eval()
+    with torch.no_grad():
+        z = model(input_ids=torch.from_numpy(a[0].copy()).long(), attention_mask=torch.from_numpy(a[1].copy()).long(),
+                  token_type_ids=torch.from_numpy(a[2].copy()).long()).logits.numpy()
+    failures = 0
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if names != ["negative", "neutral", "positive"]:
+        print(f"FAIL transformers reads the class names {names}")
+        failures += 1
+    err = np.abs(kd - z)
+    if not (err <= 1e-4).all():
+        print(f"FAIL logits differ from transformers' at {np.argwhere(~(err <= 1e-4)).tolist()}:\nkd\n{kd}\ntransformers\n{z}")
+        failures += 1
+    print(f"logits [{z.shape[0]}, {z.shape[1]}] kd vs transformers {transformers.__version__}: max |diff| {err.max():.3g}")
+    return failures
 
 
 def main():
@@ -58,6 +88,7 @@ def main():
             print(f"FAIL logits differ at {np.argwhere(bad).tolist()}:\nkd\n{kd}\ntorch\n{z}")
             failures += 1
         print(f"logits [{B}, {kd.shape[1]}] kd vs torch: max |diff| {np.abs(kd - z).max():.3g}")
+        failures += check_transformers(d, a, kd)
     print(f"check_torch_load: {'ok' if failures == 0 else f'{failures} failures'}")
     return 1 if failures else 0
 

@@ -2,7 +2,7 @@
  * the field or tensor and both values: hidden not divisible by heads, unknown activation, truncated
  * safetensors, a header that lies about offsets, a vocabulary larger than the embedding matrix, a missing
  * tensor, a wrong shape, a wrong dtype, sizes past any BERT, NaN/Inf weights, a vocabulary far smaller than
- * the matrix (and a few more malformed files). */
+ * the matrix, a problem_type other than single-label classification (and a few more malformed files). */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -189,6 +189,26 @@ static void test_config(void)
     write_text(path, "{\"vocab_size\": 50, \"hidden_size\": 32, \"num_hidden_layers\": 1, \"num_attention_heads\": 4,"
                      " \"intermediate_size\": 300000}");
     EXPECT_FAIL(kd_bert_config_load(path, &r) != KD_OK, KD_ERR_ARG, path, "intermediate_size is 300000", "expected 1 to 262144");
+    /* problem_type: transformers' multi-label head (a sigmoid per class) and regression are refused; the
+     * single-label kind kd writes, and null, load. */
+    write_text(path, "{\"vocab_size\": 50, \"hidden_size\": 32, \"num_hidden_layers\": 1, \"num_attention_heads\": 4,"
+                     " \"intermediate_size\": 8, \"problem_type\": \"multi_label_classification\"}");
+    EXPECT_FAIL(kd_bert_config_load(path, &r) != KD_OK, KD_ERR_FORMAT, path,
+                "problem_type is \"multi_label_classification\"", "kd trains and runs single-label classifiers");
+    write_text(path, "{\"vocab_size\": 50, \"hidden_size\": 32, \"num_hidden_layers\": 1, \"num_attention_heads\": 4,"
+                     " \"intermediate_size\": 8, \"num_labels\": 1, \"problem_type\": \"regression\"}");
+    EXPECT_FAIL(kd_bert_config_load(path, &r) != KD_OK, KD_ERR_FORMAT, path, "problem_type is \"regression\"");
+    write_text(path, "{\"vocab_size\": 50, \"hidden_size\": 32, \"num_hidden_layers\": 1, \"num_attention_heads\": 4,"
+                     " \"intermediate_size\": 8, \"problem_type\": 3}");
+    EXPECT_FAIL(kd_bert_config_load(path, &r) != KD_OK, KD_ERR_FORMAT, path, "\"problem_type\" is not a string");
+    const char *const fine[2] = { "\"single_label_classification\"", "null" };
+    for (int i = 0; i < 2; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "{\"vocab_size\": 50, \"hidden_size\": 32, \"num_hidden_layers\": 1, "
+                 "\"num_attention_heads\": 4, \"intermediate_size\": 8, \"problem_type\": %s}", fine[i]);
+        write_text(path, text);
+        CHECK(kd_bert_config_load(path, &r) == KD_OK, "problem_type %s loads: %s", fine[i], kd_last_error());
+    }
     snprintf(path, sizeof path, "%s/absent.json", dir);
     EXPECT_FAIL(kd_bert_config_load(path, &r) != KD_OK, KD_ERR_IO, path);
 }

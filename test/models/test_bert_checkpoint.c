@@ -116,6 +116,22 @@ static void test_config_roundtrip(const char *dir)
     CHECK(kd_bert_config_load(path, &r) == KD_OK && r.num_labels == 4 && r.max_position == 512 &&
               strcmp(r.labels[3], "LABEL_3") == 0,
           "num_labels without id2label: %s", kd_last_error());
+    /* Neither: two classes LABEL_0, LABEL_1, as transformers reads the config.json it writes for them. */
+    write_text(path, "{\"model_type\": \"bert\", \"vocab_size\": 50, \"hidden_size\": 32, \"num_hidden_layers\": 1,"
+                     " \"num_attention_heads\": 4, \"intermediate_size\": 8}");
+    CHECK(kd_bert_config_load(path, &r) == KD_OK && r.num_labels == 2 && !strcmp(r.labels[0], "LABEL_0") &&
+              !strcmp(r.labels[1], "LABEL_1"),
+          "no id2label, no num_labels: LABEL_0, LABEL_1 (got %s, %s): %s", r.labels[0], r.labels[1], kd_last_error());
+    /* kd's names, default ones included, are written as id2label and read back as they are. */
+    c = tiny_config();
+    kd_bert_default_labels(&c);
+    snprintf(c.labels[1], sizeof c.labels[1], "1");
+    CHECK(kd_bert_config_save(path, &c) == KD_OK && kd_bert_config_load(path, &r) == KD_OK && r.num_labels == 3 &&
+              !strcmp(r.labels[0], "LABEL_0") && !strcmp(r.labels[1], "1") && !strcmp(r.labels[2], "LABEL_2"),
+          "names LABEL_0, 1, LABEL_2 round trip");
+    CHECK(kd_bert_default_label("LABEL_2", 2) && kd_bert_default_label("2", 2) && !kd_bert_default_label("LABEL_2", 1) &&
+              !kd_bert_default_label("pos", 2) && !kd_bert_default_label("LABEL_02", 2),
+          "kd_bert_default_label: LABEL_i and i, for class i only");
 }
 
 static void test_roundtrip(const char *dir)
@@ -163,6 +179,7 @@ static void test_roundtrip(const char *dir)
     r = kd_bert_load(sub, 5, 9, &missing);
     CHECK(r && missing == 1 && kd_bert_get_config(r)->num_labels == 5 && r->cls_w->shape[0] == 5,
           "num_labels override 5: %s", kd_last_error());
+    CHECK(r && !strcmp(kd_bert_get_config(r)->labels[4], "LABEL_4"), "a resized head's classes are LABEL_i");
     if (r) CHECK(same_values(r->layers[1].i_w, m->layers[1].i_w), "encoder kept under a new head");
     const char *names[5] = { "a", "b", "c", "d", "e" }, *dup[5] = { "a", "b", "a", "d", "e" };
     CHECK(r && kd_bert_set_labels(r, 5, names) == KD_OK && strcmp(kd_bert_get_config(r)->labels[4], "e") == 0,

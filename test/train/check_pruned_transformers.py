@@ -26,8 +26,9 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + ["unused", "wor
          "a", "b", "c", "d", "e", "##a", "##e"]
 
 
-def same_logits(kd, out, tok, texts, what):
-    """The number of logits where kd predict and transformers on the checkpoint `out` disagree."""
+def same_logits(kd, out, tok, texts, what, atol=1e-4, rtol=1e-3):
+    """The number of logits where kd predict and transformers on the checkpoint `out` disagree (beyond
+    atol + rtol |transformers|); also used by check_transformers_roundtrip.py."""
     model = BertForSequenceClassification.from_pretrained(out).eval()
     res = subprocess.run([kd, "predict", "--model", out, "--logits", "--threads", "1"], input="\n".join(texts) + "\n",
                          capture_output=True, text=True, check=True)
@@ -40,12 +41,12 @@ def same_logits(kd, out, tok, texts, what):
         for a, b in zip(g, w):
             err = abs(a - b)
             worst = max(worst, err)
-            if not err <= 1e-4 + 1e-3 * abs(b):
+            if not err <= atol + rtol * abs(b):
                 failures += 1
     if len(got) != len(texts):
         print(f"FAIL: kd predict gave {len(got)} lines for {len(texts)} texts")
         failures += 1
-    print(f"{what} student, {len(texts)} sentences: logits kd vs transformers, worst |diff| {worst:.2e}")
+    print(f"{what}, {len(texts)} sentences: logits kd vs transformers, worst |diff| {worst:.2e}")
     return failures
 
 
@@ -83,7 +84,7 @@ def main():
             if tok.tokenize(t) != full.tokenize(t):
                 print(f"FAIL: '{t}': pruned pieces {tok.tokenize(t)} != full {full.tokenize(t)}")
                 failures += 1
-        failures += same_logits(kd, out, tok, texts, "pruned")
+        failures += same_logits(kd, out, tok, texts, "pruned student")
         # A student narrower than the teacher (sliced: 2 heads of 32, FFN 256), through the hidden projection.
         narrow = os.path.join(d, "n")
         subprocess.run([kd, "distill", "--teacher", os.path.join(d, "t"), "--init-from-teacher", "--student-hidden", "64",
@@ -92,7 +93,7 @@ def main():
         if (cfg["hidden_size"], cfg["intermediate_size"], cfg["num_attention_heads"]) != (64, 256, 2):
             print(f"FAIL: the narrow student's config: {cfg}")
             failures += 1
-        failures += same_logits(kd, narrow, full, texts, "narrow")
+        failures += same_logits(kd, narrow, full, texts, "narrow student")
     print(f"check_pruned_transformers: {'ok' if failures == 0 else f'{failures} failures'}")
     return 1 if failures else 0
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test/train/test_cli.sh — `kd` on bad input: each case must exit non-zero with a message naming what was
 # wrong (missing data, unknown preset, label-set mismatch, alpha outside [0, 1], T <= 0, unwritable output
-# directory or report, bad flags, CUDA), and the good path (finetune, eval, predict, predict --input) must
-# work on a tiny set; the training rows a run used are listed in OUT/train_subset.txt (all 32, or the 10 of
-# --train-samples 10); students narrower than the teacher (sliced or fresh), and `kd compare` with several
+# directory or report, bad flags, CUDA, a bad tokenizer_config.json), and the good path (finetune, eval,
+# predict, predict --input) must work on a tiny set; the tokenizer files beside checkpoints, a cased model
+# directory's tokenizer_config.json honoured by every command; the training rows a run used are listed in
+# OUT/train_subset.txt (all 32, or the 10 of --train-samples 10); students narrower than the teacher (sliced or fresh), and `kd compare` with several
 # students.
 # usage: test_cli.sh PATH/TO/kd
 set -u
@@ -72,6 +73,43 @@ if [ -n "$from_file" ] && [ "$from_file" = "$("$kd" predict --model "$tmp/teache
 else
   fail=$((fail + 1)); echo "FAIL: kd predict --input printed '$from_file'"
 fi
+# Beside every checkpoint, the tokenizer files transformers reads (tokenizer_config.json with the run's
+# --max-len and case, special_tokens_map.json); a model directory's tokenizer_config.json decides the case
+# for predict, eval, compare, finetune and distill: "GOOD" is "good" to an uncased model, [UNK] to a cased one.
+for f in tokenizer_config.json special_tokens_map.json best/tokenizer_config.json last/special_tokens_map.json; do
+  if [ -f "$tmp/teacher/$f" ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: no $f in the output"; fi
+done
+if grep -q '"model_max_length": 16' "$tmp/teacher/tokenizer_config.json" &&
+   grep -q '"do_lower_case": true' "$tmp/teacher/tokenizer_config.json"; then pass=$((pass + 1));
+else fail=$((fail + 1)); echo "FAIL: tokenizer_config.json: $(cat "$tmp/teacher/tokenizer_config.json")"; fi
+mkdir -p "$tmp/cased"
+cp "$tmp/teacher/config.json" "$tmp/teacher/model.safetensors" "$tmp/teacher/vocab.txt" "$tmp/cased/"
+printf '{"do_lower_case": false}\n' > "$tmp/cased/tokenizer_config.json"
+p1() { printf '%s\n' "$2" | "$kd" predict --model "$1" --logits --threads 1 2>&1; }
+if [ "$(p1 "$tmp/teacher" 'the film was GOOD')" = "$(p1 "$tmp/teacher" 'the film was good')" ] &&
+   [ "$(p1 "$tmp/cased" 'the film was GOOD')" != "$(p1 "$tmp/cased" 'the film was good')" ] &&
+   [ "$(p1 "$tmp/cased" 'the film was good')" = "$(p1 "$tmp/teacher" 'the film was good')" ]; then pass=$((pass + 1));
+else fail=$((fail + 1)); echo "FAIL: do_lower_case false not honoured by kd predict: $(p1 "$tmp/cased" 'the film was GOOD')"; fi
+c=(--epochs 1 --max-len 16 --quiet --threads 1 --data "$tmp")
+if "$kd" finetune --model "$tmp/cased" --out "$tmp/cased-ft" "${c[@]}" >/dev/null 2>"$tmp/cft.err" &&
+   grep -q '"do_lower_case": false' "$tmp/cased-ft/tokenizer_config.json" &&
+   "$kd" distill --teacher "$tmp/cased" --student bert-tiny --out "$tmp/cased-d" "${c[@]}" >/dev/null 2>>"$tmp/cft.err" &&
+   grep -q '"do_lower_case": false' "$tmp/cased-d/tokenizer_config.json"; then pass=$((pass + 1));
+else fail=$((fail + 1)); echo "FAIL: a cased model's finetune and distill keep do_lower_case false: $(cat "$tmp/cft.err")"; fi
+printf '{"do_lower_case": "no"}\n' > "$tmp/cased/tokenizer_config.json"
+bad_case="cased/tokenizer_config.json: field \"do_lower_case\" is not true or false"
+expect 1 "$bad_case" -- predict --model "$tmp/cased"
+expect 1 "$bad_case" -- eval --model "$tmp/cased" --data "$tmp/dev.tsv"
+expect 1 "$bad_case" -- compare --teacher "$tmp/teacher" --student "$tmp/cased" --data "$tmp/dev.tsv"
+expect 1 "$bad_case" -- finetune --model "$tmp/cased" --out "$tmp/cased-x" "${c[@]}"
+expect 1 "$bad_case" -- distill --teacher "$tmp/cased" --student bert-tiny --out "$tmp/cased-y" "${c[@]}"
+# A multi-label model (transformers' problem_type, a sigmoid per class) is refused by name, not run as softmax.
+mkdir -p "$tmp/multi"
+cp "$tmp/teacher/model.safetensors" "$tmp/teacher/vocab.txt" "$tmp/multi/"
+sed 's/"problem_type": "single_label_classification"/"problem_type": "multi_label_classification"/' \
+  "$tmp/teacher/config.json" > "$tmp/multi/config.json"
+expect 1 'multi/config.json: problem_type is "multi_label_classification", expected "single_label_classification"' -- eval --model "$tmp/multi" --data "$tmp/dev.tsv"
+expect 1 "kd trains and runs single-label classifiers" -- finetune --model "$tmp/multi" --data "$tmp" --out "$tmp/multi-ft" --quiet
 expect 1 "--input: $tmp/none.txt: cannot open" -- predict --model "$tmp/teacher" --input "$tmp/none.txt"
 expect 1 "/dev/null/page.html" -- compare --teacher "$tmp/teacher" --student "$tmp/teacher" --data "$tmp/dev.tsv" --threads 1 \
   --latency-samples 2 --quiet --report /dev/null/page.html

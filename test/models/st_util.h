@@ -4,6 +4,7 @@
 #ifndef KD_TEST_ST_UTIL_H
 #define KD_TEST_ST_UTIL_H
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,18 @@ static inline int logits_of(kd_bert *m, double *out)
         for (int64_t i = 0; i < kd_numel(z); i++) out[n++] = ((const float *)kd_data(z))[i];
     kd_arena_reset();
     return n;
+}
+
+/* The last error's message contains every one of the NULL-terminated strings. */
+static inline int st_error_says(const char *first, ...)
+{
+    const char *msg = kd_last_error();
+    va_list ap;
+    va_start(ap, first);
+    int ok = 1;
+    for (const char *s = first; s; s = va_arg(ap, const char *)) ok &= strstr(msg, s) != NULL;
+    va_end(ap);
+    return ok;
 }
 
 #endif

@@ -14,23 +14,11 @@
 
 static char dir[4096], good[4200];
 
-/* The message contains every one of the NULL-terminated strings. */
-static int says(const char *first, ...)
-{
-    const char *msg = kd_last_error();
-    va_list ap;
-    va_start(ap, first);
-    int ok = 1;
-    for (const char *s = first; s; s = va_arg(ap, const char *)) ok &= strstr(msg, s) != NULL;
-    va_end(ap);
-    return ok;
-}
-
 #define EXPECT_FAIL(call, status, ...)                                                                  \
     do {                                                                                                \
         kd_clear_error();                                                                               \
         int failed_ = (call);                                                                           \
-        CHECK(failed_ && kd_last_status() == (status) && says(__VA_ARGS__, (const char *)NULL),         \
+        CHECK(failed_ && kd_last_status() == (status) && st_error_says(__VA_ARGS__, (const char *)NULL), \
               "%s: want %s naming the cause, got %s: %s", #call, kd_status_name(status),                \
               kd_status_name(kd_last_status()), kd_last_error());                                       \
         printf("  ok: %s\n", kd_last_error());                                                          \

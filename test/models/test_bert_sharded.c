@@ -17,23 +17,12 @@ static char dir[4096];
 static double want[8];
 static int nwant;
 
-static int says(const char *first, ...)
-{
-    const char *msg = kd_last_error();
-    va_list ap;
-    va_start(ap, first);
-    int ok = 1;
-    for (const char *s = first; s; s = va_arg(ap, const char *)) ok &= strstr(msg, s) != NULL;
-    va_end(ap);
-    return ok;
-}
-
 /* kd_bert_load(d) fails with `status` and a message holding every string given. */
 #define EXPECT_FAIL(d, status, ...)                                                                     \
     do {                                                                                                \
         kd_clear_error();                                                                               \
         kd_bert *m_ = kd_bert_load((d), 0, 1, NULL);                                                    \
-        CHECK(!m_ && kd_last_status() == (status) && says(__VA_ARGS__, (const char *)NULL),             \
+        CHECK(!m_ && kd_last_status() == (status) && st_error_says(__VA_ARGS__, (const char *)NULL),    \
               "load %s: want %s naming the cause, got %s: %s", (d), kd_status_name(status),             \
               kd_status_name(kd_last_status()), kd_last_error());                                       \
         printf("  refused: %s\n", kd_last_error());                                                     \

@@ -15,12 +15,14 @@ typedef struct operand {
     int64_t bstride;    /* between batch items */
 } operand;
 
-/* Classify the last two dims of t; 0 if neither row- nor column-major (the caller copies). */
+/* Classify the last two dims of t; 0 if neither row- nor column-major (the caller copies). The batch stride
+ * starts at 0 (one matrix); a batched caller sets it. */
 static int matrix_layout(const kd_tensor *t, operand *o)
 {
     int64_t r = t->shape[t->ndim - 2], c = t->shape[t->ndim - 1];
     int64_t sr = t->stride[t->ndim - 2], sc = t->stride[t->ndim - 1];
     o->p = kd_data(t);
+    o->bstride = 0;
     if ((sc == 1 || c == 1) && (sr >= c || r == 1)) {
         o->trans = 0;
         o->ld = r == 1 ? (c > 0 ? c : 1) : sr;

@@ -39,7 +39,7 @@ static size_t count(const char *hay, const char *needle)
 
 int main(void)
 {
-    /* The axis (0.191, 118, 236, 353) becomes 0, 100, ..., 500. */
+    /* An axis a plain linear split would label 0.191, 118, 236, 353 becomes 0, 100, ..., 500. */
     check_ticks(0.191, 472, 6, (const double[]){ 0, 100, 200, 300, 400, 500 }, 6, 100);
     check_ticks(0.191, 0.7, 5, (const double[]){ 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7 }, 7, 0.1);
     check_ticks(0, 5e-5, 2, (const double[]){ 0, 2e-5, 4e-5, 6e-5 }, 4, 2e-5);

@@ -26,14 +26,9 @@ static kd_status get_bool(const kd_json *o, const char *path, const char *key, i
 
 kd_status kd_tokenizer_config_read(const char *path, kd_tokenizer_opts *opts)
 {
-    char *text = NULL;
-    size_t len = 0;
-    kd_status st = kd_read_file(path, &text, &len);
-    if (st != KD_OK) return st;
-    char err[160];
-    kd_json *o = kd_json_parse(text, len, err, sizeof err);
-    free(text);
-    if (!o) return kd_fail(KD_ERR_FORMAT, "%s: not valid JSON: %s", path, err);
+    kd_json *o = kd_json_read_file(path);
+    if (!o) return kd_last_status();
+    kd_status st = KD_OK;
     kd_tokenizer_opts t = *opts;
     if (o->type != KD_JSON_OBJECT) {
         st = kd_fail(KD_ERR_FORMAT, "%s: expected a JSON object", path);

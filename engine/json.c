@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "engine/json.h"
+#include "engine/fileio.h"
 
 #define JSON_MAX_DEPTH 512
 
@@ -688,3 +689,14 @@ const char *kd_jw_text(const kd_jw *w)
 void kd_jw_field_string(kd_jw *w, const char *key, const char *s) { kd_jw_key(w, key); kd_jw_string(w, s); }
 void kd_jw_field_int(kd_jw *w, const char *key, int64_t v) { kd_jw_key(w, key); kd_jw_int(w, v); }
 void kd_jw_field_number(kd_jw *w, const char *key, double v) { kd_jw_key(w, key); kd_jw_number(w, v); }
+
+kd_json *kd_json_read_file(const char *path)
+{
+    char *text = NULL, err[160];
+    size_t len = 0;
+    if (kd_read_file(path, &text, &len) != KD_OK) return NULL;
+    kd_json *o = kd_json_parse(text, len, err, sizeof err);
+    free(text);
+    if (!o) kd_fail(KD_ERR_FORMAT, "%s: not valid JSON: %s", path, err);
+    return o;
+}

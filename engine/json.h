@@ -27,6 +27,9 @@ typedef struct kd_json {
  * NULL and writes "line L, column C: expected X, found Y" into err (errlen bytes, may be 0). */
 kd_json *kd_json_parse(const char *text, size_t len, char *err, size_t errlen);
 void kd_json_free(kd_json *v);
+/* Read the file at path and parse it: NULL with the error set (KD_ERR_IO naming the file, or KD_ERR_FORMAT
+ * "PATH: not valid JSON: line L, column C: ..."). */
+kd_json *kd_json_read_file(const char *path);
 
 /* Object member by key (the last one if repeated), or NULL; NULL-safe. Array item i, or NULL. */
 const kd_json *kd_json_get(const kd_json *obj, const char *key);

@@ -69,20 +69,14 @@ static const char *first_in(const kd_st_set *s, size_t f, size_t *count)
 kd_st_set *kd_st_set_open_index(const char *path)
 {
     kd_st_set *s = calloc(1, sizeof *s);
-    char *text = NULL, **shard = NULL;
-    size_t len = 0, nshard = 0;
+    char **shard = NULL;
+    size_t nshard = 0;
     kd_json *o = NULL;
     if (!s || !(s->path = strdup(path))) {
         kd_fail(KD_ERR_NOMEM, "%s: out of memory", path);
         goto fail;
     }
-    if (kd_read_file(path, &text, &len) != KD_OK) goto fail;
-    char err[160];
-    o = kd_json_parse(text, len, err, sizeof err);
-    if (!o) {
-        kd_fail(KD_ERR_FORMAT, "%s: not valid JSON: %s", path, err);
-        goto fail;
-    }
+    if (!(o = kd_json_read_file(path))) goto fail;
     const kd_json *map = o->type == KD_JSON_OBJECT ? kd_json_get(o, "weight_map") : NULL;
     if (!map || map->type != KD_JSON_OBJECT || map->count == 0) {
         kd_fail(KD_ERR_FORMAT, "%s: %s, expected \"weight_map\": {\"tensor name\": \"shard file name\", ...} (the index "
@@ -155,12 +149,10 @@ kd_st_set *kd_st_set_open_index(const char *path)
     }
     free(shard);
     kd_json_free(o);
-    free(text);
     return s;
 fail:
     free(shard);
     kd_json_free(o);
-    free(text);
     kd_st_set_close(s);
     return NULL;
 }

@@ -184,14 +184,9 @@ static kd_status get_labels(const kd_json *o, const char *path, kd_bert_config *
 
 kd_status kd_bert_config_load(const char *path, kd_bert_config *cfg)
 {
-    char *text = NULL;
-    size_t len = 0;
-    kd_status s = kd_read_file(path, &text, &len);
-    if (s != KD_OK) return s;
-    char err[160];
-    kd_json *o = kd_json_parse(text, len, err, sizeof err);
-    free(text);
-    if (!o) return kd_fail(KD_ERR_FORMAT, "%s: not valid JSON: %s", path, err);
+    kd_json *o = kd_json_read_file(path);
+    if (!o) return kd_last_status();
+    kd_status s = KD_OK;
     kd_bert_config c;
     config_defaults(&c);
     snprintf(c.name, sizeof c.name, "checkpoint");

@@ -362,16 +362,12 @@ static int get_report_history(const kd_json *o, kd_train_state *s)
 
 kd_status kd_checkpoint_load_state(const char *dir, kd_adamw *opt, kd_train_state *s)
 {
-    char path[PATH_MAX], err[160];
+    char path[PATH_MAX];
     memset(s, 0, sizeof *s);
     snprintf(path, sizeof path, "%s/trainer_state.json", dir);
-    char *text;
-    size_t len;
-    kd_status st = kd_read_file(path, &text, &len);
-    if (st != KD_OK) return st;
-    kd_json *j = kd_json_parse(text, len, err, sizeof err);
-    free(text);
-    if (!j) return kd_fail(KD_ERR_FORMAT, "%s: %s", path, err);
+    kd_json *j = kd_json_read_file(path);
+    if (!j) return kd_last_status();
+    kd_status st = KD_OK;
     int64_t step, total, epoch, next, best_epoch;
     const kd_json *fmt = kd_json_get(j, "format");
     int ok = fmt && fmt->type == KD_JSON_STRING && strcmp(fmt->string, "kd-trainer-state-1") == 0 &&

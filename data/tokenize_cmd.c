@@ -101,7 +101,7 @@ int kd_cmd_tokenize(int argc, char **argv)
     }
     if (st == KD_OK) st = kd_vocab_load(path, &v);
     if (st == KD_OK && kd_tokenizer_new(v, &o, &t) != KD_OK) {
-        fprintf(stderr, "kd tokenize: %s: %s\n", path, kd_last_error());
+        fprintf(stderr, "kd tokenize: %s\n", kd_last_error());
         return 1;
     }
     if (st != KD_OK) {

@@ -107,12 +107,7 @@ kd_status kd_tokenizer_load_beside(const char *vocab_path, kd_tokenizer **out)
     if (st != KD_OK) return st;
     kd_vocab *v;
     if ((st = kd_vocab_load(vocab_path, &v)) != KD_OK) return st;
-    if ((st = kd_tokenizer_new(v, &o, out)) != KD_OK) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", kd_last_error());
-        return kd_fail(st, "%s: %s", vocab_path, why);
-    }
-    return KD_OK;
+    return kd_tokenizer_new(v, &o, out);   /* its messages name vocab_path */
 }
 
 static kd_status write_json(const char *dir, const char *name, kd_jw *w)

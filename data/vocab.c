@@ -16,6 +16,7 @@ struct kd_vocab {
     int32_t *slots;      /* id or -1; cap is a power of two */
     uint64_t *slot_hash;
     size_t cap;
+    char *name;          /* the file (or name) it was read from, for messages */
 };
 
 static int32_t find_hashed(const kd_vocab *v, uint64_t h, const char *a, size_t na, const char *b,
@@ -60,7 +61,13 @@ void kd_vocab_free(kd_vocab *v)
     free(v->len);
     free(v->slots);
     free(v->slot_hash);
+    free(v->name);
     free(v);
+}
+
+const char *kd_vocab_name(const kd_vocab *v)
+{
+    return v->name ? v->name : "vocabulary";
 }
 
 kd_status kd_vocab_parse(const char *text, size_t len, const char *name, kd_vocab **out)
@@ -81,7 +88,8 @@ kd_status kd_vocab_parse(const char *text, size_t len, const char *name, kd_voca
     while (v->cap < 2 * lines) v->cap *= 2;
     v->slots = malloc(v->cap * sizeof *v->slots);
     v->slot_hash = malloc(v->cap * sizeof *v->slot_hash);
-    if (!v->text || !v->off || !v->len || !v->slots || !v->slot_hash) {
+    v->name = strdup(name);
+    if (!v->text || !v->off || !v->len || !v->slots || !v->slot_hash || !v->name) {
         kd_vocab_free(v);
         return kd_fail(KD_ERR_NOMEM, "%s: out of memory for the vocabulary", name);
     }

@@ -40,8 +40,10 @@ kd_status kd_tokenizer_new(kd_vocab *vocab, const kd_tokenizer_opts *opts, kd_to
         }
     }
     if (t->unk_id < 0) {
+        kd_status st = kd_fail(KD_ERR_FORMAT, "%s: no [UNK] token, expected a BERT vocab.txt with [UNK]",
+                               kd_vocab_name(vocab));
         kd_tokenizer_free(t);
-        return kd_fail(KD_ERR_FORMAT, "vocabulary: no [UNK] token, expected a BERT vocab.txt with [UNK]");
+        return st;
     }
     for (int32_t id = 0; id < kd_vocab_size(vocab); id++) {
         size_t n;
@@ -63,12 +65,7 @@ kd_status kd_tokenizer_load(const char *vocab_path, int lowercase, kd_tokenizer 
     if (st != KD_OK) return st;
     kd_tokenizer_opts o = kd_tokenizer_opts_default();
     o.lowercase = lowercase;
-    if ((st = kd_tokenizer_new(v, &o, out)) != KD_OK) {
-        char why[256];
-        snprintf(why, sizeof why, "%s", kd_last_error());
-        return kd_fail(st, "%s: %s", vocab_path, why);
-    }
-    return KD_OK;
+    return kd_tokenizer_new(v, &o, out);   /* its messages name vocab_path */
 }
 
 void kd_tokenizer_free(kd_tokenizer *t)
@@ -189,7 +186,8 @@ kd_status kd_encode(const kd_tokenizer *t, const char *a, size_t alen, const cha
         return kd_fail(KD_ERR_ARG, "max length %zu is too short: expected at least %zu for [CLS]/[SEP]%s",
                        max_len, added, b ? " of a pair" : "");
     if (t->cls_id < 0 || t->sep_id < 0)
-        return kd_fail(KD_ERR_FORMAT, "vocabulary: no [CLS] or [SEP] token, expected a BERT vocab.txt");
+        return kd_fail(KD_ERR_FORMAT, "%s: no [CLS] or [SEP] token, expected a BERT vocab.txt",
+                       kd_vocab_name(t->vocab));
     e->len = 0;
     kd_status st = push_id(e, t->cls_id);
     if (st == KD_OK) st = kd_tokenize(t, a, alen, e);

@@ -25,6 +25,8 @@ kd_status kd_vocab_load(const char *path, kd_vocab **out);
 kd_status kd_vocab_parse(const char *text, size_t len, const char *name, kd_vocab **out);
 void kd_vocab_free(kd_vocab *v);
 int32_t kd_vocab_size(const kd_vocab *v);
+/* The path (or name) the vocabulary was read under; messages about it name it. */
+const char *kd_vocab_name(const kd_vocab *v);
 /* Id of the token s[0..n), or -1. */
 int32_t kd_vocab_find(const kd_vocab *v, const char *s, size_t n);
 /* Token text of id (not NUL-terminated: *len bytes), or NULL when out of range. */

@@ -211,6 +211,26 @@ kd_status kd_adamw_save(const kd_adamw *o, const char *path)
     return kd_atomic_commit(&af);
 }
 
+/* The first element where m is not finite or v is not a finite value >= 0 (what no AdamW step leaves, and
+ * what would make every later step NaN), or -1. */
+static int64_t first_bad_moment(kd_dtype dt, const void *m, const void *v, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++) {
+        double a, b;
+        if (dt == KD_F64) {
+            a = ((const double *)m)[k];
+            b = ((const double *)v)[k];
+        } else if (dt == KD_F32) {
+            a = ((const float *)m)[k];
+            b = ((const float *)v)[k];
+        } else {
+            return -1;
+        }
+        if (!isfinite(a) || !isfinite(b) || b < 0) return k;
+    }
+    return -1;
+}
+
 kd_status kd_adamw_load(kd_adamw *o, const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -244,10 +264,16 @@ kd_status kd_adamw_load(kd_adamw *o, const char *path)
         }
         size_t bytes = (size_t)meta[0] * (size_t)meta[1];
         void *m = malloc(bytes ? bytes : 1), *v = malloc(bytes ? bytes : 1);
-        int ok = m && v && fread(m, 1, bytes, f) == bytes && fread(v, 1, bytes, f) == bytes &&
-                 kd_from_host(o->m[i], m) == KD_OK && kd_from_host(o->v[i], v) == KD_OK;
+        int ok = m && v && fread(m, 1, bytes, f) == bytes && fread(v, 1, bytes, f) == bytes;
+        int64_t bad = ok ? first_bad_moment(p->dtype, m, v, (int64_t)meta[0]) : -1;
+        ok = ok && bad < 0 && kd_from_host(o->m[i], m) == KD_OK && kd_from_host(o->v[i], v) == KD_OK;
         free(m);
         free(v);
+        if (bad >= 0) {
+            st = kd_fail(KD_ERR_FORMAT, "%s: the state of '%s' at element %lld is not finite or has v < 0 (expected "
+                                        "finite m and finite v >= 0, as AdamW leaves them)", path, name, (long long)bad);
+            goto done;
+        }
         if (!ok) {
             st = kd_fail(KD_ERR_FORMAT, "%s: truncated in the state of '%s'", path, name);
             goto done;

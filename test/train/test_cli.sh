@@ -203,7 +203,7 @@ fi
 mkdir -p "$tmp/nounk"
 cp "$tmp/teacher/config.json" "$tmp/teacher/model.safetensors" "$tmp/nounk/"
 sed 's/^\[UNK\]$/[NOTUNK]/' "$tmp/teacher/vocab.txt" > "$tmp/nounk/vocab.txt"
-expect 1 "nounk/vocab.txt: vocabulary: no [UNK] token" -- predict --model "$tmp/nounk"
+expect 1 "nounk/vocab.txt: no [UNK] token" -- predict --model "$tmp/nounk"
 # A corrupt trainer state or optimizer file is named on --resume, before anything runs.
 r=(finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --epochs 1 --batch-size 8 --max-len 16 --quiet --threads 1)
 "$kd" "${r[@]}" --out "$tmp/cs" --max-steps 1 >/dev/null 2>"$tmp/cs.err"

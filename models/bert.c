@@ -92,6 +92,7 @@ kd_bert *kd_bert_alloc(const kd_bert_config *cfg)
 void kd_bert_free(kd_bert *m)
 {
     if (!m) return;
+    kd_bert_quant_free(m);
     for (size_t i = 0; i < m->n_params; i++) kd_tensor_free(m->params[i]);
     free(m->params);
     free(m->layers);
@@ -172,6 +173,9 @@ kd_tensor **kd_bert_parameters(kd_bert *m, size_t *n)
 
 kd_status kd_bert_to_device(kd_bert *m, kd_device dev)
 {
+    if (m->quant && dev != KD_CPU)
+        return kd_fail(KD_ERR_ARG, "bert: an int8 model (config.json kd_quantization) runs on the CPU, not on %s: use "
+                       "--device cpu, or the f32 model it was quantized from", kd_device_name(dev));
     kd_status st = kd_device_open(dev);
     for (size_t i = 0; st == KD_OK && i < m->n_params; i++) st = kd_to_device(m->params[i], dev);
     return st;
@@ -240,25 +244,42 @@ static kd_tensor *attention_scores(kd_tensor *q, kd_tensor *k, kd_tensor *mask, 
     return mask ? kd_add(s, kd_reshape(mask, 4, mshape)) : s;
 }
 
-static kd_tensor *encoder_layer(const kd_bert *m, const kd_bert_layer *y, kd_tensor *x, kd_tensor *mask,
+/* x W^T + b for linear `idx` (kd_bert_quant's order): the int8 linear in an int8 model running f32 on the CPU,
+ * else the f32 (or bf16) one; while calibrating, the input's max |x| is kept first. */
+static kd_tensor *linear(const kd_bert *m, size_t idx, kd_tensor *x, kd_tensor *w, kd_tensor *b, kd_dtype dt)
+{
+    if (!x) return NULL;
+    if (m->calib && x->device == KD_CPU && x->dtype == KD_F32) {
+        kd_tensor *xc = kd_contiguous(x);
+        if (!xc) return NULL;
+        const float *d = kd_data(xc);
+        float mx = m->calib[idx];
+        for (int64_t i = 0, n = kd_numel(xc); i < n; i++) mx = fmaxf(mx, fabsf(d[i]));
+        m->calib[idx] = mx;
+    }
+    if (m->quant && x->dtype == KD_F32 && x->device == KD_CPU) return kd_linear_s8(x, &m->quant->w[idx], b);
+    return kd_linear(x, kd_cast(w, dt), kd_cast(b, dt));
+}
+
+static kd_tensor *encoder_layer(const kd_bert *m, int l, const kd_bert_layer *y, kd_tensor *x, kd_tensor *mask,
                                 int64_t B, int64_t T, kd_tensor *score_mask, kd_tensor **scores)
 {
     const kd_bert_config *c = &m->cfg;
     int64_t heads = c->num_heads, dh = c->hidden_size / c->num_heads;
     int64_t hshape[4] = { B, T, heads, dh }, flat[3] = { B, T, c->hidden_size };
     /* Each projection [B, T, hidden] is viewed as [B, T, heads, dh]: no copies, the kernel reads strides. */
-    kd_dtype dt = m->compute;
-#define LIN(in, w, b) kd_linear(in, kd_cast(w, dt), kd_cast(b, dt))
-    kd_tensor *q = kd_reshape(LIN(x, y->q_w, y->q_b), 4, hshape);
-    kd_tensor *k = kd_reshape(LIN(x, y->k_w, y->k_b), 4, hshape);
-    kd_tensor *v = kd_reshape(LIN(x, y->v_w, y->v_b), 4, hshape);
+    const size_t q0 = (size_t)l * KD_BERT_QLINEARS_PER_LAYER;
+#define LIN(in, i, w, b) linear(m, q0 + (i), in, w, b, m->compute)
+    kd_tensor *q = kd_reshape(LIN(x, 0, y->q_w, y->q_b), 4, hshape);
+    kd_tensor *k = kd_reshape(LIN(x, 1, y->k_w, y->k_b), 4, hshape);
+    kd_tensor *v = kd_reshape(LIN(x, 2, y->v_w, y->v_b), 4, hshape);
     if (scores) *scores = attention_scores(q, k, score_mask, 1.0 / sqrt((double)dh), B, T);
     kd_tensor *a = kd_attention(q, k, v, mask, 1.0 / sqrt((double)dh), c->attention_dropout, m->training);
-    a = LIN(kd_reshape(a, 3, flat), y->ao_w, y->ao_b);
+    a = LIN(kd_reshape(a, 3, flat), 3, y->ao_w, y->ao_b);
     a = kd_dropout(a, c->hidden_dropout, m->training);
     x = kd_layernorm(kd_add(a, x), y->aln_w, y->aln_b, c->layer_norm_eps);
-    kd_tensor *f = kd_gelu(LIN(x, y->i_w, y->i_b));
-    f = kd_dropout(LIN(f, y->o_w, y->o_b), c->hidden_dropout, m->training);
+    kd_tensor *f = kd_gelu(LIN(x, 4, y->i_w, y->i_b));
+    f = kd_dropout(LIN(f, 5, y->o_w, y->o_b), c->hidden_dropout, m->training);
 #undef LIN
     return kd_layernorm(kd_add(f, x), y->oln_w, y->oln_b, c->layer_norm_eps);
 }
@@ -331,7 +352,7 @@ static kd_tensor *encode(kd_bert *m, const kd_bert_input *in, kd_bert_states *st
          * reuse its memory. */
         kd_arena_mark mk = kd_arena_mark_now();
         int sc = keep && ((st->attention >> (l + 1)) & 1);
-        x = encoder_layer(m, &m->layers[l], x, mask, B, T, score_mask, sc ? &st->scores[l + 1] : NULL);
+        x = encoder_layer(m, l, &m->layers[l], x, mask, B, T, score_mask, sc ? &st->scores[l + 1] : NULL);
         if (keep && ((st->hidden >> (l + 1)) & 1)) st->h[l + 1] = kd_cast(x, KD_F32);
         if (!kd_grad_enabled() && !keep) x = kd_arena_keep(x, mk);
     }
@@ -358,7 +379,8 @@ kd_tensor *kd_bert_logits_states(kd_bert *m, const kd_bert_input *in, kd_bert_st
     if (!h) return NULL;
     int64_t shape[2] = { in->batch, m->cfg.hidden_size };
     kd_tensor *cls = kd_cast(kd_reshape(kd_narrow(h, 1, 0, 1), 2, shape), KD_F32);   /* [CLS] = position 0 */
-    kd_tensor *pooled = kd_tanh(kd_linear(cls, m->pool_w, m->pool_b));
+    size_t pooler = (size_t)m->cfg.num_layers * KD_BERT_QLINEARS_PER_LAYER;
+    kd_tensor *pooled = kd_tanh(linear(m, pooler, cls, m->pool_w, m->pool_b, KD_F32));
     pooled = kd_dropout(pooled, m->cfg.hidden_dropout, m->training);
     return kd_linear(pooled, m->cls_w, m->cls_b);
 }

@@ -1,0 +1,121 @@
+/* models/bert_quant.c — int8 BERT for CPU inference (kd quantize): every encoder linear (query, key, value,
+ * attention output, intermediate, output dense) and the pooler hold s8 weights with one f32 scale per output
+ * channel (symmetric: w ~ scale[o] * q[o, i], scale = max |w[o, :]| / 127); their inputs are quantized per
+ * token at run time (dynamic) or with one scale per tensor found by running the f32 model over calibration
+ * text (static: max |x| / 127). Embeddings, LayerNorm, attention, softmax, GELU and the classifier stay f32.
+ * The f32 weights are kept, holding the dequantized values, so every f32 path computes the same model. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/bert_internal.h"
+
+size_t kd_bert_qlinears(const kd_bert *m) { return (size_t)m->cfg.num_layers * KD_BERT_QLINEARS_PER_LAYER + 1; }
+
+void kd_bert_qlinear(kd_bert *m, size_t i, kd_tensor **w, kd_tensor **b)
+{
+    size_t pooler = (size_t)m->cfg.num_layers * KD_BERT_QLINEARS_PER_LAYER;
+    KD_CHECK(i <= pooler);
+    if (i == pooler) {
+        *w = m->pool_w;
+        *b = m->pool_b;
+        return;
+    }
+    kd_bert_layer *y = &m->layers[i / KD_BERT_QLINEARS_PER_LAYER];
+    kd_tensor *const ws[KD_BERT_QLINEARS_PER_LAYER] = { y->q_w, y->k_w, y->v_w, y->ao_w, y->i_w, y->o_w };
+    kd_tensor *const bs[KD_BERT_QLINEARS_PER_LAYER] = { y->q_b, y->k_b, y->v_b, y->ao_b, y->i_b, y->o_b };
+    *w = ws[i % KD_BERT_QLINEARS_PER_LAYER];
+    *b = bs[i % KD_BERT_QLINEARS_PER_LAYER];
+}
+
+int kd_bert_is_quantized(const kd_bert *m) { return m->quant != NULL; }
+
+void kd_bert_quant_free(kd_bert *m)
+{
+    if (m->quant) {
+        for (size_t i = 0; i < m->quant->n; i++) kd_s8_weight_release(&m->quant->w[i]);
+        free(m->quant->w);
+        free(m->quant);
+        m->quant = NULL;
+    }
+    free(m->calib);
+    m->calib = NULL;
+}
+
+kd_status kd_bert_quant_alloc(kd_bert *m, int static_act)
+{
+    KD_CHECK(!m->quant);
+    size_t n = kd_bert_qlinears(m);
+    kd_bert_quant *q = calloc(1, sizeof *q);
+    if (!q || !(q->w = calloc(n, sizeof *q->w))) {
+        free(q);
+        return kd_fail(KD_ERR_NOMEM, "bert: out of memory for the int8 linears");
+    }
+    q->n = n;
+    q->static_act = static_act;
+    m->quant = q;
+    for (size_t i = 0; i < n; i++) {
+        kd_tensor *w, *b;
+        kd_bert_qlinear(m, i, &w, &b);
+        kd_s8_weight *s = &q->w[i];
+        s->out = w->shape[0];
+        s->in = w->shape[1];
+        size_t bytes = (size_t)(s->out * s->in);
+        s->q = malloc(bytes ? bytes : 1);
+        s->scale = malloc((size_t)s->out * sizeof *s->scale);
+        if (!s->q || !s->scale) {
+            kd_bert_quant_free(m);
+            return kd_fail(KD_ERR_NOMEM, "bert: out of memory for the int8 weight %s", w->name);
+        }
+    }
+    return KD_OK;
+}
+
+/* The f32 weight of linear i := scale * q (the model the int8 kernels compute, for the f32 paths). */
+void kd_bert_quant_dequantize(kd_bert *m, size_t i)
+{
+    kd_tensor *w, *b;
+    kd_bert_qlinear(m, i, &w, &b);
+    const kd_s8_weight *s = &m->quant->w[i];
+    float *d = kd_data(w);
+    for (int64_t o = 0; o < s->out; o++)
+        for (int64_t k = 0; k < s->in; k++) d[o * s->in + k] = s->scale[o] * (float)s->q[o * s->in + k];
+}
+
+kd_status kd_bert_calibrate_begin(kd_bert *m)
+{
+    if (m->quant) return kd_fail(KD_ERR_ARG, "bert: the model is already int8; calibrate its f32 form");
+    free(m->calib);
+    m->calib = calloc(kd_bert_qlinears(m), sizeof *m->calib);
+    if (!m->calib) return kd_fail(KD_ERR_NOMEM, "bert: out of memory for calibration");
+    return KD_OK;
+}
+
+kd_status kd_bert_quantize(kd_bert *m, int static_act, const char *calibration)
+{
+    if (m->quant) return kd_fail(KD_ERR_ARG, "bert: the model is already int8 (config.json kd_quantization)");
+    if (kd_bert_device(m) != KD_CPU) return kd_fail(KD_ERR_ARG, "bert: quantize a model on the CPU");
+    if (static_act && !m->calib)
+        return kd_fail(KD_ERR_ARG, "bert: static activation scales need a calibration pass (kd_bert_calibrate_begin)");
+    float *calib = m->calib;
+    m->calib = NULL;
+    kd_status st = kd_bert_quant_alloc(m, static_act);
+    if (st != KD_OK) {
+        free(calib);
+        return st;
+    }
+    for (size_t i = 0; i < m->quant->n; i++) {
+        kd_tensor *w, *b;
+        kd_bert_qlinear(m, i, &w, &b);
+        kd_s8_weight *s = &m->quant->w[i];
+        kd_s8_weight_quantize(s, kd_data(w));
+        /* an input never seen above 0 (a layer of zeros): any scale gives q = 0 */
+        s->act_scale = static_act ? (calib[i] > 0.0f ? calib[i] / 127.0f : 1.0f) : 0.0f;
+        kd_bert_quant_dequantize(m, i);
+    }
+    free(calib);
+    snprintf(m->cfg.quant_activations, sizeof m->cfg.quant_activations, "%s",
+             static_act ? "static-per-tensor" : "dynamic-per-token");
+    snprintf(m->cfg.quant_calibration, sizeof m->cfg.quant_calibration, "%s", static_act && calibration ? calibration : "");
+    return KD_OK;
+}

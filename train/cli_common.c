@@ -329,6 +329,12 @@ kd_bert *kd_cli_make_model(const char *spec, const kd_vocab *vocab, const kd_lab
     int missing = 0;
     kd_bert *m = kd_bert_load(spec, 0, seed, &missing);
     if (!m) return NULL;
+    if (kd_bert_is_quantized(m)) {
+        kd_bert_free(m);
+        kd_fail(KD_ERR_ARG, "%s is an int8 model (config.json kd_quantization, made by kd quantize) for inference only: "
+                "kd %s trains f32 weights; train the f32 model it was quantized from, then quantize the result", spec, cmd);
+        return NULL;
+    }
     if (!missing) {
         const kd_bert_config *c = kd_bert_get_config(m);
         if (c->num_labels != labels->n) {

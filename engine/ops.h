@@ -60,6 +60,9 @@ typedef struct kd_s8_weight {
 } kd_s8_weight;
 kd_tensor *kd_linear_s8(kd_tensor *x, kd_s8_weight *w, kd_tensor *bias);
 void kd_s8_weight_release(kd_s8_weight *w);   /* frees q, scale and the packed copy */
+/* w->q and w->scale (allocated, out x in) := the symmetric per-channel quantization of the f32 [out, in] matrix
+ * f: scale[o] = max |f[o, :]| / 127 (1 for a row of zeros), q = round(f / scale) (kd_quantize_s8_rows). */
+void kd_s8_weight_quantize(kd_s8_weight *w, const float *f);
 
 /* --- softmax family over the last dim (ops_softmax.c) */
 kd_tensor *kd_softmax(kd_tensor *x);

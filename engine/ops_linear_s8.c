@@ -17,6 +17,14 @@ void kd_s8_weight_release(kd_s8_weight *w)
     w->packed_for = NULL;
 }
 
+void kd_s8_weight_quantize(kd_s8_weight *w, const float *f)
+{
+    kd_quantize_s8_rows(w->out, w->in, f, w->in, w->q, w->scale);
+    free(w->packed);   /* new values: pack again */
+    w->packed = NULL;
+    w->packed_for = NULL;
+}
+
 /* Pack w for table t (once; again when another table is in use). */
 static int ensure_packed(kd_s8_weight *w, const kd_kernels *t)
 {

@@ -48,6 +48,9 @@ kd_bert *kd_bert_alloc(const kd_bert_config *cfg)
         return NULL;
     }
     m->cfg = *cfg;
+    /* a new model is f32: kd_bert_quant_alloc marks it int8 (the config says so exactly when it is) */
+    m->cfg.quant_activations[0] = 0;
+    m->cfg.quant_calibration[0] = 0;
     int64_t V = cfg->vocab_size, H = cfg->hidden_size, F = cfg->intermediate_size;
     const char *E = "bert.embeddings.%s", *L = "bert.encoder.layer.%d.%s";
     int ok = 1;
@@ -245,7 +248,8 @@ static kd_tensor *attention_scores(kd_tensor *q, kd_tensor *k, kd_tensor *mask, 
 }
 
 /* x W^T + b for linear `idx` (kd_bert_quant's order): the int8 linear in an int8 model running f32 on the CPU,
- * else the f32 (or bf16) one; while calibrating, the input's max |x| is kept first. */
+ * else the f32 (or bf16) one; while calibrating, the input's max |x| (first pass) or histogram of |x| (second
+ * pass) is kept first. */
 static kd_tensor *linear(const kd_bert *m, size_t idx, kd_tensor *x, kd_tensor *w, kd_tensor *b, kd_dtype dt)
 {
     if (!x) return NULL;
@@ -253,9 +257,29 @@ static kd_tensor *linear(const kd_bert *m, size_t idx, kd_tensor *x, kd_tensor *
         kd_tensor *xc = kd_contiguous(x);
         if (!xc) return NULL;
         const float *d = kd_data(xc);
-        float mx = m->calib[idx];
-        for (int64_t i = 0, n = kd_numel(xc); i < n; i++) mx = fmaxf(mx, fabsf(d[i]));
-        m->calib[idx] = mx;
+        int64_t cols = xc->shape[xc->ndim - 1], rows = cols ? kd_numel(xc) / cols : 0;
+        /* token rows of padding (the batch is padded to a multiple of 8) are left out: only real tokens
+         * set the scale */
+        const int32_t *skip = m->calib_mask && rows == m->calib_rows ? m->calib_mask : NULL;
+        if (m->calib_hist) {
+            /* second pass: a histogram of |x| over [0, the first pass's max] (values above it: the last bin) */
+            uint64_t *h = m->calib_hist + idx * KD_BERT_CALIB_BINS;
+            const float per = m->calib[idx] > 0 ? KD_BERT_CALIB_BINS / m->calib[idx] : 0.0f;
+            for (int64_t r = 0; r < rows; r++) {
+                if (skip && !skip[r]) continue;
+                for (int64_t c = 0; c < cols; c++) {
+                    float b = fabsf(d[r * cols + c]) * per;
+                    h[b < KD_BERT_CALIB_BINS - 1 ? (int64_t)b : KD_BERT_CALIB_BINS - 1]++;
+                }
+            }
+        } else {
+            float mx = m->calib[idx];
+            for (int64_t r = 0; r < rows; r++) {
+                if (skip && !skip[r]) continue;
+                for (int64_t c = 0; c < cols; c++) mx = fmaxf(mx, fabsf(d[r * cols + c]));
+            }
+            m->calib[idx] = mx;
+        }
     }
     if (m->quant && x->dtype == KD_F32 && x->device == KD_CPU) return kd_linear_s8(x, &m->quant->w[idx], b);
     return kd_linear(x, kd_cast(w, dt), kd_cast(b, dt));
@@ -300,6 +324,8 @@ static kd_tensor *encode(kd_bert *m, const kd_bert_input *in, kd_bert_states *st
     }
     int64_t shape[2] = { B, T };
     kd_device dev = kd_bert_device(m);   /* the batch goes where the model is */
+    m->calib_mask = in->mask;
+    m->calib_rows = B * T;
     kd_tensor *ids = kd_from_buffer_on(dev, KD_I32, 2, shape, in->ids);
     kd_tensor *types = in->type_ids ? kd_from_buffer_on(dev, KD_I32, 2, shape, in->type_ids)
                                     : kd_zeros_on(dev, KD_I32, 2, shape);

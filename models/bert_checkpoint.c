@@ -189,6 +189,7 @@ kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, i
     kd_st_set *st = NULL;
     int quantized = cfg.quant_activations[0] != 0;
     if (quantized && kd_bert_quant_alloc(m, strcmp(cfg.quant_activations, "static-per-tensor") == 0) != KD_OK) goto fail;
+    if (quantized) snprintf(m->cfg.quant_calibration, sizeof m->cfg.quant_calibration, "%s", cfg.quant_calibration);
     if (!(st = open_weights(dir))) goto fail;
     int strip = kd_st_set_find(st, "bert.embeddings.word_embeddings.weight", NULL) == NULL &&
                 kd_st_set_find(st, "embeddings.word_embeddings.weight", NULL) != NULL;

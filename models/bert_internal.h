@@ -24,6 +24,7 @@ _Static_assert(sizeof(kd_bert_layer) == KD_BERT_LAYER_TENSORS * sizeof(kd_tensor
  * intermediate and output dense (in that order), then the pooler; each stands for the f32 weight it was
  * made from (whose tensor holds the dequantized values, scale * q, so the f32 path computes the same model). */
 #define KD_BERT_QLINEARS_PER_LAYER 6
+#define KD_BERT_CALIB_BINS 4096
 typedef struct kd_bert_quant {
     int static_act;           /* activations: 1 static per tensor, 0 dynamic per token */
     size_t n;                 /* num_layers * 6 + 1 */
@@ -41,6 +42,9 @@ struct kd_bert {
     kd_tensor *pool_w, *pool_b, *cls_w, *cls_b;
     kd_bert_quant *quant;     /* NULL: f32 */
     float *calib;             /* while calibrating: max |input| of each linear (n of kd_bert_qlinears) */
+    uint64_t *calib_hist;     /* second pass (percentiles): n x KD_BERT_CALIB_BINS counts of |x| over [0, calib[i]] */
+    const int32_t *calib_mask;/* the batch's mask while it runs (rows of padding are left out of calib) */
+    int64_t calib_rows;       /* batch x seq */
 };
 
 /* Linear i of kd_bert_quant's order: its f32 weight and bias. */

@@ -37,9 +37,13 @@ void kd_bert_quant_free(kd_bert *m)
         free(m->quant->w);
         free(m->quant);
         m->quant = NULL;
+        m->cfg.quant_activations[0] = 0;
+        m->cfg.quant_calibration[0] = 0;
     }
     free(m->calib);
     m->calib = NULL;
+    free(m->calib_hist);
+    m->calib_hist = NULL;
 }
 
 kd_status kd_bert_quant_alloc(kd_bert *m, int static_act)
@@ -54,6 +58,8 @@ kd_status kd_bert_quant_alloc(kd_bert *m, int static_act)
     q->n = n;
     q->static_act = static_act;
     m->quant = q;
+    snprintf(m->cfg.quant_activations, sizeof m->cfg.quant_activations, "%s",
+             static_act ? "static-per-tensor" : "dynamic-per-token");
     for (size_t i = 0; i < n; i++) {
         kd_tensor *w, *b;
         kd_bert_qlinear(m, i, &w, &b);
@@ -86,22 +92,62 @@ kd_status kd_bert_calibrate_begin(kd_bert *m)
 {
     if (m->quant) return kd_fail(KD_ERR_ARG, "bert: the model is already int8; calibrate its f32 form");
     free(m->calib);
+    free(m->calib_hist);
+    m->calib_hist = NULL;
     m->calib = calloc(kd_bert_qlinears(m), sizeof *m->calib);
     if (!m->calib) return kd_fail(KD_ERR_NOMEM, "bert: out of memory for calibration");
     return KD_OK;
 }
 
-kd_status kd_bert_quantize(kd_bert *m, int static_act, const char *calibration)
+kd_status kd_bert_calibrate_histograms(kd_bert *m)
+{
+    if (!m->calib || m->calib_hist) return kd_fail(KD_ERR_ARG, "bert: histograms follow one max-abs calibration pass");
+    m->calib_hist = calloc(kd_bert_qlinears(m) * KD_BERT_CALIB_BINS, sizeof *m->calib_hist);
+    if (!m->calib_hist) return kd_fail(KD_ERR_NOMEM, "bert: out of memory for calibration histograms");
+    return KD_OK;
+}
+
+/* The clipping threshold of linear i: max |x|, or the upper edge of the histogram bin where `percentile` per
+ * cent of the values counted lie at or below it. */
+static float calib_threshold(const kd_bert *m, size_t i, double percentile)
+{
+    float mx = m->calib[i];
+    if (!m->calib_hist || percentile >= 100.0 || !(mx > 0)) return mx;
+    const uint64_t *h = m->calib_hist + i * KD_BERT_CALIB_BINS;
+    uint64_t total = 0, run = 0;
+    for (int b = 0; b < KD_BERT_CALIB_BINS; b++) total += h[b];
+    double want = percentile / 100.0 * (double)total;
+    for (int b = 0; b < KD_BERT_CALIB_BINS; b++) {
+        run += h[b];
+        if ((double)run >= want) return mx * (float)(b + 1) / KD_BERT_CALIB_BINS;
+    }
+    return mx;
+}
+
+kd_status kd_bert_quantize(kd_bert *m, int static_act, double percentile, const char *calibration)
 {
     if (m->quant) return kd_fail(KD_ERR_ARG, "bert: the model is already int8 (config.json kd_quantization)");
     if (kd_bert_device(m) != KD_CPU) return kd_fail(KD_ERR_ARG, "bert: quantize a model on the CPU");
     if (static_act && !m->calib)
         return kd_fail(KD_ERR_ARG, "bert: static activation scales need a calibration pass (kd_bert_calibrate_begin)");
-    float *calib = m->calib;
+    if (static_act && percentile < 100.0 && !(percentile > 0 && m->calib_hist))
+        return kd_fail(KD_ERR_ARG, "bert: a percentile %g needs a histogram pass (kd_bert_calibrate_histograms), and "
+                       "a value in (0, 100]", percentile);
+    size_t n = kd_bert_qlinears(m);
+    float *scale = calloc(n, sizeof *scale);
+    if (!scale) return kd_fail(KD_ERR_NOMEM, "bert: out of memory");
+    /* an input never seen above 0 (a layer of zeros): any scale gives q = 0 */
+    for (size_t i = 0; static_act && i < n; i++) {
+        float t = calib_threshold(m, i, percentile);
+        scale[i] = t > 0.0f ? t / 127.0f : 1.0f;
+    }
+    free(m->calib);
+    free(m->calib_hist);
     m->calib = NULL;
+    m->calib_hist = NULL;
     kd_status st = kd_bert_quant_alloc(m, static_act);
     if (st != KD_OK) {
-        free(calib);
+        free(scale);
         return st;
     }
     for (size_t i = 0; i < m->quant->n; i++) {
@@ -109,13 +155,10 @@ kd_status kd_bert_quantize(kd_bert *m, int static_act, const char *calibration)
         kd_bert_qlinear(m, i, &w, &b);
         kd_s8_weight *s = &m->quant->w[i];
         kd_s8_weight_quantize(s, kd_data(w));
-        /* an input never seen above 0 (a layer of zeros): any scale gives q = 0 */
-        s->act_scale = static_act ? (calib[i] > 0.0f ? calib[i] / 127.0f : 1.0f) : 0.0f;
+        s->act_scale = scale[i];
         kd_bert_quant_dequantize(m, i);
     }
-    free(calib);
-    snprintf(m->cfg.quant_activations, sizeof m->cfg.quant_activations, "%s",
-             static_act ? "static-per-tensor" : "dynamic-per-token");
+    free(scale);
     snprintf(m->cfg.quant_calibration, sizeof m->cfg.quant_calibration, "%s", static_act && calibration ? calibration : "");
     return KD_OK;
 }

@@ -1,7 +1,7 @@
 /* train/cli_quantize.c — `kd quantize`: an int8 copy of a trained model for CPU inference (models/bert_quant.c):
  * s8 weights with a scale per output channel for every encoder linear and the pooler; activations quantized
  * per token at run time, or, with --calibration, with one static scale per linear input found by running the
- * f32 model over calibration text (max |x| over the real tokens). The tokenizer files are copied beside it. */
+ * f32 model over calibration text (a percentile of |x| over the real tokens, or the max). The tokenizer files are copied beside it. */
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -53,8 +53,8 @@ static kd_status load_calibration(const char *path, kd_dataset *d)
 }
 
 /* Run the f32 model over `samples` texts of d spread evenly over it (all when fewer), one at a time. */
-static kd_status calibrate(kd_bert *m, const kd_dataset *d, const kd_tokenizer *tok, int samples, int max_len, int quiet,
-                           size_t *used)
+static kd_status calibrate(kd_bert *m, const kd_dataset *d, const kd_tokenizer *tok, int samples, int max_len,
+                           double percentile, int quiet, size_t *used)
 {
     size_t n = d->n < (size_t)samples ? d->n : (size_t)samples;
     *used = n;
@@ -73,9 +73,13 @@ static kd_status calibrate(kd_bert *m, const kd_dataset *d, const kd_tokenizer *
         sub.label[i] = KD_NO_LABEL;
     }
     if (st == KD_OK) st = kd_bert_calibrate_begin(m);
-    if (st == KD_OK) {
+    /* pass 1: max |x| of each linear's input; pass 2 (a percentile): histograms of |x| over [0, max] */
+    for (int pass = 1; st == KD_OK && pass <= (percentile < 100 ? 2 : 1); pass++) {
+        if (pass == 2) st = kd_bert_calibrate_histograms(m);
+        if (st != KD_OK) break;
         kd_progress prog;
-        kd_progress_pass(&prog, stderr, -1, quiet, "calibrating", "texts", (int64_t)n, 0);
+        kd_progress_pass(&prog, stderr, -1, quiet, pass == 1 ? "calibrating (max)" : "calibrating (histograms)", "texts",
+                         (int64_t)n, 0);
         st = kd_model_logits(m, &sub, tok, max_len, 1, logits, &prog);
         kd_progress_end(&prog);
     }
@@ -90,6 +94,7 @@ int kd_cmd_quantize(int argc, char **argv)
 {
     const char *cmd = "quantize", *model = NULL, *out = NULL, *calib = NULL;
     int samples = 256, max_len = 128, quiet = 0, overwrite = 0, threads = 0;
+    double percentile = 99.99;
     kd_opt opts[] = {
         { "--model", KD_OPT_STR, &model, 0, 0, 0, "a model directory", "DIR: the trained f32 model (config.json, model.safetensors, vocab.txt)" },
         { "--out", KD_OPT_STR, &out, 0, 0, 0, "a directory", "DIR: where the int8 model goes" },
@@ -97,6 +102,8 @@ int kd_cmd_quantize(int argc, char **argv)
           "FILE|DIR: static activation scales from this text (a DIR: its train split); without it, dynamic per token" },
         { "--calibration-samples", KD_OPT_INT, &samples, 1, 1000000, 0, "a whole number >= 1",
           "N texts, spread evenly over the file (256)" },
+        { "--calibration-percentile", KD_OPT_DOUBLE, &percentile, 50, 100, 0, "a number from 50 to 100",
+          "P: each input's scale keeps P% of its values unclipped (99.99; 100: the max)" },
         { "--max-len", KD_OPT_INT, &max_len, 2, 512, 0, "a whole number from 2 to 512", "tokens per calibration text (128)" },
         { "--overwrite", KD_OPT_FLAG, &overwrite, 0, 0, 0, NULL, "replace a model already in OUT (refused without it)" },
         { "--threads", KD_OPT_INT, &threads, 1, 1024, 0, "a whole number from 1 to 1024", "CPU threads (all)" },
@@ -108,7 +115,7 @@ int kd_cmd_quantize(int argc, char **argv)
                           "attention output, intermediate, output) and the pooler get int8 weights, symmetric, one scale\n"
                           "per output channel; their inputs are quantized to int8 per token at run time (dynamic), or with\n"
                           "--calibration, with one static scale per input found by running the f32 model over that text\n"
-                          "(max |x| over its real tokens). Embeddings, LayerNorm, attention, softmax, GELU and the\n"
+                          "(the --calibration-percentile of |x| over its real tokens, or the max). Embeddings, LayerNorm, attention, softmax, GELU and the\n"
                           "classifier stay f32. kd eval, predict and compare run the result; it cannot be trained, and\n"
                           "transformers cannot load it (I8 weights with kd's scale tensors).\n", NULL);
     if (rc >= 0) return rc;
@@ -153,13 +160,14 @@ int kd_cmd_quantize(int argc, char **argv)
     size_t used = 0;
     if (calib) {
         if (kd_tokenizer_load_beside(vocab, &tok) != KD_OK || load_calibration(calib, &d) != KD_OK ||
-            calibrate(m, &d, tok, samples, max_len, quiet, &used) != KD_OK) {
+            calibrate(m, &d, tok, samples, max_len, percentile, quiet, &used) != KD_OK) {
             rc = kd_cli_fail(cmd);
             goto done;
         }
-        snprintf(how, sizeof how, "max-abs over the real tokens of %zu texts", used);
+        if (percentile < 100) snprintf(how, sizeof how, "percentile %g of |x| over the real tokens of %zu texts", percentile, used);
+        else snprintf(how, sizeof how, "max-abs over the real tokens of %zu texts", used);
     }
-    if (kd_bert_quantize(m, calib != NULL, calib ? how : NULL) != KD_OK || kd_bert_save(m, out) != KD_OK ||
+    if (kd_bert_quantize(m, calib != NULL, percentile, calib ? how : NULL) != KD_OK || kd_bert_save(m, out) != KD_OK ||
         copy_tokenizer_files(model, out) != KD_OK) {
         rc = kd_cli_fail(cmd);
         goto done;

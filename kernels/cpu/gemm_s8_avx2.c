@@ -21,7 +21,14 @@
 
 #define S8_MR 4
 #define S8_NR 16
-#define S8_MC 32   /* rows quantized at once: 32 x k s16 (192 KiB at k = 3072) stay in L2 beside a panel */
+/* Rows quantized at once: as many as keep their s16 values within 192 KiB (L2, beside a k x 16 panel of
+ * weights), 32 to 256, a multiple of MR: each panel is then read from L3 once per block of rows. */
+static int64_t s8_mc(int64_t k2)
+{
+    int64_t mc = (192 * 1024) / (4 * (k2 > 0 ? k2 : 1));
+    mc = mc < 32 ? 32 : mc > 256 ? 256 : mc;
+    return mc / S8_MR * S8_MR;
+}
 
 static int64_t k_pairs(int64_t k) { return (k + 1) / 2; }
 
@@ -131,13 +138,14 @@ static void dequant(const kd_gemm_s8_args *g, const int32_t *acc, const float *s
 }
 
 /* Rows [r0, r1) x panels [c0, c1) of C. */
-static void s8_block(const kd_gemm_s8_args *g, int64_t r0, int64_t r1, int64_t c0, int64_t c1, int16_t *qa, float *sa)
+static void s8_block(const kd_gemm_s8_args *g, int64_t r0, int64_t r1, int64_t c0, int64_t c1, int16_t *qa, float *sa,
+                     int64_t MC)
 {
     const int64_t k = g->k, k2 = k_pairs(k);
     const int16_t *W = g->w;
     _Alignas(32) int32_t acc[S8_MR * S8_NR];
-    for (int64_t ic = r0; ic < r1; ic += S8_MC) {
-        int64_t mc = r1 - ic < S8_MC ? r1 - ic : S8_MC;
+    for (int64_t ic = r0; ic < r1; ic += MC) {
+        int64_t mc = r1 - ic < MC ? r1 - ic : MC;
         for (int64_t i = 0; i < mc; i++) sa[i] = quantize_row(g->a + (ic + i) * g->lda, k, g->act_scale, qa + i * 2 * k2);
         for (int64_t c = c0; c < c1; c++) {
             const int16_t *bp = W + c * k2 * S8_NR * 2;
@@ -159,20 +167,21 @@ void kd_gemm_s8_avx2(const kd_gemm_s8_args *g, int ith, int nth)
     const int64_t m = g->m, n = g->n, k2 = k_pairs(g->k);
     if (m <= 0 || n <= 0) return;
     const int64_t mb = (m + S8_MR - 1) / S8_MR, panels = (n + S8_NR - 1) / S8_NR;
-    int16_t *qa = aligned_alloc(64, ((size_t)(S8_MC * 2 * (k2 > 0 ? k2 : 1)) * sizeof(int16_t) + 63) & ~(size_t)63);
-    float *sa = malloc(S8_MC * sizeof(float));
+    const int64_t MC = s8_mc(k2);
+    int16_t *qa = aligned_alloc(64, ((size_t)(MC * 2 * (k2 > 0 ? k2 : 1)) * sizeof(int16_t) + 63) & ~(size_t)63);
+    float *sa = malloc((size_t)MC * sizeof(float));
     if (!qa || !sa) abort(); /* kernels return no status */
-    memset(qa, 0, (size_t)(S8_MC * 2 * k2) * sizeof(int16_t));
+    memset(qa, 0, (size_t)(MC * 2 * k2) * sizeof(int16_t));
     /* Threads take runs of MR-row blocks, or (too few rows to go round) runs of panels, each quantizing
      * all the rows then: A is the small operand (k per row against k x 16 per panel). */
     if (mb >= 2 * (int64_t)nth || panels < 2 * (int64_t)nth) {
         int64_t lo, hi;
         kd_split_range(mb, ith, nth, &lo, &hi);
-        if (lo < hi) s8_block(g, lo * S8_MR, hi * S8_MR < m ? hi * S8_MR : m, 0, panels, qa, sa);
+        if (lo < hi) s8_block(g, lo * S8_MR, hi * S8_MR < m ? hi * S8_MR : m, 0, panels, qa, sa, MC);
     } else {
         int64_t lo, hi;
         kd_split_range(panels, ith, nth, &lo, &hi);
-        if (lo < hi) s8_block(g, 0, m, lo, hi, qa, sa);
+        if (lo < hi) s8_block(g, 0, m, lo, hi, qa, sa, MC);
     }
     free(qa);
     free(sa);

@@ -212,6 +212,9 @@ kd_status kd_bert_set_precision(kd_bert *m, kd_dtype compute)
 {
     if (compute != KD_F32 && compute != KD_BF16)
         return kd_fail(KD_ERR_DTYPE, "bert: compute dtype %s, expected f32 or bf16", kd_dtype_name(compute));
+    if (m->quant && compute != KD_F32)
+        return kd_fail(KD_ERR_DTYPE, "bert: an int8 model (config.json kd_quantization) runs with f32 activations, not "
+                       "%s: use --precision f32", kd_dtype_name(compute));
     m->compute = compute;
     return KD_OK;
 }
@@ -248,7 +251,7 @@ static kd_tensor *attention_scores(kd_tensor *q, kd_tensor *k, kd_tensor *mask, 
 }
 
 /* x W^T + b for linear `idx` (kd_bert_quant's order): the int8 linear in an int8 model running f32 on the CPU,
- * else the f32 (or bf16) one; while calibrating, the input's max |x| (first pass) or histogram of |x| (second
+ * else the f32 (or bf16) one (an int8 model has no other); while calibrating, the input's max |x| (first pass) or histogram of |x| (second
  * pass) is kept first. */
 static kd_tensor *linear(const kd_bert *m, size_t idx, kd_tensor *x, kd_tensor *w, kd_tensor *b, kd_dtype dt)
 {
@@ -281,7 +284,12 @@ static kd_tensor *linear(const kd_bert *m, size_t idx, kd_tensor *x, kd_tensor *
             m->calib[idx] = mx;
         }
     }
-    if (m->quant && x->dtype == KD_F32 && x->device == KD_CPU) return kd_linear_s8(x, &m->quant->w[idx], b);
+    if (m->quant) {
+        if (x->dtype == KD_F32 && x->device == KD_CPU) return kd_linear_s8(x, &m->quant->w[idx], b);
+        kd_fail(KD_ERR_DTYPE, "bert: an int8 model runs on the CPU with f32 activations, not %s on %s",
+                kd_dtype_name(x->dtype), kd_device_name(x->device));
+        return NULL;
+    }
     return kd_linear(x, kd_cast(w, dt), kd_cast(b, dt));
 }
 

@@ -97,14 +97,15 @@ kd_status kd_bert_set_labels(kd_bert *m, int n, const char *const *names);
 kd_status kd_bert_keep_vocab(kd_bert *m, const int32_t *keep, int32_t n);
 
 /* int8 inference (models/bert_quant.c; what kd quantize makes). kd_bert_quantize replaces every encoder linear
- * and the pooler by s8 weights with a scale per output channel, and the f32 weights by their dequantized
- * values; activations are quantized per token at run time (static_act 0) or per tensor with scales found by
+ * and the pooler by s8 weights with a scale per output channel (the f32 weights give back their memory; their
+ * tensors keep name and shape only); activations are quantized per token at run time (static_act 0) or per tensor with scales found by
  * calibration (static_act 1): kd_bert_calibrate_begin, forwards of the f32 model over the calibration text
  * (pass 1: each linear's input max |x| over real tokens), and for percentile < 100, kd_bert_calibrate_histograms
  * and the same forwards again (pass 2: a histogram of |x| per input); the scale is then the threshold below
  * which `percentile` per cent of the values lie (the max at 100) / 127, larger values clipping. `calibration`
- * describes the pass (saved in config.json). The int8 linears run where the model runs f32 on the CPU;
- * kd_bert_save writes I8 weights and F32 scales, kd_bert_load reads them back. Already int8: KD_ERR_ARG. */
+ * describes the pass (saved in config.json). An int8 model runs on the CPU with f32 activations only (other
+ * devices and bf16 are refused) and cannot be a teacher to copy from; kd_bert_save writes I8 weights and F32
+ * scales, kd_bert_load reads them back. Already int8: KD_ERR_ARG. */
 kd_status kd_bert_calibrate_begin(kd_bert *m);
 kd_status kd_bert_calibrate_histograms(kd_bert *m);
 kd_status kd_bert_quantize(kd_bert *m, int static_act, double percentile, const char *calibration);

@@ -145,7 +145,7 @@ static kd_status read_scales(const kd_st_set *st, const char *name, int strip, i
 }
 
 /* Int8 linear qi: its I8 weight e [out, in], "<name>_scale" F32 [out] and, with static activations,
- * "<linear>.input_scale" F32 [1]; the f32 weight becomes scale * q. */
+ * "<linear>.input_scale" F32 [1]; the f32 weight gives back its memory. */
 static kd_status load_s8(kd_bert *m, size_t qi, const kd_st_set *st, const kd_st_entry *e, const kd_safetensors *file,
                          int strip)
 {
@@ -166,7 +166,7 @@ static kd_status load_s8(kd_bert *m, size_t qi, const kd_st_set *st, const kd_st
         snprintf(name, sizeof name, "%.*s.input_scale", (int)len, w->name);
         if ((st8 = read_scales(st, name, strip, 1, &s->act_scale)) != KD_OK) return st8;
     }
-    kd_bert_quant_dequantize(m, qi);
+    kd_bert_quant_release_f32(m, qi);
     return KD_OK;
 }
 
@@ -356,6 +356,11 @@ static kd_status slice_param(kd_tensor *dst, const kd_tensor *src, int row_group
 kd_bert *kd_bert_from_teacher(const kd_bert *teacher, const kd_bert_config *scfg, const int *layers, uint64_t seed)
 {
     const kd_bert_config *t = &teacher->cfg;
+    if (teacher->quant) {
+        kd_fail(KD_ERR_ARG, "student from teacher: the teacher is an int8 model (config.json kd_quantization); copy "
+                "layers from the f32 model it was quantized from");
+        return NULL;
+    }
     if (kd_bert_config_check(scfg, "student") != KD_OK) return NULL;
     const struct { const char *field; int tv, sv; } same[] = {
         { "num_attention_heads", t->num_heads, scfg->num_heads },

@@ -22,7 +22,8 @@ _Static_assert(sizeof(kd_bert_layer) == KD_BERT_LAYER_TENSORS * sizeof(kd_tensor
 
 /* The int8 linears of a quantized model (models/bert_quant.c): per layer query, key, value, attention output,
  * intermediate and output dense (in that order), then the pooler; each stands for the f32 weight it was
- * made from (whose tensor holds the dequantized values, scale * q, so the f32 path computes the same model). */
+ * made from, whose tensor keeps its name and shape but no memory (kd_tensor_release_storage): nothing may
+ * read it. */
 #define KD_BERT_QLINEARS_PER_LAYER 6
 #define KD_BERT_CALIB_BINS 4096
 typedef struct kd_bert_quant {
@@ -51,7 +52,7 @@ struct kd_bert {
 void kd_bert_qlinear(kd_bert *m, size_t i, kd_tensor **w, kd_tensor **b);
 size_t kd_bert_qlinears(const kd_bert *m);
 kd_status kd_bert_quant_alloc(kd_bert *m, int static_act);   /* buffers for every linear, unfilled */
-void kd_bert_quant_dequantize(kd_bert *m, size_t i);          /* f32 weight of linear i := scale * q */
+void kd_bert_quant_release_f32(kd_bert *m, size_t i);         /* linear i's f32 weight gives back its memory */
 void kd_bert_quant_free(kd_bert *m);
 
 /* A model with every parameter allocated (zeros) and named, not initialised. */

@@ -3,7 +3,8 @@
  * channel (symmetric: w ~ scale[o] * q[o, i], scale = max |w[o, :]| / 127); their inputs are quantized per
  * token at run time (dynamic) or with one scale per tensor found by running the f32 model over calibration
  * text (static: max |x| / 127). Embeddings, LayerNorm, attention, softmax, GELU and the classifier stay f32.
- * The f32 weights are kept, holding the dequantized values, so every f32 path computes the same model. */
+ * The f32 weights of the quantized linears give back their memory: an int8 model holds its s8 weights (and
+ * the kernel's packed copy), runs on the CPU in f32 activations only, and is never trained. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,15 +78,13 @@ kd_status kd_bert_quant_alloc(kd_bert *m, int static_act)
     return KD_OK;
 }
 
-/* The f32 weight of linear i := scale * q (the model the int8 kernels compute, for the f32 paths). */
-void kd_bert_quant_dequantize(kd_bert *m, size_t i)
+/* Linear i's f32 weight gives back its memory: the int8 form is the weight now (the tensor keeps its name
+ * and shape, for the parameter table and the file). */
+void kd_bert_quant_release_f32(kd_bert *m, size_t i)
 {
     kd_tensor *w, *b;
     kd_bert_qlinear(m, i, &w, &b);
-    const kd_s8_weight *s = &m->quant->w[i];
-    float *d = kd_data(w);
-    for (int64_t o = 0; o < s->out; o++)
-        for (int64_t k = 0; k < s->in; k++) d[o * s->in + k] = s->scale[o] * (float)s->q[o * s->in + k];
+    kd_tensor_release_storage(w);
 }
 
 kd_status kd_bert_calibrate_begin(kd_bert *m)
@@ -156,7 +155,7 @@ kd_status kd_bert_quantize(kd_bert *m, int static_act, double percentile, const 
         kd_s8_weight *s = &m->quant->w[i];
         kd_s8_weight_quantize(s, kd_data(w));
         s->act_scale = scale[i];
-        kd_bert_quant_dequantize(m, i);
+        kd_bert_quant_release_f32(m, i);
     }
     free(scale);
     snprintf(m->cfg.quant_calibration, sizeof m->cfg.quant_calibration, "%s", static_act && calibration ? calibration : "");

@@ -272,6 +272,10 @@ int kd_cli_check_model_arg(const char *cmd, const char *flag, const char *spec)
 
 kd_bert *kd_cli_relabel(kd_bert *m, const kd_labels *labels, uint64_t seed)
 {
+    if (kd_bert_is_quantized(m)) {
+        kd_fail(KD_ERR_ARG, "relabel: an int8 model cannot be copied into a new head; relabel the f32 model");
+        return NULL;
+    }
     kd_bert_config cfg = *kd_bert_get_config(m);
     for (int i = 0; i < labels->n && i < KD_BERT_MAX_LABELS; i++)
         snprintf(cfg.labels[i], sizeof cfg.labels[i], "%s", labels->names[i]);

@@ -2,7 +2,8 @@
  * dynamic and with static (calibrated) activation scales gives logits close to the f32 model's; saved, the
  * file holds I8 weights with F32 scales and config.json says kd_quantization; loaded back, the same logits
  * bit for bit, and on every kernel table this CPU runs, close (the int8 kernels agree exactly); a model already int8
- * cannot be quantized again or moved off the CPU; a config that says int8 over f32 weights is refused naming
+ * cannot be quantized again, moved off the CPU, run in bf16 or copied into a student, and holds no f32 copy
+ * of the weights it quantized; a config that says int8 over f32 weights is refused naming
  * the tensor. */
 #include <math.h>
 #include <stdint.h>
@@ -80,8 +81,13 @@ static void round_trip(const char *tmp, int static_act, double percentile, doubl
         if (percentile < 100)
             CHECK(kd_bert_calibrate_histograms(m) == KD_OK && logits(m, zq) == B * 3, "%s: histogram pass", what);
     }
+    size_t heap0 = kd_heap_bytes();
     CHECK(kd_bert_quantize(m, static_act, percentile, static_act ? "over the test batch" : NULL) == KD_OK &&
               kd_bert_is_quantized(m), "%s: quantize: %s", what, kd_last_error());
+    /* the f32 weights of the 13 linears (2 x (4 x 64 x 64 + 2 x 64 x 128) + 64 x 64 floats) are given back */
+    size_t released = (size_t)(2 * (4 * 64 * 64 + 2 * 64 * 128) + 64 * 64) * 4;
+    CHECK(kd_heap_bytes() + released == heap0, "%s: the quantized linears' f32 weights give back %zu bytes: heap %zu -> %zu",
+          what, released, heap0, kd_heap_bytes());
     int n = logits(m, zq);
     double err = rel_l2(zq, zf, n);
     CHECK(n == B * 3 && err <= bound, "%s: int8 logits within %.3f of f32 (relative L2), got %.5f", what, bound, err);
@@ -91,6 +97,11 @@ static void round_trip(const char *tmp, int static_act, double percentile, doubl
           "%s: quantizing an int8 model is refused: %s", what, kd_last_error());
     CHECK(kd_bert_to_device(m, KD_SIM) == KD_ERR_ARG && st_error_says("CPU", NULL),
           "%s: an int8 model stays on the CPU: %s", what, kd_last_error());
+    CHECK(kd_bert_set_precision(m, KD_BF16) == KD_ERR_DTYPE && st_error_says("f32", NULL),
+          "%s: an int8 model runs f32 activations: %s", what, kd_last_error());
+    kd_bert *st = kd_bert_from_teacher(m, kd_bert_get_config(m), NULL, 1);
+    CHECK(!st && st_error_says("int8", NULL), "%s: no student copied from an int8 teacher: %s", what, kd_last_error());
+    kd_bert_free(st);
 
     char dir[4200], path[4300];
     snprintf(dir, sizeof dir, "%s/%s", tmp, what);

@@ -4,7 +4,7 @@
 # with the f32 model's accuracy on the tiny set; bad input exits non-zero naming what was wrong (no --model,
 # a missing model, an int8 model quantized again, an --out that holds a model or is the model's own
 # directory, a missing calibration file), and training on an int8 model (finetune --model, distill --teacher,
-# distill --student) or running it off the CPU is refused with a message.
+# distill --student), running it off the CPU or in bf16 is refused with a message.
 # usage: test_quantize_cli.sh PATH/TO/kd
 set -u
 kd="$1"
@@ -80,6 +80,7 @@ expect 1 "is an int8 model" -- finetune --model "$tmp/q" --out "$tmp/ft-q" "${t[
 expect 1 "is an int8 model" -- distill --teacher "$tmp/q" --student bert-tiny --out "$tmp/d-q" "${t[@]}"
 expect 1 "is an int8 model" -- distill --teacher "$tmp/f32" --student "$tmp/q" --out "$tmp/d-q2" "${t[@]}"
 expect 1 "runs on the CPU" -- eval --model "$tmp/q" --data "$tmp/dev.tsv" --device sim
+expect 1 "f32 activations" -- eval --model "$tmp/q" --data "$tmp/dev.tsv" --precision bf16
 for d in ft-q d-q d-q2; do if [ -e "$tmp/$d/model.safetensors" ]; then bad "a refused run wrote $d"; else ok; fi; done
 
 echo "test_quantize_cli: $pass passed, $fail failed"

@@ -10,7 +10,10 @@
  * Mixed precision (kd_bert_set_precision bf16): the embeddings and their LayerNorm run in f32; the encoder
  * runs on bf16 activations with bf16 copies of the weights and biases made each forward (kd_cast: their
  * gradients arrive in the f32 parameters) and f32 LayerNorm parameters; the [CLS] state is cast back to
- * f32 for the pooler and classifier, so logits and losses are f32. */
+ * f32 for the pooler and classifier, so logits and losses are f32.
+ *
+ * int8 (models/bert_quant.c, kd quantize): every linear above but the classifier runs kd_linear_s8 on s8
+ * weights, with activations quantized per token or with calibrated static scales. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -250,9 +253,9 @@ static kd_tensor *attention_scores(kd_tensor *q, kd_tensor *k, kd_tensor *mask, 
     return mask ? kd_add(s, kd_reshape(mask, 4, mshape)) : s;
 }
 
-/* x W^T + b for linear `idx` (kd_bert_quant's order): the int8 linear in an int8 model running f32 on the CPU,
- * else the f32 (or bf16) one (an int8 model has no other); while calibrating, the input's max |x| (first pass) or histogram of |x| (second
- * pass) is kept first. */
+/* x W^T + b for linear `idx` (kd_bert_quant's order): the int8 linear in an int8 model (which runs f32 on the
+ * CPU only), else the f32 (or bf16) one. While calibrating, the input's max |x| (first pass) or histogram of
+ * |x| (second pass) is kept first. */
 static kd_tensor *linear(const kd_bert *m, size_t idx, kd_tensor *x, kd_tensor *w, kd_tensor *b, kd_dtype dt)
 {
     if (!x) return NULL;

@@ -115,9 +115,10 @@ int kd_cmd_quantize(int argc, char **argv)
                           "attention output, intermediate, output) and the pooler get int8 weights, symmetric, one scale\n"
                           "per output channel; their inputs are quantized to int8 per token at run time (dynamic), or with\n"
                           "--calibration, with one static scale per input found by running the f32 model over that text\n"
-                          "(the --calibration-percentile of |x| over its real tokens, or the max). Embeddings, LayerNorm, attention, softmax, GELU and the\n"
-                          "classifier stay f32. kd eval, predict and compare run the result; it cannot be trained, and\n"
-                          "transformers cannot load it (I8 weights with kd's scale tensors).\n", NULL);
+                          "(the --calibration-percentile of |x| over its real tokens, or the max). Embeddings, LayerNorm,\n"
+                          "attention, softmax, GELU and the classifier stay f32. kd eval, predict and compare run the\n"
+                          "result (on the CPU, f32 activations); it cannot be trained, and transformers cannot load it\n"
+                          "(I8 weights with kd's scale tensors).\n", NULL);
     if (rc >= 0) return rc;
     if (!model || !out) {
         fprintf(stderr, "kd %s: %s: got nothing, expected a directory\n", cmd, model ? "--out" : "--model");

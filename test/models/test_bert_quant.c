@@ -1,10 +1,10 @@
 /* test/models/test_bert_quant.c — int8 BERT (models/bert_quant.c): a small random model quantized with
  * dynamic and with static (calibrated) activation scales gives logits close to the f32 model's; saved, the
  * file holds I8 weights with F32 scales and config.json says kd_quantization; loaded back, the same logits
- * bit for bit, and on every kernel table this CPU runs, close (the int8 kernels agree exactly); a model already int8
- * cannot be quantized again, moved off the CPU, run in bf16 or copied into a student, and holds no f32 copy
- * of the weights it quantized; a config that says int8 over f32 weights is refused naming
- * the tensor. */
+ * bit for bit, and on every kernel table this CPU runs, close (the int8 kernels agree exactly); a model
+ * already int8 cannot be quantized again, moved off the CPU, run in bf16 or copied into a student, and holds
+ * no f32 copy of the weights it quantized; a config that says int8 over f32 weights, a missing or zero scale and an I8
+ * weight of the wrong shape are refused naming the tensor. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -188,6 +188,43 @@ int main(void)
           "unknown kd_quantization.activations refused naming the field: %s", kd_last_error());
     kd_bert_free(l);
     kd_bert_free(m);
+
+    /* An int8 file edited: a scale removed, a scale of 0, an I8 weight of the wrong shape, and a weight
+     * stored as F32: each refused naming the tensor. */
+    char qdir[512], qpath[600];
+    snprintf(qdir, sizeof qdir, "%s/dynamic-per-token", tmp);
+    snprintf(qpath, sizeof qpath, "%s/model.safetensors", qdir);
+    const char *scale = "bert.encoder.layer.0.output.dense.weight_scale", *weight = "bert.pooler.dense.weight";
+    for (int edit = 0; edit < 3; edit++) {
+        size_t n = 0;
+        st_raw *r = st_raw_read(qpath, &n);
+        CHECK(r != NULL, "read back the int8 file");
+        if (!r) break;
+        char save[620];
+        snprintf(save, sizeof save, "%s.orig", qpath);
+        rename(qpath, save);
+        for (size_t i = 0; i < n; i++) {
+            if (edit == 0 && strcmp(r[i].name, scale) == 0) snprintf(r[i].name, sizeof r[i].name, "renamed_scale");
+            if (edit == 1 && strcmp(r[i].name, scale) == 0) memset(r[i].bytes, 0, 4);   /* element 0 := 0.0f */
+            if (edit == 2 && strcmp(r[i].name, weight) == 0) {
+                r[i].shape[1] -= 1;   /* same bytes, a narrower matrix: a lying header */
+                r[i].nbytes -= (size_t)r[i].shape[0];
+            }
+        }
+        st_raw_write(qpath, r, n);
+        st_raw_free(r, n);
+        kd_bert *e = kd_bert_load(qdir, 0, 1, NULL);
+        static const char *const want[3][2] = {
+            { "bert.encoder.layer.0.output.dense.weight_scale", "is missing" },
+            { "bert.encoder.layer.0.output.dense.weight_scale", "positive finite scale" },
+            { "bert.pooler.dense.weight", "expected I8 [64, 64]" },
+        };
+        CHECK(!e && st_error_says(want[edit][0], want[edit][1], NULL), "edited int8 file %d refused: %s", edit,
+              kd_last_error());
+        printf("edited int8 file %d: %s\n", edit, kd_last_error());
+        kd_bert_free(e);
+        rename(save, qpath);
+    }
     rm_tree(tmp);
     return kd_test_finish("test_bert_quant");
 }

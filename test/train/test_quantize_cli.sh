@@ -59,7 +59,16 @@ if "$kd" compare --teacher "$tmp/f32" --student "$tmp/q" --data "$tmp/dev.tsv" -
 if out=$("$kd" quantize --model "$tmp/f32" --out "$tmp/qs" --calibration "$tmp/calib.txt" --quiet 2>&1) &&
    grep -q "static-per-tensor" <<<"$out" && grep -q "2 texts" <<<"$out"; then ok
 else bad "kd quantize --calibration: $out"; fi
-if grep -q '"activations": "static-per-tensor"' "$tmp/qs/config.json"; then ok; else bad "static config.json"; fi
+if grep -q '"activations": "static-per-tensor"' "$tmp/qs/config.json" &&
+   grep -q '"calibration": "percentile 99.99 of |x| over the real tokens of 2 texts"' "$tmp/qs/config.json"; then ok
+else bad "static config.json: $(cat "$tmp/qs/config.json")"; fi
+hdr=$(head -c 20000 "$tmp/qs/model.safetensors" | tr -d '\0')
+if grep -q '"bert.encoder.layer.1.output.dense.input_scale":{"dtype":"F32","shape":\[1\]' <<<"$hdr"; then ok
+else bad "static model.safetensors has no input_scale F32 [1]"; fi
+# max-abs static scales (--calibration-percentile 100): one calibration pass
+if out=$("$kd" quantize --model "$tmp/f32" --out "$tmp/qm" --calibration "$tmp/calib.txt" --calibration-percentile 100 \
+         --quiet 2>&1) && grep -q "max-abs over the real tokens of 2 texts" <<<"$out"; then ok
+else bad "kd quantize --calibration-percentile 100: $out"; fi
 as=$(acc "$tmp/qs")
 if [ -n "$as" ] && awk -v a="$a32" -v b="$as" 'BEGIN { exit !(b >= a - 0.0001) }'; then ok
 else bad "static int8 accuracy $as below f32 $a32 ($(cat "$tmp/eval.err"))"; fi

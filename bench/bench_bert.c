@@ -20,7 +20,10 @@
  *                   [--precision f32|tf32|bf16] [--batch N] [--seq T] [--teacher-preset P] [--student-preset P]
  *
  * --batch/--seq set B x T of every case but base-latency (1 x T); the presets (bert-large, bert-base) name
- * the large-forward / teacher model and the base-* / student model. */
+ * the large-forward / teacher model and the base-* / student model.
+ * --int8: the forward cases (large-forward, base-latency) run the model quantized as `kd quantize` makes it
+ * (int8 weights per channel, activations per token at run time; CPU only), e.g.
+ *   bench_bert --int8 --case base-latency;  bench_bert --int8 --case large-forward --teacher-preset bert-base --batch 32 */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -49,6 +52,7 @@ typedef struct opts {
 /* Where the case runs (set in the case's process) and the case's name (for the result line). */
 static kd_device bench_dev = KD_CPU;
 static const char *bench_case = "";
+static int bench_int8 = 0;   /* --int8: forward cases on the int8 model */
 
 /* Forward FLOPs of the encoder + head: 2 * (matmul parameters) per token, plus attention's two batched
  * products (q k^T and p v), 2 * 2 * T * hidden per token per layer. A training step is ~3x this. */
@@ -227,6 +231,11 @@ static int run_forward(const char *preset, int64_t B, int64_t T, int reps, int w
     kd_bert_config c;
     kd_bert *m = make_model(preset, &c);
     if (!m) return 1;
+    if (bench_int8 && kd_bert_quantize(m, 0, 100.0, NULL) != KD_OK) {
+        fprintf(stderr, "bench_bert: --int8: %s\n", kd_last_error());
+        kd_bert_free(m);
+        return 1;
+    }
     if (place_models(m, NULL) != 0) {
         kd_bert_free(m);
         return 1;
@@ -257,8 +266,8 @@ static int run_forward(const char *preset, int64_t B, int64_t T, int reps, int w
     if (ok) {
         double med = bench_median(t + warmup, reps), fl = forward_flops(&c, B, T);
         char ms[32], rate[48];
-        printf("  %s forward %lld x %lld: median %s s over %d (after %d warm-up), %.0f tokens/s, %s\n", preset,
-               (long long)B, (long long)T, step_time(ms, sizeof ms, med), reps, warmup, (double)(B * T) / med,
+        printf("  %s%s forward %lld x %lld: median %s s over %d (after %d warm-up), %.0f tokens/s, %s\n", preset,
+               bench_int8 ? " int8 (dynamic)" : "", (long long)B, (long long)T, step_time(ms, sizeof ms, med), reps, warmup, (double)(B * T) / med,
                flop_rate(rate, sizeof rate, fl, med));
         report_memory("(forward)");
         print_cost(faults0, cpu0, reps);
@@ -581,7 +590,7 @@ static int usage(const char *prog)
 {
     fprintf(stderr, "usage: %s [--case large-forward|base-train|base-latency|kd-step|student-step|all] [--reps N] "
                     "[--large-reps N] [--threads N] [--kernels ref|avx2|avx512|best] [--device cpu|cuda|sim] "
-                    "[--precision f32|tf32|bf16] [--batch N] [--seq T] [--teacher-preset P] [--student-preset P]\n",
+                    "[--precision f32|tf32|bf16] [--batch N] [--seq T] [--teacher-preset P] [--student-preset P] [--int8]\n",
             prog);
     return 2;
 }
@@ -601,6 +610,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--seq") == 0 && i + 1 < argc) o.seq = atoll(argv[++i]);
         else if (strcmp(argv[i], "--teacher-preset") == 0 && i + 1 < argc) o.teacher = argv[++i];
         else if (strcmp(argv[i], "--student-preset") == 0 && i + 1 < argc) o.student = argv[++i];
+        else if (strcmp(argv[i], "--int8") == 0) bench_int8 = 1;
         else return usage(argv[0]);
     }
     if (o.reps < 1 || o.large_reps < 1) {

@@ -4,10 +4,12 @@
  * GEMM tables at the same shapes next to the f32 ones and OpenBLAS's cblas_sbgemm (bf16 A, B; f32 C)
  * when the library has it.
  *
- *   bench_kernels [--quick] [--no-openblas] [--reps N] [--gemm-only | --rows-only]
+ *   bench_kernels [--quick] [--no-openblas] [--reps N] [--gemm-only | --rows-only | --int8]
  *   bench_kernels --openblas-core Haswell|SkylakeX    (child mode: OpenBLAS rows only; the parent re-runs
  *                                                      itself this way because OPENBLAS_CORETYPE is read
  *                                                      once, when the library loads)
+ * --int8: only the int8 part (bench/bench_kernels_int8.inc: int8 peaks, the int8 linear at BERT shapes), which
+ * a full run prints last.
  * Every figure is the median of the repeats after one warm-up run. */
 #include <dlfcn.h>
 #include <immintrin.h>
@@ -313,6 +315,8 @@ static double time_gemm16(const kd_kernels *t, const gshape *s, const gbufs *g, 
     return bench_median(tt, reps);
 }
 
+#include "bench/bench_kernels_int8.inc"
+
 /* ---------------------------------------------------------------- OpenBLAS (dlopen) */
 
 typedef void (*cblas_sgemm_fn)(int, int, int, int, int, int, float, const float *, int, const float *, int,
@@ -584,7 +588,7 @@ static void print_load(const char *when)
 int main(int argc, char **argv)
 {
     const char *ob_core = NULL;
-    int use_openblas = 1, only_gemm = 0, only_rows = 0;
+    int use_openblas = 1, only_gemm = 0, only_rows = 0, only_int8 = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--openblas-core") == 0 && i + 1 < argc) ob_core = argv[++i];
         else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) g_reps = atoi(argv[++i]);
@@ -592,8 +596,9 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--no-openblas") == 0) use_openblas = 0;
         else if (strcmp(argv[i], "--gemm-only") == 0) only_gemm = 1;
         else if (strcmp(argv[i], "--rows-only") == 0) only_rows = 1;
+        else if (strcmp(argv[i], "--int8") == 0) only_int8 = 1;
         else {
-            fprintf(stderr, "usage: %s [--quick] [--reps N] [--no-openblas] [--gemm-only | --rows-only] [--openblas-core NAME]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--reps N] [--no-openblas] [--gemm-only | --rows-only | --int8] [--openblas-core NAME]\n", argv[0]);
             return 2;
         }
     }
@@ -610,6 +615,11 @@ int main(int argc, char **argv)
     printf(" (ref always); median of %d repeats after a warm-up\n", g_reps);
     print_load("load at start");
     printf("\n");
+    if (only_int8) {
+        bench_int8(&f);
+        print_load("\nload at end");
+        return 0;
+    }
 
     /* Machine limits. */
     double peak2[2] = { 0, 0 }, peak5[2] = { 0, 0 }, peakdp[2] = { 0, 0 }, l3[2], dram[2];
@@ -764,6 +774,8 @@ int main(int argc, char **argv)
     if (!only_gemm) {
         bench_rows(tabs, ntab, l3);
         bench_attention(tabs, ntab);
+        printf("\n");
+        bench_int8(&f);
     }
     print_load("\nload at end");
     return 0;

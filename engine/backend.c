@@ -52,6 +52,7 @@ KD_TASK(kd_cross_entropy_args)
 KD_TASK(kd_kl_div_args)
 KD_TASK(kd_adamw_args)
 KD_TASK(kd_convert_args)
+KD_TASK(kd_gemm_s8_args)
 
 /* Take the entry of the (dev, dt) table and launch it on dev with the arguments `a`; work is a rough count
  * of floating-point operations (the pool keeps tiny calls on one thread). */
@@ -100,3 +101,5 @@ void kd_k_adamw(kd_device dev, kd_dtype dt, const kd_adamw_args *a)
 { KD_LAUNCH(kd_adamw_args, adamw, 12.0 * a->n); }
 void kd_k_convert(kd_device dev, kd_dtype dt, const kd_convert_args *a)
 { KD_LAUNCH(kd_convert_args, convert, 2.0 * a->n); }
+void kd_k_gemm_s8(kd_device dev, kd_dtype dt, const kd_gemm_s8_args *a)
+{ KD_LAUNCH(kd_gemm_s8_args, gemm_s8, 2.0 * a->m * a->n * a->k); }

@@ -46,6 +46,7 @@ void kd_k_cross_entropy_bwd(kd_device dev, kd_dtype dt, const kd_cross_entropy_a
 void kd_k_kl_div(kd_device dev, kd_dtype dt, const kd_kl_div_args *a);
 void kd_k_kl_div_bwd(kd_device dev, kd_dtype dt, const kd_kl_div_args *a);
 void kd_k_adamw(kd_device dev, kd_dtype dt, const kd_adamw_args *a);
-void kd_k_convert(kd_device dev, kd_dtype dt, const kd_convert_args *a);   /* dt: KD_F32 (the f32 table's entry) */
+void kd_k_convert(kd_device dev, kd_dtype dt, const kd_convert_args *a);
+void kd_k_gemm_s8(kd_device dev, kd_dtype dt, const kd_gemm_s8_args *a);   /* dt: KD_F32 (the f32 table's entry) */   /* dt: KD_F32 (the f32 table's entry) */
 
 #endif

@@ -45,6 +45,25 @@ kd_tensor *kd_mean(kd_tensor *x, int ndims, const int *dims, int keepdim);
 kd_tensor *kd_matmul(kd_tensor *a, kd_tensor *b);
 kd_tensor *kd_linear(kd_tensor *x, kd_tensor *w, kd_tensor *bias);
 
+/* --- int8 linear for inference (ops_linear_s8.c): y = x W^T + bias with W held as s8 [out, in] and one f32
+ * scale per output channel (W ~ scale[o] * q[o, :]); x is quantized to s8 per row at run time (act_scale
+ * 0: dynamic, max |row| / 127) or with one static scale (act_scale > 0), the products summed in int32 and
+ * dequantized to f32 (kernels.h, kd_gemm_s8_args). f32 x on the CPU only; no gradient (nothing is recorded).
+ * The weights are packed for the CPU table's kernel on first use and again if the table changes. */
+typedef struct kd_s8_weight {
+    int64_t out, in;
+    int8_t *q;              /* [out, in] */
+    float *scale;           /* [out] */
+    float act_scale;        /* 0: dynamic per row; > 0: static per tensor */
+    void *packed;           /* the kernel's layout (owned), for the table packed_for */
+    const void *packed_for;
+} kd_s8_weight;
+kd_tensor *kd_linear_s8(kd_tensor *x, kd_s8_weight *w, kd_tensor *bias);
+void kd_s8_weight_release(kd_s8_weight *w);   /* frees q, scale and the packed copy */
+/* w->q and w->scale (allocated, out x in) := the symmetric per-channel quantization of the f32 [out, in] matrix
+ * f: scale[o] = max |f[o, :]| / 127 (1 for a row of zeros), q = round(f / scale) (kd_quantize_s8_rows). */
+void kd_s8_weight_quantize(kd_s8_weight *w, const float *f);
+
 /* --- softmax family over the last dim (ops_softmax.c) */
 kd_tensor *kd_softmax(kd_tensor *x);
 kd_tensor *kd_log_softmax(kd_tensor *x);

@@ -272,6 +272,14 @@ kd_status kd_st_read_f32(const kd_safetensors *st, const kd_st_entry *e, float *
     return KD_OK;
 }
 
+kd_status kd_st_read_i8(const kd_safetensors *st, const kd_st_entry *e, int8_t *dst)
+{
+    if (strcmp(e->dtype, "I8") != 0)
+        return kd_fail(KD_ERR_DTYPE, "%s: tensor '%s' has dtype %s, expected I8", st->path, e->name, e->dtype);
+    memcpy(dst, st->data + e->begin, (size_t)kd_st_numel(e));
+    return KD_OK;
+}
+
 /* Write t's elements as little-endian f32 in row-major order. */
 static int write_f32(FILE *f, const kd_tensor *t)
 {
@@ -359,6 +367,77 @@ kd_status kd_st_save(const char *path, kd_tensor *const *tensors, const char *co
     int ok = fwrite(le, 1, 8, af.f) == 8 && fwrite(text, 1, hlen, af.f) == hlen;
     for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af.f) != EOF;
     for (size_t i = 0; ok && i < n; i++) ok = write_f32(af.f, tensors[i]);
+    kd_jw_free(&w);
+    if (!ok) {
+        s = kd_fail(KD_ERR_IO, "%s: write failed: %s", af.tmp, strerror(errno));
+        kd_atomic_abort(&af);
+        return s;
+    }
+    return kd_atomic_commit(&af);
+}
+
+kd_status kd_st_save_items(const char *path, const kd_st_item *items, size_t n, const char *const *meta, size_t n_meta)
+{
+    kd_jw w;
+    kd_jw_init(&w, 0);
+    kd_jw_object_begin(&w);
+    if (meta && n_meta) {
+        kd_jw_key(&w, "__metadata__");
+        kd_jw_object_begin(&w);
+        for (size_t i = 0; i < n_meta; i++) {
+            kd_jw_key(&w, meta[2 * i]);
+            kd_jw_string(&w, meta[2 * i + 1]);
+        }
+        kd_jw_object_end(&w);
+    }
+    uint64_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        const kd_st_item *t = &items[i];
+        size_t es = strcmp(t->dtype, "F32") == 0 ? 4 : strcmp(t->dtype, "I8") == 0 ? 1 : 0;
+        if (!es || !t->data) {
+            kd_jw_free(&w);
+            return kd_fail(KD_ERR_DTYPE, "%s: tensor '%s' is %s%s, expected F32 or I8 data", path, t->name, t->dtype,
+                           t->data ? "" : " without data");
+        }
+        uint64_t numel = 1;
+        for (int d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d];
+        kd_jw_key(&w, t->name);
+        kd_jw_object_begin(&w);
+        kd_jw_field_string(&w, "dtype", t->dtype);
+        kd_jw_key(&w, "shape");
+        kd_jw_array_begin(&w);
+        for (int d = 0; d < t->ndim; d++) kd_jw_int(&w, t->shape[d]);
+        kd_jw_array_end(&w);
+        kd_jw_key(&w, "data_offsets");
+        kd_jw_array_begin(&w);
+        kd_jw_int(&w, (int64_t)off);
+        kd_jw_int(&w, (int64_t)(off + numel * es));
+        kd_jw_array_end(&w);
+        kd_jw_object_end(&w);
+        off += numel * es;
+    }
+    kd_jw_object_end(&w);
+    const char *text = kd_jw_text(&w);
+    if (!text || w.failed) {
+        kd_jw_free(&w);
+        return kd_fail(KD_ERR_NOMEM, "%s: out of memory writing the header", path);
+    }
+    size_t hlen = strlen(text), padded = (hlen + 7) / 8 * 8;
+    kd_atomic_file af;
+    kd_status s = kd_atomic_open(&af, path);
+    if (s != KD_OK) {
+        kd_jw_free(&w);
+        return s;
+    }
+    unsigned char le[8];
+    for (int i = 0; i < 8; i++) le[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    int ok = fwrite(le, 1, 8, af.f) == 8 && fwrite(text, 1, hlen, af.f) == hlen;
+    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af.f) != EOF;
+    for (size_t i = 0; ok && i < n; i++) {
+        size_t numel = 1, es = strcmp(items[i].dtype, "F32") == 0 ? 4 : 1;
+        for (int d = 0; d < items[i].ndim; d++) numel *= (size_t)items[i].shape[d];
+        ok = fwrite(items[i].data, es, numel, af.f) == numel;
+    }
     kd_jw_free(&w);
     if (!ok) {
         s = kd_fail(KD_ERR_IO, "%s: write failed: %s", af.tmp, strerror(errno));

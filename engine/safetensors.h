@@ -51,6 +51,20 @@ kd_status kd_st_read_f32(const kd_safetensors *st, const kd_st_entry *e, float *
 kd_status kd_st_save(const char *path, kd_tensor *const *tensors, const char *const *names, size_t n,
                      const char *const *meta, size_t n_meta);
 
+/* Convert an I8 entry into dst (kd_st_numel(e) bytes). KD_ERR_DTYPE naming the tensor for other dtypes. */
+kd_status kd_st_read_i8(const kd_safetensors *st, const kd_st_entry *e, int8_t *dst);
+
+/* One tensor to write from host memory, row-major: dtype "F32" (float data) or "I8" (int8_t data). */
+typedef struct kd_st_item {
+    const char *name;
+    const char *dtype;
+    int ndim;
+    int64_t shape[KD_MAX_DIMS];
+    const void *data;
+} kd_st_item;
+/* Write n items to path as kd_st_save does (temporary name renamed into place, "__metadata__" from meta). */
+kd_status kd_st_save_items(const char *path, const kd_st_item *items, size_t n, const char *const *meta, size_t n_meta);
+
 /* --- A checkpoint's tensors across one or more files (engine/safetensors_index.c): a single
  * model.safetensors, or the shards a model.safetensors.index.json names, as transformers'
  * save_pretrained(max_shard_size=...) writes them:

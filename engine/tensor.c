@@ -260,6 +260,15 @@ void kd_tensor_free(kd_tensor *t)
     free(t);
 }
 
+void kd_tensor_release_storage(kd_tensor *t)
+{
+    KD_CHECK(t && t->persistent && !t->grad);
+    heap_bytes -= t->storage->nbytes;
+    kd_dev_free(t->storage->device, t->storage->data, t->storage->nbytes ? t->storage->nbytes : 1);
+    t->storage->data = NULL;
+    t->storage->nbytes = 0;
+}
+
 size_t kd_heap_bytes(void) { return heap_bytes; }
 
 int64_t kd_numel(const kd_tensor *t)

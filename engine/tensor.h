@@ -76,6 +76,10 @@ kd_tensor *kd_param(kd_dtype dt, int ndim, const int64_t *shape, const char *nam
 kd_tensor *kd_param_on(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape, const char *name);
 kd_tensor *kd_persist(const kd_tensor *t);
 void kd_tensor_free(kd_tensor *t);
+/* Give back a heap tensor's element memory, keeping its header (name, dtype, shape): for a parameter whose
+ * values now live elsewhere (an int8 model's weights). kd_data(t) is NULL afterwards; the owner must not hand
+ * it to an op. kd_tensor_free still frees it. */
+void kd_tensor_release_storage(kd_tensor *t);
 
 /* Overwrite dst's elements with src's (same shape; dtypes may differ between f32/f64). No graph. */
 kd_status kd_copy_into(kd_tensor *dst, const kd_tensor *src);

@@ -213,6 +213,41 @@ typedef struct kd_convert_args {
     void *y;
 } kd_convert_args;
 
+/* Int8 linear for inference (kernels/ref/gemm_s8_ref.c defines it; f32 tables only):
+ *   C[i, j] = fma((float)S[i, j], sa[i] * sw[j], bias[j]),   S[i, j] = sum_p qa[i, p] qw[j, p]  (int32, exact)
+ * qw: the s8 weights [n, k], symmetric per output channel in [-127, 127] (weight ~ sw[j] * qw[j, p]), handed
+ *     over packed by the same table's gemm_s8_pack (each kernel has its own layout).
+ * qa: the f32 input A [m, k] (row stride lda), quantized per row as the kernel packs it, in f32 arithmetic:
+ *     sa[i] = act_scale when act_scale > 0 (static, one scale for the tensor), else max_p |A[i, p]| / 127
+ *     (dynamic, per row; 1 for a row of zeros);  qa[i, p] = round_half_even(clamp(A[i, p] * (1 / sa[i]), -127, 127)).
+ * Both operands stay in [-127, 127], so every fast kernel computes S exactly (kernels/cpu/gemm_s8_*.c say
+ * how) and matches the reference bit for bit. A must be finite. bias may be NULL (0). */
+typedef struct kd_gemm_s8_args {
+    int64_t m, n, k;
+    const float *a; int64_t lda;
+    float act_scale;
+    const void *w;            /* packed by gemm_s8_pack */
+    const float *w_scale;     /* [n] */
+    const float *bias;        /* [n] or NULL */
+    float *c; int64_t ldc;
+} kd_gemm_s8_args;
+
+/* Pack the s8 weights w [n, k] (row-major) for gemm_s8 into dst; returns the bytes needed (dst NULL: only
+ * the size). */
+typedef size_t (*kd_gemm_s8_pack_fn)(int64_t n, int64_t k, const int8_t *w, void *dst);
+
+/* Symmetric int8 quantization of rows x cols values (row stride ld), one scale per row: scale[r] =
+ * max_c |x[r, c]| / 127 (1 for a row of zeros), q[r, c] = kd_quantize_s8(x[r, c], 1 / scale[r]). The
+ * weights' per-channel quantization and the activations' dynamic per-row one are this function. */
+void kd_quantize_s8_rows(int64_t rows, int64_t cols, const float *x, int64_t ld, int8_t *q, float *scale);
+/* One value quantized with a given scale, as every gemm_s8 kernel does it. */
+static inline int8_t kd_quantize_s8(float x, float inv_scale)
+{
+    float v = x * inv_scale;
+    v = v < -127.0f ? -127.0f : v > 127.0f ? 127.0f : v;
+    return (int8_t)__builtin_rintf(v);   /* the current rounding mode: to nearest, ties to even */
+}
+
 typedef struct kd_kernels {
     const char *name;   /* "ref", "avx2", "avx512", ... */
     void (*gemm)(const kd_gemm_args *, int ith, int nth);
@@ -234,7 +269,13 @@ typedef struct kd_kernels {
     void (*kl_div_bwd)(const kd_kl_div_args *, int ith, int nth);
     void (*adamw)(const kd_adamw_args *, int ith, int nth);
     void (*convert)(const kd_convert_args *, int ith, int nth);   /* f32 tables only */
+    void (*gemm_s8)(const kd_gemm_s8_args *, int ith, int nth);    /* f32 CPU tables only */
+    kd_gemm_s8_pack_fn gemm_s8_pack;                               /* its weight layout */
 } kd_kernels;
+
+/* The reference int8 linear and its weight layout (the f32 reference table's gemm_s8 entries). */
+void kd_gemm_s8_ref(const kd_gemm_s8_args *g, int ith, int nth);
+size_t kd_gemm_s8_pack_ref(int64_t n, int64_t k, const int8_t *w, void *dst);
 
 /* The scalar reference tables: the source of truth every fast kernel is tested against. */
 const kd_kernels *kd_kernels_ref_f32(void);
@@ -243,7 +284,7 @@ const kd_kernels *kd_kernels_ref_bf16(void);
 
 /* CPU features, read once from CPUID. */
 typedef struct kd_cpu_features {
-    int avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512bf16;
+    int avx2, fma, avx512f, avx512bw, avx512vl, avx512dq, avx512bf16, avx512vnni;
 } kd_cpu_features;
 kd_cpu_features kd_cpu_detect(void);
 

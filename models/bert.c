@@ -10,7 +10,10 @@
  * Mixed precision (kd_bert_set_precision bf16): the embeddings and their LayerNorm run in f32; the encoder
  * runs on bf16 activations with bf16 copies of the weights and biases made each forward (kd_cast: their
  * gradients arrive in the f32 parameters) and f32 LayerNorm parameters; the [CLS] state is cast back to
- * f32 for the pooler and classifier, so logits and losses are f32. */
+ * f32 for the pooler and classifier, so logits and losses are f32.
+ *
+ * int8 (models/bert_quant.c, kd quantize): every linear above but the classifier runs kd_linear_s8 on s8
+ * weights, with activations quantized per token or with calibrated static scales. */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -48,6 +51,9 @@ kd_bert *kd_bert_alloc(const kd_bert_config *cfg)
         return NULL;
     }
     m->cfg = *cfg;
+    /* a new model is f32: kd_bert_quant_alloc marks it int8 (the config says so exactly when it is) */
+    m->cfg.quant_activations[0] = 0;
+    m->cfg.quant_calibration[0] = 0;
     int64_t V = cfg->vocab_size, H = cfg->hidden_size, F = cfg->intermediate_size;
     const char *E = "bert.embeddings.%s", *L = "bert.encoder.layer.%d.%s";
     int ok = 1;
@@ -92,6 +98,7 @@ kd_bert *kd_bert_alloc(const kd_bert_config *cfg)
 void kd_bert_free(kd_bert *m)
 {
     if (!m) return;
+    kd_bert_quant_free(m);
     for (size_t i = 0; i < m->n_params; i++) kd_tensor_free(m->params[i]);
     free(m->params);
     free(m->layers);
@@ -172,6 +179,9 @@ kd_tensor **kd_bert_parameters(kd_bert *m, size_t *n)
 
 kd_status kd_bert_to_device(kd_bert *m, kd_device dev)
 {
+    if (m->quant && dev != KD_CPU)
+        return kd_fail(KD_ERR_ARG, "bert: an int8 model (config.json kd_quantization) runs on the CPU, not on %s: use "
+                       "--device cpu, or the f32 model it was quantized from", kd_device_name(dev));
     kd_status st = kd_device_open(dev);
     for (size_t i = 0; st == KD_OK && i < m->n_params; i++) st = kd_to_device(m->params[i], dev);
     return st;
@@ -205,6 +215,9 @@ kd_status kd_bert_set_precision(kd_bert *m, kd_dtype compute)
 {
     if (compute != KD_F32 && compute != KD_BF16)
         return kd_fail(KD_ERR_DTYPE, "bert: compute dtype %s, expected f32 or bf16", kd_dtype_name(compute));
+    if (m->quant && compute != KD_F32)
+        return kd_fail(KD_ERR_DTYPE, "bert: an int8 model (config.json kd_quantization) runs with f32 activations, not "
+                       "%s: use --precision f32", kd_dtype_name(compute));
     m->compute = compute;
     return KD_OK;
 }
@@ -240,25 +253,68 @@ static kd_tensor *attention_scores(kd_tensor *q, kd_tensor *k, kd_tensor *mask, 
     return mask ? kd_add(s, kd_reshape(mask, 4, mshape)) : s;
 }
 
-static kd_tensor *encoder_layer(const kd_bert *m, const kd_bert_layer *y, kd_tensor *x, kd_tensor *mask,
+/* x W^T + b for linear `idx` (kd_bert_quant's order): the int8 linear in an int8 model (which runs f32 on the
+ * CPU only), else the f32 (or bf16) one. While calibrating, the input's max |x| (first pass) or histogram of
+ * |x| (second pass) is kept first. */
+static kd_tensor *linear(const kd_bert *m, size_t idx, kd_tensor *x, kd_tensor *w, kd_tensor *b, kd_dtype dt)
+{
+    if (!x) return NULL;
+    if (m->calib && x->device == KD_CPU && x->dtype == KD_F32) {
+        kd_tensor *xc = kd_contiguous(x);
+        if (!xc) return NULL;
+        const float *d = kd_data(xc);
+        int64_t cols = xc->shape[xc->ndim - 1], rows = cols ? kd_numel(xc) / cols : 0;
+        /* token rows of padding (the batch is padded to a multiple of 8) are left out: only real tokens
+         * set the scale */
+        const int32_t *skip = m->calib_mask && rows == m->calib_rows ? m->calib_mask : NULL;
+        if (m->calib_hist) {
+            /* second pass: a histogram of |x| over [0, the first pass's max] (values above it: the last bin) */
+            uint64_t *h = m->calib_hist + idx * KD_BERT_CALIB_BINS;
+            const float per = m->calib[idx] > 0 ? KD_BERT_CALIB_BINS / m->calib[idx] : 0.0f;
+            for (int64_t r = 0; r < rows; r++) {
+                if (skip && !skip[r]) continue;
+                for (int64_t c = 0; c < cols; c++) {
+                    float b = fabsf(d[r * cols + c]) * per;
+                    h[b < KD_BERT_CALIB_BINS - 1 ? (int64_t)b : KD_BERT_CALIB_BINS - 1]++;
+                }
+            }
+        } else {
+            float mx = m->calib[idx];
+            for (int64_t r = 0; r < rows; r++) {
+                if (skip && !skip[r]) continue;
+                for (int64_t c = 0; c < cols; c++) mx = fmaxf(mx, fabsf(d[r * cols + c]));
+            }
+            m->calib[idx] = mx;
+        }
+    }
+    if (m->quant) {
+        if (x->dtype == KD_F32 && x->device == KD_CPU) return kd_linear_s8(x, &m->quant->w[idx], b);
+        kd_fail(KD_ERR_DTYPE, "bert: an int8 model runs on the CPU with f32 activations, not %s on %s",
+                kd_dtype_name(x->dtype), kd_device_name(x->device));
+        return NULL;
+    }
+    return kd_linear(x, kd_cast(w, dt), kd_cast(b, dt));
+}
+
+static kd_tensor *encoder_layer(const kd_bert *m, int l, const kd_bert_layer *y, kd_tensor *x, kd_tensor *mask,
                                 int64_t B, int64_t T, kd_tensor *score_mask, kd_tensor **scores)
 {
     const kd_bert_config *c = &m->cfg;
     int64_t heads = c->num_heads, dh = c->hidden_size / c->num_heads;
     int64_t hshape[4] = { B, T, heads, dh }, flat[3] = { B, T, c->hidden_size };
     /* Each projection [B, T, hidden] is viewed as [B, T, heads, dh]: no copies, the kernel reads strides. */
-    kd_dtype dt = m->compute;
-#define LIN(in, w, b) kd_linear(in, kd_cast(w, dt), kd_cast(b, dt))
-    kd_tensor *q = kd_reshape(LIN(x, y->q_w, y->q_b), 4, hshape);
-    kd_tensor *k = kd_reshape(LIN(x, y->k_w, y->k_b), 4, hshape);
-    kd_tensor *v = kd_reshape(LIN(x, y->v_w, y->v_b), 4, hshape);
+    const size_t q0 = (size_t)l * KD_BERT_QLINEARS_PER_LAYER;
+#define LIN(in, i, w, b) linear(m, q0 + (i), in, w, b, m->compute)
+    kd_tensor *q = kd_reshape(LIN(x, 0, y->q_w, y->q_b), 4, hshape);
+    kd_tensor *k = kd_reshape(LIN(x, 1, y->k_w, y->k_b), 4, hshape);
+    kd_tensor *v = kd_reshape(LIN(x, 2, y->v_w, y->v_b), 4, hshape);
     if (scores) *scores = attention_scores(q, k, score_mask, 1.0 / sqrt((double)dh), B, T);
     kd_tensor *a = kd_attention(q, k, v, mask, 1.0 / sqrt((double)dh), c->attention_dropout, m->training);
-    a = LIN(kd_reshape(a, 3, flat), y->ao_w, y->ao_b);
+    a = LIN(kd_reshape(a, 3, flat), 3, y->ao_w, y->ao_b);
     a = kd_dropout(a, c->hidden_dropout, m->training);
     x = kd_layernorm(kd_add(a, x), y->aln_w, y->aln_b, c->layer_norm_eps);
-    kd_tensor *f = kd_gelu(LIN(x, y->i_w, y->i_b));
-    f = kd_dropout(LIN(f, y->o_w, y->o_b), c->hidden_dropout, m->training);
+    kd_tensor *f = kd_gelu(LIN(x, 4, y->i_w, y->i_b));
+    f = kd_dropout(LIN(f, 5, y->o_w, y->o_b), c->hidden_dropout, m->training);
 #undef LIN
     return kd_layernorm(kd_add(f, x), y->oln_w, y->oln_b, c->layer_norm_eps);
 }
@@ -279,6 +335,8 @@ static kd_tensor *encode(kd_bert *m, const kd_bert_input *in, kd_bert_states *st
     }
     int64_t shape[2] = { B, T };
     kd_device dev = kd_bert_device(m);   /* the batch goes where the model is */
+    m->calib_mask = in->mask;
+    m->calib_rows = B * T;
     kd_tensor *ids = kd_from_buffer_on(dev, KD_I32, 2, shape, in->ids);
     kd_tensor *types = in->type_ids ? kd_from_buffer_on(dev, KD_I32, 2, shape, in->type_ids)
                                     : kd_zeros_on(dev, KD_I32, 2, shape);
@@ -331,7 +389,7 @@ static kd_tensor *encode(kd_bert *m, const kd_bert_input *in, kd_bert_states *st
          * reuse its memory. */
         kd_arena_mark mk = kd_arena_mark_now();
         int sc = keep && ((st->attention >> (l + 1)) & 1);
-        x = encoder_layer(m, &m->layers[l], x, mask, B, T, score_mask, sc ? &st->scores[l + 1] : NULL);
+        x = encoder_layer(m, l, &m->layers[l], x, mask, B, T, score_mask, sc ? &st->scores[l + 1] : NULL);
         if (keep && ((st->hidden >> (l + 1)) & 1)) st->h[l + 1] = kd_cast(x, KD_F32);
         if (!kd_grad_enabled() && !keep) x = kd_arena_keep(x, mk);
     }
@@ -358,7 +416,8 @@ kd_tensor *kd_bert_logits_states(kd_bert *m, const kd_bert_input *in, kd_bert_st
     if (!h) return NULL;
     int64_t shape[2] = { in->batch, m->cfg.hidden_size };
     kd_tensor *cls = kd_cast(kd_reshape(kd_narrow(h, 1, 0, 1), 2, shape), KD_F32);   /* [CLS] = position 0 */
-    kd_tensor *pooled = kd_tanh(kd_linear(cls, m->pool_w, m->pool_b));
+    size_t pooler = (size_t)m->cfg.num_layers * KD_BERT_QLINEARS_PER_LAYER;
+    kd_tensor *pooled = kd_tanh(linear(m, pooler, cls, m->pool_w, m->pool_b, KD_F32));
     pooled = kd_dropout(pooled, m->cfg.hidden_dropout, m->training);
     return kd_linear(pooled, m->cls_w, m->cls_b);
 }

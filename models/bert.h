@@ -19,6 +19,10 @@ typedef struct kd_bert_config {
     int num_labels;
     char labels[KD_BERT_MAX_LABELS][64];   /* id2label */
     char name[64];                /* preset name or "checkpoint" */
+    /* An int8 model (kd quantize; models/bert_quant.c): "" for f32, else config.json's
+     * kd_quantization.activations, "dynamic-per-token" or "static-per-tensor" (weights: int8 per channel). */
+    char quant_activations[32];
+    char quant_calibration[96];   /* how static scales were found (kd_quantization.calibration), or "" */
 } kd_bert_config;
 
 /* Class names. A checkpoint's names are its config.json's id2label, kept as they are (kd writes id2label
@@ -91,6 +95,21 @@ kd_status kd_bert_set_labels(kd_bert *m, int n, const char *const *names);
 /* Keep only the vocabulary ids keep[0..n) (ascending; the padding token among them): old id keep[i] becomes
  * i, its word-embedding row moves along, vocab_size becomes n (models/bert_vocab.c). */
 kd_status kd_bert_keep_vocab(kd_bert *m, const int32_t *keep, int32_t n);
+
+/* int8 inference (models/bert_quant.c; what kd quantize makes). kd_bert_quantize replaces every encoder linear
+ * and the pooler by s8 weights with a scale per output channel (the f32 weights give back their memory; their
+ * tensors keep name and shape only); activations are quantized per token at run time (static_act 0) or per tensor with scales found by
+ * calibration (static_act 1): kd_bert_calibrate_begin, forwards of the f32 model over the calibration text
+ * (pass 1: each linear's input max |x| over real tokens), and for percentile < 100, kd_bert_calibrate_histograms
+ * and the same forwards again (pass 2: a histogram of |x| per input); the scale is then the threshold below
+ * which `percentile` per cent of the values lie (the max at 100) / 127, larger values clipping. `calibration`
+ * describes the pass (saved in config.json). An int8 model runs on the CPU with f32 activations only (other
+ * devices and bf16 are refused) and cannot be a teacher to copy from; kd_bert_save writes I8 weights and F32
+ * scales, kd_bert_load reads them back. Already int8: KD_ERR_ARG. */
+kd_status kd_bert_calibrate_begin(kd_bert *m);
+kd_status kd_bert_calibrate_histograms(kd_bert *m);
+kd_status kd_bert_quantize(kd_bert *m, int static_act, double percentile, const char *calibration);
+int kd_bert_is_quantized(const kd_bert *m);
 
 /* A batch of token ids, row-major [batch, seq]; mask 1 = token, 0 = padding; type_ids may be NULL. */
 typedef struct kd_bert_input {

@@ -113,6 +113,63 @@ static kd_st_set *open_weights(const char *dir)
     return NULL;
 }
 
+/* Which int8 linear the weight p is (-1: none). */
+static long qlinear_index(kd_bert *m, const kd_tensor *p)
+{
+    for (size_t i = 0; i < kd_bert_qlinears(m); i++) {
+        kd_tensor *w, *b;
+        kd_bert_qlinear(m, i, &w, &b);
+        if (w == p) return (long)i;
+    }
+    return -1;
+}
+
+/* An F32 tensor of exactly n positive finite values (a scale), named `name` in the checkpoint. */
+static kd_status read_scales(const kd_st_set *st, const char *name, int strip, int64_t n, float *dst)
+{
+    const kd_safetensors *file = NULL;
+    const kd_st_entry *e = find_entry(st, name, strip, &file);
+    const char *shown = strip && strncmp(name, "bert.", 5) == 0 ? name + 5 : name;
+    if (!e) return kd_fail(KD_ERR_FORMAT, "%s: tensor '%s' is missing (config.json says the model is int8: kd_quantization)",
+                           st->path, shown);
+    char sb[64];
+    if (strcmp(e->dtype, "F32") != 0 || kd_st_numel(e) != n || e->ndim > 1)
+        return kd_fail(KD_ERR_FORMAT, "%s: tensor '%s' is %s %s, expected F32 [%lld]", file->path, shown, e->dtype,
+                       kd_st_shape_str(e, sb, sizeof sb), (long long)n);
+    kd_status s = kd_st_read_f32(file, e, dst);
+    for (int64_t i = 0; s == KD_OK && i < n; i++)
+        if (!(dst[i] > 0.0f) || !isfinite(dst[i]))
+            return kd_fail(KD_ERR_FORMAT, "%s: tensor '%s' holds %g at element %lld, expected a positive finite scale",
+                           file->path, shown, (double)dst[i], (long long)i);
+    return s;
+}
+
+/* Int8 linear qi: its I8 weight e [out, in], "<name>_scale" F32 [out] and, with static activations,
+ * "<linear>.input_scale" F32 [1]; the f32 weight gives back its memory. */
+static kd_status load_s8(kd_bert *m, size_t qi, const kd_st_set *st, const kd_st_entry *e, const kd_safetensors *file,
+                         int strip)
+{
+    kd_tensor *w, *b;
+    kd_bert_qlinear(m, qi, &w, &b);
+    kd_s8_weight *s = &m->quant->w[qi];
+    char s1[64], s2[64], name[160];
+    if (strcmp(e->dtype, "I8") != 0 || e->ndim != 2 || e->shape[0] != s->out || e->shape[1] != s->in)
+        return kd_fail(KD_ERR_FORMAT, "%s: tensor '%s' is %s %s, expected I8 %s (config.json says the model is int8: "
+                       "kd_quantization)", file->path, e->name, e->dtype, kd_st_shape_str(e, s1, sizeof s1),
+                       kd_shape_str(w, s2, sizeof s2));
+    kd_status st8 = kd_st_read_i8(file, e, s->q);
+    if (st8 != KD_OK) return st8;
+    snprintf(name, sizeof name, "%s_scale", w->name);
+    if ((st8 = read_scales(st, name, strip, s->out, s->scale)) != KD_OK) return st8;
+    if (m->quant->static_act) {
+        size_t len = strlen(w->name) - strlen(".weight");
+        snprintf(name, sizeof name, "%.*s.input_scale", (int)len, w->name);
+        if ((st8 = read_scales(st, name, strip, 1, &s->act_scale)) != KD_OK) return st8;
+    }
+    kd_bert_quant_release_f32(m, qi);
+    return KD_OK;
+}
+
 kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, int *missing_head)
 {
     char path[4096];
@@ -130,6 +187,9 @@ kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, i
     kd_bert *m = kd_bert_alloc(&cfg);
     if (!m) return NULL;
     kd_st_set *st = NULL;
+    int quantized = cfg.quant_activations[0] != 0;
+    if (quantized && kd_bert_quant_alloc(m, strcmp(cfg.quant_activations, "static-per-tensor") == 0) != KD_OK) goto fail;
+    if (quantized) snprintf(m->cfg.quant_calibration, sizeof m->cfg.quant_calibration, "%s", cfg.quant_calibration);
     if (!(st = open_weights(dir))) goto fail;
     int strip = kd_st_set_find(st, "bert.embeddings.word_embeddings.weight", NULL) == NULL &&
                 kd_st_set_find(st, "embeddings.word_embeddings.weight", NULL) != NULL;
@@ -154,6 +214,11 @@ kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, i
         }
         const char *fpath = file->path;
         char s1[64], s2[64];
+        long qi = quantized ? qlinear_index(m, p) : -1;
+        if (qi >= 0) {
+            if (load_s8(m, (size_t)qi, st, e, file, strip) != KD_OK) goto fail;
+            continue;
+        }
         int same = e->ndim == p->ndim;
         for (int d = 0; same && d < p->ndim; d++) same = e->shape[d] == p->shape[d];
         if (!same) {
@@ -188,6 +253,51 @@ fail:
     return NULL;
 }
 
+/* An int8 model's model.safetensors: the int8 linears' weights as I8 with "<name>_scale" F32 [out] (and
+ * "<linear>.input_scale" F32 [1] with static activations), every other parameter F32. */
+static kd_status save_s8(const kd_bert *mc, const char *path, const char *const *meta)
+{
+    kd_bert *m = (kd_bert *)mc;   /* kd_bert_qlinear hands out the tensors; nothing is changed */
+    size_t cap = m->n_params + 2 * m->quant->n;
+    kd_st_item *items = calloc(cap, sizeof *items);
+    char (*names)[160] = calloc(2 * m->quant->n, sizeof *names);
+    if (!items || !names) {
+        free(items);
+        free(names);
+        return kd_fail(KD_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t n = 0, nn = 0;
+    for (size_t i = 0; i < m->n_params; i++) {
+        const kd_tensor *p = m->params[i];
+        KD_CHECK(p->device == KD_CPU && p->dtype == KD_F32 && kd_is_contiguous(p));
+        kd_st_item *it = &items[n++];
+        it->name = p->name;
+        it->ndim = p->ndim;
+        for (int d = 0; d < p->ndim; d++) it->shape[d] = p->shape[d];
+        long qi = qlinear_index(m, p);
+        if (qi < 0) {
+            it->dtype = "F32";
+            it->data = kd_data(p);
+            continue;
+        }
+        const kd_s8_weight *s = &m->quant->w[qi];
+        it->dtype = "I8";
+        it->data = s->q;
+        kd_st_item *sc = &items[n++];
+        snprintf(names[nn], sizeof names[nn], "%s_scale", p->name);
+        *sc = (kd_st_item){ .name = names[nn++], .dtype = "F32", .ndim = 1, .shape = { s->out }, .data = s->scale };
+        if (m->quant->static_act) {
+            kd_st_item *as = &items[n++];
+            snprintf(names[nn], sizeof names[nn], "%.*s.input_scale", (int)(strlen(p->name) - strlen(".weight")), p->name);
+            *as = (kd_st_item){ .name = names[nn++], .dtype = "F32", .ndim = 1, .shape = { 1 }, .data = &s->act_scale };
+        }
+    }
+    kd_status st = kd_st_save_items(path, items, n, meta, 1);
+    free(items);
+    free(names);
+    return st;
+}
+
 kd_status kd_bert_save(const kd_bert *m, const char *dir)
 {
     kd_status s = make_dir(dir);
@@ -195,7 +305,9 @@ kd_status kd_bert_save(const kd_bert *m, const char *dir)
     char path[4096];
     join(path, sizeof path, dir, "model.safetensors");
     const char *meta[2] = { "format", "pt" };
-    if ((s = kd_st_save(path, m->params, NULL, m->n_params, meta, 1)) != KD_OK) return s;
+    if (m->quant) s = save_s8(m, path, meta);
+    else s = kd_st_save(path, m->params, NULL, m->n_params, meta, 1);
+    if (s != KD_OK) return s;
     join(path, sizeof path, dir, "config.json");
     return kd_bert_config_save(path, &m->cfg);
 }
@@ -244,6 +356,11 @@ static kd_status slice_param(kd_tensor *dst, const kd_tensor *src, int row_group
 kd_bert *kd_bert_from_teacher(const kd_bert *teacher, const kd_bert_config *scfg, const int *layers, uint64_t seed)
 {
     const kd_bert_config *t = &teacher->cfg;
+    if (teacher->quant) {
+        kd_fail(KD_ERR_ARG, "student from teacher: the teacher is an int8 model (config.json kd_quantization); copy "
+                "layers from the f32 model it was quantized from");
+        return NULL;
+    }
     if (kd_bert_config_check(scfg, "student") != KD_OK) return NULL;
     const struct { const char *field; int tv, sv; } same[] = {
         { "num_attention_heads", t->num_heads, scfg->num_heads },

@@ -182,6 +182,28 @@ static kd_status get_labels(const kd_json *o, const char *path, kd_bert_config *
     return KD_OK;
 }
 
+/* "kd_quantization": {"weights": "int8-per-channel-symmetric", "activations": "dynamic-per-token" |
+ * "static-per-tensor", "calibration": "..."} marks kd's int8 models (models/bert_quant.c); absent for f32. */
+static kd_status get_quantization(const kd_json *o, const char *path, kd_bert_config *c)
+{
+    const kd_json *q = kd_json_get(o, "kd_quantization");
+    if (!q || q->type == KD_JSON_NULL) return KD_OK;
+    if (q->type != KD_JSON_OBJECT) return kd_fail(KD_ERR_FORMAT, "%s: kd_quantization: expected an object", path);
+    char weights[64] = "";
+    kd_status s;
+    if ((s = get_str(q, path, "weights", weights, sizeof weights)) ||
+        (s = get_str(q, path, "activations", c->quant_activations, sizeof c->quant_activations)) ||
+        (s = get_str(q, path, "calibration", c->quant_calibration, sizeof c->quant_calibration)))
+        return s;
+    if (strcmp(weights, "int8-per-channel-symmetric") != 0)
+        return kd_fail(KD_ERR_FORMAT, "%s: kd_quantization.weights is \"%s\", expected \"int8-per-channel-symmetric\"",
+                       path, weights);
+    if (strcmp(c->quant_activations, "dynamic-per-token") != 0 && strcmp(c->quant_activations, "static-per-tensor") != 0)
+        return kd_fail(KD_ERR_FORMAT, "%s: kd_quantization.activations is \"%s\", expected \"dynamic-per-token\" or "
+                       "\"static-per-tensor\"", path, c->quant_activations);
+    return KD_OK;
+}
+
 kd_status kd_bert_config_load(const char *path, kd_bert_config *cfg)
 {
     kd_json *o = kd_json_read_file(path);
@@ -245,6 +267,7 @@ kd_status kd_bert_config_load(const char *path, kd_bert_config *cfg)
         s = kd_fail(KD_ERR_FORMAT, "%s: num_labels is %d but id2label has %d labels", path, nl, c.num_labels);
         goto done;
     }
+    if ((s = get_quantization(o, path, &c)) != KD_OK) goto done;
     if ((s = kd_bert_config_check(&c, path)) != KD_OK) goto done;
     *cfg = c;
 done:
@@ -285,6 +308,14 @@ kd_status kd_bert_config_save(const char *path, const kd_bert_config *c)
     kd_jw_field_string(&w, "torch_dtype", "float32");
     kd_jw_field_string(&w, "problem_type", "single_label_classification");
     kd_jw_field_int(&w, "num_labels", c->num_labels);
+    if (c->quant_activations[0]) {
+        kd_jw_key(&w, "kd_quantization");
+        kd_jw_object_begin(&w);
+        kd_jw_field_string(&w, "weights", "int8-per-channel-symmetric");
+        kd_jw_field_string(&w, "activations", c->quant_activations);
+        if (c->quant_calibration[0]) kd_jw_field_string(&w, "calibration", c->quant_calibration);
+        kd_jw_object_end(&w);
+    }
     kd_jw_key(&w, "id2label");
     kd_jw_object_begin(&w);
     char key[16];

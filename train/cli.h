@@ -126,5 +126,6 @@ int kd_cmd_eval(int argc, char **argv);
 int kd_cmd_predict(int argc, char **argv);
 int kd_cmd_compare(int argc, char **argv);
 int kd_cmd_demo(int argc, char **argv);
+int kd_cmd_quantize(int argc, char **argv);
 
 #endif

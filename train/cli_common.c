@@ -272,6 +272,10 @@ int kd_cli_check_model_arg(const char *cmd, const char *flag, const char *spec)
 
 kd_bert *kd_cli_relabel(kd_bert *m, const kd_labels *labels, uint64_t seed)
 {
+    if (kd_bert_is_quantized(m)) {
+        kd_fail(KD_ERR_ARG, "relabel: an int8 model cannot be copied into a new head; relabel the f32 model");
+        return NULL;
+    }
     kd_bert_config cfg = *kd_bert_get_config(m);
     for (int i = 0; i < labels->n && i < KD_BERT_MAX_LABELS; i++)
         snprintf(cfg.labels[i], sizeof cfg.labels[i], "%s", labels->names[i]);
@@ -329,6 +333,12 @@ kd_bert *kd_cli_make_model(const char *spec, const kd_vocab *vocab, const kd_lab
     int missing = 0;
     kd_bert *m = kd_bert_load(spec, 0, seed, &missing);
     if (!m) return NULL;
+    if (kd_bert_is_quantized(m)) {
+        kd_bert_free(m);
+        kd_fail(KD_ERR_ARG, "%s is an int8 model (config.json kd_quantization, made by kd quantize) for inference only: "
+                "kd %s trains f32 weights; train the f32 model it was quantized from, then quantize the result", spec, cmd);
+        return NULL;
+    }
     if (!missing) {
         const kd_bert_config *c = kd_bert_get_config(m);
         if (c->num_labels != labels->n) {

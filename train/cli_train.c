@@ -299,6 +299,11 @@ static int distill_load(distill_run *r)
     train_flags *f = r->f;
     if (kd_cli_model_vocab(f->teacher, r->tvocab, sizeof r->tvocab) != KD_OK) return kd_cli_fail(r->cmd);
     if (!(r->teacher = kd_cli_load_classifier(f->teacher))) return kd_cli_fail(r->cmd);
+    if (kd_bert_is_quantized(r->teacher)) {
+        kd_fail(KD_ERR_ARG, "--teacher: %s is an int8 model (config.json kd_quantization, made by kd quantize) for "
+                "inference only: distill from the f32 teacher it was quantized from", f->teacher);
+        return kd_cli_fail(r->cmd);
+    }
     if (kd_cli_model_labels(kd_bert_get_config(r->teacher), &r->tl) != KD_OK) return kd_cli_fail(r->cmd);
     int rc = load_data(r->cmd, f, &r->tl, &r->train, &r->dev, &r->rows);
     if (rc >= 0) return rc;

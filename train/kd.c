@@ -18,6 +18,7 @@ static const subcommand commands[] = {
     { "eval", kd_cmd_eval, "accuracy, macro-F1, macro-recall and the per-class table on a labelled set" },
     { "predict", kd_cmd_predict, "label stdin lines; one JSON object per line" },
     { "compare", kd_cmd_compare, "teacher vs student: accuracy, parameters, size, latency, throughput" },
+    { "quantize", kd_cmd_quantize, "an int8 copy of a trained model for CPU inference" },
     { "demo", kd_cmd_demo, "the built-in example: teacher, KD student and no-KD student on a grammar corpus" },
     { "tokenize", kd_cmd_tokenize, "stdin lines to WordPiece token ids" },
 };
@@ -48,7 +49,7 @@ int main(int argc, char **argv)
             return rc;
         }
     }
-    fprintf(stderr, "kd: '%s': unknown command, expected one of finetune, distill, eval, predict, compare, demo, "
-                    "tokenize (see kd --help)\n", argv[1]);
+    fprintf(stderr, "kd: '%s': unknown command, expected one of finetune, distill, eval, predict, compare, quantize, "
+                    "demo, tokenize (see kd --help)\n", argv[1]);
     return KD_EXIT_USAGE;
 }

@@ -16,6 +16,16 @@ const kd_kernels *kd_kernels_avx512_f32(void);
 void kd_gemm_avx2_f32(const kd_gemm_args *g, int ith, int nth);
 void kd_gemm_avx512_f32(const kd_gemm_args *g, int ith, int nth);
 
+/* The int8 linear (kernels.h, kd_gemm_s8_args) and each one's weight layout: VPMADDWD on s16-widened values
+ * (AVX2), VPDPBUSD (AVX-512 VNNI; built when KD_HAVE_AVX512VNNI, run where the CPU has it). */
+void kd_gemm_s8_avx2(const kd_gemm_s8_args *g, int ith, int nth);
+size_t kd_gemm_s8_pack_avx2(int64_t n, int64_t k, const int8_t *w, void *dst);
+void kd_gemm_s8_avx512vnni(const kd_gemm_s8_args *g, int ith, int nth);
+size_t kd_gemm_s8_pack_avx512vnni(int64_t n, int64_t k, const int8_t *w, void *dst);
+/* Each int8 GEMM by name, for tests and benchmarks: "ref", "avx2", "avx512vnni"; 0 (and nothing set) when
+ * not built or this CPU cannot run it. */
+int kd_gemm_s8_cpu(const char *name, void (**fn)(const kd_gemm_s8_args *, int, int), kd_gemm_s8_pack_fn *pack);
+
 /* Row, element-wise, loss, optimizer and attention kernels (AVX2+FMA; the AVX-512 table uses them too). */
 void kd_unary_avx2_f32(const kd_map_args *m, int ith, int nth);
 void kd_binary_avx2_f32(const kd_map_args *m, int ith, int nth);

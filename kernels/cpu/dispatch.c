@@ -36,6 +36,7 @@ kd_cpu_features kd_cpu_detect(void)
         f.avx512dq = (b >> 17) & 1;
         f.avx512bw = (b >> 30) & 1;
         f.avx512vl = (b >> 31) & 1;
+        f.avx512vnni = (c >> 11) & 1;
         unsigned int a1, b1, c1, d1;
         if (a >= 1 && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) f.avx512bf16 = (a1 >> 5) & 1;
     }
@@ -102,4 +103,30 @@ kd_gemm_fn kd_gemm_cpu_bf16(const char *name)
     if (strcmp(name, "avx2") == 0) return cpu_runs_avx2(f) ? kd_gemm_avx2_bf16 : NULL;
 #endif
     return NULL;
+}
+
+int kd_gemm_s8_cpu(const char *name, void (**fn)(const kd_gemm_s8_args *, int, int), kd_gemm_s8_pack_fn *pack)
+{
+    kd_cpu_features f = kd_cpu_detect();
+    (void)f;
+    if (strcmp(name, "ref") == 0) {
+        *fn = kd_gemm_s8_ref;
+        *pack = kd_gemm_s8_pack_ref;
+        return 1;
+    }
+#ifdef KD_HAVE_AVX512VNNI
+    if (strcmp(name, "avx512vnni") == 0 && cpu_runs_avx512(f) && f.avx512vnni) {
+        *fn = kd_gemm_s8_avx512vnni;
+        *pack = kd_gemm_s8_pack_avx512vnni;
+        return 1;
+    }
+#endif
+#ifdef KD_HAVE_AVX2
+    if (strcmp(name, "avx2") == 0 && cpu_runs_avx2(f)) {
+        *fn = kd_gemm_s8_avx2;
+        *pack = kd_gemm_s8_pack_avx2;
+        return 1;
+    }
+#endif
+    return 0;
 }

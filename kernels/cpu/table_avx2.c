@@ -30,6 +30,8 @@ static void table_avx2_build(void)
     table_avx2.embedding_bwd = kd_embedding_bwd_avx2_f32;
     table_avx2.reduce = kd_reduce_avx2_f32;
     table_avx2.convert = kd_convert_avx2;
+    table_avx2.gemm_s8 = kd_gemm_s8_avx2;
+    table_avx2.gemm_s8_pack = kd_gemm_s8_pack_avx2;
 }
 
 const kd_kernels *kd_kernels_avx2_f32(void)

@@ -33,6 +33,13 @@ static void table_avx512_build(void)
     table_avx512.attention = kd_attention_avx512_f32;
     table_avx512.attention_bwd = kd_attention_bwd_avx512_f32;
     table_avx512.convert = kd_convert_avx512;
+#ifdef KD_HAVE_AVX512VNNI
+    /* VPDPBUSD: 64 int8 products per instruction where the AVX2 kernel's VPMADDWD does 16. */
+    if (kd_cpu_detect().avx512vnni) {
+        table_avx512.gemm_s8 = kd_gemm_s8_avx512vnni;
+        table_avx512.gemm_s8_pack = kd_gemm_s8_pack_avx512vnni;
+    }
+#endif
 }
 
 const kd_kernels *kd_kernels_avx512_f32(void)

@@ -33,6 +33,8 @@ static void table_avx512_build(void)
     table_avx512.attention = kd_attention_avx512_f32;
     table_avx512.attention_bwd = kd_attention_bwd_avx512_f32;
     table_avx512.convert = kd_convert_avx512;
+    table_avx512.gemm_packed_b_size = kd_gemm_packed_b_size_avx512;
+    table_avx512.gemm_pack_b = kd_gemm_pack_b_avx512_f32;
 }
 
 const kd_kernels *kd_kernels_avx512_f32(void)
@@ -53,9 +55,16 @@ static void table_avx512_bf16_build(void)
     table_avx512_bf16 = *kd_kernels_avx2_bf16();
     table_avx512_bf16.name = "avx512";
     table_avx512_bf16.gemm = kd_gemm_avx512_bf16;
+    table_avx512_bf16.gemm_packed_b_size = kd_gemm_packed_b_size_avx512_bf16;
+    table_avx512_bf16.gemm_pack_b = kd_gemm_pack_b_avx512_bf16;
 #ifdef KD_HAVE_AVX512BF16
-    /* VDPBF16PS does two multiply-adds per lane where the widened f32 path does one. */
-    if (kd_cpu_detect().avx512bf16) table_avx512_bf16.gemm = kd_gemm_avx512bf16_bf16;
+    /* VDPBF16PS does two multiply-adds per lane where the widened f32 path does one. It packs bf16 pairs,
+     * not f32 panels: no prepacked form (its B is packed as it goes). */
+    if (kd_cpu_detect().avx512bf16) {
+        table_avx512_bf16.gemm = kd_gemm_avx512bf16_bf16;
+        table_avx512_bf16.gemm_packed_b_size = NULL;
+        table_avx512_bf16.gemm_pack_b = NULL;
+    }
 #endif
     bf16_set_entries(&table_avx512_bf16);
 }

@@ -28,6 +28,7 @@ int kd_threads(void);
  * The environment variable KD_PREPACK=0|auto|1 sets the mode at start-up. kd_derived_bytes: the bytes
  * of t's kept forms (bf16 copy, packed panels). */
 typedef enum kd_prepack_mode { KD_PREPACK_OFF = 0, KD_PREPACK_AUTO = 1, KD_PREPACK_ON = 2 } kd_prepack_mode;
+#define KD_PREPACK_AUTO_ROWS 512   /* AUTO packs for products of at most this many rows */
 void kd_set_prepack(kd_prepack_mode mode);
 kd_prepack_mode kd_prepack(void);
 size_t kd_derived_bytes(const kd_tensor *t);

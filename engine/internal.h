@@ -71,8 +71,6 @@ kd_tensor *kd_derived_cast(kd_tensor *t, kd_dtype dt, kd_tensor *(*convert)(kd_t
 const void *kd_derived_packed_b(kd_tensor *w, kd_dtype dt, int64_t rows, int trans_b, int64_t ldb, int64_t k, int64_t n);
 void kd_derived_free_all(kd_tensor *t);
 void kd_heap_adjust(int64_t delta);
-/* KD_PREPACK_AUTO packs the weights of products of at most this many rows. */
-#define KD_PREPACK_AUTO_ROWS 512
 
 /* Add src (shape `like`, any strides) into dst's gradient view: a strided accumulate used by views. */
 void kd_accumulate_strided(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,

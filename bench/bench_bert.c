@@ -292,6 +292,7 @@ static double sgd_host(kd_tensor **p, size_t np)
             w[j] -= 1e-4f * g[j];
         }
         gn += (g4[0] + g4[1]) + (g4[2] + g4[3]);
+        kd_mark_modified(p[i]);   /* written through kd_data: what was kept from the old values goes */
     }
     return gn;
 }

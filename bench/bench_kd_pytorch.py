@@ -10,9 +10,10 @@ is reported with tokens/s and GFLOP/s.
 
 The model is test/models/torch_bert.py's plain functional BERT (no `transformers`), with Hugging Face's
 dropouts in training (bench/kd_recipe_pytorch.py's train_logits). Runs with Debian's /usr/bin/python3 +
-python3-torch, 2 threads by default. The cases run with OPENBLAS_CORETYPE=SkylakeX and
+python3-torch (with libopenblas0-pthread: without it Debian's torch runs the reference BLAS), 2 threads by
+default. The cases run with OPENBLAS_CORETYPE=SkylakeX (Haswell on a CPU without AVX-512) and
 OMP_WAIT_POLICY=PASSIVE unless the environment sets them otherwise: the fastest PyTorch configuration
-measured on this machine.
+measured on the development machine.
 
   /usr/bin/python3 bench/bench_kd_pytorch.py [--case kd-step|base-train|large-forward|base-latency|all]
                                              [--reps 3] [--large-reps 1] [--threads 2] [--kd build/bench/bench_bert]
@@ -56,7 +57,17 @@ PRESETS = {"bert-large": (24, 1024, 16, 4096), "bert-base": (12, 768, 12, 3072),
 # is MiniLM-L6's shape cut to 3 layers (kd distill --init-from-teacher --student-layers 3).
 INFER_MODELS = [("bert-base", None), ("minilm-l6", 3)]
 INFER_SHAPES = [(1, 128), (32, 128)]
-ENV_DEFAULTS = {"OPENBLAS_CORETYPE": "SkylakeX", "OMP_WAIT_POLICY": "PASSIVE"}
+def _cpu_has_avx512():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx512f " in f.read().replace("\n", " ")
+    except OSError:
+        return False
+
+
+# OpenBLAS's SkylakeX kernels where the CPU runs AVX-512 (the fastest measured on the AVX-512 development
+# machine), its Haswell ones elsewhere (SkylakeX would not run).
+ENV_DEFAULTS = {"OPENBLAS_CORETYPE": "SkylakeX" if _cpu_has_avx512() else "Haswell", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def config(preset, layers=None):

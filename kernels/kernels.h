@@ -249,7 +249,7 @@ typedef struct kd_kernels {
     void (*kl_div_bwd)(const kd_kl_div_args *, int ith, int nth);
     void (*adamw)(const kd_adamw_args *, int ith, int nth);
     void (*convert)(const kd_convert_args *, int ith, int nth);   /* f32 tables only */
-    /* Prepacked B (NULL in tables whose gemm has no packed form: ref, CUDA, VDPBF16PS). */
+    /* Prepacked B (NULL in tables whose gemm has no packed form: ref, CUDA). */
     size_t (*gemm_packed_b_size)(int64_t k, int64_t n);
     void (*gemm_pack_b)(const kd_gemm_pack_args *, int ith, int nth);
 } kd_kernels;

@@ -83,6 +83,9 @@ void kd_gemm_pack_b_avx512_bf16(const kd_gemm_pack_args *p, int ith, int nth);
 /* GEMM on VDPBF16PS: bf16 pairs along k packed as they are, f32 sums rounded once (needs avx512bf16;
  * built when KD_HAVE_AVX512BF16). The AVX-512 bf16 table uses it where the CPU has it. */
 void kd_gemm_avx512bf16_bf16(const kd_gemm_args *g, int ith, int nth);
+/* Its prepacked B: bf16 pairs along k, NR-column panels over all of k (kernels.h: gemm_pack_b). */
+size_t kd_gemm_packed_b_size_avx512bf16(int64_t k, int64_t n);
+void kd_gemm_pack_b_avx512bf16(const kd_gemm_pack_args *p, int ith, int nth);
 /* Each bf16 GEMM by name, for tests and benchmarks: "avx2", "avx512" (widened to f32 while packing),
  * "avx512bf16" (VDPBF16PS); NULL when not built or this CPU cannot run it. */
 typedef void (*kd_gemm_fn)(const kd_gemm_args *g, int ith, int nth);

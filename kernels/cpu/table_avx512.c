@@ -58,12 +58,12 @@ static void table_avx512_bf16_build(void)
     table_avx512_bf16.gemm_packed_b_size = kd_gemm_packed_b_size_avx512_bf16;
     table_avx512_bf16.gemm_pack_b = kd_gemm_pack_b_avx512_bf16;
 #ifdef KD_HAVE_AVX512BF16
-    /* VDPBF16PS does two multiply-adds per lane where the widened f32 path does one. It packs bf16 pairs,
-     * not f32 panels: no prepacked form (its B is packed as it goes). */
+    /* VDPBF16PS does two multiply-adds per lane where the widened f32 path does one. Its prepacked B is
+     * bf16 pairs, half the bytes of the widened f32 panels. */
     if (kd_cpu_detect().avx512bf16) {
         table_avx512_bf16.gemm = kd_gemm_avx512bf16_bf16;
-        table_avx512_bf16.gemm_packed_b_size = NULL;
-        table_avx512_bf16.gemm_pack_b = NULL;
+        table_avx512_bf16.gemm_packed_b_size = kd_gemm_packed_b_size_avx512bf16;
+        table_avx512_bf16.gemm_pack_b = kd_gemm_pack_b_avx512bf16;
     }
 #endif
     bf16_set_entries(&table_avx512_bf16);

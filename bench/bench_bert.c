@@ -18,9 +18,14 @@
  * Usage: bench_bert [--case large-forward|base-train|base-latency|kd-step|student-step|all] [--reps N]
  *                   [--large-reps N] [--threads N] [--kernels ref|avx2|avx512|best] [--device cpu|cuda|sim]
  *                   [--precision f32|tf32|bf16] [--batch N] [--seq T] [--teacher-preset P] [--student-preset P]
+ *                   [--layers N] [--warmup N] [--int8]
  *
  * --batch/--seq set B x T of every case but base-latency (1 x T); the presets (bert-large, bert-base) name
- * the large-forward / teacher model and the base-* / student model.
+ * the large-forward / teacher model and the base-* / student model; --layers N gives every model N encoder
+ * layers (the SST-2 student: --student-preset minilm-l6 --layers 3); --warmup N runs N untimed forwards
+ * before large-forward's timed ones (default none on the CPU). Without a graph the linears read their
+ * weights prepacked as KD_PREPACK says (0, auto, 1; engine/backend.h), and in bf16 the weights' bf16 copies
+ * are made once, in the first (warm-up) forward.
  * --int8: the forward cases (large-forward, base-latency) run the model quantized as `kd quantize` makes it
  * (int8 weights per channel, activations per token at run time; CPU only), e.g.
  *   bench_bert --int8 --case base-latency;  bench_bert --int8 --case large-forward --teacher-preset bert-base --batch 32 */
@@ -47,12 +52,15 @@ typedef struct opts {
     const char *which, *kernels, *device, *precision, *teacher, *student;
     int reps, large_reps, threads;
     int64_t batch, seq;
+    int warmup;   /* large-forward's warm-up forwards (--warmup; -1: none on the CPU, 2 on a device) */
 } opts;
 
 /* Where the case runs (set in the case's process) and the case's name (for the result line). */
 static kd_device bench_dev = KD_CPU;
 static const char *bench_case = "";
 static int bench_int8 = 0;   /* --int8: forward cases on the int8 model */
+/* --layers N: every model the case builds has N encoder layers (0: the preset's). */
+static int bench_layers = 0;
 
 /* Forward FLOPs of the encoder + head: 2 * (matmul parameters) per token, plus attention's two batched
  * products (q k^T and p v), 2 * 2 * T * hidden per token per layer. A training step is ~3x this. */
@@ -130,14 +138,15 @@ static kd_bert *make_model(const char *preset, kd_bert_config *c)
         fprintf(stderr, "bench_bert: %s\n", kd_last_error());
         return NULL;
     }
+    if (bench_layers > 0) c->num_layers = bench_layers;
     double t0 = bench_now();
     kd_bert *m = kd_bert_new(c, 1);
     if (!m) {
         fprintf(stderr, "bench_bert: %s\n", kd_last_error());
         return NULL;
     }
-    printf("  %s: %.1f M parameters, initialised in %.1f s\n", preset, (double)kd_bert_num_parameters(m) / 1e6,
-           bench_now() - t0);
+    printf("  %s (%d layers): %.1f M parameters, initialised in %.1f s\n", preset, c->num_layers,
+           (double)kd_bert_num_parameters(m) / 1e6, bench_now() - t0);
     return m;
 }
 
@@ -301,6 +310,7 @@ static double sgd_host(kd_tensor **p, size_t np)
             w[j] -= 1e-4f * g[j];
         }
         gn += (g4[0] + g4[1]) + (g4[2] + g4[3]);
+        kd_mark_modified(p[i]);   /* written through kd_data: what was kept from the old values goes */
     }
     return gn;
 }
@@ -573,7 +583,7 @@ static int run_case(const char *name, const opts *o)
     const int dw = bench_dev == KD_CPU ? 0 : 2;
     const int64_t B = o->batch, T = o->seq;
     int rc = 1;
-    if (strcmp(name, "large-forward") == 0) rc = run_forward(o->teacher, B, T, o->large_reps, dw);
+    if (strcmp(name, "large-forward") == 0) rc = run_forward(o->teacher, B, T, o->large_reps, o->warmup >= 0 ? o->warmup : dw);
     else if (strcmp(name, "base-train") == 0) rc = run_train(o->student, B, T, o->reps, dw > 1 ? dw : 1);
     else if (strcmp(name, "base-latency") == 0) rc = run_forward(o->student, 1, T, 5 * o->reps, 2);
     else if (strcmp(name, "kd-step") == 0 || strcmp(name, "student-step") == 0) {
@@ -590,14 +600,15 @@ static int usage(const char *prog)
 {
     fprintf(stderr, "usage: %s [--case large-forward|base-train|base-latency|kd-step|student-step|all] [--reps N] "
                     "[--large-reps N] [--threads N] [--kernels ref|avx2|avx512|best] [--device cpu|cuda|sim] "
-                    "[--precision f32|tf32|bf16] [--batch N] [--seq T] [--teacher-preset P] [--student-preset P] [--int8]\n",
+                    "[--precision f32|tf32|bf16] [--batch N] [--seq T] [--teacher-preset P] [--student-preset P] "
+                    "[--layers N] [--warmup N] [--int8]\n",
             prog);
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    opts o = { "all", "best", "cpu", NULL, "bert-large", "bert-base", 3, 1, 0, 16, 128 };
+    opts o = { "all", "best", "cpu", NULL, "bert-large", "bert-base", 3, 1, 0, 16, 128, -1 };
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--case") == 0 && i + 1 < argc) o.which = argv[++i];
         else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) o.reps = atoi(argv[++i]);
@@ -611,7 +622,13 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--teacher-preset") == 0 && i + 1 < argc) o.teacher = argv[++i];
         else if (strcmp(argv[i], "--student-preset") == 0 && i + 1 < argc) o.student = argv[++i];
         else if (strcmp(argv[i], "--int8") == 0) bench_int8 = 1;
+        else if (strcmp(argv[i], "--layers") == 0 && i + 1 < argc) bench_layers = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc) o.warmup = atoi(argv[++i]);
         else return usage(argv[0]);
+    }
+    if (bench_layers < 0 || bench_layers > 48) {
+        fprintf(stderr, "bench_bert: --layers %d: expected 1 to 48 (0: the preset's)\n", bench_layers);
+        return 2;
     }
     if (o.reps < 1 || o.large_reps < 1) {
         fprintf(stderr, "bench_bert: --reps and --large-reps must be >= 1\n");

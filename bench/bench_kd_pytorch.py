@@ -10,9 +10,10 @@ is reported with tokens/s and GFLOP/s.
 
 The model is test/models/torch_bert.py's plain functional BERT (no `transformers`), with Hugging Face's
 dropouts in training (bench/kd_recipe_pytorch.py's train_logits). Runs with Debian's /usr/bin/python3 +
-python3-torch, 2 threads by default. The cases run with OPENBLAS_CORETYPE=SkylakeX and
+python3-torch (with libopenblas0-pthread: without it Debian's torch runs the reference BLAS), 2 threads by
+default. The cases run with OPENBLAS_CORETYPE=SkylakeX (Haswell on a CPU without AVX-512) and
 OMP_WAIT_POLICY=PASSIVE unless the environment sets them otherwise: the fastest PyTorch configuration
-measured on this machine.
+measured on the development machine.
 
   /usr/bin/python3 bench/bench_kd_pytorch.py [--case kd-step|base-train|large-forward|base-latency|all]
                                              [--reps 3] [--large-reps 1] [--threads 2] [--kd build/bench/bench_bert]
@@ -23,6 +24,20 @@ its mixed precision, and kd's bench_bert with --precision bf16 (bf16 activations
 
 With --kd, each case runs in kd's bench_bert first and then here, and a side-by-side table with the
 ratios closes the run.
+
+--inference runs the inference table instead: bert-base and the SST-2 student (MiniLM-L6's shape, 3
+layers) at batch 1 x 128 and 32 x 128, each in kd f32 and kd bf16 (bench_bert, given by --kd), PyTorch f32
+(the functional BERT above) and ONNX Runtime: the same configuration as a transformers
+BertForSequenceClassification holding the same random weights, exported with torch.onnx.export (opset 14,
+dynamic batch and length), run on the CPU execution provider with all graph optimisations and
+intra-op threads = --threads, in f32 and after onnxruntime.quantization.quantize_dynamic (QInt8 weights,
+int8 activations quantized per call). ORT's logits are checked against transformers' before timing (f32:
+within 1e-3; int8: finite, its distance from f32 printed). Each in its own process; a table of seconds and
+ratios closes the run. Peers that are not installed (onnxruntime, onnx, transformers, torch) are skipped.
+
+  /usr/bin/python3 bench/bench_kd_pytorch.py --inference --kd build/bench/bench_bert [--reps 3] [--big-reps 2]
+
+1 x 128 times 5 x --reps forwards (after 2 warm-up), 32 x 128 --big-reps (after 1).
 """
 import argparse
 import os
@@ -37,12 +52,27 @@ sys.path.insert(0, os.path.join(HERE, "..", "test", "models"))
 sys.path.insert(0, HERE)
 sys.dont_write_bytecode = True  # importing kd_recipe_pytorch leaves no __pycache__ in bench/
 
-PRESETS = {"bert-large": (24, 1024, 16, 4096), "bert-base": (12, 768, 12, 3072)}
-ENV_DEFAULTS = {"OPENBLAS_CORETYPE": "SkylakeX", "OMP_WAIT_POLICY": "PASSIVE"}
+PRESETS = {"bert-large": (24, 1024, 16, 4096), "bert-base": (12, 768, 12, 3072), "minilm-l6": (6, 384, 12, 1536)}
+# The inference table's models: (preset, layers or None for the preset's). The SST-2 student of the README
+# is MiniLM-L6's shape cut to 3 layers (kd distill --init-from-teacher --student-layers 3).
+INFER_MODELS = [("bert-base", None), ("minilm-l6", 3)]
+INFER_SHAPES = [(1, 128), (32, 128)]
+def _cpu_has_avx512():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx512f " in f.read().replace("\n", " ")
+    except OSError:
+        return False
 
 
-def config(preset):
+# OpenBLAS's SkylakeX kernels where the CPU runs AVX-512 (the fastest measured on the AVX-512 development
+# machine), its Haswell ones elsewhere (SkylakeX would not run).
+ENV_DEFAULTS = {"OPENBLAS_CORETYPE": "SkylakeX" if _cpu_has_avx512() else "Haswell", "OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def config(preset, layers=None):
     L, H, nh, F = PRESETS[preset]
+    L = layers or L
     return {"num_hidden_layers": L, "hidden_size": H, "num_attention_heads": nh, "intermediate_size": F,
             "vocab_size": 30522, "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12,
             "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "num_labels": 2}
@@ -56,10 +86,10 @@ def forward_flops(c, B, T):
     return per_token * B * T + 2.0 * B * (H * H + H * c["num_labels"])
 
 
-def make_model(torch, preset, seed):
+def make_model(torch, preset, seed, layers=None):
     """Random weights, named as BertForSequenceClassification names them: normal(0, 0.02) matrices,
     zero biases, unit LayerNorm weights."""
-    c = config(preset)
+    c = config(preset, layers)
     L, H, F = c["num_hidden_layers"], c["hidden_size"], c["intermediate_size"]
     g = torch.Generator().manual_seed(seed)
     P = {}
@@ -89,7 +119,7 @@ def make_model(torch, preset, seed):
     lin("bert.pooler.dense", H, H)
     lin("classifier", c["num_labels"], H)
     n = sum(t.numel() for t in P.values())
-    print(f"  {preset}: {n / 1e6:.1f} M parameters", flush=True)
+    print(f"  {preset} ({L} layers): {n / 1e6:.1f} M parameters", flush=True)
     return P, c
 
 
@@ -210,6 +240,150 @@ def run_case(name, a):
     return 0
 
 
+def run_peer(a):
+    """One inference case of a peer (--peer torch-f32|ort-f32|ort-int8) on --model/--layers at
+    --batch x --seq: validate, warm up, time; prints bench_bert's figure lines."""
+    import tempfile
+    import torch
+    torch.set_num_threads(a.threads)
+    B, T = a.batch, a.seq
+    reps, warmup = (5 * a.reps, 2) if B == 1 else (a.big_reps, 1)
+    print(f"[{a.peer} {a.model} {B} x {T}] PyTorch {torch.__version__}, {a.threads} threads", flush=True)
+    P, c = make_model(torch, a.model, 1, a.layers)
+    ids, mask, types, _ = make_batch(torch, B, T, c["vocab_size"])
+    if a.peer == "torch-f32":
+        import torch_bert
+
+        def step():
+            with torch.no_grad():
+                z = torch_bert.logits(P, c, ids, mask, types)
+            if not torch.isfinite(z).all():
+                raise RuntimeError("forward: logits not finite")
+    else:
+        import warnings
+        warnings.filterwarnings("ignore")   # the tracer's notes on transformers' Python control flow
+        import numpy as np
+        import onnxruntime as ort
+        import transformers
+        from transformers import BertConfig, BertForSequenceClassification
+        hf = BertConfig(vocab_size=c["vocab_size"], hidden_size=c["hidden_size"], num_hidden_layers=c["num_hidden_layers"],
+                        num_attention_heads=c["num_attention_heads"], intermediate_size=c["intermediate_size"],
+                        max_position_embeddings=c["max_position_embeddings"], type_vocab_size=c["type_vocab_size"],
+                        layer_norm_eps=c["layer_norm_eps"], num_labels=c["num_labels"], hidden_act="gelu",
+                        attn_implementation="eager")
+        m = BertForSequenceClassification(hf).eval()
+        missing, unexpected = m.load_state_dict(P, strict=False)
+        missing = [k for k in missing if not k.endswith("position_ids")]
+        if missing or unexpected:
+            raise RuntimeError(f"weights do not fit transformers' model: missing {missing}, unexpected {unexpected}")
+        with torch.no_grad():
+            want = m(input_ids=ids, attention_mask=mask, token_type_ids=types).logits.numpy()
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        feed = {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "token_type_ids": types.numpy()}
+        tmp = tempfile.TemporaryDirectory()
+        path = os.path.join(tmp.name, "model.onnx")
+        t0 = time.perf_counter()
+        torch.onnx.export(m, (ids, mask, types), path, input_names=names, output_names=["logits"], opset_version=14,
+                          dynamic_axes={**{n: {0: "batch", 1: "seq"} for n in names}, "logits": {0: "batch"}})
+        print(f"  exported to ONNX in {time.perf_counter() - t0:.1f} s (transformers {transformers.__version__}, "
+              f"onnxruntime {ort.__version__})", flush=True)
+        if a.peer == "ort-int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+            q = os.path.join(tmp.name, "model.int8.onnx")
+            t0 = time.perf_counter()
+            quantize_dynamic(path, q, weight_type=QuantType.QInt8)
+            print(f"  quantized (dynamic, QInt8 weights) in {time.perf_counter() - t0:.1f} s", flush=True)
+            path = q
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = a.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        got = sess.run(None, feed)[0]
+        diff = float(np.abs(got - want).max())
+        if not np.isfinite(got).all() or (a.peer == "ort-f32" and not diff <= 1e-3):
+            raise RuntimeError(f"ORT logits not finite or off transformers' (max |diff| {diff:.3g})")
+        print(f"  logits checked: max |ORT - transformers| = {diff:.3g}", flush=True)
+
+        def step():
+            z = sess.run(None, feed)[0]
+            if not np.isfinite(z).all():
+                raise RuntimeError("forward: logits not finite")
+    med = timed(step, reps, warmup)
+    print(f"  {a.model} forward {B} x {T}: median {med:.3f} s over {reps} (after {warmup} warm-up), "
+          f"{B * T / med:.0f} tokens/s, {forward_flops(c, B, T) / med * 1e-9:.1f} GFLOP/s")
+    print(f"  memory (forward)      max RSS {max_rss_gib():.2f} GiB")
+    return 0
+
+
+def inference_table(a):
+    """kd f32, kd bf16, PyTorch f32, ORT f32, ORT int8 on each model and shape; then the table."""
+    have = {}
+    for mod in ("torch", "onnxruntime", "onnx", "transformers"):
+        r = subprocess.run([sys.executable, "-c", f"import {mod}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        have[mod] = r.returncode == 0
+    peers = [("PyTorch f32", "torch-f32", have["torch"])]
+    ort_ok = have["torch"] and have["onnxruntime"] and have["onnx"] and have["transformers"]
+    peers += [("ORT f32", "ort-f32", ort_ok), ("ORT int8", "ort-int8", ort_ok)]
+    for label, _, ok in peers:
+        if not ok:
+            print(f"bench_kd_pytorch: {label} skipped (needs " + ("torch" if label.startswith("PyTorch") else
+                  "torch, transformers, onnx and onnxruntime") + ")")
+    env = dict(os.environ)
+    for k, v in ENV_DEFAULTS.items():
+        env.setdefault(k, v)
+    rows, failed = [], 0
+    for model, layers in INFER_MODELS:
+        for B, T in INFER_SHAPES:
+            res = {}
+            if a.kd:
+                for prec in ("f32", "bf16"):
+                    cmd = [a.kd, "--threads", str(a.threads), "--precision", prec, "--seq", str(T)]
+                    if B == 1:
+                        cmd += ["--case", "base-latency", "--student-preset", model, "--reps", str(a.reps)]
+                    else:
+                        cmd += ["--case", "large-forward", "--teacher-preset", model, "--batch", str(B),
+                                "--large-reps", str(a.big_reps), "--warmup", "1"]
+                    if layers:
+                        cmd += ["--layers", str(layers)]
+                    r = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+                    print(r.stdout, end="", flush=True)
+                    failed |= r.returncode != 0
+                    res["kd " + prec] = figures(r.stdout if r.returncode == 0 else None)
+            for label, peer, ok in peers:
+                if not ok:
+                    continue
+                cmd = [sys.executable, os.path.abspath(__file__), "--peer", peer, "--model", model, "--batch", str(B),
+                       "--seq", str(T), "--threads", str(a.threads), "--reps", str(a.reps), "--big-reps", str(a.big_reps)]
+                if layers:
+                    cmd += ["--layers", str(layers)]
+                r = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+                print(r.stdout, end="", flush=True)
+                if r.returncode != 0:
+                    print(f"bench_kd_pytorch: {label} on {model} {B} x {T} failed", file=sys.stderr)
+                    failed = 1
+                res[label] = figures(r.stdout if r.returncode == 0 else None)
+            name = f"{model}{f' ({layers} layers)' if layers else ''} {B} x {T}"
+            rows.append((name, res))
+    cols = ["kd f32", "kd bf16", "PyTorch f32", "ORT f32", "ORT int8"]
+    for what, i, unit in (("median wall seconds per forward", 0, "s"), ("CPU seconds per forward (all threads)", 1, "s")):
+        print(f"\n{what}, {a.threads} threads")
+        print(f"{'model, batch':<34}" + "".join(f"{c:>12}" for c in cols))
+        for name, res in rows:
+            print(f"{name:<34}" + "".join(f"{(f'{res[c][i]:.3f}' if c in res and res[c][i] is not None else '-'):>12}"
+                                          for c in cols))
+    print("\nratios of wall times (above 1: the peer is slower than kd)")
+    pairs = [("PyTorch f32", "kd f32"), ("ORT f32", "kd f32"), ("ORT f32", "kd bf16"), ("ORT int8", "kd f32"),
+             ("ORT int8", "kd bf16")]
+    print(f"{'model, batch':<34}" + "".join(f"{p + ' / ' + k:>22}" for p, k in pairs))
+    for name, res in rows:
+        cell = lambda p, k: (f"{res[p][0] / res[k][0]:.2f}x" if p in res and k in res and res[p][0] and res[k][0]
+                             else "-")
+        print(f"{name:<34}" + "".join(f"{cell(p, k):>22}" for p, k in pairs))
+    return failed
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--case", default="all", choices=["all", "kd-step", "base-train", "large-forward", "base-latency"])
@@ -219,7 +393,19 @@ def main():
     ap.add_argument("--precision", default="f32", choices=["f32", "bf16"])
     ap.add_argument("--kd", metavar="BENCH_BERT", help="kd's build/bench/bench_bert: run each case in kd first, "
                     "then in PyTorch, and print both side by side with the ratios")
+    ap.add_argument("--inference", action="store_true", help="the inference table: kd f32/bf16, PyTorch f32, ONNX "
+                    "Runtime f32 and dynamic int8 on bert-base and the SST-2 student at 1 x 128 and 32 x 128")
+    ap.add_argument("--big-reps", type=int, default=2, help="timed forwards at 32 x 128 (--inference)")
+    ap.add_argument("--peer", choices=["torch-f32", "ort-f32", "ort-int8"], help=argparse.SUPPRESS)
+    ap.add_argument("--model", default="bert-base", choices=sorted(PRESETS), help=argparse.SUPPRESS)
+    ap.add_argument("--layers", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--seq", type=int, default=128, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.peer:
+        return run_peer(a)
+    if a.inference:
+        return inference_table(a)
     if a.reps < 1 or a.large_reps < 1:
         print("bench_kd_pytorch: --reps and --large-reps must be >= 1", file=sys.stderr)
         return 2

@@ -95,6 +95,7 @@ kd_status kd_adamw_step(kd_adamw *o, double lr)
                             .eps = o->cfg.eps, .weight_decay = o->decay[i] ? o->cfg.weight_decay : 0.0,
                             .bias1 = bias1, .bias2 = bias2 };
         kd_k_adamw(p->device, p->dtype, &a);
+        kd_mark_modified(p);   /* forms kept from the old values (eval's bf16 copies, packed panels) go */
     }
     return KD_OK;
 }

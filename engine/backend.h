@@ -20,6 +20,19 @@ const kd_kernels *kd_kernels_for(kd_device dev, kd_dtype dt);
 kd_status kd_set_threads(int n);
 int kd_threads(void);
 
+/* Prepacked weights. A no-grad kd_linear on a heap weight on the CPU can read the weight packed once in the
+ * GEMM's panel layout (engine/derived.c), kept until the weight changes (kd_mark_modified); the product is
+ * bit-identical either way. OFF: never; AUTO (the default): for products of at most 512 rows (batch-1
+ * inference, where packing every weight every call costs most), and whenever a packed form already exists;
+ * ON: every no-grad product (a packed f32 or widened-bf16 copy of each weight: its memory once more).
+ * The environment variable KD_PREPACK=0|auto|1 sets the mode at start-up. kd_derived_bytes: the bytes
+ * of t's kept forms (bf16 copy, packed panels). */
+typedef enum kd_prepack_mode { KD_PREPACK_OFF = 0, KD_PREPACK_AUTO = 1, KD_PREPACK_ON = 2 } kd_prepack_mode;
+#define KD_PREPACK_AUTO_ROWS 512   /* AUTO packs for products of at most this many rows */
+void kd_set_prepack(kd_prepack_mode mode);
+kd_prepack_mode kd_prepack(void);
+size_t kd_derived_bytes(const kd_tensor *t);
+
 /* Run task(ctx, ith, nth) on min(threads, useful) threads and wait; `work` is a rough count of
  * floating-point operations, used to keep tiny calls on one thread. */
 void kd_parallel(void (*task)(void *ctx, int ith, int nth), void *ctx, double work);

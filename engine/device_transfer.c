@@ -48,6 +48,7 @@ kd_status kd_to_device(kd_tensor *t, kd_device dev)
     s->data = data;
     s->device = dev;
     t->device = dev;
+    kd_mark_modified(t);   /* forms made on the old device (packed panels, copies) are not for the new one */
     return KD_OK;
 }
 
@@ -60,6 +61,7 @@ kd_status kd_to_host(const kd_tensor *t, void *dst)
 kd_status kd_from_host(kd_tensor *t, const void *src)
 {
     if (!kd_is_contiguous(t)) return kd_fail(KD_ERR_ARG, "from_host: '%s' is not contiguous", t->name);
+    kd_mark_modified(t);
     return kd_dev_copy(t->device, kd_data(t), KD_CPU, src, (size_t)kd_numel(t) * kd_dtype_size(t->dtype));
 }
 

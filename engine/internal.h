@@ -61,6 +61,17 @@ kd_tensor *kd_row_mean(kd_tensor *rows_out, int64_t n);
 /* Fill a kd_map_args for a walk over t's shape; strides of unused operands stay 0. */
 void kd_map_setup(kd_map_args *m, int op, const kd_tensor *shape_of);
 
+/* Forms kept with a heap tensor (engine/derived.c). kd_derived_cast: t converted to dt by `convert` (no
+ * graph), made once and kept until t's values change; NULL when t keeps no forms (not a whole heap
+ * tensor). kd_derived_packed_b: op(B) of a product with `rows` rows on weight w (dtype dt, on the CPU), packed
+ * by the CPU table's gemm_pack_b (kd_prepack decides whether to make it; once made it is used at any row
+ * count); NULL: pack as usual. kd_derived_free_all: free t's forms (kd_tensor_free, kd_mark_modified).
+ * kd_heap_adjust: heap bytes held outside tensors (counted in kd_heap_bytes). */
+kd_tensor *kd_derived_cast(kd_tensor *t, kd_dtype dt, kd_tensor *(*convert)(kd_tensor *, kd_dtype));
+const void *kd_derived_packed_b(kd_tensor *w, kd_dtype dt, int64_t rows, int trans_b, int64_t ldb, int64_t k, int64_t n);
+void kd_derived_free_all(kd_tensor *t);
+void kd_heap_adjust(int64_t delta);
+
 /* Add src (shape `like`, any strides) into dst's gradient view: a strided accumulate used by views. */
 void kd_accumulate_strided(kd_device dev, kd_dtype dt, int ndim, const int64_t *shape, void *dst, const int64_t *dst_stride,
                            const void *src, const int64_t *src_stride);

@@ -2,7 +2,8 @@
  *   C = A B:          dA += dC B^T,   dB += A^T dC
  *   Y = X W^T + b:    dX += dY W,     dW += dY^T X,   db += 1^T dY   (W is [out, in], as Hugging Face)
  * A transposed view is passed to the GEMM as a transpose flag with its own leading dimension, so
- * kd_matmul(a, kd_transpose(b, -1, -2)) costs no copy. */
+ * kd_matmul(a, kd_transpose(b, -1, -2)) costs no copy. A no-grad linear reads a heap weight prepacked where
+ * the CPU's GEMM has a packed form (kd_prepack). */
 #include <string.h>
 
 #include "engine/internal.h"
@@ -233,7 +234,16 @@ kd_tensor *kd_linear(kd_tensor *x, kd_tensor *w, kd_tensor *bias)
     kd_tensor *out = kd_empty_on(x->device, x->dtype, x->ndim, shape);
     if (!out) return NULL;
     operand ox = { kd_data(x), 0, in_f > 0 ? in_f : 1, 0 };
-    gemm(x->device, x->dtype, rows, out_f, in_f, 1, ox, flip(ow), kd_data(out), out_f, 0, bias ? kd_data(bias) : NULL, 0.0);
+    /* Without a graph, a heap weight may be read prepacked (packed once, kept until it changes: the same
+     * bits as packing it in this call; engine/derived.c). */
+    const void *packed = kd_grad_enabled() ? NULL
+                                           : kd_derived_packed_b(w, x->dtype, rows, !ow.trans, ow.ld, in_f, out_f);
+    kd_gemm_args g = {
+        .trans_a = 0, .trans_b = !ow.trans, .m = rows, .n = out_f, .k = in_f, .batch = 1,
+        .a = ox.p, .lda = ox.ld, .b = ow.p, .ldb = ow.ld, .c = kd_data(out), .ldc = out_f,
+        .bias = bias ? kd_data(bias) : NULL, .alpha = 1.0, .beta = 0.0, .b_packed = packed,
+    };
+    kd_k_gemm(x->device, x->dtype, &g);
     kd_tensor *in[3] = { x, w, bias };
     kd_record(out, "linear", linear_backward, bias ? 3 : 2, in);
     return out;

@@ -120,6 +120,7 @@ kd_tensor *kd_empty_like(const kd_tensor *x) { return tensor_new_on(x->dtype, x-
 
 void kd_fill(kd_tensor *t, double v)
 {
+    kd_mark_modified(t);
     int64_t n = kd_numel(t);
     if (t->device != KD_CPU) {
         fill_on_device(t, v);
@@ -254,6 +255,7 @@ void kd_tensor_free(kd_tensor *t)
     if (!t) return;
     KD_CHECK(t->persistent);
     if (t->grad) kd_tensor_free(t->grad);
+    kd_derived_free_all(t);
     heap_bytes -= t->storage->nbytes;
     kd_dev_free(t->storage->device, t->storage->data, t->storage->nbytes ? t->storage->nbytes : 1);
     free(t->storage);
@@ -270,6 +272,7 @@ void kd_tensor_release_storage(kd_tensor *t)
 }
 
 size_t kd_heap_bytes(void) { return heap_bytes; }
+void kd_heap_adjust(int64_t delta) { heap_bytes = (size_t)((int64_t)heap_bytes + delta); }
 
 int64_t kd_numel(const kd_tensor *t)
 {
@@ -347,7 +350,16 @@ kd_tensor *kd_view_of(const kd_tensor *base, int ndim, const int64_t *shape, con
     return t;
 }
 
+static kd_status copy_into(kd_tensor *dst, const kd_tensor *src);
+
 kd_status kd_copy_into(kd_tensor *dst, const kd_tensor *src)
+{
+    kd_status st = copy_into(dst, src);
+    if (st == KD_OK) kd_mark_modified(dst);
+    return st;
+}
+
+static kd_status copy_into(kd_tensor *dst, const kd_tensor *src)
 {
     char a[64], b[64];
     if (!kd_same_shape(dst, src))

@@ -27,9 +27,12 @@ typedef struct kd_storage {
     size_t nbytes;
     kd_device device;
     int persistent;         /* heap (freed with its tensor) or arena */
+    uint64_t version;       /* counts the writes to the values (kd_mark_modified): a form made from them is
+                               valid while the count it was made at holds */
 } kd_storage;
 
 struct kd_node;
+struct kd_derived;
 
 typedef struct kd_tensor {
     kd_dtype dtype;
@@ -45,6 +48,8 @@ typedef struct kd_tensor {
     struct kd_node *node;         /* the op that made it; NULL for leaves */
     uint64_t visit;               /* scratch for graph walks */
     char name[96];                /* parameters carry their checkpoint name */
+    struct kd_derived *derived;   /* heap tensors: forms made from the values (a bf16 copy, prepacked GEMM
+                                     panels; engine/derived.c), freed with the tensor */
 } kd_tensor;
 
 size_t kd_dtype_size(kd_dtype dt);
@@ -80,6 +85,12 @@ void kd_tensor_free(kd_tensor *t);
  * values now live elsewhere (an int8 model's weights). kd_data(t) is NULL afterwards; the owner must not hand
  * it to an op. kd_tensor_free still frees it. */
 void kd_tensor_release_storage(kd_tensor *t);
+
+/* Values changed. The engine's own writes (kd_copy_into, kd_fill, the optimizer, checkpoint loads, device
+ * moves) say so themselves; code that writes a tensor's elements through kd_data() calls this afterwards
+ * (on the tensor or a view of it), so that what a no-grad forward made from the old values (a heap
+ * tensor's bf16 copy, its prepacked GEMM panels) is made again rather than used. */
+void kd_mark_modified(kd_tensor *t);
 
 /* Overwrite dst's elements with src's (same shape; dtypes may differ between f32/f64). No graph. */
 kd_status kd_copy_into(kd_tensor *dst, const kd_tensor *src);

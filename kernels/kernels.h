@@ -28,7 +28,10 @@
 /* C[b] = alpha * op(A[b]) op(B[b]) + beta * C[b] (+ bias), b = 0..batch-1.
  * op(A) is m x k (A stored m x k with row stride lda, or k x m when trans_a), op(B) is k x n.
  * beta == 0 means C is not read (garbage, NaN included, is overwritten). bias, when not NULL, holds n
- * values added to every row of C after the product. */
+ * values added to every row of C after the product.
+ * b_packed, when not NULL, is op(B) (of B[0]; stride_b must be 0 or batch 1) already packed by the same
+ * table's gemm_pack_b: the table's gemm reads it instead of packing B (a weight used by many products
+ * packs once). b and its layout are still given: a table without a packed form reads them. */
 typedef struct kd_gemm_args {
     int trans_a, trans_b;
     int64_t m, n, k, batch;
@@ -37,7 +40,19 @@ typedef struct kd_gemm_args {
     void *c;       int64_t ldc, stride_c;
     const void *bias;
     double alpha, beta;
+    const void *b_packed;
 } kd_gemm_args;
+
+/* Pack op(B) (k x n: B stored k x n with row stride ldb, or n x k when trans_b) into the layout the table's
+ * gemm reads from kd_gemm_args.b_packed: dst holds gemm_packed_b_size(k, n) bytes, 64-byte aligned. The
+ * packed values are the ones the gemm would pack itself, so a product on packed B is bit-identical to one
+ * that packs B as it goes. */
+typedef struct kd_gemm_pack_args {
+    int trans_b;
+    int64_t k, n;
+    const void *b; int64_t ldb;
+    void *dst;
+} kd_gemm_pack_args;
 
 /* Element-wise maps over an n-d strided index space `shape` (broadcasting = stride 0 on an input).
  * out = f(a) or f(a, b); with accumulate, out += f(...). Outputs must not alias inputs unless their
@@ -271,6 +286,9 @@ typedef struct kd_kernels {
     void (*convert)(const kd_convert_args *, int ith, int nth);   /* f32 tables only */
     void (*gemm_s8)(const kd_gemm_s8_args *, int ith, int nth);    /* f32 CPU tables only */
     kd_gemm_s8_pack_fn gemm_s8_pack;                               /* its weight layout */
+    /* Prepacked B (NULL in tables whose gemm has no packed form: ref, CUDA). */
+    size_t (*gemm_packed_b_size)(int64_t k, int64_t n);
+    void (*gemm_pack_b)(const kd_gemm_pack_args *, int ith, int nth);
 } kd_kernels;
 
 /* The reference int8 linear and its weight layout (the f32 reference table's gemm_s8 entries). */

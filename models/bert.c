@@ -8,9 +8,11 @@
  *   pooled = tanh(x[:, 0] W_p^T + b_p);  logits = dropout(pooled) W_c^T + b_c
  *
  * Mixed precision (kd_bert_set_precision bf16): the embeddings and their LayerNorm run in f32; the encoder
- * runs on bf16 activations with bf16 copies of the weights and biases made each forward (kd_cast: their
- * gradients arrive in the f32 parameters) and f32 LayerNorm parameters; the [CLS] state is cast back to
- * f32 for the pooler and classifier, so logits and losses are f32.
+ * runs on bf16 activations with bf16 copies of the weights and biases (kd_cast: with a graph, made each
+ * forward and their gradients arrive in the f32 parameters; without one, made once and kept until the
+ * weights change, so a frozen teacher converts its weights once per run) and f32 LayerNorm parameters;
+ * the [CLS] state is cast back to f32 for the pooler and classifier, so logits and losses are f32.
+ * Without a graph the linears read their weights prepacked (engine/ops_matmul.c, kd_prepack).
  *
  * int8 (models/bert_quant.c, kd quantize): every linear above but the classifier runs kd_linear_s8 on s8
  * weights, with activations quantized per token or with calibrated static scales. */
@@ -124,6 +126,7 @@ static int ends_with(const char *s, const char *suffix)
 
 void kd_bert_init_param(kd_bert *m, kd_tensor *p, uint64_t seed)
 {
+    kd_mark_modified(p);
     float *d = kd_data(p);
     int64_t n = kd_numel(p);
     const char *name = p->name;

@@ -231,6 +231,7 @@ kd_bert *kd_bert_load(const char *dir, int num_labels_override, uint64_t seed, i
                     e->dtype);
             goto fail;
         }
+        kd_mark_modified(p);
         if (kd_st_read_f32(file, e, kd_data(p)) != KD_OK) goto fail;
         /* A NaN or Inf weight would make every output NaN (or silently wrong): named here, at load. */
         const float *w = kd_data(p);

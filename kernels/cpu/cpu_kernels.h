@@ -15,6 +15,11 @@ const kd_kernels *kd_kernels_avx512_f32(void);
 /* GEMM: packed, cache-blocked, register-tiled (6x16 on AVX2, 6x64 on AVX-512). */
 void kd_gemm_avx2_f32(const kd_gemm_args *g, int ith, int nth);
 void kd_gemm_avx512_f32(const kd_gemm_args *g, int ith, int nth);
+/* Prepacked B for them (kernels.h: gemm_packed_b_size, gemm_pack_b; NR-column panels over all of k). */
+size_t kd_gemm_packed_b_size_avx2(int64_t k, int64_t n);
+size_t kd_gemm_packed_b_size_avx512(int64_t k, int64_t n);
+void kd_gemm_pack_b_avx2_f32(const kd_gemm_pack_args *p, int ith, int nth);
+void kd_gemm_pack_b_avx512_f32(const kd_gemm_pack_args *p, int ith, int nth);
 
 /* The int8 linear (kernels.h, kd_gemm_s8_args) and each one's weight layout: VPMADDWD on s16-widened values
  * (AVX2), VPDPBUSD (AVX-512 VNNI; built when KD_HAVE_AVX512VNNI, run where the CPU has it). */
@@ -80,9 +85,17 @@ const kd_kernels *kd_kernels_avx512_bf16(void);
 /* GEMM: bf16 widened to f32 while packing, the f32 micro-kernels, f32 sums rounded once. */
 void kd_gemm_avx2_bf16(const kd_gemm_args *g, int ith, int nth);
 void kd_gemm_avx512_bf16(const kd_gemm_args *g, int ith, int nth);
+/* Their prepacked B: bf16 widened to the f32 panels of the f32 GEMM of the same ISA. */
+size_t kd_gemm_packed_b_size_avx2_bf16(int64_t k, int64_t n);
+size_t kd_gemm_packed_b_size_avx512_bf16(int64_t k, int64_t n);
+void kd_gemm_pack_b_avx2_bf16(const kd_gemm_pack_args *p, int ith, int nth);
+void kd_gemm_pack_b_avx512_bf16(const kd_gemm_pack_args *p, int ith, int nth);
 /* GEMM on VDPBF16PS: bf16 pairs along k packed as they are, f32 sums rounded once (needs avx512bf16;
  * built when KD_HAVE_AVX512BF16). The AVX-512 bf16 table uses it where the CPU has it. */
 void kd_gemm_avx512bf16_bf16(const kd_gemm_args *g, int ith, int nth);
+/* Its prepacked B: bf16 pairs along k, NR-column panels over all of k (kernels.h: gemm_pack_b). */
+size_t kd_gemm_packed_b_size_avx512bf16(int64_t k, int64_t n);
+void kd_gemm_pack_b_avx512bf16(const kd_gemm_pack_args *p, int ith, int nth);
 /* Each bf16 GEMM by name, for tests and benchmarks: "avx2", "avx512" (widened to f32 while packing),
  * "avx512bf16" (VDPBF16PS); NULL when not built or this CPU cannot run it. */
 typedef void (*kd_gemm_fn)(const kd_gemm_args *g, int ith, int nth);

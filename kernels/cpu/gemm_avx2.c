@@ -64,7 +64,11 @@ static inline void ukr_6x16(int64_t kc, const float *restrict a, const float *re
 
 #define GEMM_UKR ukr_6x16
 #define GEMM_ENTRY kd_gemm_avx2_f32
+#define GEMM_PACKED_SIZE_ENTRY kd_gemm_packed_b_size_avx2
+#define GEMM_PACK_B_ENTRY kd_gemm_pack_b_avx2_f32
 #include "gemm_driver.inc"
 
 #define GEMM_ENTRY_BF16 kd_gemm_avx2_bf16
+#define GEMM_PACKED_SIZE_ENTRY_BF16 kd_gemm_packed_b_size_avx2_bf16
+#define GEMM_PACK_B_ENTRY_BF16 kd_gemm_pack_b_avx2_bf16
 #include "gemm_bf16_driver.inc"

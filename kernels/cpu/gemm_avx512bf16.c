@@ -8,7 +8,12 @@
  * four B vectors. The sum over k stays f32 (kernels.h): in registers within a KC block, in an f32 block of
  * sums between KC blocks; the last block writes C = round(alpha * sum + beta * C + bias) straight from
  * the registers. VDPBF16PS treats denormal inputs and results as zero and rounds each product-sum to
- * nearest even (Intel SDM): within the f32-accumulation tolerance of the bf16 tables. */
+ * nearest even (Intel SDM): within the f32-accumulation tolerance of the bf16 tables.
+ *
+ * Prepacked B (kd_gemm_args.b_packed, from kd_gemm_pack_b_avx512bf16): op(B) as NR-column panels of all
+ * (k+1)/2 pair words, panel r at r * ((k+1)/2) * NR. Every KC block but the last is even, so the block at pc
+ * is words pc/2 onwards of each panel, the same words dp_pack_b makes for it (the last block's odd end is
+ * paired with zero in both): the product is bit-identical to one that packs B as it goes. */
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,7 +268,16 @@ static void dp_block(const kd_gemm_args *g, int64_t bi, int64_t m0, int64_t m1, 
             for (int64_t pc = 0; pc < k; pc += DP_KC) {
                 const int64_t kc = DP_MIN(DP_KC, k - pc), kq = (kc + 1) / 2;
                 const int add_s = pc > 0, last = pc + kc == k;
-                dp_pack_b(g, B, pc, kc, jc, nc, pb);
+                /* B's micro-panels: packed now (panel stride kq words * NR), or prepacked. */
+                const uint32_t *pbk = pb;
+                int64_t pstride = kq * DP_NR;
+                if (g->b_packed) {
+                    const int64_t kqf = (k + 1) / 2;
+                    pbk = (const uint32_t *)g->b_packed + (jc / DP_NR) * kqf * DP_NR + (pc / 2) * DP_NR;
+                    pstride = kqf * DP_NR;
+                } else {
+                    dp_pack_b(g, B, pc, kc, jc, nc, pb);
+                }
                 for (int64_t ic = 0; ic < rows; ic += DP_MC) {
                     const int64_t mc = DP_MIN(DP_MC, rows - ic);
                     dp_pack_a(g, A, rc + ic, mc, pc, kc, pa);
@@ -271,7 +285,7 @@ static void dp_block(const kd_gemm_args *g, int64_t bi, int64_t m0, int64_t m1, 
                         const int64_t mr = DP_MIN(DP_MR, mc - ir);
                         for (int64_t jr = 0; jr < nc; jr += DP_NR) {
                             const int64_t nr = DP_MIN(DP_NR, nc - jr);
-                            const uint32_t *ap = pa + ir * kq, *bp = pb + jr * kq;
+                            const uint32_t *ap = pa + ir * kq, *bp = pbk + (jr / DP_NR) * pstride;
                             float *s = cs + (ic + ir) * lds + jr;
                             if (last && mr == DP_MR && nr == DP_NR) {
                                 dp_ukr(kq, ap, bp, s, lds, add_s, C + (rc + ic + ir) * ldc + jc + jr, ldc, alpha, beta,
@@ -321,7 +335,7 @@ void kd_gemm_avx512bf16_bf16(const kd_gemm_args *g, int ith, int nth)
     rows_max = (rows_max + DP_MR - 1) / DP_MR * DP_MR;
     cols_max = (cols_max + DP_NR - 1) / DP_NR * DP_NR;
     uint32_t *pa = dp_alloc(DP_MIN(DP_MC, rows_max) * kq_max);
-    uint32_t *pb = dp_alloc(cols_max * kq_max);
+    uint32_t *pb = g->b_packed ? NULL : dp_alloc(cols_max * kq_max);
     float *cs = dp_alloc(rows_max * cols_max);
     if (by_rows) {
         for (int64_t bi = lo / mb; bi <= (hi - 1) / mb; bi++) {
@@ -336,4 +350,24 @@ void kd_gemm_avx512bf16_bf16(const kd_gemm_args *g, int ith, int nth)
     free(pa);
     free(pb);
     free(cs);
+}
+
+/* Bytes of op(B) prepacked: ceil(n / NR) panels of (k+1)/2 pair words x NR. */
+size_t kd_gemm_packed_b_size_avx512bf16(int64_t k, int64_t n)
+{
+    if (k <= 0 || n <= 0) return 64;
+    return (size_t)((n + DP_NR - 1) / DP_NR) * (size_t)((k + 1) / 2) * DP_NR * sizeof(uint32_t);
+}
+
+/* Prepack op(B): dp_pack_b over the whole reduction, the panels split between threads. */
+void kd_gemm_pack_b_avx512bf16(const kd_gemm_pack_args *p, int ith, int nth)
+{
+    if (p->k <= 0 || p->n <= 0) return;
+    const int64_t nb = (p->n + DP_NR - 1) / DP_NR;
+    int64_t lo, hi;
+    kd_split_range(nb, ith, nth, &lo, &hi);
+    if (lo >= hi) return;
+    const kd_gemm_args g = { .trans_b = p->trans_b, .k = p->k, .n = p->n, .b = p->b, .ldb = p->ldb };
+    const int64_t j0 = lo * DP_NR, nc = DP_MIN(p->n, hi * DP_NR) - j0;
+    dp_pack_b(&g, p->b, 0, p->k, j0, nc, (uint32_t *)p->dst + j0 * ((p->k + 1) / 2));
 }

@@ -32,6 +32,8 @@ static void table_avx2_build(void)
     table_avx2.convert = kd_convert_avx2;
     table_avx2.gemm_s8 = kd_gemm_s8_avx2;
     table_avx2.gemm_s8_pack = kd_gemm_s8_pack_avx2;
+    table_avx2.gemm_packed_b_size = kd_gemm_packed_b_size_avx2;
+    table_avx2.gemm_pack_b = kd_gemm_pack_b_avx2_f32;
 }
 
 const kd_kernels *kd_kernels_avx2_f32(void)
@@ -54,6 +56,8 @@ static void table_avx2_bf16_build(void)
     table_avx2_bf16 = *kd_kernels_ref_bf16();
     table_avx2_bf16.name = "avx2";
     table_avx2_bf16.gemm = kd_gemm_avx2_bf16;
+    table_avx2_bf16.gemm_packed_b_size = kd_gemm_packed_b_size_avx2_bf16;
+    table_avx2_bf16.gemm_pack_b = kd_gemm_pack_b_avx2_bf16;
     table_avx2_bf16.reduce = kd_reduce_bf16;
     bf16_set_entries(&table_avx2_bf16);
 }

@@ -40,6 +40,8 @@ static void table_avx512_build(void)
         table_avx512.gemm_s8_pack = kd_gemm_s8_pack_avx512vnni;
     }
 #endif
+    table_avx512.gemm_packed_b_size = kd_gemm_packed_b_size_avx512;
+    table_avx512.gemm_pack_b = kd_gemm_pack_b_avx512_f32;
 }
 
 const kd_kernels *kd_kernels_avx512_f32(void)
@@ -60,9 +62,16 @@ static void table_avx512_bf16_build(void)
     table_avx512_bf16 = *kd_kernels_avx2_bf16();
     table_avx512_bf16.name = "avx512";
     table_avx512_bf16.gemm = kd_gemm_avx512_bf16;
+    table_avx512_bf16.gemm_packed_b_size = kd_gemm_packed_b_size_avx512_bf16;
+    table_avx512_bf16.gemm_pack_b = kd_gemm_pack_b_avx512_bf16;
 #ifdef KD_HAVE_AVX512BF16
-    /* VDPBF16PS does two multiply-adds per lane where the widened f32 path does one. */
-    if (kd_cpu_detect().avx512bf16) table_avx512_bf16.gemm = kd_gemm_avx512bf16_bf16;
+    /* VDPBF16PS does two multiply-adds per lane where the widened f32 path does one. Its prepacked B is
+     * bf16 pairs, half the bytes of the widened f32 panels. */
+    if (kd_cpu_detect().avx512bf16) {
+        table_avx512_bf16.gemm = kd_gemm_avx512bf16_bf16;
+        table_avx512_bf16.gemm_packed_b_size = kd_gemm_packed_b_size_avx512bf16;
+        table_avx512_bf16.gemm_pack_b = kd_gemm_pack_b_avx512bf16;
+    }
 #endif
     bf16_set_entries(&table_avx512_bf16);
 }

@@ -501,4 +501,37 @@ static inline int oc_main(const char *prog, uint64_t seed, void (*run)(const oc_
     return kd_test_finish(prog);
 }
 
+/* Prepacked B (kernels.h: gemm_pack_b, kd_gemm_args.b_packed): pack op(B) of g (batch item 0) with
+ * `pack_nth` threads into a NaN-poisoned buffer with a guard after it, run t's gemm on it with nth threads
+ * into `c` (initialised by the caller exactly as for the unpacked run whose output is `unpacked`), and
+ * require every bit of the celem elements of c (padding and canaries included) to equal the unpacked run's:
+ * the packed path must be the same arithmetic, not merely close. Returns 1 when t has a packed form. */
+static inline int oc_check_packed_gemm(const kd_kernels *t, const kd_gemm_args *g, int pack_nth, int nth,
+                                       void *c, const void *unpacked, size_t celem, size_t esize, const char *what)
+{
+    if (!t->gemm_pack_b || !t->gemm_packed_b_size) return 0;
+    const size_t bytes = t->gemm_packed_b_size(g->k, g->n), guard = 256;
+    unsigned char *pk = aligned_alloc(64, (bytes + guard + 63) & ~(size_t)63);
+    if (!pk) abort();
+    memset(pk, 0xff, bytes + guard);   /* NaN as f32 and as bf16: a panel value left unwritten would show */
+    kd_gemm_pack_args pa = { .trans_b = g->trans_b, .k = g->k, .n = g->n, .b = g->b, .ldb = g->ldb, .dst = pk };
+    OC_RUN(t->gemm_pack_b, &pa, pack_nth);
+    size_t spoilt = 0;
+    for (size_t i = 0; i < guard; i++) spoilt += pk[bytes + i] != 0xff;
+    kd_gemm_args gp = *g;
+    gp.c = c;
+    gp.b_packed = pk;
+    OC_RUN(t->gemm, &gp, nth);
+    size_t differ = 0, first = 0;
+    for (size_t i = 0; i < celem; i++)
+        if (memcmp((const char *)c + i * esize, (const char *)unpacked + i * esize, esize) != 0 && differ++ == 0) first = i;
+    CHECK(spoilt == 0, "%s %s: gemm_pack_b wrote past its %zu bytes", t->name, what, bytes);
+    CHECK(differ == 0, "%s %s packed B (packed on %d threads, gemm on %d): %zu elements differ in their bits from "
+          "the unpacked product, first at %zu", t->name, what, pack_nth, nth, differ, first);
+    printf("%-12s %s packed B (pack nth=%d, gemm nth=%d): bit-equal to the unpacked product  %s\n", t->name, what,
+           pack_nth, nth, differ || spoilt ? "FAIL" : "ok");
+    free(pk);
+    return 1;
+}
+
 #endif

@@ -217,6 +217,14 @@ static void test_gemm(const kd_kernels **tabs, int ntab, gcase c)
                      (long long)c.n, (long long)c.k, (long long)c.batch, c.ta, c.tb, c.beta, c.bias);
             /* whole buffer: the gaps between rows and batches must be untouched (equal to c0) */
             bcompare(what, tabs[t], nth, o.p, want, mag, 0.0, nc, (double)c.k);
+            if (c.batch == 1) {   /* prepacked B: the same bits as the product above */
+                bbuf o2 = bstart(nc, c0);
+                if (c.beta == 0.0)
+                    for (int64_t i = 0; i < c.m; i++)
+                        for (int64_t j = 0; j < c.n; j++) o2.p[i * ldc + j] = 0x7fc0;
+                oc_check_packed_gemm(tabs[t], &g, nth == 1 ? 2 : 1, nth, o2.p, o.p, (size_t)nc, sizeof(kd_bf16), what);
+                bfinish(&o2, what, tabs[t], nth);
+            }
             bfinish(&o, what, tabs[t], nth);
         }
     free(a); free(b); free(c0); free(bias); free(want); free(aa); free(ab); free(mg); free(mag);

@@ -1,7 +1,8 @@
 /* test/kernels/test_gemm.c — every fast f32 GEMM against the reference: awkward shapes (1, 7, 63, 129,
  * non-multiples of every register tile and cache block), all four transpose combinations, alpha, beta,
  * bias, batches, 1 and 3 threads, NaN-padded inputs, NaN-poisoned C when beta == 0, canaries around and
- * between the rows of C, NaN propagation. `--bert` runs the BERT-base shapes instead. */
+ * between the rows of C, NaN propagation; with one B (batch 1), the product on B prepacked by the table's
+ * gemm_pack_b must equal the unpacked one bit for bit. `--bert` runs the BERT-base shapes instead. */
 #include "test/kernels/op_case.h"
 
 typedef struct gcase {
@@ -122,6 +123,16 @@ static void run_case(const kd_kernels **tabs, int ntab, gcase c, int cheap_mag)
                      tabs[t]->name, (long long)c.m, (long long)c.n, (long long)c.k, (long long)c.batch, c.ta, c.tb,
                      c.alpha, c.beta, c.bias, nth);
             printf("%-80s worst %.3g of tol  %s\n", what, worst, bad || bad_pad ? "FAIL" : "ok");
+            /* Prepacked B: the same bits as the product above (one B: batch 1), C started the same way. */
+            if (c.batch == 1) {
+                oc_fbuf C2 = oc_falloc(ncn);
+                for (int64_t i = 0; i < c.m; i++)
+                    for (int64_t j = 0; j < c.n; j++)
+                        C2.p[i * ldc + j] = c.beta == 0.0 ? NAN : Cinit[i * ldc + j];
+                oc_check_packed_gemm(tabs[t], &g, nth == 1 ? 2 : 1, nth, C2.p, C.p, (size_t)ncn, sizeof(float), what);
+                CHECK(oc_fguard_damage(&C2) == 0, "%s: packed gemm wrote outside C", what);
+                oc_ffree(&C2);
+            }
             oc_ffree(&C);
         }
     }

@@ -240,7 +240,7 @@ w=(finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --epochs 2 
 printf '{"type":"train","step":3,"epoch":1,"loss":9}\n' >> "$tmp/mw-res/metrics.jsonl"
 printf '3 0 1 2\n4 3 4 5\n' >> "$tmp/mw-res/batch_order.txt"
 "$kd" "${w[@]}" --out "$tmp/mw-res" --resume >/dev/null 2>>"$tmp/mw.err"
-strip_times() { grep -v '"type":"teacher_eval"' "$1" | sed 's/"samples_per_s":[^,}]*//; s/"seconds":[^,}]*//'; }
+strip_times() { grep -v '"type":"teacher_eval"' "$1" | sed 's/"samples_per_s":[^,}]*//; s/"tokens_per_s":[^,}]*//; s/"seconds":[^,}]*//'; }
 if [ -s "$tmp/mw-full/metrics.jsonl" ] && [ "$(strip_times "$tmp/mw-res/metrics.jsonl")" = "$(strip_times "$tmp/mw-full/metrics.jsonl")" ] &&
    cmp -s "$tmp/mw-res/batch_order.txt" "$tmp/mw-full/batch_order.txt"; then pass=$((pass + 1));
 else fail=$((fail + 1)); echo "FAIL: a resumed run's metrics differ from an uninterrupted one's: $(cat "$tmp/mw.err")";
@@ -273,8 +273,8 @@ done
   --max-len 16 --lr 1e-3 --quiet --threads 1 --log-every 1 --device sim --max-steps 2 >/dev/null 2>"$tmp/rs.err"
 "$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/rs-sim" --epochs 1 --batch-size 8 \
   --max-len 16 --lr 1e-3 --quiet --threads 1 --log-every 1 --device sim --resume >/dev/null 2>>"$tmp/rs.err"
-if [ "$(grep '"train"' "$tmp/rs-sim/metrics.jsonl" | sed 's/"samples_per_s":[^,}]*//')" = \
-     "$(grep '"train"' "$tmp/ft-sim/metrics.jsonl" | sed 's/"samples_per_s":[^,}]*//')" ] && [ -s "$tmp/rs-sim/model.safetensors" ] &&
+if [ "$(grep '"train"' "$tmp/rs-sim/metrics.jsonl" | sed 's/"samples_per_s":[^,}]*//; s/"tokens_per_s":[^,}]*//')" = \
+     "$(grep '"train"' "$tmp/ft-sim/metrics.jsonl" | sed 's/"samples_per_s":[^,}]*//; s/"tokens_per_s":[^,}]*//')" ] && [ -s "$tmp/rs-sim/model.safetensors" ] &&
    cmp -s "$tmp/rs-sim/model.safetensors" "$tmp/ft-sim/model.safetensors"; then
   pass=$((pass + 1))
 else

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "train/checkpoint.h"
 #include "train/intermediate.h"
@@ -383,7 +384,9 @@ static int distill_transfer(distill_run *r)
 {
     train_flags *f = r->f;
     if (!f->transfer.n && !f->augment) return -1;
-    kd_transfer_opts to = { .npaths = f->transfer.n, .augment = kd_augment_defaults(), .out_dir = f->out,
+    /* every rank builds the same set; rank 0 alone writes OUT/augmented.txt */
+    kd_transfer_opts to = { .npaths = f->transfer.n, .augment = kd_augment_defaults(),
+                            .out_dir = kd_comm_rank(f->comm) == 0 ? f->out : NULL,
                             .quiet = f->quiet };
     memcpy(to.paths, f->transfer.v, sizeof f->transfer.v);
     to.augment.variants = f->augment;
@@ -403,9 +406,16 @@ static int distill_prune(distill_run *r)
     kd_tokenizer *pruned = NULL;
     int64_t before = kd_bert_num_parameters(r->student), teacher = kd_bert_num_parameters(r->teacher);
     int32_t full = kd_vocab_size(r->stok->vocab);
-    snprintf(r->svocab, sizeof r->svocab, "%s/pruned_vocab.txt", r->f->out);
-    if (kd_make_dirs(r->f->out) != KD_OK || kd_student_prune_vocab(r->student, r->stok, sets, 3, r->svocab, &pruned) != KD_OK)
-        return kd_cli_fail(r->cmd);
+    /* rank 0 writes OUT/pruned_vocab.txt (copied beside its checkpoints); another rank, the same pieces to a
+     * file of its own, removed once read */
+    int rank = kd_comm_rank(r->f->comm);
+    const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    if (rank == 0) snprintf(r->svocab, sizeof r->svocab, "%s/pruned_vocab.txt", r->f->out);
+    else snprintf(r->svocab, sizeof r->svocab, "%s/kd_pruned_vocab.%ld.txt", tmpdir, (long)getpid());
+    kd_status pst = kd_make_dirs(r->f->out);
+    if (pst == KD_OK) pst = kd_student_prune_vocab(r->student, r->stok, sets, 3, r->svocab, &pruned);
+    if (rank != 0) unlink(r->svocab);
+    if (pst != KD_OK) return kd_cli_fail(r->cmd);
     kd_tokenizer_free(r->stok);
     r->stok = pruned;
     int64_t after = kd_bert_num_parameters(r->student);

@@ -23,7 +23,7 @@ struct kd_comm {
     atomic_int stop;
     pthread_t dog;
     int dog_on;
-    double seconds, grad_seconds;
+    double seconds, grad_seconds, wait_seconds;
     kd_tensor *flat;                  /* the gradients, packed (on their device) */
     void *stage;                      /* host copy of a device tensor for a host backend */
     size_t stage_bytes;
@@ -61,7 +61,9 @@ static int env_int(const char *const *names, int fallback)
 /* What mpirun (Open MPI, MPICH/PMI, PMIx) tells each process it started. */
 static const char *const mpi_size_vars[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", NULL };
 static const char *const kd_size_vars[] = { "KD_WORLD_SIZE", NULL };
+#ifdef KD_HAVE_NCCL
 static const char *const kd_rank_vars[] = { "KD_RANK", NULL };
+#endif
 static const char *const local_rank_vars[] = { "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "KD_LOCAL_RANK", NULL };
 static const char *const local_size_vars[] = { "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "KD_LOCAL_SIZE", NULL };
 
@@ -221,6 +223,7 @@ const char *kd_comm_name(const kd_comm *c)
 }
 double kd_comm_seconds(const kd_comm *c) { return c ? c->seconds : 0.0; }
 double kd_comm_grad_seconds(const kd_comm *c) { return c ? c->grad_seconds : 0.0; }
+double kd_comm_wait_seconds(const kd_comm *c) { return c ? c->wait_seconds : 0.0; }
 
 /* --- collectives */
 
@@ -320,7 +323,16 @@ kd_status kd_comm_barrier(kd_comm *c)
 kd_status kd_comm_allreduce_grads(kd_comm *c, kd_tensor *const *params, size_t n)
 {
     if (single(c) || n == 0) return KD_OK;
+    /* Host backends first wait for every rank in a sleeping barrier: a rank done early would otherwise spin
+     * in the all-reduce on a core a slower rank may need. The wait is counted apart from the reduction. */
     long long t0 = now_ns();
+    if (!c->dev) {
+        kd_status st = kd_comm_barrier(c);
+        if (st != KD_OK) return st;
+        long long t1 = now_ns();
+        c->wait_seconds += (double)(t1 - t0) * 1e-9;
+        t0 = t1;
+    }
     int64_t total = 0;
     kd_device dev = params[0]->device;
     for (size_t i = 0; i < n; i++) {

@@ -62,6 +62,7 @@ kd_status kd_comm_allreduce_f64(kd_comm *c, double *x, size_t n, kd_comm_op op);
 kd_status kd_comm_broadcast(kd_comm *c, void *buf, size_t bytes, int root);
 /* A contiguous tensor's elements from rank root to every rank (host or device). */
 kd_status kd_comm_broadcast_tensor(kd_comm *c, kd_tensor *t, int root);
+/* Every rank waits for all (MPI: sleeping, not spinning, so that a rank still working keeps its core). */
 kd_status kd_comm_barrier(kd_comm *c);
 
 /* The gradients of params (f32; a missing gradient counts as zeros) summed over the ranks in one flat
@@ -71,9 +72,10 @@ kd_status kd_comm_allreduce_grads(kd_comm *c, kd_tensor *const *params, size_t n
 /* Every parameter's values from rank root (the ranks start from the same weights). */
 kd_status kd_comm_broadcast_params(kd_comm *c, kd_tensor *const *params, size_t n, int root);
 
-/* Wall seconds spent in collectives since open (the all-reduce of gradients with its packing included),
- * and in kd_comm_allreduce_grads alone. */
+/* Wall seconds since open: in every collective; in kd_comm_allreduce_grads's packing, reduction and
+ * unpacking; in its wait for the slowest rank before them (host backends; the shards' imbalance). */
 double kd_comm_seconds(const kd_comm *c);
 double kd_comm_grad_seconds(const kd_comm *c);
+double kd_comm_wait_seconds(const kd_comm *c);
 
 #endif

@@ -85,8 +85,9 @@ static void print_result(const char *what, const kd_train_result *r, const char 
 {
     if (kd_comm_rank(comm) != 0) return;
     if (kd_comm_size(comm) > 1)
-        printf("%s: %d ranks (%s): %.0f tokens/s, gradients' all-reduce %.4f s per step\n", what, kd_comm_size(comm),
-               kd_comm_name(comm), r->tokens_per_s, r->allreduce_s_per_step);
+        printf("%s: %d ranks (%s): %.0f tokens/s, gradients' all-reduce %.4f s per step (after %.4f s waiting for "
+               "the slowest rank)\n", what, kd_comm_size(comm), kd_comm_name(comm), r->tokens_per_s,
+               r->allreduce_s_per_step, r->allreduce_wait_s_per_step);
     else printf("%s: %.0f tokens/s\n", what, r->tokens_per_s);
     if (!r->finished) {
         printf("%s: stopped at step %lld; run again with --resume to continue\n", what, (long long)r->steps);

@@ -79,7 +79,7 @@ typedef struct run {
     kd_batch gsbatch, gtbatch;
     double *red, *present;
     int64_t tokens;
-    double comm_win, comm_total;
+    double comm_win, comm_total, wait_win, wait_total;
     int64_t comm_win_n, comm_steps;
     FILE *jsonl, *order;           /* metrics.jsonl, batch_order.txt */
     char dir_last[PATH_MAX], dir_best[PATH_MAX];
@@ -153,6 +153,7 @@ static void write_train_line(run *r, int epoch, double loss, const double *part,
     if (r->world > 1) {
         kd_jw_field_int(&w, "world_size", r->world);
         kd_jw_field_number(&w, "allreduce_s", r->comm_win_n ? r->comm_win / (double)r->comm_win_n : 0.0);
+        kd_jw_field_number(&w, "allreduce_wait_s", r->comm_win_n ? r->wait_win / (double)r->comm_win_n : 0.0);
     }
     line_end(&w, r);
 }
@@ -576,10 +577,11 @@ static kd_status optimizer_step(run *r, int epoch, int64_t b, int64_t gs, double
     kd_status st = KD_OK;
     if (r->world > 1) {
         /* the shards' gradients summed: the global batch's, before clipping sees their norm */
-        double t = kd_comm_grad_seconds(r->c->comm);
+        double t = kd_comm_grad_seconds(r->c->comm), wt = kd_comm_wait_seconds(r->c->comm);
         st = kd_comm_allreduce_grads(r->c->comm, r->params, r->np);
         t = kd_comm_grad_seconds(r->c->comm) - t;
-        r->comm_win += t, r->comm_total += t, r->comm_win_n++, r->comm_steps++;
+        wt = kd_comm_wait_seconds(r->c->comm) - wt;
+        r->comm_win += t, r->comm_total += t, r->wait_win += wt, r->wait_total += wt, r->comm_win_n++, r->comm_steps++;
     }
     if (st == KD_OK) st = kd_clip_grad_norm(r->params, r->np, r->c->max_grad_norm, &nt);
     if (st == KD_OK) st = kd_copy_into(stat_slot(r, NSTAT * (int64_t)r->c->grad_accum), nt);
@@ -637,7 +639,7 @@ static void log_step(run *r, int epoch, double lr)
         for (int i = 1; i < NSTAT; i++) part[i] = r->win_count[i] ? r->win[i] / (double)r->win_count[i] : NAN;
         if (r->jsonl) write_train_line(r, epoch, r->win_loss / n, part, lr, r->norm, sps, tps);
         r->win_loss = 0;
-        r->comm_win = 0;
+        r->comm_win = r->wait_win = 0;
         r->comm_win_n = 0;
         r->win_n = 0;
         for (int i = 0; i < NSTAT; i++) r->win[i] = 0, r->win_count[i] = 0;
@@ -831,7 +833,9 @@ static kd_status train_loop(run *r, kd_train_result *res)
         else if (!(r->teacher_logits = malloc((size_t)(nz ? nz : 1) * sizeof(float))))
             st = kd_fail(KD_ERR_NOMEM, "train: out of memory for the teacher's logits");
         if (st != KD_OK) return st;
-        if (r->world > 1 && (st = kd_comm_broadcast(c->comm, r->teacher_logits, (size_t)nz * sizeof(float), 0)) != KD_OK)
+        /* the others sleep in a barrier while rank 0 works, then take the logits */
+        if (r->world > 1 && ((st = kd_comm_barrier(c->comm)) != KD_OK ||
+                             (st = kd_comm_broadcast(c->comm, r->teacher_logits, (size_t)nz * sizeof(float), 0)) != KD_OK))
             return st;
         if (!c->quiet)
             fprintf(stderr, "teacher logits: %s %s%s\n", cached ? "read from" : "computed into", r->path_cache,
@@ -851,6 +855,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
                         "flat all-reduce per step\n", r->world, kd_comm_name(c->comm), c->batch_size,
                 (c->batch_size + r->world - 1) / r->world);
     if ((st = evaluate_teacher(r)) != KD_OK) return st;
+    if (r->world > 1 && (st = kd_comm_barrier(c->comm)) != KD_OK) return st;   /* rank 0's evaluation */
 
     kd_progress_init(&r->prog, stderr, c->progress_tty, c->quiet, r->state.global_step, r->total, c->log_every);
     r->t0 = kd_now();
@@ -868,6 +873,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
             break;
         }
         if ((st = end_epoch(r, epoch)) != KD_OK) return st;
+        if (r->world > 1 && (st = kd_comm_barrier(c->comm)) != KD_OK) return st;   /* rank 0's evaluation */
     }
 
     res->finished = !stopped;
@@ -881,9 +887,11 @@ static kd_status train_loop(run *r, kd_train_result *res)
     double run_s = kd_now() - r->t0;
     res->tokens_per_s = run_s > 0 ? (double)r->tokens / run_s : 0.0;
     res->allreduce_s_per_step = r->comm_steps ? r->comm_total / (double)r->comm_steps : 0.0;
+    res->allreduce_wait_s_per_step = r->comm_steps ? r->wait_total / (double)r->comm_steps : 0.0;
     if (r->world > 1 && !c->quiet)
-        fprintf(stderr, "data-parallel: gradients' all-reduce %.4f s per step (%.1f%% of the run's wall time)\n",
-                res->allreduce_s_per_step, run_s > 0 ? 100.0 * r->comm_total / run_s : 0.0);
+        fprintf(stderr, "data-parallel: gradients' all-reduce %.4f s per step (%.1f%% of the run's wall time), "
+                        "%.4f s waiting for the slowest rank before it\n", res->allreduce_s_per_step,
+                run_s > 0 ? 100.0 * r->comm_total / run_s : 0.0, res->allreduce_wait_s_per_step);
     if (!stopped && r->rank == 0) {
         if ((st = ship_best(r)) != KD_OK) return st;
         r->state.train_seconds = res->train_seconds;

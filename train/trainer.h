@@ -102,6 +102,7 @@ typedef struct kd_train_result {
     double train_seconds;          /* wall time of training and evaluation, resumed pieces included */
     double tokens_per_s;           /* non-padding tokens of the global batches trained per second (this run) */
     double allreduce_s_per_step;   /* mean wall time of the gradients' all-reduce per step (0: one process) */
+    double allreduce_wait_s_per_step;   /* mean wait for the slowest rank before it */
 } kd_train_result;
 
 kd_status kd_train(kd_bert *student, const kd_train_data *data, const kd_train_config *cfg, kd_train_result *res);

@@ -3,6 +3,7 @@
 # model and corpus (320 rows, global batch 16, 20 steps, dropout 0):
 #   - kd finetune on 2 ranks against one process at the same global batch: the loss and gradient norm of
 #     every step within 1e-5 relative, the weights after 20 steps within 1e-4 + 1e-4 |w| (below);
+#   - 3 ranks at global batch 15, whose shards are uneven (the epoch's last batch of 5 rows: 1, 2, 2);
 #   - kd distill the same way, with --cache-teacher (rank 0's logits broadcast) and with the teacher run on
 #     each rank's shard;
 #   - a 2-rank run stopped at step 10 and resumed equals the uninterrupted 2-rank run bit for bit (with
@@ -70,6 +71,15 @@ if run1 "${ft[@]}" --dropout 0 --out "$tmp/one" && run2 "${ft[@]}" --dropout 0 -
     ok "the weight comparison tells another batch apart (batch 8 vs 16 fails the tolerance)"
   else bad "the weight comparison passed a run on another batch"; fi
 fi
+
+# --- uneven shards: 3 ranks, global batch 15, 22 steps (5 rows each; the last batch of 5: 1, 2 and 2)
+if run1 "${ft[@]}" --dropout 0 --batch-size 15 --max-steps 22 --out "$tmp/one15" &&
+   timeout 300 mpirun --oversubscribe -np 3 "$kd" "${ft[@]}" --dropout 0 --batch-size 15 --max-steps 22 --out "$tmp/three15" >"$tmp/run.log" 2>&1; then
+  if m=$(same_steps "$tmp/one15/metrics.jsonl" "$tmp/three15/metrics.jsonl") &&
+     m2=$("$cmp" "$tmp/one15/last/model.safetensors" "$tmp/three15/last/model.safetensors" 1e-4 1e-4); then
+    ok "finetune, 3 ranks, batch 15 (uneven last batch): = 1 process (steps rel 1e-5; weights: $(tail -1 <<<"$m2"))"
+  else bad "finetune, 3 ranks, batch 15: differs from 1 process: $m ${m2:-}"; fi
+else bad "finetune at batch 15, 1 process or 3 ranks, failed: $(tail -5 "$tmp/run.log")"; fi
 
 # --- distill: the fine-tuned model above teaches a fresh bert-tiny
 ds=(distill --teacher "$tmp/one" --student bert-tiny --alpha 0.5 --temperature 2 "${common[@]}" --dropout 0)

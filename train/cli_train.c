@@ -155,6 +155,11 @@ static int check_common(const char *cmd, train_flags *f)
                         "replaces it)\n", cmd);
         return KD_EXIT_USAGE;
     }
+    if (f->comm_backend && strcmp(f->comm_backend, "auto") && strcmp(f->comm_backend, "none") &&
+        strcmp(f->comm_backend, "mpi") && strcmp(f->comm_backend, "nccl")) {
+        fprintf(stderr, "kd %s: --comm: got '%s', expected auto, none, mpi or nccl\n", cmd, f->comm_backend);
+        return KD_EXIT_USAGE;
+    }
     kd_comm_opts co = { .backend = f->comm_backend, .rendezvous = f->rendezvous, .device = f->run.dev,
                         .timeout_s = f->comm_timeout };
     if (kd_comm_open(&co, &f->comm) != KD_OK) {

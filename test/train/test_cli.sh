@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test/train/test_cli.sh — `kd` on bad input: each case must exit non-zero with a message naming what was
 # wrong (missing data, unknown preset, label-set mismatch, alpha outside [0, 1], T <= 0, unwritable output
-# directory or report, bad flags, CUDA, a bad tokenizer_config.json), and the good path (finetune, eval,
+# directory or report, bad flags, CUDA, a bad tokenizer_config.json, a communicator --comm cannot open), and the good path (finetune, eval,
 # predict, predict --input) must work on a tiny set; the tokenizer files beside checkpoints, a cased model
 # directory's tokenizer_config.json honoured by every command; the training rows a run used are listed in
 # OUT/train_subset.txt (all 32, or the 10 of --train-samples 10); students narrower than the teacher (sliced or fresh), and `kd compare` with several
@@ -139,6 +139,8 @@ expect 2 "--device: got 'tpu'" -- eval --model "$tmp/teacher" --data "$tmp" --de
 expect 2 "--threads: got '0'" -- predict --model "$tmp/teacher" --threads 0
 expect 2 "unknown command" -- frobnicate
 expect 2 "--model: got nothing" -- finetune --data "$tmp" --out "$tmp/x"
+expect 2 "--comm: got 'bogus', expected auto, none, mpi or nccl" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/x" --comm bogus
+expect 1 "kd finetune: --comm: communicator: " -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/x" --comm nccl
 expect 1 "--resume: no checkpoint" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/fresh" --resume --quiet
 # An output directory that holds a run is not written over: refused naming what is there, the model left
 # byte for byte; --overwrite replaces it, --resume with --overwrite is refused.

@@ -53,26 +53,29 @@ for np in $ranks; do
   echo "validated: the first 5 steps' losses on $np ranks = one process (rel 1e-5)"
 done
 bytes=$(stat -c %s "$tmp/v1/last/model.safetensors")
-echo "model $model ($(( bytes / 4 / 1000 )) k parameters, $(( bytes / 1000000 )) MB of f32 gradients), global batch $batch, max length $maxlen, $steps steps, 1 thread a rank, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "model $model ($(( bytes / 4 / 1000 )) k parameters, $(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }') MB of f32 gradients), global batch $batch, max length $maxlen, $steps steps, 1 thread a rank, load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-6s %12s %10s %14s %10s %12s %10s\n' ranks "tokens/s" "step s" "all-reduce s" "wait s" "GB/s (bus)" speed-up
 base=""
 med() { sort -g | awk '{ a[NR] = $1 } END { print NR ? a[int((NR + 1) / 2)] : 0 }'; }
-for np in $ranks; do
-  tps=() ars=() sps=() wts=()
-  for r in $(seq 1 "$reps"); do
+# The rank counts take turns within each repetition, so that a change in the machine's load between runs
+# falls on all of them alike.
+for r in $(seq 1 "$reps"); do
+  for np in $ranks; do
     line=$(run "$np" "$tmp/r" "$steps" | grep "tokens/s")
-    tps+=("$(sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p' <<<"$line")")
-    ars+=("$(sed -n "s/.*all-reduce \([0-9.]*\) s per step.*/\1/p" <<<"$line")")
-    wts+=("$(sed -n "s/.*after \([0-9.]*\) s waiting.*/\1/p" <<<"$line")")
-    sps+=("$(grep '"type":"train"' "$tmp/r/metrics.jsonl" | tail -1 | sed -n 's/.*"samples_per_s":\([0-9.e+]*\).*/\1/p')")
+    echo "$(sed -n 's/.* \([0-9.]*\) tokens\/s.*/\1/p' <<<"$line")" >> "$tmp/tps.$np"
+    echo "$(sed -n "s/.*all-reduce \([0-9.]*\) s per step.*/\1/p" <<<"$line")" >> "$tmp/ar.$np"
+    echo "$(sed -n "s/.*after \([0-9.]*\) s waiting.*/\1/p" <<<"$line")" >> "$tmp/wt.$np"
+    grep '"type":"train"' "$tmp/r/metrics.jsonl" | tail -1 | sed -n 's/.*"samples_per_s":\([0-9.e+]*\).*/\1/p' >> "$tmp/sps.$np"
   done
-  t=$(printf '%s\n' "${tps[@]}" | med) a=$(printf '%s\n' "${ars[@]}" | med) sp=$(printf '%s\n' "${sps[@]}" | med) wt=$(printf '%s\n' "${wts[@]}" | med)
+done
+for np in $ranks; do
+  t=$(med < "$tmp/tps.$np") a=$(grep . "$tmp/ar.$np" | med) sp=$(med < "$tmp/sps.$np") wt=$(grep . "$tmp/wt.$np" | med)
   [ -n "$base" ] || base=$t
   # ring all-reduce bus bandwidth: 2 (N - 1) / N of the buffer through each rank per step
   awk -v np="$np" -v t="$t" -v a="${a:-0}" -v b="$bytes" -v base="$base" -v batch="$batch" -v sp="$sp" -v wt="${wt:-0}" 'BEGIN {
     step = sp > 0 ? batch / sp : 0; bw = (np > 1 && a > 0) ? 2 * (np - 1) / np * b / a / 1e9 : 0;
-    printf "%-6d %12.0f %10.3f %14.4f %10.4f %12s %9.2fx\n", np, t, step, np > 1 ? a : 0, np > 1 ? wt : 0, np > 1 ? sprintf("%.2f", bw) : "-", t / base }'
+    printf "%-6d %12.0f %10.3f %14.4f %10.4f %12s %9.2fx\n", np, t, step, (np > 1 ? a : 0), (np > 1 ? wt : 0), (np > 1 ? sprintf("%.2f", bw) : "-"), t / base }'
 done
 echo "(step s: global batch / samples per s over the run; all-reduce s: the gradients' flat all-reduce with its"
 echo " packing, per step; wait s: before it, for the slowest rank; GB/s (bus): 2 (N - 1) / N x gradient bytes /"
-echo " all-reduce s; medians of $reps runs)"
+echo " all-reduce s; medians of $reps runs, the rank counts taking turns)"

@@ -67,6 +67,12 @@ static const char *const kd_rank_vars[] = { "KD_RANK", NULL };
 static const char *const local_rank_vars[] = { "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "KD_LOCAL_RANK", NULL };
 static const char *const local_size_vars[] = { "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "KD_LOCAL_SIZE", NULL };
 
+int kd_comm_local_size(void)
+{
+    int n = env_int(local_size_vars, 1);
+    return n > 0 ? n : 1;
+}
+
 void kd_comm_pick_gpu(kd_device dev)
 {
     if (dev != KD_CUDA || getenv("CUDA_VISIBLE_DEVICES")) return;

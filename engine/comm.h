@@ -43,6 +43,10 @@ const char *kd_comm_backends(void);
  * the variable is unset and several ranks share a machine; otherwise it does nothing. */
 void kd_comm_pick_gpu(kd_device dev);
 
+/* How many ranks the launcher started on this machine (OMPI_COMM_WORLD_LOCAL_SIZE, MPI_LOCALNRANKS,
+ * KD_LOCAL_SIZE); 1 when none says. The command shares the cores among them by default. */
+int kd_comm_local_size(void);
+
 /* Open the communicator (MPI_Init, NCCL's communicator, ...). The device must be open already. */
 kd_status kd_comm_open(const kd_comm_opts *o, kd_comm **out);
 /* Close it. failed != 0 after an error on this rank: with several ranks the whole job is ended

@@ -136,6 +136,11 @@ static int check_common(const char *cmd, train_flags *f)
 {
     /* several ranks on one machine: one GPU each, chosen before the device opens */
     if (f->run.device && !strcmp(f->run.device, "cuda")) kd_comm_pick_gpu(KD_CUDA);
+    /* ...and the cores shared among the ranks of one machine unless --threads or KD_THREADS says */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int local = kd_comm_local_size();
+    if (!f->run.threads && !getenv("KD_THREADS") && local > 1)
+        f->run.threads = ncpu > local ? (int)(ncpu / local) : 1;
     int rc = kd_cli_apply_common(cmd, &f->run);
     if (rc >= 0) return rc;
     if (!f->out) {

@@ -29,7 +29,8 @@
  * backward, before clipping) are the one-process gradient up to the order of the sums; clipping then sees
  * the global norm and every rank takes the same AdamW step. Dropout draws per rank from a stream keyed by
  * (seed, rank, micro-batch). Rank 0 alone evaluates, prints, writes metrics, checkpoints, the chart and the
- * report; --cache-teacher has rank 0 compute (or read) the teacher's logits and broadcast them. The world
+ * report, while the others wait in a barrier; --cache-teacher has rank 0 compute (or read) the teacher's
+ * logits and broadcast them. The world
  * size is part of the recipe: --resume with another number of ranks is refused.
  *
  * The run happens where the student is, in its precision (kd_bert_to_device, kd_bert_set_precision: the

@@ -131,8 +131,10 @@ static kd_status nccl_barrier(void *ctx)
 static void nccl_abort(void *ctx, int code)
 {
     nccl_ctx *c = ctx;
-    if (c && c->comm) api.comm_abort(c->comm);
-    c->comm = NULL;
+    if (c && c->comm) {
+        api.comm_abort(c->comm);
+        c->comm = NULL;
+    }
     fflush(stderr);
     _exit(code);
 }

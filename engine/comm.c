@@ -122,6 +122,7 @@ static double idle(kd_comm *c)
 
 static kd_status open_backends(kd_comm *c, const kd_comm_opts *o)
 {
+    (void)c;   /* unused in a build with neither MPI nor NCCL */
     const char *b = o->backend ? o->backend : "auto";
     int mpi_n = env_int(mpi_size_vars, 1), kd_n = env_int(kd_size_vars, 1);
     int want_mpi = 0, want_nccl = 0;

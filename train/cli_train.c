@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "train/checkpoint.h"
 #include "train/intermediate.h"
@@ -27,6 +28,9 @@ typedef struct train_flags {
     int augment, prune_vocab, num_labels;
     double p_mask, p_replace, p_ngram;
     const char *layer_map, *hidden_loss, *attention_loss;
+    const char *comm_backend, *rendezvous;   /* data-parallel: engine/comm.h */
+    double comm_timeout;
+    kd_comm *comm;
 } train_flags;
 
 #define COMMON_TRAIN_OPTS(f)                                                                                        \
@@ -56,6 +60,13 @@ typedef struct train_flags {
       "micro-batch: its optimizer step, then its examples as 0-based rows of the training file, tJ for row J of the " \
       "transfer set) the run can be replayed elsewhere" }, \
     { "--quiet", KD_OPT_FLAG, &f.quiet, 0, 0, 0, NULL, "no progress output" },                                     \
+    { "--comm", KD_OPT_STR, &f.comm_backend, 0, 0, 0, "auto, none, mpi or nccl",                                    \
+      "data-parallel across processes (mpirun -np N kd ...): auto | none | mpi | nccl (auto: mpi under mpirun, "    \
+      "nccl on cuda when libnccl.so.2 loads); each rank trains 1/N of every --batch-size batch" },                   \
+    { "--rendezvous", KD_OPT_STR, &f.rendezvous, 0, 0, 0, "a directory",                                            \
+      "DIR: nccl without mpirun (ranks from KD_RANK, KD_WORLD_SIZE): where rank 0 leaves NCCL's id; empty per run" }, \
+    { "--comm-timeout", KD_OPT_DOUBLE, &f.comm_timeout, 0, 1e7, 1, "a number of seconds > 0",                       \
+      "S: a rank waiting longer than S for the others stops the job with a message (KD_COMM_TIMEOUT, 1800)" },     \
     KD_RUN_OPTS(f.run)
 
 static void flags_init(train_flags *f)
@@ -70,8 +81,14 @@ static void flags_init(train_flags *f)
     f->p_ngram = a.p_ngram;
 }
 
-static void print_result(const char *what, const kd_train_result *r, const char *out)
+static void print_result(const char *what, const kd_train_result *r, const char *out, const kd_comm *comm)
 {
+    if (kd_comm_rank(comm) != 0) return;
+    if (kd_comm_size(comm) > 1)
+        printf("%s: %d ranks (%s): %.0f tokens/s, gradients' all-reduce %.4f s per step (after %.4f s waiting for "
+               "the slowest rank)\n", what, kd_comm_size(comm), kd_comm_name(comm), r->tokens_per_s,
+               r->allreduce_s_per_step, r->allreduce_wait_s_per_step);
+    else printf("%s: %.0f tokens/s\n", what, r->tokens_per_s);
     if (!r->finished) {
         printf("%s: stopped at step %lld; run again with --resume to continue\n", what, (long long)r->steps);
         return;
@@ -117,6 +134,13 @@ static int check_out_dir(const char *cmd, const train_flags *f)
 
 static int check_common(const char *cmd, train_flags *f)
 {
+    /* several ranks on one machine: one GPU each, chosen before the device opens */
+    if (f->run.device && !strcmp(f->run.device, "cuda")) kd_comm_pick_gpu(KD_CUDA);
+    /* ...and the cores shared among the ranks of one machine unless --threads or KD_THREADS says */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int local = kd_comm_local_size();
+    if (!f->run.threads && !getenv("KD_THREADS") && local > 1)
+        f->run.threads = ncpu > local ? (int)(ncpu / local) : 1;
     int rc = kd_cli_apply_common(cmd, &f->run);
     if (rc >= 0) return rc;
     if (!f->out) {
@@ -136,14 +160,42 @@ static int check_common(const char *cmd, train_flags *f)
                         "replaces it)\n", cmd);
         return KD_EXIT_USAGE;
     }
-    rc = check_out_dir(cmd, f);
-    if (rc >= 0) return rc;
+    if (f->comm_backend && strcmp(f->comm_backend, "auto") && strcmp(f->comm_backend, "none") &&
+        strcmp(f->comm_backend, "mpi") && strcmp(f->comm_backend, "nccl")) {
+        fprintf(stderr, "kd %s: --comm: got '%s', expected auto, none, mpi or nccl\n", cmd, f->comm_backend);
+        return KD_EXIT_USAGE;
+    }
+    kd_comm_opts co = { .backend = f->comm_backend, .rendezvous = f->rendezvous, .device = f->run.dev,
+                        .timeout_s = f->comm_timeout };
+    if (kd_comm_open(&co, &f->comm) != KD_OK) {
+        fprintf(stderr, "kd %s: --comm: %s\n", cmd, kd_last_error());
+        return KD_EXIT_FAIL;
+    }
+    /* rank 0 owns OUT: it alone looks at what is there, and every rank gets its answer */
+    int32_t out_rc = kd_comm_rank(f->comm) == 0 ? check_out_dir(cmd, f) : -1;
+    if (kd_comm_broadcast(f->comm, &out_rc, sizeof out_rc, 0) != KD_OK) out_rc = kd_cli_fail(cmd);
+    if (out_rc >= 0) {
+        kd_comm_close(f->comm, 0);
+        f->comm = NULL;
+        return out_rc;
+    }
+    if (kd_comm_rank(f->comm) != 0) f->quiet = 1;
+    f->c.comm = f->comm;
     f->c.seed = (uint64_t)f->seed;
     f->c.adamw.weight_decay = f->weight_decay;
     f->c.resume = f->resume;
     f->c.quiet = f->quiet;
     f->c.out_dir = f->out;
     return -1;
+}
+
+/* The communicator closed with the command's exit code: after a failure with several ranks the whole job
+ * ends (the others would wait for this one). */
+static int comm_end(train_flags *f, int rc)
+{
+    kd_comm_close(f->comm, rc == KD_EXIT_FAIL);
+    f->comm = NULL;
+    return rc;
 }
 
 int kd_cmd_finetune(int argc, char **argv)
@@ -178,20 +230,20 @@ int kd_cmd_finetune(int argc, char **argv)
     if (preset) {
         if (!f.vocab) {
             fprintf(stderr, "kd %s: --vocab: got nothing, expected a vocab.txt for preset %s\n", cmd, f.model);
-            return KD_EXIT_USAGE;
+            return comm_end(&f, KD_EXIT_USAGE);
         }
         snprintf(vocab_path, sizeof vocab_path, "%s", f.vocab);
     } else if (kd_cli_model_vocab(f.model, vocab_path, sizeof vocab_path) != KD_OK) {
-        return kd_cli_fail(cmd);
+        return comm_end(&f, kd_cli_fail(cmd));
     }
     /* The data fixes the label set; a checkpoint with a head must agree with it (kd_cli_make_model). */
     kd_dataset train, dev;
     size_t *rows = NULL;
     kd_labels ids = { 0 };
-    if (f.num_labels && kd_labels_ids(&ids, f.num_labels) != KD_OK) return kd_cli_fail(cmd);
+    if (f.num_labels && kd_labels_ids(&ids, f.num_labels) != KD_OK) return comm_end(&f, kd_cli_fail(cmd));
     rc = load_data(cmd, &f, f.num_labels ? &ids : NULL, &train, &dev, &rows);
     kd_labels_free(&ids);
-    if (rc >= 0) return rc;
+    if (rc >= 0) return comm_end(&f, rc);
     kd_tokenizer *tok = NULL;
     kd_bert *m = NULL;
     kd_train_result res;
@@ -205,7 +257,7 @@ int kd_cmd_finetune(int argc, char **argv)
         f.c.info = &info;
         kd_train_data d = { .train = &train, .dev = &dev, .student_tok = tok, .train_rows = rows };
         if (kd_cli_place_model(&f.run, m) != KD_OK || kd_train(m, &d, &f.c, &res) != KD_OK) rc = kd_cli_fail(cmd);
-        else print_result("finetune", &res, f.out);
+        else print_result("finetune", &res, f.out, f.comm);
     }
     kd_bert_free(m);
     kd_tokenizer_free(tok);
@@ -213,7 +265,7 @@ int kd_cmd_finetune(int argc, char **argv)
     free(rows);
     kd_dataset_free(&train);
     kd_dataset_free(&dev);
-    return rc;
+    return comm_end(&f, rc);
 }
 
 /* --layer-map, --hidden-loss, --attention-loss into the config (the map by default evenly spaced). */
@@ -348,7 +400,9 @@ static int distill_transfer(distill_run *r)
 {
     train_flags *f = r->f;
     if (!f->transfer.n && !f->augment) return -1;
-    kd_transfer_opts to = { .npaths = f->transfer.n, .augment = kd_augment_defaults(), .out_dir = f->out,
+    /* every rank builds the same set; rank 0 alone writes OUT/augmented.txt */
+    kd_transfer_opts to = { .npaths = f->transfer.n, .augment = kd_augment_defaults(),
+                            .out_dir = kd_comm_rank(f->comm) == 0 ? f->out : NULL,
                             .quiet = f->quiet };
     memcpy(to.paths, f->transfer.v, sizeof f->transfer.v);
     to.augment.variants = f->augment;
@@ -368,9 +422,16 @@ static int distill_prune(distill_run *r)
     kd_tokenizer *pruned = NULL;
     int64_t before = kd_bert_num_parameters(r->student), teacher = kd_bert_num_parameters(r->teacher);
     int32_t full = kd_vocab_size(r->stok->vocab);
-    snprintf(r->svocab, sizeof r->svocab, "%s/pruned_vocab.txt", r->f->out);
-    if (kd_make_dirs(r->f->out) != KD_OK || kd_student_prune_vocab(r->student, r->stok, sets, 3, r->svocab, &pruned) != KD_OK)
-        return kd_cli_fail(r->cmd);
+    /* rank 0 writes OUT/pruned_vocab.txt (copied beside its checkpoints); another rank, the same pieces to a
+     * file of its own, removed once read */
+    int rank = kd_comm_rank(r->f->comm);
+    const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    if (rank == 0) snprintf(r->svocab, sizeof r->svocab, "%s/pruned_vocab.txt", r->f->out);
+    else snprintf(r->svocab, sizeof r->svocab, "%s/kd_pruned_vocab.%ld.txt", tmpdir, (long)getpid());
+    kd_status pst = kd_make_dirs(r->f->out);
+    if (pst == KD_OK) pst = kd_student_prune_vocab(r->student, r->stok, sets, 3, r->svocab, &pruned);
+    if (rank != 0) unlink(r->svocab);
+    if (pst != KD_OK) return kd_cli_fail(r->cmd);
     kd_tokenizer_free(r->stok);
     r->stok = pruned;
     int64_t after = kd_bert_num_parameters(r->student);
@@ -466,7 +527,7 @@ int kd_cmd_distill(int argc, char **argv)
             kd_train(r.student, &d, &f.c, &res) != KD_OK)
             rc = kd_cli_fail(cmd);
         else {
-            print_result("distill", &res, f.out);
+            print_result("distill", &res, f.out, f.comm);
             rc = KD_EXIT_OK;
         }
     }
@@ -480,5 +541,5 @@ int kd_cmd_distill(int argc, char **argv)
     kd_dataset_free(&r.dev);
     kd_labels_free(&r.tl);
     kd_run_info_free(&info);
-    return rc;
+    return comm_end(&f, rc);
 }

@@ -72,6 +72,15 @@ typedef struct run {
     int64_t grp_count[NSTAT_MAX];
     kd_progress prog;
     double t0, base_seconds;
+    /* Data-parallel (trainer.h): this process's rank, the world size (1: one process), the global batches
+     * (sbatch/tbatch then hold this rank's shard), the epoch being trained (the dropout stream's key), the
+     * step's stats with their presence summed over the ranks, tokens trained, all-reduce seconds. */
+    int rank, world, epoch_now;
+    kd_batch gsbatch, gtbatch;
+    double *red, *present;
+    int64_t tokens;
+    double comm_win, comm_total, wait_win, wait_total;
+    int64_t comm_win_n, comm_steps;
     FILE *jsonl, *order;           /* metrics.jsonl, batch_order.txt */
     char dir_last[PATH_MAX], dir_best[PATH_MAX];
     char path_metrics[PATH_MAX + 32], path_chart[PATH_MAX + 32], path_cache[PATH_MAX + 32];
@@ -127,7 +136,8 @@ static void line_end(kd_jw *w, run *r)
 }
 
 /* part[1..4]: the window's means of soft, hard, hidden and attention (NaN: none). */
-static void write_train_line(run *r, int epoch, double loss, const double *part, double lr, double norm, double sps)
+static void write_train_line(run *r, int epoch, double loss, const double *part, double lr, double norm, double sps,
+                             double tps)
 {
     kd_jw w;
     line_begin(&w, r, "train", epoch);
@@ -139,6 +149,12 @@ static void write_train_line(run *r, int epoch, double loss, const double *part,
     kd_jw_field_number(&w, "lr", lr);
     kd_jw_field_number(&w, "grad_norm", norm);
     kd_jw_field_number(&w, "samples_per_s", sps);
+    kd_jw_field_number(&w, "tokens_per_s", tps);
+    if (r->world > 1) {
+        kd_jw_field_int(&w, "world_size", r->world);
+        kd_jw_field_number(&w, "allreduce_s", r->comm_win_n ? r->comm_win / (double)r->comm_win_n : 0.0);
+        kd_jw_field_number(&w, "allreduce_wait_s", r->comm_win_n ? r->wait_win / (double)r->comm_win_n : 0.0);
+    }
     line_end(&w, r);
 }
 
@@ -173,19 +189,98 @@ static void write_eval_line(run *r, int epoch)
 enum { NSTAT = 5 };   /* per micro-batch: total, soft, hard, hidden, attention */
 static kd_tensor *stat_slot(run *r, int64_t i) { return kd_view_of(r->stats, 0, NULL, NULL, i); }
 
-/* Keep micro-batch k's loss parts where the step runs (slots 3k, 3k+1, 3k+2). */
-static kd_status stash_loss(run *r, int64_t k, const kd_loss_parts *lp)
+/* A part that is absent: 0 without a teacher, NaN (left out of the averages) without a labelled row or an
+ * intermediate loss. */
+static const double absent_part[NSTAT] = { NAN, 0.0, NAN, NAN, NAN };
+
+/* Keep micro-batch k's loss parts where the step runs (slots NSTAT k + i), part i times w[i] (with several
+ * ranks: the shard's share of the global batch's mean; absent parts are then 0 and marked so in present[],
+ * to be told apart once summed over the ranks). lp NULL: a rank without rows in this micro-batch. */
+static kd_status stash_loss(run *r, int64_t k, const kd_loss_parts *lp, const double *w)
 {
-    /* a part that is absent: 0 without a teacher, NaN (left out of the averages) without a labelled row or
-     * an intermediate loss */
-    kd_tensor *part[NSTAT] = { lp->total, lp->soft, lp->hard, lp->hidden, lp->attention };
-    const double absent[NSTAT] = { NAN, 0.0, NAN, NAN, NAN };
+    kd_tensor *part[NSTAT] = { 0 };
+    if (lp) {
+        part[0] = lp->total, part[1] = lp->soft, part[2] = lp->hard, part[3] = lp->hidden, part[4] = lp->attention;
+    }
     kd_status st = KD_OK;
     for (int i = 0; i < NSTAT && st == KD_OK; i++) {
-        if (part[i]) st = kd_copy_into(stat_slot(r, NSTAT * k + i), part[i]);
-        else kd_fill(stat_slot(r, NSTAT * k + i), absent[i]);
+        r->present[NSTAT * k + i] = part[i] != NULL;
+        if (part[i]) st = kd_copy_into(stat_slot(r, NSTAT * k + i), w[i] == 1.0 ? part[i] : kd_scale(part[i], w[i]));
+        else kd_fill(stat_slot(r, NSTAT * k + i), r->world > 1 ? 0.0 : absent_part[i]);
     }
     return st;
+}
+
+/* --- data-parallel shards (trainer.h) */
+
+/* Rank r's rows of global batch g, [B r / N, B (r + 1) / N), into out (its own buffers), padded as g. */
+static kd_status shard_batch(const kd_batch *g, int rank, int world, kd_batch *out)
+{
+    int64_t lo = (int64_t)g->batch * rank / world, hi = (int64_t)g->batch * (rank + 1) / world;
+    size_t rows = (size_t)(hi - lo), tok = rows * (size_t)g->len;
+    if (rows > out->cap_rows || !out->labels) {
+        size_t cap = rows ? rows : 1;
+        int32_t *l = realloc(out->labels, cap * sizeof *l);
+        if (l) out->labels = l;
+        size_t *x = realloc(out->index, cap * sizeof *x);
+        if (x) out->index = x;
+        if (!l || !x) return kd_fail(KD_ERR_NOMEM, "train: out of memory for a shard");
+        out->cap_rows = cap;
+    }
+    if (tok > out->cap_tokens || !out->ids) {
+        size_t cap = tok ? tok : 1;
+        int32_t **a[3] = { &out->ids, &out->mask, &out->type_ids };
+        for (int i = 0; i < 3; i++) {
+            int32_t *q = realloc(*a[i], cap * sizeof *q);
+            if (!q) return kd_fail(KD_ERR_NOMEM, "train: out of memory for a shard");
+            *a[i] = q;
+        }
+        out->cap_tokens = cap;
+    }
+    size_t o = (size_t)lo * (size_t)g->len;
+    memcpy(out->ids, g->ids + o, tok * sizeof *out->ids);
+    memcpy(out->mask, g->mask + o, tok * sizeof *out->mask);
+    memcpy(out->type_ids, g->type_ids + o, tok * sizeof *out->type_ids);
+    memcpy(out->labels, g->labels + lo, rows * sizeof *out->labels);
+    memcpy(out->index, g->index + lo, rows * sizeof *out->index);
+    out->batch = (int32_t)rows;
+    out->len = g->len;
+    return KD_OK;
+}
+
+/* Tokens of a batch that are not padding. */
+static int64_t batch_tokens(const kd_batch *b)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < (size_t)b->batch * (size_t)b->len; i++) n += b->mask[i] != 0;
+    return n;
+}
+
+/* This rank's share of the global batch g's loss: each part of lp (a mean over the shard's rows, labelled
+ * rows or tokens) weighted by the shard's share of the global count, so that the sum over the ranks is the
+ * mean over g. lp->total becomes that weighted sum; w[i] gets part i's weight (for the logs). m: the shard's
+ * labelled rows. */
+static kd_status shard_loss(run *r, const kd_batch *g, int64_t m, kd_loss_parts *lp, double *w)
+{
+    const kd_train_config *c = r->c;
+    int64_t gm = 0;
+    for (int32_t i = 0; i < g->batch; i++) gm += g->labels[i] != KD_NO_LABEL;
+    double ftok = r->im.on ? (double)batch_tokens(&r->sbatch) / (double)batch_tokens(g) : 0.0;
+    w[1] = (double)r->sbatch.batch / (double)g->batch;
+    w[2] = gm ? (double)m / (double)gm : 0.0;
+    w[3] = w[4] = ftok;
+    kd_tensor *part[NSTAT] = { NULL, lp->soft, lp->hard, lp->hidden, lp->attention };
+    const double weight[NSTAT] = { 0, c->alpha, 1.0 - c->alpha, c->hidden_weight, c->attention_weight };
+    kd_tensor *total = NULL;
+    for (int i = 1; i < NSTAT; i++) {
+        if (!part[i] || !(weight[i] > 0.0)) continue;
+        if (i == 1 && !(c->alpha > 0.0)) continue;
+        kd_tensor *t = kd_scale(part[i], weight[i] * w[i]);
+        total = total ? kd_add(total, t) : t;
+    }
+    if (!total) return kd_fail(KD_ERR_STATE, "train: a shard with rows but no loss term");
+    lp->total = total;
+    return KD_OK;
 }
 
 /* Replace the student's weights by those of checkpoint dir (same names and shapes). */
@@ -297,9 +392,19 @@ static void make_recipe(run *r)
         w += snprintf(r->recipe + w, sizeof r->recipe - (size_t)w, "%s%d:%d", i ? "," : "", c->layer_map[i][0],
                       c->layer_map[i][1]);
     if (w > 0 && (size_t)w < sizeof r->recipe - 64)
-        snprintf(r->recipe + w, sizeof r->recipe - (size_t)w, " data=%016llx dev=%016llx",
-                 (unsigned long long)kd_dataset_fingerprint(KD_FNV_OFFSET, &r->all),
-                 (unsigned long long)kd_dataset_fingerprint(KD_FNV_OFFSET, r->d->dev));
+        w += snprintf(r->recipe + w, sizeof r->recipe - (size_t)w, " data=%016llx dev=%016llx",
+                      (unsigned long long)kd_dataset_fingerprint(KD_FNV_OFFSET, &r->all),
+                      (unsigned long long)kd_dataset_fingerprint(KD_FNV_OFFSET, r->d->dev));
+    /* One process writes none (its recipes stay as they were); several write how many. */
+    if (r->world > 1 && w > 0 && (size_t)w < sizeof r->recipe - 32)
+        snprintf(r->recipe + w, sizeof r->recipe - (size_t)w, " world_size=%d", r->world);
+}
+
+/* The number of ranks a recipe was trained on (1 when it names none). */
+static int recipe_world(const char *recipe)
+{
+    const char *p = strstr(recipe, " world_size=");
+    return p ? atoi(p + 12) : 1;
 }
 
 /* The first item of the recipe that differs between a checkpoint's (was) and this run's (now), as
@@ -341,6 +446,11 @@ static kd_status resume(run *r)
                        "seed %llu (use the same data, epochs, batch size, accumulation and seed)",
                        dir, (long long)r->state.total_steps, (unsigned long long)r->state.seed, (long long)r->total,
                        (unsigned long long)c->seed);
+    int was = recipe_world(r->state.recipe);
+    if (was != r->world)
+        return kd_fail(KD_ERR_ARG, "--resume: %s was written by a run on %d process%s; this run has %d (the shards and "
+                                   "the dropout streams follow the number of processes: resume with mpirun -np %d, or "
+                                   "start afresh with --overwrite)", dir, was, was == 1 ? "" : "es", r->world, was);
     char diff[600];
     if (r->state.recipe[0]) recipe_diff(r->state.recipe, r->recipe, diff, sizeof diff);
     else diff[0] = '\0';
@@ -352,8 +462,8 @@ static kd_status resume(run *r)
     r->win_loss = r->state.window_sum[0];
     r->win_n = r->state.window_n[0];
     for (int i = 1; i < NSTAT; i++) r->win[i] = r->state.window_sum[i], r->win_count[i] = r->state.window_n[i];
-    if ((st = keep_lines_to(r->path_metrics, r->state.global_step, 1)) != KD_OK ||
-        (st = keep_lines_to(r->path_order, r->state.global_step, 0)) != KD_OK)
+    if (r->rank == 0 && ((st = keep_lines_to(r->path_metrics, r->state.global_step, 1)) != KD_OK ||
+                         (st = keep_lines_to(r->path_order, r->state.global_step, 0)) != KD_OK))
         return st;
     if (!c->quiet)
         fprintf(stderr, "resuming from %s at step %lld/%lld (epoch %d)\n", dir, (long long)r->state.global_step,
@@ -366,6 +476,15 @@ static kd_status resume(run *r)
 static kd_status teacher_logits(run *r, int64_t b, kd_tensor **zt)
 {
     *zt = NULL;
+    if (r->tb && r->world > 1) {
+        /* the global teacher batch must be the student's; this rank's shard of it */
+        if (kd_batcher_next(r->tb, &r->gtbatch) != 1 || r->gtbatch.batch != r->gsbatch.batch ||
+            memcmp(r->gtbatch.index, r->gsbatch.index, (size_t)r->gsbatch.batch * sizeof(size_t)) != 0)
+            return kd_fail(KD_ERR_STATE, "train: teacher and student batches disagree at batch %lld", (long long)b);
+        kd_status st = shard_batch(&r->gtbatch, r->rank, r->world, &r->tbatch);
+        if (st != KD_OK) return st;
+    }
+    if (r->sbatch.batch == 0) return KD_OK;   /* this rank has no rows in the micro-batch */
     if (r->teacher_logits) {
         int64_t shape[2] = { r->sbatch.batch, r->nl };
         for (int32_t i = 0; i < r->sbatch.batch; i++)
@@ -375,8 +494,8 @@ static kd_status teacher_logits(run *r, int64_t b, kd_tensor **zt)
         return *zt ? KD_OK : kd_last_status();
     }
     if (!r->tb) return KD_OK;   /* fine-tuning (a teacher with alpha 0 is loaded but never run) */
-    if (kd_batcher_next(r->tb, &r->tbatch) != 1 || r->tbatch.batch != r->sbatch.batch ||
-        memcmp(r->tbatch.index, r->sbatch.index, (size_t)r->sbatch.batch * sizeof(size_t)) != 0)
+    if (r->world == 1 && (kd_batcher_next(r->tb, &r->tbatch) != 1 || r->tbatch.batch != r->sbatch.batch ||
+        memcmp(r->tbatch.index, r->sbatch.index, (size_t)r->sbatch.batch * sizeof(size_t)) != 0))
         return kd_fail(KD_ERR_STATE, "train: teacher and student batches disagree at batch %lld", (long long)b);
     kd_bert_input tin = { .batch = r->tbatch.batch, .seq = r->tbatch.len, .ids = r->tbatch.ids,
                           .type_ids = r->tbatch.type_ids, .mask = r->tbatch.mask };
@@ -387,12 +506,13 @@ static kd_status teacher_logits(run *r, int64_t b, kd_tensor **zt)
 }
 
 /* The micro-batch about to be trained as a batch_order.txt line (trainer.h): step, then its examples. */
-static void write_order(run *r)
+static void write_order(run *r, const kd_batch *g)
 {
     const kd_dataset *train = r->d->train;
+    if (!r->order) return;
     fprintf(r->order, "%lld", (long long)r->state.global_step + 1);
-    for (int32_t i = 0; i < r->sbatch.batch; i++) {
-        size_t e = r->sbatch.index[i];
+    for (int32_t i = 0; i < g->batch; i++) {
+        size_t e = g->index[i];
         if (e >= train->n) fprintf(r->order, " t%zu", e - train->n);
         else fprintf(r->order, " %zu", r->d->train_rows ? r->d->train_rows[e] : e);
     }
@@ -404,10 +524,26 @@ static void write_order(run *r)
 static kd_status micro_step(run *r, int64_t b, int64_t gs)
 {
     const kd_train_config *c = r->c;
+    const kd_batch *g = r->world > 1 ? &r->gsbatch : &r->sbatch;   /* the global batch */
     kd_tensor *zt;
-    write_order(r);
+    write_order(r, g);
+    if (r->world > 1) {
+        /* dropout: a stream of this rank's own, keyed by the micro-batch (a resumed run draws the same) */
+        uint64_t key = r->c->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(r->rank + 1));
+        kd_generator_set((kd_generator){ .seed = kd_splitmix64(&key),
+                                         .counter = ((uint64_t)r->epoch_now * (uint64_t)r->nb + (uint64_t)b) << 40 });
+    }
     kd_status st = teacher_logits(r, b, &zt);
     if (st != KD_OK) return st;
+    r->samples += g->batch;
+    r->state.samples += g->batch;
+    r->tokens += batch_tokens(g);
+    const double one[NSTAT] = { 1, 1, 1, 1, 1 };
+    if (r->sbatch.batch == 0) {
+        st = stash_loss(r, r->mb++, NULL, one);
+        kd_arena_reset();
+        return st;
+    }
     kd_bert_input in = { .batch = r->sbatch.batch, .seq = r->sbatch.len, .ids = r->sbatch.ids,
                          .type_ids = r->sbatch.type_ids, .mask = r->sbatch.mask };
     kd_tensor *zs = kd_bert_logits_states(r->student, &in, r->im.on ? &r->im.s : NULL), *y = NULL, *rows = NULL;
@@ -424,11 +560,11 @@ static kd_status micro_step(run *r, int64_t b, int64_t gs)
     kd_loss_parts lp;
     if ((st = kd_distill_loss(zs, c->alpha > 0.0 ? zt : NULL, y, rows, c->alpha, c->temperature, &lp)) != KD_OK) return st;
     if (r->im.on && (st = kd_intermediate_add(&r->im, &r->sbatch, &r->tbatch, &lp)) != KD_OK) return st;
+    double w[NSTAT] = { 1, 1, 1, 1, 1 };
+    if (r->world > 1 && (st = shard_loss(r, g, m, &lp, w)) != KD_OK) return st;
     if ((st = kd_backward(kd_scale(lp.total, 1.0 / (double)gs), NULL)) != KD_OK) return st;
-    if ((st = stash_loss(r, r->mb++, &lp)) != KD_OK) return st;
+    if ((st = stash_loss(r, r->mb++, &lp, w)) != KD_OK) return st;
     kd_arena_reset();
-    r->samples += r->sbatch.batch;
-    r->state.samples += r->sbatch.batch;
     return KD_OK;
 }
 
@@ -438,21 +574,36 @@ static kd_status micro_step(run *r, int64_t b, int64_t gs)
 static kd_status optimizer_step(run *r, int epoch, int64_t b, int64_t gs, double lr)
 {
     kd_tensor *nt = NULL;
-    kd_status st = kd_clip_grad_norm(r->params, r->np, r->c->max_grad_norm, &nt);
+    kd_status st = KD_OK;
+    if (r->world > 1) {
+        /* the shards' gradients summed: the global batch's, before clipping sees their norm */
+        double t = kd_comm_grad_seconds(r->c->comm), wt = kd_comm_wait_seconds(r->c->comm);
+        st = kd_comm_allreduce_grads(r->c->comm, r->params, r->np);
+        t = kd_comm_grad_seconds(r->c->comm) - t;
+        wt = kd_comm_wait_seconds(r->c->comm) - wt;
+        r->comm_win += t, r->comm_total += t, r->wait_win += wt, r->wait_total += wt, r->comm_win_n++, r->comm_steps++;
+    }
+    if (st == KD_OK) st = kd_clip_grad_norm(r->params, r->np, r->c->max_grad_norm, &nt);
     if (st == KD_OK) st = kd_copy_into(stat_slot(r, NSTAT * (int64_t)r->c->grad_accum), nt);
     if (st == KD_OK) st = kd_adamw_step(r->opt, lr);
     if (st == KD_OK) st = kd_to_host(r->stats, r->stats_host);
+    /* the step's loss parts: this rank's, or summed over the ranks with their presence */
+    int64_t nv = NSTAT * r->mb;
+    for (int64_t i = 0; i < nv; i++) r->red[i] = r->stats_host[i], r->red[nv + i] = r->present[i];
+    if (st == KD_OK && r->world > 1 && (st = kd_comm_allreduce_f64(r->c->comm, r->red, (size_t)(2 * nv), KD_COMM_SUM)) == KD_OK)
+        for (int64_t i = 0; i < nv; i++)
+            if (!(r->red[nv + i] > 0)) r->red[i] = absent_part[i % NSTAT];
     if (st == KD_OK) {
         r->norm = r->stats_host[NSTAT * r->c->grad_accum];
         for (int64_t k = 0; k < r->mb && st == KD_OK; k++) {
-            double lv = r->stats_host[NSTAT * k];
+            double lv = r->red[NSTAT * k];
             if (!isfinite(lv))
                 st = kd_fail(KD_ERR_STATE, "batch %lld: the loss is %g", (long long)(b - r->mb + k) + 1, lv);
             r->last_loss = lv;
             r->grp_loss += lv / (double)gs;
             r->win_loss += lv;
             for (int i = 1; i < NSTAT; i++) {
-                double v = r->stats_host[NSTAT * k + i];
+                double v = r->red[NSTAT * k + i];
                 if (!isnan(v)) r->win[i] += v, r->win_count[i]++, r->grp[i] += v, r->grp_count[i]++;
             }
             r->win_n++;
@@ -481,18 +632,20 @@ static kd_status optimizer_step(run *r, int epoch, int64_t b, int64_t gs, double
 static void log_step(run *r, int epoch, double lr)
 {
     int64_t log_every = r->c->log_every > 0 ? r->c->log_every : 10;
-    double sps = (double)r->samples / fmax(kd_now() - r->t0, 1e-9);
+    double el = fmax(kd_now() - r->t0, 1e-9), sps = (double)r->samples / el, tps = (double)r->tokens / el;
     if (r->state.global_step % log_every == 0 || r->state.global_step == r->total) {
         double n = (double)r->win_n;
         double part[NSTAT];
         for (int i = 1; i < NSTAT; i++) part[i] = r->win_count[i] ? r->win[i] / (double)r->win_count[i] : NAN;
-        write_train_line(r, epoch, r->win_loss / n, part, lr, r->norm, sps);
+        if (r->jsonl) write_train_line(r, epoch, r->win_loss / n, part, lr, r->norm, sps, tps);
         r->win_loss = 0;
+        r->comm_win = r->wait_win = 0;
+        r->comm_win_n = 0;
         r->win_n = 0;
         for (int i = 0; i < NSTAT; i++) r->win[i] = 0, r->win_count[i] = 0;
     }
     kd_progress_update(&r->prog, r->state.global_step, r->last_loss, lr, sps);
-    fflush(r->order);
+    if (r->order) fflush(r->order);
 }
 
 /* The chart's data: the state's histories, the loss parts this run has, the schedule. */
@@ -544,6 +697,7 @@ static kd_status end_epoch(run *r, int epoch)
 {
     r->state.epoch = epoch + 1;
     r->state.next_batch = 0;
+    if (r->rank != 0) return KD_OK;   /* rank 0 evaluates and writes */
     kd_status st = evaluate_dev(r, epoch);
     if (st != KD_OK) return st;
     /* the epoch's mean step loss: the steps after the previous evaluation */
@@ -572,7 +726,7 @@ static kd_status evaluate_teacher(run *r)
 {
     const kd_train_config *c = r->c;
     const kd_train_data *d = r->d;
-    if (!d->teacher || r->state.teacher_accuracy >= 0) return KD_OK;
+    if (!d->teacher || r->state.teacher_accuracy >= 0 || r->rank != 0) return KD_OK;
     int tl = kd_bert_get_config(d->teacher)->num_labels;
     float *z = malloc(d->dev->n * (size_t)tl * sizeof *z);
     kd_metrics m;
@@ -623,15 +777,18 @@ static kd_status run_epoch(run *r, int epoch, int *stopped)
     int64_t accum = c->grad_accum;
     kd_batcher_start_epoch(r->sb, (uint64_t)epoch);
     if (r->tb) kd_batcher_start_epoch(r->tb, (uint64_t)epoch);
+    r->epoch_now = epoch;
+    kd_batch *gs = r->world > 1 ? &r->gsbatch : &r->sbatch, *gt = r->world > 1 ? &r->gtbatch : &r->tbatch;
     int64_t b = 0;
     for (; b < r->state.next_batch; b++) {
-        if (kd_batcher_next(r->sb, &r->sbatch) != 1 || (r->tb && kd_batcher_next(r->tb, &r->tbatch) != 1))
+        if (kd_batcher_next(r->sb, gs) != 1 || (r->tb && kd_batcher_next(r->tb, gt) != 1))
             return kd_fail(KD_ERR_STATE, "--resume: the checkpoint's position (batch %lld) is past the epoch's end",
                            (long long)r->state.next_batch);
     }
     int got;
     kd_status st;
-    while ((got = kd_batcher_next(r->sb, &r->sbatch)) == 1) {
+    while ((got = kd_batcher_next(r->sb, gs)) == 1) {
+        if (r->world > 1 && (st = shard_batch(gs, r->rank, r->world, &r->sbatch)) != KD_OK) return st;
         int64_t gs = accum;   /* the last group of an epoch may be short */
         if ((b / accum + 1) * accum > r->nb) gs = r->nb - b / accum * accum;
         if ((st = micro_step(r, b, gs)) != KD_OK) return st;
@@ -664,21 +821,41 @@ static kd_status train_loop(run *r, kd_train_result *res)
     make_recipe(r);
     snprintf(r->state.recipe, sizeof r->state.recipe, "%s", r->recipe);
     if (c->resume && (st = resume(r)) != KD_OK) return st;
+    /* Every rank starts from rank 0's weights (they agree already when made from the seed or a checkpoint). */
+    if (r->world > 1 && (st = kd_comm_broadcast_params(c->comm, r->params, r->np, 0)) != KD_OK) return st;
     if (d->teacher && c->cache_teacher) {
-        int cached;
-        st = kd_teacher_cache_get(r->path_cache, d->teacher, &r->all, d->teacher_tok, c->max_len, c->eval_batch_size,
-                                  c->progress_tty, c->quiet, &r->teacher_logits, &cached);
+        /* rank 0 computes (or reads) the teacher's logits and broadcasts them */
+        int cached = 0;
+        int64_t tl = kd_bert_get_config(d->teacher)->num_labels, nz = (int64_t)r->all.n * tl;
+        if (r->rank == 0)
+            st = kd_teacher_cache_get(r->path_cache, d->teacher, &r->all, d->teacher_tok, c->max_len,
+                                      c->eval_batch_size, c->progress_tty, c->quiet, &r->teacher_logits, &cached);
+        else if (!(r->teacher_logits = malloc((size_t)(nz ? nz : 1) * sizeof(float))))
+            st = kd_fail(KD_ERR_NOMEM, "train: out of memory for the teacher's logits");
         if (st != KD_OK) return st;
-        if (!c->quiet) fprintf(stderr, "teacher logits: %s %s\n", cached ? "read from" : "computed into", r->path_cache);
+        /* the others sleep in a barrier while rank 0 works, then take the logits */
+        if (r->world > 1 && ((st = kd_comm_barrier(c->comm)) != KD_OK ||
+                             (st = kd_comm_broadcast(c->comm, r->teacher_logits, (size_t)nz * sizeof(float), 0)) != KD_OK))
+            return st;
+        if (!c->quiet)
+            fprintf(stderr, "teacher logits: %s %s%s\n", cached ? "read from" : "computed into", r->path_cache,
+                    r->world > 1 ? " (by rank 0, broadcast to every rank)" : "");
     }
-    r->jsonl = fopen(r->path_metrics, c->resume ? "a" : "w");
-    if (!r->jsonl) return kd_fail(KD_ERR_IO, "%s: cannot write the metrics", r->path_metrics);
-    r->order = fopen(r->path_order, c->resume ? "a" : "w");
-    if (!r->order) return kd_fail(KD_ERR_IO, "%s: cannot write the batch order", r->path_order);
-    if (c->write_init && !c->resume &&
-        (st = kd_checkpoint_save(r->dir_init, r->student, r->ptok, NULL, NULL)) != KD_OK)
-        return st;
+    if (r->rank == 0) {
+        r->jsonl = fopen(r->path_metrics, c->resume ? "a" : "w");
+        if (!r->jsonl) return kd_fail(KD_ERR_IO, "%s: cannot write the metrics", r->path_metrics);
+        r->order = fopen(r->path_order, c->resume ? "a" : "w");
+        if (!r->order) return kd_fail(KD_ERR_IO, "%s: cannot write the batch order", r->path_order);
+        if (c->write_init && !c->resume &&
+            (st = kd_checkpoint_save(r->dir_init, r->student, r->ptok, NULL, NULL)) != KD_OK)
+            return st;
+    }
+    if (r->world > 1 && !c->quiet)
+        fprintf(stderr, "data-parallel: %d ranks (%s), global batch %d, %d rows per rank; gradients summed in one "
+                        "flat all-reduce per step\n", r->world, kd_comm_name(c->comm), c->batch_size,
+                (c->batch_size + r->world - 1) / r->world);
     if ((st = evaluate_teacher(r)) != KD_OK) return st;
+    if (r->world > 1 && (st = kd_comm_barrier(c->comm)) != KD_OK) return st;   /* rank 0's evaluation */
 
     kd_progress_init(&r->prog, stderr, c->progress_tty, c->quiet, r->state.global_step, r->total, c->log_every);
     r->t0 = kd_now();
@@ -689,13 +866,14 @@ static kd_status train_loop(run *r, kd_train_result *res)
     for (int epoch = r->state.epoch; epoch < c->epochs && !stopped; epoch++) {
         if ((st = run_epoch(r, epoch, &stopped)) != KD_OK) return st;
         if (stopped) {
-            if ((st = save_last(r, r->t0, r->base_seconds)) != KD_OK) return st;
-            if ((st = write_chart_and_report(r, 0)) != KD_OK) return st;
+            if (r->rank == 0 && (st = save_last(r, r->t0, r->base_seconds)) != KD_OK) return st;
+            if (r->rank == 0 && (st = write_chart_and_report(r, 0)) != KD_OK) return st;
             if (!c->quiet)
                 fprintf(stderr, "stopped at step %lld (--max-steps); continue with --resume\n", (long long)r->state.global_step);
             break;
         }
         if ((st = end_epoch(r, epoch)) != KD_OK) return st;
+        if (r->world > 1 && (st = kd_comm_barrier(c->comm)) != KD_OK) return st;   /* rank 0's evaluation */
     }
 
     res->finished = !stopped;
@@ -706,10 +884,21 @@ static kd_status train_loop(run *r, kd_train_result *res)
     if (r->state.dev.n) res->final_accuracy = r->state.dev.y[r->state.dev.n - 1];
     res->final_macro_f1 = r->metrics.macro_f1;
     res->final_macro_recall = r->metrics.macro_recall;
-    if (stopped) return KD_OK;
-    if ((st = ship_best(r)) != KD_OK) return st;
-    r->state.train_seconds = res->train_seconds;
-    return write_chart_and_report(r, 1);
+    double run_s = kd_now() - r->t0;
+    res->tokens_per_s = run_s > 0 ? (double)r->tokens / run_s : 0.0;
+    res->allreduce_s_per_step = r->comm_steps ? r->comm_total / (double)r->comm_steps : 0.0;
+    res->allreduce_wait_s_per_step = r->comm_steps ? r->wait_total / (double)r->comm_steps : 0.0;
+    if (r->world > 1 && !c->quiet)
+        fprintf(stderr, "data-parallel: gradients' all-reduce %.4f s per step (%.1f%% of the run's wall time), "
+                        "%.4f s waiting for the slowest rank before it\n", res->allreduce_s_per_step,
+                run_s > 0 ? 100.0 * r->comm_total / run_s : 0.0, res->allreduce_wait_s_per_step);
+    if (!stopped && r->rank == 0) {
+        if ((st = ship_best(r)) != KD_OK) return st;
+        r->state.train_seconds = res->train_seconds;
+        if ((st = write_chart_and_report(r, 1)) != KD_OK) return st;
+    }
+    /* the ranks leave together: the model is in place when any of them returns */
+    return r->world > 1 ? kd_comm_barrier(c->comm) : KD_OK;
 }
 
 kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_config *c, kd_train_result *res)
@@ -721,12 +910,16 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     if ((st = kd_make_dirs(c->out_dir)) != KD_OK) return st;
     char path_subset[PATH_MAX + 32];
     snprintf(path_subset, sizeof path_subset, "%s/train_subset.txt", c->out_dir);
-    if ((st = kd_subset_write(path_subset, d->train_rows, d->train->n)) != KD_OK) return st;
-    /* Without a teacher term the cache is not needed. */
+    int rank = kd_comm_rank(c->comm), world = kd_comm_size(c->comm);
+    if (rank == 0 && (st = kd_subset_write(path_subset, d->train_rows, d->train->n)) != KD_OK) return st;
+    /* Without a teacher term the cache is not needed. Rank 0 alone speaks. */
     kd_train_config cc = *c;
     if (c->alpha == 0.0) cc.cache_teacher = 0;
+    if (rank != 0) cc.quiet = 1;
     run r;
     memset(&r, 0, sizeof r);
+    r.rank = rank;
+    r.world = world;
     r.c = &cc;
     r.d = d;
     r.student = student;
@@ -748,6 +941,8 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     snprintf(r.chart_title, sizeof r.chart_title, "kd %s: %s", d->teacher ? "distill" : "finetune", c->out_dir);
     kd_batch_init(&r.sbatch);
     kd_batch_init(&r.tbatch);
+    kd_batch_init(&r.gsbatch);
+    kd_batch_init(&r.gtbatch);
 
     kd_batcher_opts o = kd_batcher_opts_default();
     o.batch_size = c->batch_size;
@@ -778,7 +973,10 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
         r.y_host = malloc((size_t)c->batch_size * sizeof *r.y_host);
         r.rows_host = malloc((size_t)c->batch_size * sizeof *r.rows_host);
         r.dev_logits = malloc(d->dev->n * (size_t)r.nl * sizeof(float));
-        if (!r.stats || !r.stats_host || !r.zt_host || !r.y_host || !r.rows_host || !r.dev_logits) st = kd_fail(KD_ERR_NOMEM, "train: out of memory");
+        r.red = malloc(2 * (size_t)ns * sizeof *r.red);
+        r.present = malloc((size_t)ns * sizeof *r.present);
+        if (!r.stats || !r.stats_host || !r.zt_host || !r.y_host || !r.rows_host || !r.dev_logits || !r.red || !r.present)
+            st = kd_fail(KD_ERR_NOMEM, "train: out of memory");
         else r.stats->requires_grad = 0;
     }
     if (st == KD_OK) st = kd_dataset_concat_view(d->train, d->transfer, &r.all);
@@ -811,6 +1009,10 @@ kd_status kd_train(kd_bert *student, const kd_train_data *d, const kd_train_conf
     free(r.rows_host);
     kd_dataset_view_free(&r.all);
     free(r.stats_host);
+    free(r.red);
+    free(r.present);
+    kd_batch_free(&r.gsbatch);
+    kd_batch_free(&r.gtbatch);
     if (r.jsonl) fclose(r.jsonl);
     if (r.order && fclose(r.order) != 0 && st == KD_OK)
         st = kd_fail(KD_ERR_IO, "%s: cannot write the batch order", r.path_order);

@@ -21,6 +21,18 @@
  * attention dropout are that value for the run (and in the configs it saves): 0 makes a step a function
  * of the weights and the batch alone.
  *
+ * Data-parallel (comm with more than one rank, engine/comm.h): every rank walks the same seeded global
+ * batches of batch_size rows and trains rows [B r / N, B (r + 1) / N) of each (its shard, padded as the
+ * global batch). Each rank's loss is its shard's share of the global batch's: the soft term is weighted by
+ * n_r / B, the hard term by m_r / M (labelled rows), the intermediate losses by the shard's share of the
+ * tokens, so the gradients summed over the ranks (one flat all-reduce after the last micro-batch's
+ * backward, before clipping) are the one-process gradient up to the order of the sums; clipping then sees
+ * the global norm and every rank takes the same AdamW step. Dropout draws per rank from a stream keyed by
+ * (seed, rank, micro-batch). Rank 0 alone evaluates, prints, writes metrics, checkpoints, the chart and the
+ * report, while the others wait in a barrier; --cache-teacher has rank 0 compute (or read) the teacher's
+ * logits and broadcast them. The world
+ * size is part of the recipe: --resume with another number of ranks is refused.
+ *
  * The run happens where the student is, in its precision (kd_bert_to_device, kd_bert_set_precision: the
  * command places the models first); a teacher that runs in the step must be on the same device. */
 #ifndef KD_TRAIN_TRAINER_H
@@ -32,6 +44,7 @@
 #include "data/wordpiece.h"
 #include "models/bert.h"
 #include "engine/adamw.h"
+#include "engine/comm.h"
 #include "train/loss.h"
 #include "train/metrics.h"
 #include "train/report.h"
@@ -52,6 +65,7 @@ typedef struct kd_train_config {
     double dropout;                /* >= 0: the student's hidden and attention dropout (0: off); < 0: its config's */
     int write_init;                /* the student before step 1 into out_dir/init */
     const kd_run_info *info;       /* the command line and flags OUT/report.html shows; NULL: none */
+    kd_comm *comm;                 /* data-parallel ranks (above); NULL: one process */
     const char *out_dir;
     const char *student_vocab;     /* copied beside every checkpoint */
     /* Intermediate-layer distillation (train/loss.h), added to the loss above: student layer
@@ -87,6 +101,9 @@ typedef struct kd_train_result {
     double best_accuracy, final_accuracy, final_macro_f1, final_macro_recall;
     int best_epoch;
     double train_seconds;          /* wall time of training and evaluation, resumed pieces included */
+    double tokens_per_s;           /* non-padding tokens of the global batches trained per second (this run) */
+    double allreduce_s_per_step;   /* mean wall time of the gradients' all-reduce per step (0: one process) */
+    double allreduce_wait_s_per_step;   /* mean wait for the slowest rank before it */
 } kd_train_result;
 
 kd_status kd_train(kd_bert *student, const kd_train_data *data, const kd_train_config *cfg, kd_train_result *res);

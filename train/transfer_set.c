@@ -29,7 +29,7 @@ kd_status kd_transfer_build(const kd_transfer_opts *o, const kd_dataset *train, 
         snprintf(path, sizeof path, "%s/augmented.txt", o->out_dir);
         st = kd_augment(train, &o->augment, &var);
         made = var.n;
-        if (st == KD_OK) st = kd_dataset_write_texts(&var, path);
+        if (st == KD_OK && o->out_dir) st = kd_dataset_write_texts(&var, path);
         if (st == KD_OK) st = kd_transfer_add(out, &var, train, &kept);
         else kd_dataset_free(&var);
         if (st == KD_OK && !o->quiet)

@@ -14,7 +14,7 @@ typedef struct kd_transfer_opts {
     const char *paths[KD_MAX_TRANSFER_FILES];
     int npaths;
     kd_augment_opts augment;       /* augment.variants 0: no augmentation */
-    const char *out_dir;           /* the variants go to OUT/augmented.txt */
+    const char *out_dir;           /* the variants go to OUT/augmented.txt (NULL: not written) */
     int quiet;
 } kd_transfer_opts;
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test/train/test_cli.sh — `kd` on bad input: each case must exit non-zero with a message naming what was
 # wrong (missing data, unknown preset, label-set mismatch, alpha outside [0, 1], T <= 0, unwritable output
-# directory or report, bad flags, CUDA, a bad tokenizer_config.json), and the good path (finetune, eval,
+# directory or report, bad flags, CUDA, a bad tokenizer_config.json, a communicator --comm cannot open), and the good path (finetune, eval,
 # predict, predict --input) must work on a tiny set; the tokenizer files beside checkpoints, a cased model
 # directory's tokenizer_config.json honoured by every command; the training rows a run used are listed in
 # OUT/train_subset.txt (all 32, or the 10 of --train-samples 10); students narrower than the teacher (sliced or fresh), and `kd compare` with several
@@ -139,6 +139,8 @@ expect 2 "--device: got 'tpu'" -- eval --model "$tmp/teacher" --data "$tmp" --de
 expect 2 "--threads: got '0'" -- predict --model "$tmp/teacher" --threads 0
 expect 2 "unknown command" -- frobnicate
 expect 2 "--model: got nothing" -- finetune --data "$tmp" --out "$tmp/x"
+expect 2 "--comm: got 'bogus', expected auto, none, mpi or nccl" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/x" --comm bogus
+expect 1 "kd finetune: --comm: communicator: " -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/x" --comm nccl
 expect 1 "--resume: no checkpoint" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/fresh" --resume --quiet
 # An output directory that holds a run is not written over: refused naming what is there, the model left
 # byte for byte; --overwrite replaces it, --resume with --overwrite is refused.
@@ -240,7 +242,7 @@ w=(finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --epochs 2 
 printf '{"type":"train","step":3,"epoch":1,"loss":9}\n' >> "$tmp/mw-res/metrics.jsonl"
 printf '3 0 1 2\n4 3 4 5\n' >> "$tmp/mw-res/batch_order.txt"
 "$kd" "${w[@]}" --out "$tmp/mw-res" --resume >/dev/null 2>>"$tmp/mw.err"
-strip_times() { grep -v '"type":"teacher_eval"' "$1" | sed 's/"samples_per_s":[^,}]*//; s/"seconds":[^,}]*//'; }
+strip_times() { grep -v '"type":"teacher_eval"' "$1" | sed 's/"samples_per_s":[^,}]*//; s/"tokens_per_s":[^,}]*//; s/"seconds":[^,}]*//'; }
 if [ -s "$tmp/mw-full/metrics.jsonl" ] && [ "$(strip_times "$tmp/mw-res/metrics.jsonl")" = "$(strip_times "$tmp/mw-full/metrics.jsonl")" ] &&
    cmp -s "$tmp/mw-res/batch_order.txt" "$tmp/mw-full/batch_order.txt"; then pass=$((pass + 1));
 else fail=$((fail + 1)); echo "FAIL: a resumed run's metrics differ from an uninterrupted one's: $(cat "$tmp/mw.err")";
@@ -273,8 +275,8 @@ done
   --max-len 16 --lr 1e-3 --quiet --threads 1 --log-every 1 --device sim --max-steps 2 >/dev/null 2>"$tmp/rs.err"
 "$kd" finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/rs-sim" --epochs 1 --batch-size 8 \
   --max-len 16 --lr 1e-3 --quiet --threads 1 --log-every 1 --device sim --resume >/dev/null 2>>"$tmp/rs.err"
-if [ "$(grep '"train"' "$tmp/rs-sim/metrics.jsonl" | sed 's/"samples_per_s":[^,}]*//')" = \
-     "$(grep '"train"' "$tmp/ft-sim/metrics.jsonl" | sed 's/"samples_per_s":[^,}]*//')" ] && [ -s "$tmp/rs-sim/model.safetensors" ] &&
+if [ "$(grep '"train"' "$tmp/rs-sim/metrics.jsonl" | sed 's/"samples_per_s":[^,}]*//; s/"tokens_per_s":[^,}]*//')" = \
+     "$(grep '"train"' "$tmp/ft-sim/metrics.jsonl" | sed 's/"samples_per_s":[^,}]*//; s/"tokens_per_s":[^,}]*//')" ] && [ -s "$tmp/rs-sim/model.safetensors" ] &&
    cmp -s "$tmp/rs-sim/model.safetensors" "$tmp/ft-sim/model.safetensors"; then
   pass=$((pass + 1))
 else

@@ -266,6 +266,7 @@ kd_status kd_comm_allreduce(kd_comm *c, kd_tensor *t, kd_comm_op op)
     } else if (t->device == KD_CPU) {
         void *ctx;
         st = host_impl(c, &ctx)->allreduce_f32(ctx, kd_data(t), n, op);
+        kd_mark_modified(t);
     } else {
         void *ctx;
         const kd_comm_impl *h = host_impl(c, &ctx);
@@ -306,7 +307,11 @@ kd_status kd_comm_broadcast_tensor(kd_comm *c, kd_tensor *t, int root)
     if (!kd_is_contiguous(t)) return kd_fail(KD_ERR_ARG, "communicator: broadcast takes a contiguous tensor");
     if (single(c)) return KD_OK;
     size_t bytes = (size_t)kd_numel(t) * kd_dtype_size(t->dtype);
-    if (t->device == KD_CPU) return kd_comm_broadcast(c, kd_data(t), bytes, root);
+    if (t->device == KD_CPU) {
+        kd_status st = kd_comm_broadcast(c, kd_data(t), bytes, root);
+        kd_mark_modified(t);   /* the values changed under any kept form of them (prepacked, bf16) */
+        return st;
+    }
     kd_status st = stage_grow(c, bytes);
     if (st == KD_OK) st = kd_to_host(t, c->stage);
     if (st == KD_OK) st = kd_comm_broadcast(c, c->stage, bytes, root);

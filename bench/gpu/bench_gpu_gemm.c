@@ -172,7 +172,7 @@ int main(int argc, char **argv)
             /* the table takes f32 operands in every precision */
             int dev16 = bf && !table;
             kd_gemm_args g = { 0, 1, m, n, k, 1, dev16 ? dx16 : dx, k, 0, dev16 ? dw16 : dw, k, 0, store16 ? dc16 : dc, n, 0,
-                               NULL, 1.0, 0.0 };
+                               NULL, 1.0, 0.0, NULL };
             c.g = g;
             gb_fn fn = run_kd;
             char label[32];

@@ -130,7 +130,7 @@ static void gemm_case(int64_t m, int64_t n, int64_t k, int64_t batch, int ta, in
     bb A = bb_new(na * ar * lda, 1, 0), B = bb_new(nb * br * ldb, 1, 0);
     bb C = bb_new(batch * sc, beta != 0.0, NAN), Bi = bb_new(n, 1, 0);
     kd_gemm_args g = { ta, tb, m, n, k, batch, bh(&A), lda, sa, bh(&B), ldb, sb, NULL, ldc, sc,
-                       bias ? bh(&Bi) : NULL, alpha, beta };
+                       bias ? bh(&Bi) : NULL, alpha, beta, NULL };
     kd_bf16 *want = hdup(bh(&C), C.n);
     g.c = want;
     ref->gemm(&g, 0, 1);

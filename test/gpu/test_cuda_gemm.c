@@ -58,7 +58,7 @@ static void run_case(const gcase *c, int ta, int tb, kd_cuda_gemm_type type, int
     memcpy(want_f32, c0, (size_t)(sc * B) * sizeof *want);
 
     kd_gemm_args g = { ta, tb, m, n, k, B, ar, lda, sa, br, ldb, sb, want, ldc, sc,
-                       bias_on ? gt_h(&bias) : NULL, 0.75, beta_on ? -0.5 : 0.0 };
+                       bias_on ? gt_h(&bias) : NULL, 0.75, beta_on ? -0.5 : 0.0, NULL };
     ref->gemm(&g, 0, 1);
     kd_gemm_args gf = g;
     gf.a = a; gf.b = b; gf.c = want_f32;
@@ -142,9 +142,9 @@ static void check_tables_wgmma(void)
     if (kd_cuda_memset(a, 0, (size_t)(m * k) * 4) != KD_OK || kd_cuda_memset(b, 0, (size_t)(n * k) * 4) != KD_OK)
         gt_die("kd_cuda_memset");
     kd_cuda_gemm_counts_reset();
-    kd_gemm_args g = { 0, 1, m, n, k, 1, a, k, 0, b, k, 0, c, n, 0, NULL, 1.0, 0.0 };
+    kd_gemm_args g = { 0, 1, m, n, k, 1, a, k, 0, b, k, 0, c, n, 0, NULL, 1.0, 0.0, NULL };
     kd_kernels_cuda_bf16()->gemm(&g, 0, 1);
-    kd_gemm_args gt = { 0, 0, m, n, k, 1, a, k, 0, b, n, 0, c, n, 0, NULL, 1.0, 0.0 };
+    kd_gemm_args gt = { 0, 0, m, n, k, 1, a, k, 0, b, n, 0, c, n, 0, NULL, 1.0, 0.0, NULL };
     kd_kernels_cuda_bf16()->gemm(&gt, 0, 1);
     CHECK(kd_cuda_set_precision(KD_CUDA_PREC_BF16) == KD_OK, "kd_cuda_set_precision(bf16)");
     kd_kernels_cuda_f32()->gemm(&g, 0, 1);
@@ -207,7 +207,7 @@ int main(void)
     CHECK(cu && cu->gemm, "table has a gemm");
     CHECK(kd_cuda_status() == KD_OK, "no kernel reported an error: %s", kd_last_error());
     /* a bad shape is an error, not a launch */
-    kd_gemm_args badg = { 0, 0, -1, 4, 4, 1, NULL, 4, 0, NULL, 4, 0, NULL, 4, 0, NULL, 1.0, 0.0 };
+    kd_gemm_args badg = { 0, 0, -1, 4, 4, 1, NULL, 4, 0, NULL, 4, 0, NULL, 4, 0, NULL, 1.0, 0.0, NULL };
     CHECK(kd_cuda_gemm(&badg, KD_CUDA_GEMM_F32, KD_CUDA_EPI_NONE) == KD_ERR_SHAPE, "negative m is KD_ERR_SHAPE");
     printf("wgmma kernel %s\n", kd_cuda_has_wgmma() ? "available on this device" : kd_cuda_wgmma_unavailable());
     kd_cuda_shutdown();

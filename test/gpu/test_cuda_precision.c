@@ -61,7 +61,7 @@ static void run_case(const pcase *c, int ta, int tb, kd_cuda_precision prec, int
 
     const double beta = beta_on ? -0.5 : 0.0;
     kd_gemm_args g = { ta, tb, m, n, k, B, ar, lda, sa, br, ldb, sb, want, ldc, sc, bias_on ? gt_h(&bias) : NULL,
-                       alpha, beta };
+                       alpha, beta, NULL };
     ref->gemm(&g, 0, 1);
     kd_gemm_args gf = g;
     gf.a = gt_h(&A); gf.b = gt_h(&Bm); gf.c = want_f32;
@@ -176,7 +176,7 @@ int main(void)
     }
     /* a bad shape through the table is an error in the sticky status, not a launch */
     kd_cuda_set_precision(KD_CUDA_PREC_BF16);
-    kd_gemm_args badg = { 0, 0, -1, 4, 4, 1, NULL, 4, 0, NULL, 4, 0, NULL, 4, 0, NULL, 1.0, 0.0 };
+    kd_gemm_args badg = { 0, 0, -1, 4, 4, 1, NULL, 4, 0, NULL, 4, 0, NULL, 4, 0, NULL, 1.0, 0.0, NULL };
     cu->gemm(&badg, 0, 1);
     CHECK(kd_cuda_status() == KD_ERR_SHAPE, "negative m through the bf16 table entry is KD_ERR_SHAPE, got %s",
           kd_status_name(kd_cuda_status()));

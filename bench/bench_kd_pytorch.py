@@ -26,7 +26,8 @@ With --kd, each case runs in kd's bench_bert first and then here, and a side-by-
 ratios closes the run.
 
 --inference runs the inference table instead: bert-base and the SST-2 student (MiniLM-L6's shape, 3
-layers) at batch 1 x 128 and 32 x 128, each in kd f32 and kd bf16 (bench_bert, given by --kd), PyTorch f32
+layers) at batch 1 x 128 and 32 x 128, each in kd f32, kd bf16 and kd int8 (bench_bert --int8: the model as
+`kd quantize` makes it, activations quantized per token; given by --kd), PyTorch f32
 (the functional BERT above) and ONNX Runtime: the same configuration as a transformers
 BertForSequenceClassification holding the same random weights, exported with torch.onnx.export (opset 14,
 dynamic batch and length), run on the CPU execution provider with all graph optimisations and
@@ -318,7 +319,7 @@ def run_peer(a):
 
 
 def inference_table(a):
-    """kd f32, kd bf16, PyTorch f32, ORT f32, ORT int8 on each model and shape; then the table."""
+    """kd f32, kd bf16, kd int8, PyTorch f32, ORT f32, ORT int8 on each model and shape; then the table."""
     have = {}
     for mod in ("torch", "onnxruntime", "onnx", "transformers"):
         r = subprocess.run([sys.executable, "-c", f"import {mod}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -338,8 +339,10 @@ def inference_table(a):
         for B, T in INFER_SHAPES:
             res = {}
             if a.kd:
-                for prec in ("f32", "bf16"):
-                    cmd = [a.kd, "--threads", str(a.threads), "--precision", prec, "--seq", str(T)]
+                for prec in ("f32", "bf16", "int8"):
+                    # int8: the model as `kd quantize` makes it (dynamic per-token activations), f32 elsewhere
+                    cmd = [a.kd, "--threads", str(a.threads), "--precision", "f32" if prec == "int8" else prec,
+                           "--seq", str(T)] + (["--int8"] if prec == "int8" else [])
                     if B == 1:
                         cmd += ["--case", "base-latency", "--student-preset", model, "--reps", str(a.reps)]
                     else:
@@ -366,7 +369,7 @@ def inference_table(a):
                 res[label] = figures(r.stdout if r.returncode == 0 else None)
             name = f"{model}{f' ({layers} layers)' if layers else ''} {B} x {T}"
             rows.append((name, res))
-    cols = ["kd f32", "kd bf16", "PyTorch f32", "ORT f32", "ORT int8"]
+    cols = ["kd f32", "kd bf16", "kd int8", "PyTorch f32", "ORT f32", "ORT int8"]
     for what, i, unit in (("median wall seconds per forward", 0, "s"), ("CPU seconds per forward (all threads)", 1, "s")):
         print(f"\n{what}, {a.threads} threads")
         print(f"{'model, batch':<34}" + "".join(f"{c:>12}" for c in cols))
@@ -375,7 +378,7 @@ def inference_table(a):
                                           for c in cols))
     print("\nratios of wall times (above 1: the peer is slower than kd)")
     pairs = [("PyTorch f32", "kd f32"), ("ORT f32", "kd f32"), ("ORT f32", "kd bf16"), ("ORT int8", "kd f32"),
-             ("ORT int8", "kd bf16")]
+             ("ORT int8", "kd int8")]
     print(f"{'model, batch':<34}" + "".join(f"{p + ' / ' + k:>22}" for p, k in pairs))
     for name, res in rows:
         cell = lambda p, k: (f"{res[p][0] / res[k][0]:.2f}x" if p in res and k in res and res[p][0] and res[k][0]

@@ -12,6 +12,14 @@
  * gradients arrive in the f32 parameters) and f32 LayerNorm parameters; the [CLS] state is cast back to
  * f32 for the pooler and classifier, so logits and losses are f32.
  *
+ * Padding-free tokens (packed; kd_bert_set_packed, on unless KD_PACKED=0): a batch whose mask is a prefix of
+ * ones per row runs as the [total, hidden] rows of its real tokens, sequence b at rows [off[b], off[b+1]):
+ * embeddings (positions 0..len-1 per sequence), every linear, LayerNorm, GELU, dropout and residual add see
+ * real tokens only; attention runs per sequence on its rows (kd_attention_varlen: the same kernels, one call
+ * per sequence, so no padding is computed and no mask is needed); the pooler reads row off[b] of each.
+ * Without dropout this equals the padded forward up to the order of f32 sums (test_bert_packed). States for
+ * intermediate-layer losses ([batch, seq, ...] layouts) and kd_bert_encode keep the padded path.
+ *
  * int8 (models/bert_quant.c, kd quantize): every linear above but the classifier runs kd_linear_s8 on s8
  * weights, with activations quantized per token or with calibrated static scales. */
 #include <float.h>

@@ -10,8 +10,10 @@
  *     bf16: ||packed - padded||_2 <= 2e-2 ||padded||_2   (about 2.5 bf16 epsilons: an f32 sum taken in another
  *           order can round an activation to the neighbouring bf16 value, and that difference propagates)
  * with a floor of 1e-4 G on the norm for gradients that are zero in exact arithmetic (G: the largest
- * gradient norm), and no NaN or Inf. Also: masks that are not a prefix of ones, a batch without padding and
- * a forward that keeps states run padded (the same bits as with packing off); dropout in packed mode is
+ * gradient norm), and no NaN or Inf. The states kept for intermediate-layer losses (every hidden state and
+ * attention score, in the padded layout) equal the padded forward's at real positions, and gradients through
+ * them agree within the same bounds. Also: masks that are not a prefix of ones and a batch without padding
+ * run padded (the same bits as with packing off); dropout in packed mode is
  * deterministic (the same generator state gives the same bits) and does drop; KD_PACKED=0 turns packing
  * off for new models. */
 #include <math.h>
@@ -237,23 +239,102 @@ int main(void)
     for (int t = 0; t < 6; t++) b3.mask[6 + t] = 0;   /* row 1 empty */
     same_bits(m, &in3, "a row without tokens");
 
-    /* A forward that keeps states runs padded: its logits are kd_bert_logits' with packing off. */
-    {
-        kd_bert_states st = { .hidden = 3, .attention = 2 };
-        kd_set_grad_enabled(0);
-        kd_bert_set_packed(m, 1);
-        kd_tensor *zs = kd_bert_logits_states(m, &in1, &st);
-        float *a = zs ? host_f32(zs) : NULL;
-        kd_bert_set_packed(m, 0);
-        kd_tensor *z0 = kd_bert_logits(m, &in1);
-        float *c = z0 ? host_f32(z0) : NULL;
-        CHECK(a && c && memcmp(a, c, (size_t)kd_numel(z0) * sizeof(float)) == 0, "states asked for: the padded path ran");
-        printf("%-58s padded path: same bits as packing off\n", "kd_bert_logits_states with hidden and attention");
-        free(a);
-        free(c);
-        kd_arena_reset();
-        kd_set_grad_enabled(1);
+    /* States for intermediate-layer losses: packed, they come back in the padded layout [B, T, ...]; at real
+     * tokens (and real query/key pairs of the scores) they equal the padded forward's, and a loss on them
+     * (random weights at real positions, zero at padding, as the losses read them) gives the same gradients. */
+    for (int prec = 0; prec < 2; prec++) {
+        kd_dtype dt = prec ? KD_BF16 : KD_F32;
+        double tol = prec ? 2e-2 : 1e-5;
+        kd_bert_set_precision(m, dt);
+        kd_bert_set_training(m, 1);
+        kd_bert_set_dropout(m, 0.0, 0.0);
+        const kd_bert_input *in = &in1;
+        int64_t Bn = in->batch, Tn = in->seq, Hn = cfg.hidden_size, nh = cfg.num_heads, L = cfg.num_layers;
+        float *hs[2][8] = { { 0 } }, *ss[2][8] = { { 0 } }, *zz[2] = { 0 }, **gg[2] = { 0 };
+        for (int pk = 0; pk < 2; pk++) {
+            kd_bert_set_packed(m, pk);
+            kd_zero_grad(p, np);
+            kd_bert_states st = { .hidden = (1u << (L + 1)) - 1, .attention = ((1u << (L + 1)) - 1) & ~1u };
+            kd_tensor *z = kd_bert_logits_states(m, in, &st);
+            CHECK(z != NULL, "forward with states (packed %d): %s", pk, z ? "" : kd_last_error());
+            if (!z) continue;
+            int64_t zs[2] = { Bn, cfg.num_labels };
+            kd_tensor *loss = kd_sum(kd_mul(z, kd_randn(KD_F32, 2, zs, 0.0, 1.0, 7)), 0, NULL, 0);
+            zz[pk] = host_f32(z);
+            for (int64_t l = 0; l <= L; l++) {
+                int64_t hsh[3] = { Bn, Tn, Hn }, ssh[4] = { Bn, nh, Tn, Tn };
+                CHECK(st.h[l] && kd_same_shape(st.h[l], kd_zeros(KD_F32, 3, hsh)), "h[%lld] is [B, T, hidden]", (long long)l);
+                kd_tensor *uh = kd_randn(KD_F32, 3, hsh, 0.0, 1.0, 100 + (uint64_t)l);
+                for (int64_t i = 0; i < Bn * Tn; i++)
+                    if (!b1.mask[i]) memset((float *)kd_data(uh) + i * Hn, 0, (size_t)Hn * sizeof(float));
+                loss = kd_add(loss, kd_sum(kd_mul(st.h[l], uh), 0, NULL, 0));
+                hs[pk][l] = host_f32(st.h[l]);
+                if (l == 0) continue;
+                CHECK(st.scores[l] && kd_same_shape(st.scores[l], kd_zeros(KD_F32, 4, ssh)), "scores[%lld] is [B, heads, T, T]",
+                      (long long)l);
+                kd_tensor *us = kd_randn(KD_F32, 4, ssh, 0.0, 1.0, 200 + (uint64_t)l);
+                float *u = kd_data(us);
+                for (int64_t b = 0; b < Bn; b++)
+                    for (int64_t h = 0; h < nh; h++)
+                        for (int64_t i = 0; i < Tn; i++)
+                            for (int64_t j = 0; j < Tn; j++)
+                                if (!b1.mask[b * Tn + i] || !b1.mask[b * Tn + j]) u[((b * nh + h) * Tn + i) * Tn + j] = 0.0f;
+                loss = kd_add(loss, kd_sum(kd_mul(st.scores[l], us), 0, NULL, 0));
+                ss[pk][l] = host_f32(st.scores[l]);
+            }
+            CHECK(loss && kd_backward(loss, NULL) == KD_OK, "backward through the states: %s", kd_last_error());
+            gg[pk] = calloc(np, sizeof *gg[pk]);
+            for (size_t i = 0; i < np; i++)
+                if (p[i]->grad) gg[pk][i] = host_f32(p[i]->grad);
+            kd_arena_reset();
+        }
+        if (!zz[0] || !zz[1]) continue;
+        int fin = 1;
+        double worst_h = 0, worst_s = 0, worst_g = 0, G = 0;
+        double rz = rel_l2(zz[1], zz[0], Bn * cfg.num_labels, 0.0, &fin);
+        for (int64_t l = 0; l <= L; l++) {
+            /* real positions only: gather them */
+            float *a = malloc((size_t)(Bn * Tn * Tn * nh + Bn * Tn * Hn) * sizeof *a), *b = malloc((size_t)(Bn * Tn * Tn * nh + Bn * Tn * Hn) * sizeof *b);
+            int64_t n = 0;
+            for (int64_t i = 0; i < Bn * Tn; i++)
+                if (b1.mask[i]) for (int64_t e = 0; e < Hn; e++, n++) a[n] = hs[1][l][i * Hn + e], b[n] = hs[0][l][i * Hn + e];
+            worst_h = fmax(worst_h, rel_l2(a, b, n, 0.0, &fin));
+            if (l > 0) {
+                n = 0;
+                for (int64_t bb = 0; bb < Bn; bb++)
+                    for (int64_t h = 0; h < nh; h++)
+                        for (int64_t i = 0; i < Tn; i++)
+                            for (int64_t j = 0; j < Tn; j++)
+                                if (b1.mask[bb * Tn + i] && b1.mask[bb * Tn + j]) {
+                                    int64_t e = ((bb * nh + h) * Tn + i) * Tn + j;
+                                    a[n] = ss[1][l][e], b[n++] = ss[0][l][e];
+                                }
+                worst_s = fmax(worst_s, rel_l2(a, b, n, 0.0, &fin));
+            }
+            free(a);
+            free(b);
+            free(hs[0][l]), free(hs[1][l]), free(ss[0][l]), free(ss[1][l]);
+        }
+        for (size_t i = 0; i < np; i++) {
+            double t2 = 0;
+            for (int64_t e = 0; gg[0][i] && e < kd_numel(p[i]); e++) t2 += (double)gg[0][i][e] * gg[0][i][e];
+            G = fmax(G, sqrt(t2));
+        }
+        for (size_t i = 0; i < np; i++) {
+            CHECK((gg[0][i] != NULL) == (gg[1][i] != NULL), "states: %s has a gradient in both runs or neither", p[i]->name);
+            if (gg[0][i] && gg[1][i]) worst_g = fmax(worst_g, rel_l2(gg[1][i], gg[0][i], kd_numel(p[i]), 1e-4 * G, &fin));
+            free(gg[0][i]), free(gg[1][i]);
+        }
+        free(gg[0]), free(gg[1]), free(zz[0]), free(zz[1]);
+        CHECK(fin && rz <= tol && worst_h <= tol && worst_s <= tol && worst_g <= tol,
+              "%s states: logits %.3g, hidden states %.3g, scores %.3g, gradients %.3g (each <= %.0e), finite %d",
+              kd_dtype_name(dt), rz, worst_h, worst_s, worst_g, tol, fin);
+        printf("%-58s logits %.2e, h %.2e, scores %.2e, gradients %.2e\n",
+               prec ? "bf16 states (all h, all scores), batch 3 lengths 1,5,17" : "f32 states (all h, all scores), batch 3 lengths 1,5,17",
+               rz, worst_h, worst_s, worst_g);
     }
+    kd_bert_set_precision(m, KD_F32);
+    kd_bert_set_packed(m, 1);
 
     /* Dropout in packed mode: deterministic, and it drops. */
     {

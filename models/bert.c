@@ -425,8 +425,6 @@ static kd_tensor *encode(kd_bert *m, const kd_bert_input *in, kd_bert_states *st
         free(mp);
         if (!mask) return NULL;
     }
-    /* Attention scores kept for a loss mask padding with -1e9, so that exp gives exactly 0 and a log stays
-     * finite (0 * log 0 terms vanish instead of making NaN). */
     kd_tensor *score_mask = NULL;
     if (st && st->attention && in->mask && !(score_mask = make_score_mask(in, dev))) return NULL;
     if (!pos) return NULL;
@@ -560,8 +558,7 @@ kd_tensor *kd_bert_logits_states(kd_bert *m, const kd_bert_input *in, kd_bert_st
             return NULL;
         }
     }
-    int64_t *offsets = NULL, total = 0;
-    total = packed_offsets(m, in, &offsets);
+    int64_t *offsets = NULL, total = packed_offsets(m, in, &offsets);
     if (total < 0) {
         kd_fail(KD_ERR_NOMEM, "bert: out of memory for the offsets of %lld sequences", (long long)in->batch);
         return NULL;

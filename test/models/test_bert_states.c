@@ -1,7 +1,7 @@
 /* test/models/test_bert_states.c — the states a forward keeps for intermediate-layer distillation, on a
  * bert-mini with random weights and a padded batch, in eval mode:
- *   - h[L] equals kd_bert_encode's last hidden states and the logits equal kd_bert_logits' with packing off
- *     (bit for bit: a forward that keeps states runs padded; test_bert_packed compares the two paths);
+ *   - h[L] equals kd_bert_encode's last hidden states and the logits equal kd_bert_logits', all three with
+ *     packing off (bit for bit; test_bert_packed compares the packed forward's states with these);
  *   - scores[l] equals scale q k^T + mask computed here in double from h[l-1] and layer l's query and key
  *     weights (1e-4 relative), with -1e9 at padding keys;
  *   - a loss on the kept states sends gradients to the layers below them and none above;

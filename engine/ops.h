@@ -84,6 +84,13 @@ kd_tensor *kd_embedding(kd_tensor *table, kd_tensor *ids);
  * probabilities when training. */
 kd_tensor *kd_attention(kd_tensor *q, kd_tensor *k, kd_tensor *v, kd_tensor *mask, double scale,
                         double dropout_p, int training);
+/* Attention over packed sequences (varlen): q, k, v [total, H, D] hold nseq sequences one after another,
+ * sequence s being rows [offsets[s], offsets[s+1]) (offsets: nseq + 1 ascending host values, from 0 to total);
+ * each row attends to the rows of its own sequence only. out [total, H, D] equals kd_attention on the same
+ * sequences padded to one length with padding keys masked, at its real rows, without computing any padding.
+ * Dropout p on the probabilities when training, from one range of the engine's generator. */
+kd_tensor *kd_attention_varlen(kd_tensor *q, kd_tensor *k, kd_tensor *v, const int64_t *offsets, int64_t nseq,
+                               double scale, double dropout_p, int training);
 
 /* --- losses (ops_loss.c). Scalars (0-d).
  * kd_cross_entropy: logits [N, C], targets i32 [N] in [0, C): mean over N of -log softmax(logits)[t].

@@ -14,6 +14,15 @@
  * the [CLS] state is cast back to f32 for the pooler and classifier, so logits and losses are f32.
  * Without a graph the linears read their weights prepacked (engine/ops_matmul.c, kd_prepack).
  *
+ * Padding-free tokens (packed; kd_bert_set_packed, on unless KD_PACKED=0): a batch whose mask is a prefix of
+ * ones per row runs as the [total, hidden] rows of its real tokens, sequence b at rows [off[b], off[b+1]):
+ * embeddings (positions 0..len-1 per sequence), every linear, LayerNorm, GELU, dropout and residual add see
+ * real tokens only; attention runs per sequence on its rows (kd_attention_varlen: the same kernels, one call
+ * per sequence, so no padding is computed and no mask is needed); the pooler reads row off[b] of each.
+ * Without dropout this equals the padded forward up to the order of f32 sums (test_bert_packed). States for
+ * intermediate-layer losses are gathered into the padded layouts they expect ([B, T, hidden]; scores from q
+ * and k gathered to [B, T, heads, dh]); kd_bert_encode keeps the padded path.
+ *
  * int8 (models/bert_quant.c, kd quantize): every linear above but the classifier runs kd_linear_s8 on s8
  * weights, with activations quantized per token or with calibrated static scales. */
 #include <float.h>
@@ -53,6 +62,8 @@ kd_bert *kd_bert_alloc(const kd_bert_config *cfg)
         return NULL;
     }
     m->cfg = *cfg;
+    const char *pk = getenv("KD_PACKED");
+    m->packed = !(pk && strcmp(pk, "0") == 0);
     /* a new model is f32: kd_bert_quant_alloc marks it int8 (the config says so exactly when it is) */
     m->cfg.quant_activations[0] = 0;
     m->cfg.quant_calibration[0] = 0;
@@ -205,6 +216,10 @@ int64_t kd_bert_num_parameters(const kd_bert *m)
 
 void kd_bert_set_training(kd_bert *m, int training) { m->training = training != 0; }
 
+void kd_bert_set_packed(kd_bert *m, int on) { m->packed = on != 0; }
+
+int kd_bert_packed(const kd_bert *m) { return m->packed; }
+
 kd_status kd_bert_set_dropout(kd_bert *m, double hidden, double attention)
 {
     if (!(hidden >= 0 && hidden < 1) || !(attention >= 0 && attention < 1))
@@ -299,27 +314,68 @@ static kd_tensor *linear(const kd_bert *m, size_t idx, kd_tensor *x, kd_tensor *
     return kd_linear(x, kd_cast(w, dt), kd_cast(b, dt));
 }
 
+/* A packed batch: B sequences, sequence b at rows [offsets[b], offsets[b+1]) of total rows; pad_rows (i32
+ * [B * T], made when states are kept) names for each padded position (b, t) its packed row, or row offsets[b]
+ * for padding (a real row whose values the losses never read). */
+typedef struct packing {
+    const int64_t *offsets;
+    int64_t total, T;
+    kd_tensor *pad_rows;
+} packing;
+
+/* A packed [total, ...] tensor in the padded layout [B, T, width] (f32), for the losses that read it. */
+static kd_tensor *unpack(kd_tensor *x, const packing *pk, int64_t B)
+{
+    if (!x) return NULL;
+    int64_t width = kd_numel(x) / pk->total, flat[2] = { pk->total, width }, shape[3] = { B, pk->T, width };
+    return kd_reshape(kd_embedding(kd_cast(kd_reshape(x, 2, flat), KD_F32), pk->pad_rows), 3, shape);
+}
+
+/* One encoder layer on x [B, T, hidden], or, packed (pk), on x [total, hidden] holding B sequences. */
 static kd_tensor *encoder_layer(const kd_bert *m, int l, const kd_bert_layer *y, kd_tensor *x, kd_tensor *mask,
-                                int64_t B, int64_t T, kd_tensor *score_mask, kd_tensor **scores)
+                                int64_t B, int64_t T, kd_tensor *score_mask, kd_tensor **scores, const packing *pk)
 {
     const kd_bert_config *c = &m->cfg;
     int64_t heads = c->num_heads, dh = c->hidden_size / c->num_heads;
     int64_t hshape[4] = { B, T, heads, dh }, flat[3] = { B, T, c->hidden_size };
+    int nd = 4;
+    const int64_t *offsets = pk ? pk->offsets : NULL;
+    if (pk) {   /* [total, heads, dh] and [total, hidden] */
+        hshape[0] = pk->total; hshape[1] = heads; hshape[2] = dh;
+        flat[0] = pk->total; flat[1] = c->hidden_size;
+        nd = 3;
+    }
     /* Each projection [B, T, hidden] is viewed as [B, T, heads, dh]: no copies, the kernel reads strides. */
     const size_t q0 = (size_t)l * KD_BERT_QLINEARS_PER_LAYER;
 #define LIN(in, i, w, b) linear(m, q0 + (i), in, w, b, m->compute)
-    kd_tensor *q = kd_reshape(LIN(x, 0, y->q_w, y->q_b), 4, hshape);
-    kd_tensor *k = kd_reshape(LIN(x, 1, y->k_w, y->k_b), 4, hshape);
-    kd_tensor *v = kd_reshape(LIN(x, 2, y->v_w, y->v_b), 4, hshape);
-    if (scores) *scores = attention_scores(q, k, score_mask, 1.0 / sqrt((double)dh), B, T);
-    kd_tensor *a = kd_attention(q, k, v, mask, 1.0 / sqrt((double)dh), c->attention_dropout, m->training);
-    a = LIN(kd_reshape(a, 3, flat), 3, y->ao_w, y->ao_b);
+    kd_tensor *q = kd_reshape(LIN(x, 0, y->q_w, y->q_b), nd, hshape);
+    kd_tensor *k = kd_reshape(LIN(x, 1, y->k_w, y->k_b), nd, hshape);
+    kd_tensor *v = kd_reshape(LIN(x, 2, y->v_w, y->v_b), nd, hshape);
+    if (scores && pk) {
+        int64_t ps[4] = { B, pk->T, heads, dh };
+        *scores = attention_scores(kd_reshape(unpack(q, pk, B), 4, ps), kd_reshape(unpack(k, pk, B), 4, ps), score_mask,
+                                   1.0 / sqrt((double)dh), B, pk->T);
+    } else if (scores) *scores = attention_scores(q, k, score_mask, 1.0 / sqrt((double)dh), B, T);
+    kd_tensor *a = offsets ? kd_attention_varlen(q, k, v, offsets, B, 1.0 / sqrt((double)dh), c->attention_dropout, m->training)
+                           : kd_attention(q, k, v, mask, 1.0 / sqrt((double)dh), c->attention_dropout, m->training);
+    a = LIN(kd_reshape(a, nd - 1, flat), 3, y->ao_w, y->ao_b);
     a = kd_dropout(a, c->hidden_dropout, m->training);
     x = kd_layernorm(kd_add(a, x), y->aln_w, y->aln_b, c->layer_norm_eps);
     kd_tensor *f = kd_gelu(LIN(x, 4, y->i_w, y->i_b));
     f = kd_dropout(LIN(f, 5, y->o_w, y->o_b), c->hidden_dropout, m->training);
 #undef LIN
     return kd_layernorm(kd_add(f, x), y->oln_w, y->oln_b, c->layer_norm_eps);
+}
+
+/* Attention scores kept for a loss mask padding with -1e9, so that exp gives exactly 0 and a log stays
+ * finite (0 * log 0 terms vanish instead of making NaN): [B, T] f32 where the model is. */
+static kd_tensor *make_score_mask(const kd_bert_input *in, kd_device dev)
+{
+    int64_t shape[2] = { in->batch, in->seq };
+    kd_tensor *sm = kd_zeros(KD_F32, 2, shape);   /* on the host, then where the model is */
+    if (!sm) return NULL;
+    for (int64_t i = 0; i < in->batch * in->seq; i++) ((float *)kd_data(sm))[i] = in->mask[i] ? 0.0f : -1e9f;
+    return kd_to(sm, dev);
 }
 
 /* The last hidden states in the model's compute dtype; the states st asks for (may be NULL). */
@@ -372,15 +428,8 @@ static kd_tensor *encode(kd_bert *m, const kd_bert_input *in, kd_bert_states *st
         free(mp);
         if (!mask) return NULL;
     }
-    /* Attention scores kept for a loss mask padding with -1e9, so that exp gives exactly 0 and a log stays
-     * finite (0 * log 0 terms vanish instead of making NaN). */
     kd_tensor *score_mask = NULL;
-    if (st && st->attention && in->mask) {
-        score_mask = kd_zeros(KD_F32, 2, shape);   /* on the host, then where the model is */
-        if (!score_mask) return NULL;
-        for (int64_t i = 0; i < B * T; i++) ((float *)kd_data(score_mask))[i] = in->mask[i] ? 0.0f : -1e9f;
-        if (!(score_mask = kd_to(score_mask, dev))) return NULL;
-    }
+    if (st && st->attention && in->mask && !(score_mask = make_score_mask(in, dev))) return NULL;
     if (!pos) return NULL;
     kd_tensor *x = kd_add(kd_add(kd_embedding(m->word, ids), kd_embedding(m->type, types)), kd_embedding(m->pos, pos));
     x = kd_layernorm(x, m->eln_w, m->eln_b, c->layer_norm_eps);
@@ -392,8 +441,105 @@ static kd_tensor *encode(kd_bert *m, const kd_bert_input *in, kd_bert_states *st
          * reuse its memory. */
         kd_arena_mark mk = kd_arena_mark_now();
         int sc = keep && ((st->attention >> (l + 1)) & 1);
-        x = encoder_layer(m, l, &m->layers[l], x, mask, B, T, score_mask, sc ? &st->scores[l + 1] : NULL);
+        x = encoder_layer(m, l, &m->layers[l], x, mask, B, T, score_mask, sc ? &st->scores[l + 1] : NULL, NULL);
         if (keep && ((st->hidden >> (l + 1)) & 1)) st->h[l + 1] = kd_cast(x, KD_F32);
+        if (!kd_grad_enabled() && !keep) x = kd_arena_keep(x, mk);
+    }
+    return x;
+}
+
+/* The offsets of the real tokens when the batch can run packed: every mask row a prefix of ones (at least
+ * one) and some padding. Returns the total number of tokens, with offsets[0..B] (allocated) set; 0 (and
+ * offsets NULL) when the padded path runs; -1 when out of memory. */
+static int64_t packed_offsets(const kd_bert *m, const kd_bert_input *in, int64_t **offsets)
+{
+    *offsets = NULL;
+    int64_t B = in->batch, T = in->seq;
+    if (!m->packed || !in->mask || !in->ids || B < 1 || T < 1) return 0;
+    int64_t total = 0;
+    for (int64_t b = 0; b < B; b++) {
+        const int32_t *r = in->mask + b * T;
+        int64_t len = 0;
+        while (len < T && r[len] == 1) len++;
+        for (int64_t t = len; t < T; t++)
+            if (r[t] != 0) return 0;   /* not a prefix (or not 0/1): the padded path says what is wrong */
+        if (len == 0) return 0;
+        total += len;
+    }
+    if (total == B * T) return 0;   /* nothing to leave out */
+    int64_t *o = malloc((size_t)(B + 1) * sizeof *o);
+    if (!o) return -1;
+    o[0] = 0;
+    for (int64_t b = 0; b < B; b++) {
+        const int32_t *r = in->mask + b * T;
+        int64_t len = 0;
+        while (len < T && r[len] == 1) len++;
+        o[b + 1] = o[b] + len;
+    }
+    *offsets = o;
+    return total;
+}
+
+/* The packed encoder: the last hidden states [total, hidden] of the real tokens (sequence b: rows
+ * [offsets[b], offsets[b+1])) in the model's compute dtype. */
+static kd_tensor *encode_packed(kd_bert *m, const kd_bert_input *in, const int64_t *offsets, int64_t total,
+                                kd_bert_states *st)
+{
+    const kd_bert_config *c = &m->cfg;
+    int64_t B = in->batch, T = in->seq;
+    if (T > c->max_position) {
+        kd_fail(KD_ERR_SHAPE, "bert: sequence length %lld exceeds max_position_embeddings %d", (long long)T,
+                c->max_position);
+        return NULL;
+    }
+    kd_device dev = kd_bert_device(m);
+    int32_t *buf = malloc((size_t)total * 3 * sizeof *buf);
+    if (!buf) {
+        kd_fail(KD_ERR_NOMEM, "bert: out of memory for a packed batch of %lld tokens", (long long)total);
+        return NULL;
+    }
+    int32_t *ids = buf, *types = buf + total, *pos = buf + 2 * total;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0, r = offsets[b]; r < offsets[b + 1]; t++, r++) {
+            ids[r] = in->ids[b * T + t];
+            types[r] = in->type_ids ? in->type_ids[b * T + t] : 0;
+            pos[r] = (int32_t)t;
+        }
+    kd_tensor *ti = kd_from_buffer_on(dev, KD_I32, 1, &total, ids);
+    kd_tensor *tt = kd_from_buffer_on(dev, KD_I32, 1, &total, types);
+    kd_tensor *tp = kd_from_buffer_on(dev, KD_I32, 1, &total, pos);
+    free(buf);
+    if (!ti || !tt || !tp) return NULL;
+    m->calib_mask = NULL;   /* every row is a real token */
+    m->calib_rows = total;
+    kd_tensor *x = kd_add(kd_add(kd_embedding(m->word, ti), kd_embedding(m->type, tt)), kd_embedding(m->pos, tp));
+    x = kd_layernorm(x, m->eln_w, m->eln_b, c->layer_norm_eps);
+    x = kd_cast(kd_dropout(x, c->hidden_dropout, m->training), m->compute);
+    packing pk = { .offsets = offsets, .total = total, .T = T };
+    int keep = st && (st->hidden || st->attention);
+    kd_tensor *score_mask = NULL;
+    if (keep) {
+        /* States go to the losses in the padded layout: the rows of each padded position, gathered. */
+        int32_t *pr = malloc((size_t)(B * T) * sizeof *pr);
+        if (!pr) {
+            kd_fail(KD_ERR_NOMEM, "bert: out of memory for a batch of %lld x %lld", (long long)B, (long long)T);
+            return NULL;
+        }
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t t = 0; t < T; t++)
+                pr[b * T + t] = (int32_t)(offsets[b] + t < offsets[b + 1] ? offsets[b] + t : offsets[b]);
+        int64_t n = B * T;
+        pk.pad_rows = kd_from_buffer_on(dev, KD_I32, 1, &n, pr);
+        free(pr);
+        if (!pk.pad_rows) return NULL;
+        if (st->attention && !(score_mask = make_score_mask(in, dev))) return NULL;
+        if (st->hidden & 1) st->h[0] = unpack(x, &pk, B);
+    }
+    for (int l = 0; l < c->num_layers && x; l++) {
+        kd_arena_mark mk = kd_arena_mark_now();
+        int sc = keep && ((st->attention >> (l + 1)) & 1);
+        x = encoder_layer(m, l, &m->layers[l], x, NULL, B, total, score_mask, sc ? &st->scores[l + 1] : NULL, &pk);
+        if (keep && ((st->hidden >> (l + 1)) & 1)) st->h[l + 1] = unpack(x, &pk, B);
         if (!kd_grad_enabled() && !keep) x = kd_arena_keep(x, mk);
     }
     return x;
@@ -415,10 +561,30 @@ kd_tensor *kd_bert_logits_states(kd_bert *m, const kd_bert_input *in, kd_bert_st
             return NULL;
         }
     }
-    kd_tensor *h = encode(m, in, st);
-    if (!h) return NULL;
+    int64_t *offsets = NULL, total = packed_offsets(m, in, &offsets);
+    if (total < 0) {
+        kd_fail(KD_ERR_NOMEM, "bert: out of memory for the offsets of %lld sequences", (long long)in->batch);
+        return NULL;
+    }
+    kd_tensor *cls;
     int64_t shape[2] = { in->batch, m->cfg.hidden_size };
-    kd_tensor *cls = kd_cast(kd_reshape(kd_narrow(h, 1, 0, 1), 2, shape), KD_F32);   /* [CLS] = position 0 */
+    if (offsets) {
+        /* [CLS] = each sequence's first row, gathered by a lookup of the rows offsets[0..B) */
+        int32_t *first = malloc((size_t)in->batch * sizeof *first);
+        kd_tensor *h = first ? encode_packed(m, in, offsets, total, st) : NULL, *fi = NULL;
+        if (first) {
+            for (int64_t b = 0; b < in->batch; b++) first[b] = (int32_t)offsets[b];
+            fi = kd_from_buffer_on(kd_bert_device(m), KD_I32, 1, &in->batch, first);
+        } else kd_fail(KD_ERR_NOMEM, "bert: out of memory for a batch of %lld", (long long)in->batch);
+        free(first);
+        free(offsets);
+        cls = h && fi ? kd_embedding(kd_cast(h, KD_F32), fi) : NULL;
+    } else {
+        kd_tensor *h = encode(m, in, st);
+        if (!h) return NULL;
+        cls = kd_cast(kd_reshape(kd_narrow(h, 1, 0, 1), 2, shape), KD_F32);   /* [CLS] = position 0 */
+    }
+    if (!cls) return NULL;
     size_t pooler = (size_t)m->cfg.num_layers * KD_BERT_QLINEARS_PER_LAYER;
     kd_tensor *pooled = kd_tanh(linear(m, pooler, cls, m->pool_w, m->pool_b, KD_F32));
     pooled = kd_dropout(pooled, m->cfg.hidden_dropout, m->training);

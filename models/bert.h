@@ -135,4 +135,17 @@ typedef struct kd_bert_states {
 /* kd_bert_logits, keeping the states st asks for (st may be NULL). */
 kd_tensor *kd_bert_logits_states(kd_bert *m, const kd_bert_input *in, kd_bert_states *st);
 
+/* Padding-free tokens. With packing on (the default; KD_PACKED=0 in the environment turns it off for new
+ * models), kd_bert_logits and kd_bert_logits_states run a batch whose mask is a prefix of ones in every row
+ * (at least one token each) and has padding as the real tokens alone: one [total, hidden] row per token for
+ * the embeddings, every linear, LayerNorm, GELU, dropout and residual add, attention per sequence
+ * (kd_attention_varlen), the pooler on each sequence's first row. Kept states come back in the layouts above
+ * ([batch, seq, ...]), gathered from the packed rows; at padding positions they hold some real token's values
+ * (the losses read real tokens only). Without dropout the logits, states and gradients equal the padded
+ * forward's within float rounding; dropout draws one mask element per real value (a different stream from
+ * the padded forward's, as deterministic). Any other mask, a batch without padding and kd_bert_encode run
+ * padded. */
+void kd_bert_set_packed(kd_bert *m, int on);
+int kd_bert_packed(const kd_bert *m);
+
 #endif

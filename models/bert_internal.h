@@ -46,6 +46,7 @@ struct kd_bert {
     uint64_t *calib_hist;     /* second pass (percentiles): n x KD_BERT_CALIB_BINS counts of |x| over [0, calib[i]] */
     const int32_t *calib_mask;/* the batch's mask while it runs (rows of padding are left out of calib) */
     int64_t calib_rows;       /* batch x seq */
+    int packed;               /* 1: padding-free forward where the mask allows (kd_bert_set_packed) */
 };
 
 /* Linear i of kd_bert_quant's order: its f32 weight and bias. */

@@ -87,6 +87,24 @@ static kd_tensor *f_attention_views(kd_tensor **x, void *c)
     kd_tensor *v = kd_reshape(kd_narrow(x[0], 2, 2 * H * D, H * D), 4, S(B, T, H, D));
     return kd_attention(q, k, v, NULL, 0.5, 0.0, 0);
 }
+typedef struct varlen_case {
+    const int64_t *offsets;
+    int64_t nseq;
+    double scale, p;
+    int strided;   /* q, k, v as head views of one [total, 3*H*D] projection */
+} varlen_case;
+static kd_tensor *f_attention_varlen(kd_tensor **x, void *c)
+{
+    const varlen_case *v = c;
+    if (v->strided) {
+        int64_t T = x[0]->shape[0], HD = x[0]->shape[1] / 3, H = 2;
+        kd_tensor *q = kd_reshape(kd_narrow(x[0], 1, 0, HD), 3, S(T, H, HD / H));
+        kd_tensor *k = kd_reshape(kd_narrow(x[0], 1, HD, HD), 3, S(T, H, HD / H));
+        kd_tensor *w = kd_reshape(kd_narrow(x[0], 1, 2 * HD, HD), 3, S(T, H, HD / H));
+        return kd_attention_varlen(q, k, w, v->offsets, v->nseq, v->scale, v->p, v->p > 0);
+    }
+    return kd_attention_varlen(x[0], x[1], x[2], v->offsets, v->nseq, v->scale, v->p, v->p > 0);
+}
 static kd_tensor *f_cross_entropy(kd_tensor **x, void *c) { (void)c; return kd_cross_entropy(x[0], x[1]); }
 static kd_tensor *f_kl_div(kd_tensor **x, void *c) { (void)c; return kd_kl_div(x[0], x[1]); }
 static kd_tensor *f_kl_div_of_softmax(kd_tensor **x, void *c)
@@ -285,6 +303,25 @@ static void check_attention(void)
     kd_tensor *qkv[1] = { leaf(3, S(2, 3, 12), -1, 1) };
     gradcheck("attention on head views of one projection", f_attention_views, dims, qkv, 1, 99);
     free_all(qkv, 1);
+
+    /* Packed sequences (varlen): lengths 1, 5, 3; one sequence; an empty one between two; with dropout. */
+    static const int64_t o1[4] = { 0, 1, 6, 9 }, o2[2] = { 0, 4 }, o3[4] = { 0, 2, 2, 5 };
+    struct { const int64_t *off; int64_t nseq, h, d; double scale, p; int strided; const char *name; } vc[] = {
+        { o1, 3, 2, 3, 0.6, 0.0, 0, "attention_varlen lengths 1,5,3 H2 D3" },
+        { o2, 1, 3, 2, 0.7, 0.0, 0, "attention_varlen length 4 H3 D2" },
+        { o3, 3, 1, 4, 0.5, 0.0, 0, "attention_varlen lengths 2,0,3 H1 D4" },
+        { o1, 3, 2, 3, 0.6, 0.25, 0, "attention_varlen lengths 1,5,3 dropout" },
+        { o1, 3, 2, 2, 0.5, 0.0, 1, "attention_varlen on head views" },
+    };
+    for (size_t i = 0; i < sizeof vc / sizeof vc[0]; i++) {
+        int64_t T = vc[i].off[vc[i].nseq], H = vc[i].h, D = vc[i].d;
+        varlen_case c = { vc[i].off, vc[i].nseq, vc[i].scale, vc[i].p, vc[i].strided };
+        kd_tensor *x[3] = { NULL, NULL, NULL };
+        if (vc[i].strided) x[0] = leaf(2, S(T, 3 * H * D), -1, 1);
+        else for (int j = 0; j < 3; j++) x[j] = leaf(3, S(T, H, D), -1, 1);
+        gradcheck(vc[i].name, f_attention_varlen, &c, x, vc[i].strided ? 1 : 3, 120 + i);
+        free_all(x, 3);
+    }
 }
 
 static void check_losses(void)

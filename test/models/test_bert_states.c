@@ -1,6 +1,7 @@
 /* test/models/test_bert_states.c — the states a forward keeps for intermediate-layer distillation, on a
  * bert-mini with random weights and a padded batch, in eval mode:
- *   - h[L] equals kd_bert_encode's last hidden states and the logits equal kd_bert_logits' (bit for bit);
+ *   - h[L] equals kd_bert_encode's last hidden states and the logits equal kd_bert_logits', all three with
+ *     packing off (bit for bit; test_bert_packed compares the packed forward's states with these);
  *   - scores[l] equals scale q k^T + mask computed here in double from h[l-1] and layer l's query and key
  *     weights (1e-4 relative), with -1e9 at padding keys;
  *   - a loss on the kept states sends gradients to the layers below them and none above;
@@ -45,7 +46,9 @@ int main(void)
 
     kd_set_grad_enabled(0);
     kd_bert_states st = { .hidden = (1u << (L + 1)) - 1, .attention = 0x6 };   /* every h; scores of layers 1, 2 */
+    kd_bert_set_packed(m, 0);
     kd_tensor *z = kd_bert_logits_states(m, &in, &st), *z0 = kd_bert_logits(m, &in), *hl = kd_bert_encode(m, &in);
+    kd_bert_set_packed(m, 1);
     CHECK(z && z0 && hl, "forwards: %s", kd_last_error());
     float *a = host(z), *b0 = host(z0), *c = host(st.h[L]), *d = host(hl);
     CHECK(memcmp(a, b0, (size_t)kd_numel(z) * 4) == 0, "logits with states == logits");

@@ -309,6 +309,41 @@ static int write_f32(FILE *f, const kd_tensor *t)
     return 1;
 }
 
+/* Open path's temporary file and write the 8-byte length and the JSON header w (freed here), padded with
+ * spaces so the data section starts 8-byte aligned, as the reference writer does. */
+static kd_status open_with_header(const char *path, kd_jw *w, kd_atomic_file *af)
+{
+    const char *text = kd_jw_text(w);
+    if (!text || w->failed) {
+        kd_jw_free(w);
+        return kd_fail(KD_ERR_NOMEM, "%s: out of memory writing the header", path);
+    }
+    size_t hlen = strlen(text), padded = (hlen + 7) / 8 * 8;
+    kd_status s = kd_atomic_open(af, path);
+    if (s != KD_OK) {
+        kd_jw_free(w);
+        return s;
+    }
+    unsigned char le[8];
+    for (int i = 0; i < 8; i++) le[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    int ok = fwrite(le, 1, 8, af->f) == 8 && fwrite(text, 1, hlen, af->f) == hlen;
+    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af->f) != EOF;
+    kd_jw_free(w);
+    if (ok) return KD_OK;
+    s = kd_fail(KD_ERR_IO, "%s: write failed: %s", af->tmp, strerror(errno));
+    kd_atomic_abort(af);
+    return s;
+}
+
+/* Commit the file when every write went through (ok), else remove it and say why. */
+static kd_status finish(kd_atomic_file *af, int ok)
+{
+    if (ok) return kd_atomic_commit(af);
+    kd_status s = kd_fail(KD_ERR_IO, "%s: write failed: %s", af->tmp, strerror(errno));
+    kd_atomic_abort(af);
+    return s;
+}
+
 kd_status kd_st_save(const char *path, kd_tensor *const *tensors, const char *const *names, size_t n,
                      const char *const *meta, size_t n_meta)
 {
@@ -349,31 +384,12 @@ kd_status kd_st_save(const char *path, kd_tensor *const *tensors, const char *co
         off += bytes;
     }
     kd_jw_object_end(&w);
-    const char *text = kd_jw_text(&w);
-    if (!text || w.failed) {
-        kd_jw_free(&w);
-        return kd_fail(KD_ERR_NOMEM, "%s: out of memory writing the header", path);
-    }
-    /* Pad the header with spaces so the data section starts 8-byte aligned, as the reference writer does. */
-    size_t hlen = strlen(text), padded = (hlen + 7) / 8 * 8;
     kd_atomic_file af;
-    kd_status s = kd_atomic_open(&af, path);
-    if (s != KD_OK) {
-        kd_jw_free(&w);
-        return s;
-    }
-    unsigned char le[8];
-    for (int i = 0; i < 8; i++) le[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    int ok = fwrite(le, 1, 8, af.f) == 8 && fwrite(text, 1, hlen, af.f) == hlen;
-    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af.f) != EOF;
+    kd_status s = open_with_header(path, &w, &af);
+    if (s != KD_OK) return s;
+    int ok = 1;
     for (size_t i = 0; ok && i < n; i++) ok = write_f32(af.f, tensors[i]);
-    kd_jw_free(&w);
-    if (!ok) {
-        s = kd_fail(KD_ERR_IO, "%s: write failed: %s", af.tmp, strerror(errno));
-        kd_atomic_abort(&af);
-        return s;
-    }
-    return kd_atomic_commit(&af);
+    return finish(&af, ok);
 }
 
 kd_status kd_st_save_items(const char *path, const kd_st_item *items, size_t n, const char *const *meta, size_t n_meta)
@@ -417,32 +433,14 @@ kd_status kd_st_save_items(const char *path, const kd_st_item *items, size_t n, 
         off += numel * es;
     }
     kd_jw_object_end(&w);
-    const char *text = kd_jw_text(&w);
-    if (!text || w.failed) {
-        kd_jw_free(&w);
-        return kd_fail(KD_ERR_NOMEM, "%s: out of memory writing the header", path);
-    }
-    size_t hlen = strlen(text), padded = (hlen + 7) / 8 * 8;
     kd_atomic_file af;
-    kd_status s = kd_atomic_open(&af, path);
-    if (s != KD_OK) {
-        kd_jw_free(&w);
-        return s;
-    }
-    unsigned char le[8];
-    for (int i = 0; i < 8; i++) le[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    int ok = fwrite(le, 1, 8, af.f) == 8 && fwrite(text, 1, hlen, af.f) == hlen;
-    for (size_t i = hlen; ok && i < padded; i++) ok = fputc(' ', af.f) != EOF;
+    kd_status s = open_with_header(path, &w, &af);
+    if (s != KD_OK) return s;
+    int ok = 1;
     for (size_t i = 0; ok && i < n; i++) {
         size_t numel = 1, es = strcmp(items[i].dtype, "F32") == 0 ? 4 : 1;
         for (int d = 0; d < items[i].ndim; d++) numel *= (size_t)items[i].shape[d];
         ok = fwrite(items[i].data, es, numel, af.f) == numel;
     }
-    kd_jw_free(&w);
-    if (!ok) {
-        s = kd_fail(KD_ERR_IO, "%s: write failed: %s", af.tmp, strerror(errno));
-        kd_atomic_abort(&af);
-        return s;
-    }
-    return kd_atomic_commit(&af);
+    return finish(&af, ok);
 }

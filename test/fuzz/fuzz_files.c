@@ -37,6 +37,16 @@ static void named(const char *p)
     KD_CHECK(strstr(kd_last_error(), p) != NULL);
 }
 
+#if KD_FUZZ_TARGET != 5
+/* The fuzzer's bytes as the file `name` in this target's directory; its path (in `path`). */
+static const char *input_file(const char *what, const char *name, const uint8_t *data, size_t size)
+{
+    snprintf(path, sizeof path, "%s/%s", fuzz_dir(what), name);
+    fuzz_put(path, data, size);
+    return path;
+}
+#endif
+
 #if KD_FUZZ_TARGET == 1 || KD_FUZZ_TARGET == 2
 static void check_file(const kd_safetensors *st)
 {
@@ -111,9 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 #if KD_FUZZ_TARGET == 1
-    const char *dir = fuzz_dir("safetensors");
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    fuzz_put(path, data, size);
+    input_file("safetensors", "model.safetensors", data, size);
     kd_safetensors *st = kd_st_open(path);
     if (st) {
         check_file(st);
@@ -144,14 +152,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         named(path);
     }
 #elif KD_FUZZ_TARGET == 3
-    const char *dir = fuzz_dir("config");
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    fuzz_put(path, data, size);
+    input_file("config", "config.json", data, size);
     kd_bert_config c, c2;
     if (kd_bert_config_load(path, &c) == KD_OK) {
         KD_CHECK(kd_bert_config_check(&c, path) == KD_OK);
         char again[600];
-        snprintf(again, sizeof again, "%s/again.json", dir);
+        snprintf(again, sizeof again, "%s/again.json", fuzz_dir("config"));
         KD_CHECK(kd_bert_config_save(again, &c) == KD_OK);
         KD_CHECK(kd_bert_config_load(again, &c2) == KD_OK);
         same_config(&c, &c2);
@@ -159,9 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         named(path);
     }
 #elif KD_FUZZ_TARGET == 4
-    const char *dir = fuzz_dir("tok_config");
-    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    fuzz_put(path, data, size);
+    input_file("tok_config", "tokenizer_config.json", data, size);
     kd_tokenizer_opts o = kd_tokenizer_opts_default();
     if (kd_tokenizer_config_read(path, &o) == KD_OK) {
         KD_CHECK((o.lowercase == 0 || o.lowercase == 1) && o.strip_accents >= -1 && o.strip_accents <= 1);
@@ -205,11 +209,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kd_tokenizer_free(t);
     }
 #elif KD_FUZZ_TARGET == 6
-    const char *dir = fuzz_dir("train_state");
-    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
-    fuzz_put(path, data, size);
+    input_file("train_state", "trainer_state.json", data, size);
     kd_train_state s;
-    if (kd_checkpoint_load_state(dir, NULL, &s) == KD_OK) {
+    if (kd_checkpoint_load_state(fuzz_dir("train_state"), NULL, &s) == KD_OK) {
         KD_CHECK(s.total_steps >= 1 && s.global_step >= 0 && s.global_step <= s.total_steps);
         KD_CHECK(s.epoch >= 0 && s.next_batch >= 0 && s.best_epoch >= -1);
         KD_CHECK(s.loss.n <= s.loss.cap && s.dev.n <= s.dev.cap);

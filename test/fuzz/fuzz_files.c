@@ -130,14 +130,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         named(path);
     }
 #elif KD_FUZZ_TARGET == 2
-    const char *dir = fuzz_dir("st_index");
     static int ready;
     if (!ready) {
-        write_shards(dir);
+        write_shards(fuzz_dir("st_index"));
         ready = 1;
     }
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    fuzz_put(path, data, size);
+    input_file("st_index", "model.safetensors.index.json", data, size);
     kd_st_set *s = kd_st_set_open_index(path);
     if (s) {
         KD_CHECK(s->nfiles >= 1 && s->nfiles <= 2);
@@ -221,7 +219,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         named(path);
     }
 #elif KD_FUZZ_TARGET == 7
-    const char *dir = fuzz_dir("optimizer");
     if (!model) {
         kd_bert_config c = fuzz_small_config();
         model = kd_bert_new(&c, 1);
@@ -231,8 +228,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         opt = kd_adamw_new(params, nparams, &ac);
         KD_CHECK(opt != NULL);
     }
-    snprintf(path, sizeof path, "%s/optimizer.bin", dir);
-    fuzz_put(path, data, size);
+    input_file("optimizer", "optimizer.bin", data, size);
     if (kd_adamw_load(opt, path) == KD_OK) {
         KD_CHECK(opt->step >= 0);
         for (size_t i = 0; i < nparams; i++) {

@@ -31,7 +31,7 @@ int main(void)
     }
     char path[1024];
     snprintf(path, sizeof path, "%s/data/bert-base-uncased/vocab.txt", shared);
-    kd_tokenizer *full, *small;
+    kd_tokenizer *full, *small = NULL;
     if (kd_tokenizer_load(path, 1, &full) != KD_OK) {
         fprintf(stderr, "%s\n", kd_last_error());
         return 1;

@@ -16,6 +16,7 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 ninja -C "$build" >/dev/null
 rm -rf "$out/prof" && mkdir -p "$out/prof"
+export LLVM_PROFILE_FILE="$out/prof/other-%p.profraw"   # anything else instrumented that runs
 export KD_SHARED=${KD_SHARED:-../shared}
 objs=()
 for t in safetensors st_index config tok_config vocab train_state optimizer tsv csv jsonl tweeteval tokenizer; do

@@ -309,6 +309,41 @@ static int write_f32(FILE *f, const kd_tensor *t)
     return 1;
 }
 
+/* The header's opening and its "__metadata__" object (meta: n_meta key/value pairs; may be NULL). */
+static void begin_header(kd_jw *w, const char *const *meta, size_t n_meta)
+{
+    kd_jw_init(w, 0);
+    kd_jw_object_begin(w);
+    if (!meta || !n_meta) return;
+    kd_jw_key(w, "__metadata__");
+    kd_jw_object_begin(w);
+    for (size_t i = 0; i < n_meta; i++) {
+        kd_jw_key(w, meta[2 * i]);
+        kd_jw_string(w, meta[2 * i + 1]);
+    }
+    kd_jw_object_end(w);
+}
+
+/* One tensor's header entry: its dtype, shape and the `bytes` it takes from *off on (advanced past them). */
+static void header_entry(kd_jw *w, const char *name, const char *dtype, int ndim, const int64_t *shape,
+                         uint64_t bytes, uint64_t *off)
+{
+    kd_jw_key(w, name);
+    kd_jw_object_begin(w);
+    kd_jw_field_string(w, "dtype", dtype);
+    kd_jw_key(w, "shape");
+    kd_jw_array_begin(w);
+    for (int d = 0; d < ndim; d++) kd_jw_int(w, shape[d]);
+    kd_jw_array_end(w);
+    kd_jw_key(w, "data_offsets");
+    kd_jw_array_begin(w);
+    kd_jw_int(w, (int64_t)*off);
+    kd_jw_int(w, (int64_t)(*off + bytes));
+    kd_jw_array_end(w);
+    kd_jw_object_end(w);
+    *off += bytes;
+}
+
 /* Open path's temporary file and write the 8-byte length and the JSON header w (freed here), padded with
  * spaces so the data section starts 8-byte aligned, as the reference writer does. */
 static kd_status open_with_header(const char *path, kd_jw *w, kd_atomic_file *af)
@@ -348,17 +383,7 @@ kd_status kd_st_save(const char *path, kd_tensor *const *tensors, const char *co
                      const char *const *meta, size_t n_meta)
 {
     kd_jw w;
-    kd_jw_init(&w, 0);
-    kd_jw_object_begin(&w);
-    if (meta && n_meta) {
-        kd_jw_key(&w, "__metadata__");
-        kd_jw_object_begin(&w);
-        for (size_t i = 0; i < n_meta; i++) {
-            kd_jw_key(&w, meta[2 * i]);
-            kd_jw_string(&w, meta[2 * i + 1]);
-        }
-        kd_jw_object_end(&w);
-    }
+    begin_header(&w, meta, n_meta);
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         const kd_tensor *t = tensors[i];
@@ -367,21 +392,7 @@ kd_status kd_st_save(const char *path, kd_tensor *const *tensors, const char *co
             return kd_fail(KD_ERR_DTYPE, "%s: tensor %zu ('%s') is %s, expected f32 or f64", path, i,
                            names ? names[i] : t ? t->name : "(null)", t ? kd_dtype_name(t->dtype) : "NULL");
         }
-        kd_jw_key(&w, names ? names[i] : t->name);
-        kd_jw_object_begin(&w);
-        kd_jw_field_string(&w, "dtype", "F32");
-        kd_jw_key(&w, "shape");
-        kd_jw_array_begin(&w);
-        for (int d = 0; d < t->ndim; d++) kd_jw_int(&w, t->shape[d]);
-        kd_jw_array_end(&w);
-        uint64_t bytes = (uint64_t)kd_numel(t) * 4;
-        kd_jw_key(&w, "data_offsets");
-        kd_jw_array_begin(&w);
-        kd_jw_int(&w, (int64_t)off);
-        kd_jw_int(&w, (int64_t)(off + bytes));
-        kd_jw_array_end(&w);
-        kd_jw_object_end(&w);
-        off += bytes;
+        header_entry(&w, names ? names[i] : t->name, "F32", t->ndim, t->shape, (uint64_t)kd_numel(t) * 4, &off);
     }
     kd_jw_object_end(&w);
     kd_atomic_file af;
@@ -395,17 +406,7 @@ kd_status kd_st_save(const char *path, kd_tensor *const *tensors, const char *co
 kd_status kd_st_save_items(const char *path, const kd_st_item *items, size_t n, const char *const *meta, size_t n_meta)
 {
     kd_jw w;
-    kd_jw_init(&w, 0);
-    kd_jw_object_begin(&w);
-    if (meta && n_meta) {
-        kd_jw_key(&w, "__metadata__");
-        kd_jw_object_begin(&w);
-        for (size_t i = 0; i < n_meta; i++) {
-            kd_jw_key(&w, meta[2 * i]);
-            kd_jw_string(&w, meta[2 * i + 1]);
-        }
-        kd_jw_object_end(&w);
-    }
+    begin_header(&w, meta, n_meta);
     uint64_t off = 0;
     for (size_t i = 0; i < n; i++) {
         const kd_st_item *t = &items[i];
@@ -417,20 +418,7 @@ kd_status kd_st_save_items(const char *path, const kd_st_item *items, size_t n, 
         }
         uint64_t numel = 1;
         for (int d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d];
-        kd_jw_key(&w, t->name);
-        kd_jw_object_begin(&w);
-        kd_jw_field_string(&w, "dtype", t->dtype);
-        kd_jw_key(&w, "shape");
-        kd_jw_array_begin(&w);
-        for (int d = 0; d < t->ndim; d++) kd_jw_int(&w, t->shape[d]);
-        kd_jw_array_end(&w);
-        kd_jw_key(&w, "data_offsets");
-        kd_jw_array_begin(&w);
-        kd_jw_int(&w, (int64_t)off);
-        kd_jw_int(&w, (int64_t)(off + numel * es));
-        kd_jw_array_end(&w);
-        kd_jw_object_end(&w);
-        off += numel * es;
+        header_entry(&w, t->name, t->dtype, t->ndim, t->shape, numel * es, &off);
     }
     kd_jw_object_end(&w);
     kd_atomic_file af;

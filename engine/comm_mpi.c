@@ -78,6 +78,51 @@ static kd_status mpi_barrier(void *ctx)
     return rc == MPI_SUCCESS ? KD_OK : mpi_error(rc, "MPI_Ibarrier");
 }
 
+/* A nonblocking sum: one MPI_Iallreduce per piece of at most CHUNK elements. Open MPI moves a nonblocking
+ * collective on only inside MPI calls (no progress thread by default): the caller tests it between the
+ * pieces of work it overlaps. */
+typedef struct mpi_req { int n; MPI_Request r[]; } mpi_req;
+
+static kd_status mpi_iallreduce_f32(void *ctx, float *buf, size_t n, void **req)
+{
+    (void)ctx;
+    int k = (int)((n + CHUNK - 1) / CHUNK);
+    mpi_req *q = malloc(sizeof *q + (size_t)(k ? k : 1) * sizeof(MPI_Request));
+    if (!q) return kd_fail(KD_ERR_NOMEM, "communicator (mpi): out of memory");
+    q->n = 0;
+    for (size_t a = 0; a < n; a += CHUNK) {
+        int m = (int)(n - a < CHUNK ? n - a : CHUNK);
+        int rc = MPI_Iallreduce(MPI_IN_PLACE, buf + a, m, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &q->r[q->n]);
+        if (rc != MPI_SUCCESS) {
+            free(q);
+            return mpi_error(rc, "MPI_Iallreduce");
+        }
+        q->n++;
+    }
+    *req = q;
+    return KD_OK;
+}
+
+static kd_status mpi_test(void *ctx, void *req, int *done)
+{
+    (void)ctx;
+    mpi_req *q = req;
+    int rc = MPI_Testall(q->n, q->r, done, MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS) return mpi_error(rc, "MPI_Testall");
+    if (*done) free(q);
+    return KD_OK;
+}
+
+/* Tests with short naps, as the barrier below, rather than MPI_Wait's spin. */
+static kd_status mpi_wait(void *ctx, void *req)
+{
+    const struct timespec nap = { 0, 50 * 1000 };
+    int done = 0;
+    kd_status st;
+    while ((st = mpi_test(ctx, req, &done)) == KD_OK && !done) nanosleep(&nap, NULL);
+    return st;
+}
+
 static void mpi_abort(void *ctx, int code)
 {
     (void)ctx;
@@ -94,7 +139,8 @@ static void mpi_close(void *ctx)
 
 static const kd_comm_impl mpi_impl = { .name = "mpi", .allreduce_f32 = mpi_allreduce_f32,
                                        .allreduce_f64 = mpi_allreduce_f64, .broadcast = mpi_broadcast,
-                                       .barrier = mpi_barrier, .abort = mpi_abort, .close = mpi_close };
+                                       .barrier = mpi_barrier, .iallreduce_f32 = mpi_iallreduce_f32,
+                                       .test = mpi_test, .wait = mpi_wait, .abort = mpi_abort, .close = mpi_close };
 
 kd_status kd_comm_mpi_open(int *rank, int *size, const kd_comm_impl **impl, void **ctx)
 {

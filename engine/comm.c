@@ -656,6 +656,9 @@ static kd_status buckets_finish(kd_comm *c)
     for (size_t s = 0; s < gb->n && st == KD_OK; s++)
         if (!gb->packed[s]) st = slot_pack(c, s);
     if (st == KD_OK) st = buckets_start_ready(c);
+    /* Host backends meet in the sleeping barrier first, as the flat path does (its tests move the sums on
+     * too), so that the wait below spins only while every rank is there. */
+    if (st == KD_OK && !c->dev) st = kd_comm_barrier(c);
     busy(c, "all-reduce of gradient buckets");
     for (size_t k = 0; k < gb->nb && st == KD_OK; k++) {
         grad_bucket *b = &gb->b[k];

@@ -1,5 +1,6 @@
 /* engine/comm.h — a communicator for data-parallel training: rank and world size, all-reduce (sum or
- * average) of one flat f32 buffer, broadcast, barrier. kd writes no communication layer of its own: the
+ * average) of one flat f32 buffer, a model's gradients all-reduced flat or in buckets overlapped with the
+ * backward, broadcast, barrier. kd writes no communication layer of its own: the
  * processes talk through MPI (engine/comm_mpi.c, CPU clusters, `-Dmpi`) or NCCL (engine/comm_nccl.c, GPUs,
  * libnccl.so.2 loaded at run time; built only with CUDA). One process needs neither: the `none` backend
  * (rank 0 of 1) makes every call a no-op, and a NULL kd_comm * means the same.

@@ -153,9 +153,9 @@ kd_status kd_comm_mpi_open(int *rank, int *size, const kd_comm_impl **impl, void
     if (!done) {
 #ifdef OPEN_MPI
         /* Open MPI's nonblocking all-reduce (libnbc, the gradients' buckets) picks by default an algorithm
-         * that, on 2 ranks of one machine, took 2.2x the blocking all-reduce's time for 44.7 MB (0.170 s
-         * against 0.079 s); its ring took the same as the blocking one. A choice the user made (the
-         * variable set, or mpirun's --mca) wins. */
+         * that, on 2 ranks of one machine, took 1.65x the blocking all-reduce's time for 44.7 MB (0.175 s
+         * against 0.106 s, bench/bench_iallreduce.c); its ring was no slower than the blocking one. A choice
+         * the user made (the variable set, or mpirun's --mca) wins. */
         setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "1", 0);
 #endif
         /* Only the thread that opened the communicator calls MPI (the pool's threads never do). */

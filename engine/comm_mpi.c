@@ -1,7 +1,6 @@
 /* engine/comm_mpi.c — the MPI backend of engine/comm.h: MPI_COMM_WORLD, host memory, errors returned (not
  * fatal) so that each reads as a kd message. Built with -Dmpi (Open MPI or MPICH through meson's
  * dependency('mpi')). */
-#define _POSIX_C_SOURCE 200809L
 #include <limits.h>
 #include <mpi.h>
 #include <stdio.h>

@@ -65,7 +65,8 @@ typedef struct train_flags {
       "nccl on cuda when libnccl.so.2 loads); each rank trains 1/N of every --batch-size batch" },                   \
     { "--rendezvous", KD_OPT_STR, &f.rendezvous, 0, 0, 0, "a directory",                                            \
       "DIR: nccl without mpirun (ranks from KD_RANK, KD_WORLD_SIZE): where rank 0 leaves NCCL's id; empty per run" }, \
-    { "--bucket-mb", KD_OPT_DOUBLE, &f.c.bucket_mb, 0, 1e6, 0, "a number of MB >= 0 (0: one flat all-reduce)",     \
+    { "--bucket-mb", KD_OPT_DOUBLE, &f.c.bucket_mb, 0, 1e6, 0,                                                   \
+      "a number of MB from 0 to 1e6 (0: one flat all-reduce)",                                                     \
       "MB: data-parallel gradients summed in buckets of about MB (2^20 bytes), each started while the backward "  \
       "still runs; 0 = one flat all-reduce after the backward (25)" },                                             \
     { "--comm-timeout", KD_OPT_DOUBLE, &f.comm_timeout, 0, 1e7, 1, "a number of seconds > 0",                       \

@@ -81,7 +81,6 @@ typedef struct run {
     int64_t tokens;
     double comm_win, comm_total, wait_win, wait_total;
     int64_t comm_win_n, comm_steps;
-    size_t buckets;                /* the gradients' all-reduce buckets; 0: flat */
     FILE *jsonl, *order;           /* metrics.jsonl, batch_order.txt */
     char dir_last[PATH_MAX], dir_best[PATH_MAX];
     char path_metrics[PATH_MAX + 32], path_chart[PATH_MAX + 32], path_cache[PATH_MAX + 32];
@@ -157,7 +156,7 @@ static void write_train_line(run *r, int epoch, double loss, const double *part,
         kd_jw_field_int(&w, "world_size", r->world);
         kd_jw_field_number(&w, "allreduce_s", r->comm_win_n ? r->comm_win / (double)r->comm_win_n : 0.0);
         kd_jw_field_number(&w, "allreduce_wait_s", r->comm_win_n ? r->wait_win / (double)r->comm_win_n : 0.0);
-        kd_jw_field_int(&w, "allreduce_buckets", (int64_t)r->buckets);
+        kd_jw_field_int(&w, "allreduce_buckets", (int64_t)kd_comm_grad_bucket_count(r->c->comm));
     }
     line_end(&w, r);
 }
@@ -862,7 +861,6 @@ static kd_status train_loop(run *r, kd_train_result *res)
             return st;
     }
     if (r->world > 1 && (st = kd_comm_grad_buckets(c->comm, r->params, r->np, c->bucket_mb)) != KD_OK) return st;
-    r->buckets = kd_comm_grad_bucketed(c->comm) ? kd_comm_grad_bucket_count(c->comm) : 0;
     if (r->world > 1 && !c->quiet)
         fprintf(stderr, "data-parallel: %d ranks (%s), global batch %d, %d rows per rank; gradients summed in %s\n",
                 r->world, kd_comm_name(c->comm), c->batch_size, (c->batch_size + r->world - 1) / r->world,
@@ -901,7 +899,7 @@ static kd_status train_loop(run *r, kd_train_result *res)
     res->tokens_per_s = run_s > 0 ? (double)r->tokens / run_s : 0.0;
     res->allreduce_s_per_step = r->comm_steps ? r->comm_total / (double)r->comm_steps : 0.0;
     res->allreduce_wait_s_per_step = r->comm_steps ? r->wait_total / (double)r->comm_steps : 0.0;
-    res->allreduce_buckets = r->buckets;
+    res->allreduce_buckets = kd_comm_grad_bucket_count(c->comm);
     if (r->world > 1 && !c->quiet)
         fprintf(stderr, "data-parallel (%s): gradients' all-reduce %.4f s per step from the first gradient handed "
                         "over to the last summed, of which %.4f s exposed (the step waited: %.1f%% of the run's wall "

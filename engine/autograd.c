@@ -151,6 +151,37 @@ fail:
 
 kd_status kd_backward(kd_tensor *root, const kd_tensor *upstream)
 {
+    return kd_backward_hooked(root, upstream, NULL, NULL);
+}
+
+/* For the hook: which leaves are final after which node. A leaf's last contribution comes from the last of
+ * its consumers to run, which is the first of them in `order` (the walk runs it backwards). Scanning
+ * `order` from the front and keeping each leaf's first appearance lists (node index, leaf) in ascending
+ * node index: the walk, going down, pops them from the end. */
+typedef struct leaf_final { size_t node; kd_tensor *leaf; } leaf_final;
+
+static leaf_final *final_leaves(kd_node **order, size_t n, size_t *count)
+{
+    leaf_final *f = malloc((n * KD_NODE_MAX_IN + 1) * sizeof *f);
+    if (!f) {
+        kd_fail(KD_ERR_NOMEM, "backward: cannot allocate the leaves' list");
+        return NULL;
+    }
+    uint64_t epoch = ++walk_epoch;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < order[i]->n_in; k++) {
+            kd_tensor *in = order[i]->in[k];
+            if (!in || in->node || !in->requires_grad || in->visit == epoch) continue;
+            in->visit = epoch;
+            f[len++] = (leaf_final){ i, in };
+        }
+    *count = len;
+    return f;
+}
+
+kd_status kd_backward_hooked(kd_tensor *root, const kd_tensor *upstream, kd_grad_final_fn hook, void *ctx)
+{
     char a[64], b[64];
     if (!root) return kd_fail(KD_ERR_ARG, "backward: NULL root (an earlier op failed: %s)", kd_last_error());
     if (!root->requires_grad)
@@ -181,7 +212,7 @@ kd_status kd_backward(kd_tensor *root, const kd_tensor *upstream)
             m.alpha = 1.0;
             kd_k_unary(g->device, g->dtype, &m);
         }
-        return KD_OK;
+        return hook ? hook(root, ctx) : KD_OK;
     }
 
     size_t n = 0;
@@ -200,15 +231,25 @@ kd_status kd_backward(kd_tensor *root, const kd_tensor *upstream)
     } else {
         kd_fill(root->grad, 1.0);
     }
+    size_t nfin = 0;
+    leaf_final *fin = hook ? final_leaves(order, n, &nfin) : NULL;
+    if (hook && !fin) {
+        free(order);
+        return kd_last_status();
+    }
     kd_clear_error();
+    kd_status hst = KD_OK;
     int prev = kd_set_grad_enabled(0);   /* backward passes build no graph */
     for (size_t i = n; i-- > 0;) {
         kd_node *node = order[i];
-        if (!node->out->grad) continue;  /* nothing flowed into it */
-        node->backward(node);
+        if (node->out->grad) node->backward(node);   /* else nothing flowed into it */
         if (kd_last_status() == KD_ERR_NOMEM) break;
+        while (nfin && fin[nfin - 1].node == i && hst == KD_OK) hst = hook(fin[--nfin].leaf, ctx);
+        if (hst != KD_OK) break;
     }
     kd_set_grad_enabled(prev);
+    free(fin);
     free(order);
+    if (hst != KD_OK) return hst;
     return kd_last_status() == KD_ERR_NOMEM ? KD_ERR_NOMEM : KD_OK;
 }

@@ -37,6 +37,15 @@ kd_tensor *kd_detach(const kd_tensor *t);
  * gradients twice (intermediate gradients start from zero each call). */
 kd_status kd_backward(kd_tensor *root, const kd_tensor *upstream);
 
+/* kd_backward that tells `hook` when a leaf's gradient is final: once for every leaf that requires a
+ * gradient and is an input of the graph, right after the backward of the last node that reads it, so that
+ * leaf->grad then holds everything this call adds (NULL when nothing flowed to it and it had none). Leaves
+ * come in the order the walk finishes them: the last used first. A hook that returns an error stops the
+ * walk, and kd_backward_hooked returns that error. kd_backward is this without a hook, and pays nothing
+ * for it. (A data-parallel trainer starts reducing a bucket of gradients while the walk goes on.) */
+typedef kd_status (*kd_grad_final_fn)(kd_tensor *leaf, void *ctx);
+kd_status kd_backward_hooked(kd_tensor *root, const kd_tensor *upstream, kd_grad_final_fn hook, void *ctx);
+
 void kd_zero_grad(kd_tensor *const *params, size_t n);
 
 /* For op authors. kd_record: the node for `out` if grad mode is on and an input requires a gradient,

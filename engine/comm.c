@@ -1,7 +1,10 @@
 /* engine/comm.c — the communicator (see comm.h): backend choice, the watchdog on every collective,
- * staging of device tensors for host backends, and the flat all-reduce of a model's gradients. */
+ * staging of device tensors for host backends, and the all-reduce of a model's gradients: flat after the
+ * backward, or in buckets started while the backward runs. */
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,34 @@
 #include "engine/comm.h"
 #include "engine/comm_impl.h"
 #include "engine/device.h"
+
+/* The gradients in buckets (kd_comm_grad_buckets). Slot s is the s-th parameter in bucket order: the
+ * order the backward finishes them, so each bucket is a contiguous range of the flat buffer. */
+typedef struct grad_bucket {
+    int64_t off, len;                 /* elements of the flat buffer */
+    size_t slots, ready;              /* parameters in it; of them, packed this step */
+    void *req;                        /* its sum in flight; NULL: not started, or done */
+} grad_bucket;
+
+typedef struct slot_key { const kd_tensor *t; size_t slot; } slot_key;
+
+typedef struct grad_buckets {
+    double mb;
+    size_t n, nb, next;               /* parameters; buckets; the next bucket to start */
+    kd_tensor **param;                /* as given */
+    size_t *slot_param;               /* slot -> index into param */
+    int64_t *slot_off;                /* slot -> offset in the flat buffer */
+    size_t *slot_bucket;
+    unsigned char *packed;            /* slot: its gradient is in the flat buffer this step */
+    slot_key *keys;                   /* sorted by address: a reported leaf's slot */
+    grad_bucket *b;
+    int64_t total;
+    int learned;                      /* the layout follows an order the backward showed */
+    size_t *seen, nseen;              /* the order this step's hook reported (parameter indices) */
+    long long t_first;                /* ns: the first gradient handed over this step; 0: none yet */
+    double exposed;                   /* s this step spent in the hook */
+    char mode[96];
+} grad_buckets;
 
 struct kd_comm {
     const kd_comm_impl *host, *dev;   /* host memory; device memory (NULL: staged through host) */
@@ -27,6 +58,7 @@ struct kd_comm {
     kd_tensor *flat;                  /* the gradients, packed (on their device) */
     void *stage;                      /* host copy of a device tensor for a host backend */
     size_t stage_bytes;
+    grad_buckets *gb;                 /* the gradients in buckets; NULL: flat */
 };
 
 static long long now_ns(void)
@@ -116,6 +148,16 @@ static double idle(kd_comm *c)
     double s = (double)(now_ns() - t0) * 1e-9;
     c->seconds += s;
     return s;
+}
+
+static kd_status buckets_finish(kd_comm *c);
+
+static void buckets_free(grad_buckets *g)
+{
+    if (!g) return;
+    free(g->param), free(g->slot_param), free(g->slot_off), free(g->slot_bucket), free(g->packed);
+    free(g->keys), free(g->b), free(g->seen);
+    free(g);
 }
 
 /* --- open and close */
@@ -215,6 +257,7 @@ void kd_comm_close(kd_comm *c, int failed)
         atomic_store(&c->stop, 1);
         pthread_join(c->dog, NULL);
     }
+    buckets_free(c->gb);
     kd_tensor_free(c->flat);
     free(c->stage);
     if (c->dev) c->dev->close(c->dev_ctx);
@@ -330,29 +373,23 @@ kd_status kd_comm_barrier(kd_comm *c)
     return st;
 }
 
-/* --- a model's gradients, in one flat buffer */
+/* --- a model's gradients, packed in one buffer */
 
-kd_status kd_comm_allreduce_grads(kd_comm *c, kd_tensor *const *params, size_t n)
+static kd_status check_grads(kd_tensor *const *params, size_t n, int64_t *total)
 {
-    if (single(c) || n == 0) return KD_OK;
-    /* Host backends first wait for every rank in a sleeping barrier: a rank done early would otherwise spin
-     * in the all-reduce on a core a slower rank may need. The wait is counted apart from the reduction. */
-    long long t0 = now_ns();
-    if (!c->dev) {
-        kd_status st = kd_comm_barrier(c);
-        if (st != KD_OK) return st;
-        long long t1 = now_ns();
-        c->wait_seconds += (double)(t1 - t0) * 1e-9;
-        t0 = t1;
-    }
-    int64_t total = 0;
-    kd_device dev = params[0]->device;
+    *total = 0;
     for (size_t i = 0; i < n; i++) {
-        if (params[i]->dtype != KD_F32 || params[i]->device != dev)
+        if (params[i]->dtype != KD_F32 || params[i]->device != params[0]->device)
             return kd_fail(KD_ERR_DTYPE, "communicator: parameter %s: gradients all-reduced are f32 on one device",
                            params[i]->name);
-        total += kd_numel(params[i]);
+        *total += kd_numel(params[i]);
     }
+    return KD_OK;
+}
+
+/* The flat buffer of `total` elements on dev, kept across steps. */
+static kd_status flat_for(kd_comm *c, int64_t total, kd_device dev)
+{
     if (c->flat && (kd_numel(c->flat) != total || c->flat->device != dev)) {
         kd_tensor_free(c->flat);
         c->flat = NULL;
@@ -361,44 +398,294 @@ kd_status kd_comm_allreduce_grads(kd_comm *c, kd_tensor *const *params, size_t n
         if (!(c->flat = kd_param_on(dev, KD_F32, 1, &total, "flat gradients"))) return kd_last_status();
         c->flat->requires_grad = 0;
     }
-    /* Pack: parameter i's gradient at its offset (zeros where backward left none). */
-    kd_status st = KD_OK;
-    int64_t off = 0;
-    float *flat = dev == KD_CPU ? kd_data(c->flat) : NULL;
-    for (size_t i = 0; i < n && st == KD_OK; i++) {
-        kd_tensor *p = params[i];
-        int64_t k = kd_numel(p);
-        if (flat) {
-            if (p->grad) memcpy(flat + off, kd_data(p->grad), (size_t)k * sizeof(float));
-            else memset(flat + off, 0, (size_t)k * sizeof(float));
-        } else {
-            kd_tensor *v = kd_view_of(c->flat, 1, &k, &(int64_t){ 1 }, c->flat->offset + off);
-            if (!v) return kd_last_status();
-            if (p->grad) {
-                kd_tensor *g = kd_view_of(p->grad, 1, &k, &(int64_t){ 1 }, p->grad->offset);
-                st = g ? kd_copy_into(v, g) : kd_last_status();
-            } else {
-                kd_fill(v, 0.0);
-            }
-        }
-        off += k;
+    return KD_OK;
+}
+
+/* p's gradient into the flat buffer at off (zeros where backward left none), or back (unpack). */
+static kd_status pack(kd_comm *c, kd_tensor *p, int64_t off, int unpack)
+{
+    int64_t k = kd_numel(p);
+    if (unpack && !kd_grad_buf(p)) return kd_last_status();
+    if (c->flat->device == KD_CPU) {
+        float *flat = (float *)kd_data(c->flat) + off;
+        if (unpack) memcpy(kd_data(p->grad), flat, (size_t)k * sizeof(float));
+        else if (p->grad) memcpy(flat, kd_data(p->grad), (size_t)k * sizeof(float));
+        else memset(flat, 0, (size_t)k * sizeof(float));
+        return KD_OK;
     }
+    kd_tensor *v = kd_view_of(c->flat, 1, &k, &(int64_t){ 1 }, c->flat->offset + off);
+    if (!v) return kd_last_status();
+    if (!p->grad) {
+        kd_fill(v, 0.0);
+        return KD_OK;
+    }
+    kd_tensor *g = kd_view_of(p->grad, 1, &k, &(int64_t){ 1 }, p->grad->offset);
+    if (!g) return kd_last_status();
+    return unpack ? kd_copy_into(g, v) : kd_copy_into(v, g);
+}
+
+kd_status kd_comm_allreduce_grads(kd_comm *c, kd_tensor *const *params, size_t n)
+{
+    if (single(c) || n == 0) return KD_OK;
+    grad_buckets *gb = c->gb;
+    if (gb && gb->n == n && !memcmp(gb->param, params, n * sizeof *params)) return buckets_finish(c);
+    /* Host backends first wait for every rank in a sleeping barrier: a rank done early would otherwise spin
+     * in the all-reduce on a core a slower rank may need. The whole of it is exposed. */
+    long long t0 = now_ns();
+    int64_t total;
+    kd_status st = check_grads(params, n, &total);
+    if (st == KD_OK && !c->dev) st = kd_comm_barrier(c);
+    if (st == KD_OK) st = flat_for(c, total, params[0]->device);
+    int64_t off = 0;
+    for (size_t i = 0; i < n && st == KD_OK; off += kd_numel(params[i]), i++) st = pack(c, params[i], off, 0);
     if (st == KD_OK) st = kd_comm_allreduce(c, c->flat, KD_COMM_SUM);
     off = 0;
-    for (size_t i = 0; i < n && st == KD_OK; i++) {
-        kd_tensor *p = params[i];
-        int64_t k = kd_numel(p);
-        if (!kd_grad_buf(p)) return kd_last_status();
-        if (flat) {
-            memcpy(kd_data(p->grad), flat + off, (size_t)k * sizeof(float));
-        } else {
-            kd_tensor *v = kd_view_of(c->flat, 1, &k, &(int64_t){ 1 }, c->flat->offset + off);
-            kd_tensor *g = kd_view_of(p->grad, 1, &k, &(int64_t){ 1 }, p->grad->offset);
-            st = v && g ? kd_copy_into(g, v) : kd_last_status();
+    for (size_t i = 0; i < n && st == KD_OK; off += kd_numel(params[i]), i++) st = pack(c, params[i], off, 1);
+    double s = (double)(now_ns() - t0) * 1e-9;
+    c->grad_seconds += s;
+    c->wait_seconds += s;
+    return st;
+}
+
+/* --- the gradients in buckets, overlapped with the backward */
+
+static int key_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const slot_key *)a)->t, y = (uintptr_t)((const slot_key *)b)->t;
+    return x < y ? -1 : x > y;
+}
+
+/* Slots in `order` (indices into gb->param), cut into buckets of gb->mb MB. */
+static void buckets_layout(grad_buckets *gb, const size_t *order)
+{
+    double cap = gb->mb * 1048576.0, bytes = 0;
+    int64_t off = 0;
+    gb->nb = 0;
+    for (size_t s = 0; s < gb->n; s++) {
+        kd_tensor *p = gb->param[order[s]];
+        if (bytes == 0) gb->b[gb->nb] = (grad_bucket){ .off = off };
+        gb->slot_param[s] = order[s];
+        gb->slot_off[s] = off;
+        gb->slot_bucket[s] = gb->nb;
+        gb->keys[s] = (slot_key){ p, s };
+        gb->b[gb->nb].slots++;
+        off += kd_numel(p);
+        bytes += (double)kd_numel(p) * sizeof(float);
+        if (bytes >= cap || s + 1 == gb->n) {
+            gb->b[gb->nb].len = off - gb->b[gb->nb].off;
+            gb->nb++;
+            bytes = 0;
         }
-        off += k;
     }
-    c->grad_seconds += (double)(now_ns() - t0) * 1e-9;
+    qsort(gb->keys, gb->n, sizeof *gb->keys, key_cmp);
+    snprintf(gb->mode, sizeof gb->mode, "%zu bucket%s of %.3g MB (%.3g MB on average), overlapped with the backward",
+             gb->nb, gb->nb == 1 ? "" : "s", gb->mb, (double)gb->total * sizeof(float) / 1048576.0 / (double)gb->nb);
+}
+
+kd_status kd_comm_grad_buckets(kd_comm *c, kd_tensor *const *params, size_t n, double bucket_mb)
+{
+    if (!(bucket_mb >= 0) || !isfinite(bucket_mb))
+        return kd_fail(KD_ERR_ARG, "communicator: bucket size %g MB, expected a number >= 0 (0: one flat all-reduce)",
+                       bucket_mb);
+    if (!c) return KD_OK;
+    buckets_free(c->gb);
+    c->gb = NULL;
+    if (single(c) || n == 0 || bucket_mb == 0) return KD_OK;
+    const kd_comm_impl *i = c->dev ? c->dev : c->host;
+    if (!i || !i->iallreduce_f32) return KD_OK;   /* the backend cannot overlap: flat */
+    grad_buckets *gb = calloc(1, sizeof *gb);
+    if (!gb) return kd_fail(KD_ERR_NOMEM, "communicator: out of memory");
+    c->gb = gb;
+    gb->mb = bucket_mb;
+    gb->n = n;
+    gb->param = malloc(n * sizeof *gb->param);
+    gb->slot_param = malloc(n * sizeof *gb->slot_param);
+    gb->slot_off = malloc(n * sizeof *gb->slot_off);
+    gb->slot_bucket = malloc(n * sizeof *gb->slot_bucket);
+    gb->packed = calloc(n, 1);
+    gb->keys = malloc(n * sizeof *gb->keys);
+    gb->b = calloc(n, sizeof *gb->b);
+    gb->seen = malloc(n * sizeof *gb->seen);
+    if (!gb->param || !gb->slot_param || !gb->slot_off || !gb->slot_bucket || !gb->packed || !gb->keys || !gb->b ||
+        !gb->seen) {
+        buckets_free(gb);
+        c->gb = NULL;
+        return kd_fail(KD_ERR_NOMEM, "communicator: out of memory for %zu parameters' buckets", n);
+    }
+    memcpy(gb->param, params, n * sizeof *params);
+    kd_status st = check_grads(params, n, &gb->total);
+    if (st == KD_OK && c->dev && params[0]->device != KD_CUDA)
+        st = kd_fail(KD_ERR_DEVICE, "communicator: %s reduces gradients on the GPU; these are on the %s", c->dev->name,
+                     kd_device_name(params[0]->device));
+    if (st == KD_OK) st = flat_for(c, gb->total, params[0]->device);
+    /* A device the host backend cannot read is staged through host memory, a bucket at a time. */
+    if (st == KD_OK && !c->dev && params[0]->device != KD_CPU) st = stage_grow(c, (size_t)gb->total * sizeof(float));
+    if (st != KD_OK) {
+        buckets_free(gb);
+        c->gb = NULL;
+        return st;
+    }
+    /* Until a step has shown the order: the parameters' own, reversed (models list them from the input up,
+     * and the backward finishes them from the output down). */
+    for (size_t k = 0; k < n; k++) gb->seen[k] = n - 1 - k;
+    buckets_layout(gb, gb->seen);
+    return KD_OK;
+}
+
+int kd_comm_grad_bucketed(const kd_comm *c) { return c && c->gb; }
+size_t kd_comm_grad_bucket_count(const kd_comm *c) { return c && c->gb ? c->gb->nb : 0; }
+
+const char *kd_comm_grad_mode(const kd_comm *c)
+{
+    return c && c->gb ? c->gb->mode : "flat";
+}
+
+/* The backend a bucket's sum goes through, and its memory: the device's own, the host's, or the stage. */
+static const kd_comm_impl *bucket_impl(kd_comm *c, void **ctx, float **buf, const grad_bucket *b)
+{
+    const kd_comm_impl *i;
+    if (c->dev) {
+        *ctx = c->dev_ctx;
+        i = c->dev;
+    } else {
+        *ctx = c->host_ctx;
+        i = c->host;
+    }
+    *buf = (c->dev || c->flat->device == KD_CPU ? (float *)kd_data(c->flat) : (float *)c->stage) + b->off;
+    return i;
+}
+
+/* Start bucket k's sum: on a device a host backend cannot read, through the stage. */
+static kd_status bucket_start(kd_comm *c, grad_bucket *b)
+{
+    void *ctx;
+    float *buf;
+    const kd_comm_impl *i = bucket_impl(c, &ctx, &buf, b);
+    if (!c->dev && c->flat->device != KD_CPU) {
+        kd_tensor *v = kd_view_of(c->flat, 1, &b->len, &(int64_t){ 1 }, c->flat->offset + b->off);
+        kd_status st = v ? kd_to_host(v, buf) : kd_last_status();
+        if (st != KD_OK) return st;
+    }
+    return i->iallreduce_f32(ctx, buf, (size_t)b->len, &b->req);
+}
+
+/* Start every bucket, in order, whose gradients are all in. */
+static kd_status buckets_start_ready(kd_comm *c)
+{
+    grad_buckets *gb = c->gb;
+    kd_status st = KD_OK;
+    while (st == KD_OK && gb->next < gb->nb && gb->b[gb->next].ready == gb->b[gb->next].slots)
+        st = bucket_start(c, &gb->b[gb->next++]);
+    return st;
+}
+
+/* Move the started sums on: the backend's test, which never blocks. */
+static kd_status buckets_progress(kd_comm *c)
+{
+    grad_buckets *gb = c->gb;
+    kd_status st = KD_OK;
+    for (size_t k = 0; k < gb->next && st == KD_OK; k++) {
+        grad_bucket *b = &gb->b[k];
+        if (!b->req) continue;
+        void *ctx;
+        float *buf;
+        const kd_comm_impl *i = bucket_impl(c, &ctx, &buf, b);
+        int done = 0;
+        st = i->test(ctx, b->req, &done);
+        if (done) b->req = NULL;
+    }
+    return st;
+}
+
+static kd_status slot_pack(kd_comm *c, size_t s)
+{
+    grad_buckets *gb = c->gb;
+    kd_status st = pack(c, gb->param[gb->slot_param[s]], gb->slot_off[s], 0);
+    gb->packed[s] = 1;
+    gb->b[gb->slot_bucket[s]].ready++;
+    return st;
+}
+
+kd_status kd_comm_grad_final(kd_tensor *param, void *comm)
+{
+    kd_comm *c = comm;
+    if (single(c) || !c->gb) return KD_OK;
+    grad_buckets *gb = c->gb;
+    long long t0 = now_ns();
+    if (!gb->t_first) gb->t_first = t0;
+    slot_key want = { param, 0 }, *k = bsearch(&want, gb->keys, gb->n, sizeof *gb->keys, key_cmp);
+    if (!k || gb->packed[k->slot]) return KD_OK;   /* not one of ours (a frozen input), or already in */
+    gb->seen[gb->nseen++] = gb->slot_param[k->slot];
+    kd_status st = slot_pack(c, k->slot);
+    if (st == KD_OK) st = buckets_start_ready(c);
+    if (st == KD_OK) st = buckets_progress(c);
+    gb->exposed += (double)(now_ns() - t0) * 1e-9;
+    return st;
+}
+
+/* After the first step: every rank takes rank 0's order (the parameters the backward never reached
+ * after it, in the layout's order), so the buckets hold the same parameters on every rank. */
+static kd_status buckets_learn(kd_comm *c)
+{
+    grad_buckets *gb = c->gb;
+    unsigned char *in = calloc(gb->n, 1);
+    int64_t *order = malloc(gb->n * sizeof *order);
+    if (!in || !order) {
+        free(in), free(order);
+        return kd_fail(KD_ERR_NOMEM, "communicator: out of memory");
+    }
+    size_t m = 0;
+    for (size_t k = 0; k < gb->nseen; k++) in[gb->seen[k]] = 1, order[m++] = (int64_t)gb->seen[k];
+    for (size_t s = 0; s < gb->n; s++)
+        if (!in[gb->slot_param[s]]) order[m++] = (int64_t)gb->slot_param[s];
+    kd_status st = kd_comm_broadcast(c, order, gb->n * sizeof *order, 0);
+    for (size_t k = 0; k < gb->n && st == KD_OK; k++) gb->seen[k] = (size_t)order[k];
+    if (st == KD_OK) buckets_layout(gb, gb->seen);
+    gb->learned = 1;
+    free(in), free(order);
+    return st;
+}
+
+/* Pack what the backward did not reach, start what has not started, wait for all, unpack. */
+static kd_status buckets_finish(kd_comm *c)
+{
+    grad_buckets *gb = c->gb;
+    long long t0 = now_ns();
+    if (!gb->t_first) gb->t_first = t0;
+    kd_status st = KD_OK;
+    for (size_t s = 0; s < gb->n && st == KD_OK; s++)
+        if (!gb->packed[s]) st = slot_pack(c, s);
+    if (st == KD_OK) st = buckets_start_ready(c);
+    /* Host backends meet in the sleeping barrier first, as the flat path does (its tests move the sums on
+     * too), so that the wait below spins only while every rank is there. */
+    if (st == KD_OK && !c->dev) st = kd_comm_barrier(c);
+    busy(c, "all-reduce of gradient buckets");
+    for (size_t k = 0; k < gb->nb && st == KD_OK; k++) {
+        grad_bucket *b = &gb->b[k];
+        void *ctx;
+        float *buf;
+        const kd_comm_impl *i = bucket_impl(c, &ctx, &buf, b);
+        if (b->req) st = i->wait(ctx, b->req);
+        b->req = NULL;
+        if (st == KD_OK && !c->dev && c->flat->device != KD_CPU) {
+            kd_tensor *v = kd_view_of(c->flat, 1, &b->len, &(int64_t){ 1 }, c->flat->offset + b->off);
+            st = v ? kd_from_host(v, buf) : kd_last_status();
+        }
+    }
+    idle(c);
+    if (st == KD_OK && c->flat->device == KD_CPU) kd_mark_modified(c->flat);
+    for (size_t s = 0; s < gb->n && st == KD_OK; s++) st = pack(c, gb->param[gb->slot_param[s]], gb->slot_off[s], 1);
+    long long t1 = now_ns();
+    c->grad_seconds += (double)(t1 - gb->t_first) * 1e-9;
+    c->wait_seconds += gb->exposed + (double)(t1 - t0) * 1e-9;
+    /* the next step starts empty */
+    memset(gb->packed, 0, gb->n);
+    for (size_t k = 0; k < gb->nb; k++) gb->b[k].ready = 0;
+    gb->next = 0;
+    gb->t_first = 0;
+    gb->exposed = 0;
+    if (st == KD_OK && !gb->learned) st = buckets_learn(c);
+    gb->nseen = 0;
     return st;
 }
 

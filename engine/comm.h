@@ -1,5 +1,6 @@
 /* engine/comm.h — a communicator for data-parallel training: rank and world size, all-reduce (sum or
- * average) of one flat f32 buffer, broadcast, barrier. kd writes no communication layer of its own: the
+ * average) of one flat f32 buffer, a model's gradients all-reduced flat or in buckets overlapped with the
+ * backward, broadcast, barrier. kd writes no communication layer of its own: the
  * processes talk through MPI (engine/comm_mpi.c, CPU clusters, `-Dmpi`) or NCCL (engine/comm_nccl.c, GPUs,
  * libnccl.so.2 loaded at run time; built only with CUDA). One process needs neither: the `none` backend
  * (rank 0 of 1) makes every call a no-op, and a NULL kd_comm * means the same.
@@ -69,15 +70,40 @@ kd_status kd_comm_broadcast_tensor(kd_comm *c, kd_tensor *t, int root);
 /* Every rank waits for all (MPI: sleeping, not spinning, so that a rank still working keeps its core). */
 kd_status kd_comm_barrier(kd_comm *c);
 
-/* The gradients of params (f32; a missing gradient counts as zeros) summed over the ranks in one flat
- * all-reduce: packed into a buffer the communicator keeps (allocated once, on their device), reduced,
- * unpacked into every parameter's gradient. With one rank it does nothing. */
+/* The gradients of params (f32; a missing gradient counts as zeros) summed over the ranks: packed into a
+ * buffer the communicator keeps (allocated once, on their device), reduced, unpacked into every parameter's
+ * gradient. With one rank it does nothing. Without kd_comm_grad_buckets (or with bucket_mb 0) it is one
+ * flat all-reduce; with buckets for these params it finishes what the backward's hook began (below). */
 kd_status kd_comm_allreduce_grads(kd_comm *c, kd_tensor *const *params, size_t n);
+
+/* Buckets overlapped with the backward. bucket_mb > 0 cuts the gradients of params into buckets of about
+ * bucket_mb MB (2^20 bytes, as PyTorch DDP's bucket_cap_mb: a bucket closes once it holds that much, so a
+ * larger parameter has one to itself), in the order the backward finishes them: the parameters' order
+ * reversed until a first step has shown the order, then rank 0's order on every rank (broadcast once).
+ * Give kd_comm_grad_final, with the communicator as ctx, as the hook of kd_backward_hooked (engine/
+ * autograd.h) for the last backward before kd_comm_allreduce_grads (the last micro-batch's): it copies each
+ * final gradient into its bucket, and a bucket's sum starts without waiting once all its gradients are in
+ * and every bucket before it has started: every rank starts them in the same order, as MPI requires of
+ * collectives, whatever order its backward reports them in. Between, the hook moves the started sums on
+ * (MPI progresses only inside MPI calls). kd_comm_allreduce_grads then packs what the backward never
+ * reached, starts the remaining buckets, waits for all and unpacks. Each element is summed as in the flat
+ * all-reduce. bucket_mb 0: the flat all-reduce. With one rank, nothing. */
+kd_status kd_comm_grad_buckets(kd_comm *c, kd_tensor *const *params, size_t n, double bucket_mb);
+kd_status kd_comm_grad_final(kd_tensor *param, void *comm);
+/* 1 when kd_comm_allreduce_grads works in buckets: give the backward the hook. */
+int kd_comm_grad_bucketed(const kd_comm *c);
+size_t kd_comm_grad_bucket_count(const kd_comm *c);   /* 0: flat */
+/* "flat" or "N buckets of about M MB, overlapped with the backward", for the logs. */
+const char *kd_comm_grad_mode(const kd_comm *c);
 /* Every parameter's values from rank root (the ranks start from the same weights). */
 kd_status kd_comm_broadcast_params(kd_comm *c, kd_tensor *const *params, size_t n, int root);
 
-/* Wall seconds since open: in every collective; in kd_comm_allreduce_grads's packing, reduction and
- * unpacking; in its wait for the slowest rank before them (host backends; the shards' imbalance). */
+/* Wall seconds since open. kd_comm_seconds: in every blocking collective. kd_comm_grad_seconds: the
+ * gradients' communication, per step from the first gradient handed over (flat: the end of the backward;
+ * in buckets: the hook's first call) to the last unpacked, the wait for the slowest rank included.
+ * kd_comm_wait_seconds: the part of it the step stood still for (exposed): flat, all of it; in buckets,
+ * the time in the hook (packing, starting, testing) and in kd_comm_allreduce_grads, not what ran under
+ * the backward. */
 double kd_comm_seconds(const kd_comm *c);
 double kd_comm_grad_seconds(const kd_comm *c);
 double kd_comm_wait_seconds(const kd_comm *c);

@@ -13,6 +13,12 @@ typedef struct kd_comm_impl {
     kd_status (*allreduce_f64)(void *ctx, double *buf, size_t n, kd_comm_op op);
     kd_status (*broadcast)(void *ctx, void *buf, size_t bytes, int root);
     kd_status (*barrier)(void *ctx);
+    /* A sum in place that does not wait: start it (*req names it), ask whether it is done (never blocks;
+     * moves the backend's pending work on; done releases req), or wait for it (releases req). Device
+     * backends take device memory, as allreduce_f32 does. */
+    kd_status (*iallreduce_f32)(void *ctx, float *buf, size_t n, void **req);
+    kd_status (*test)(void *ctx, void *req, int *done);
+    kd_status (*wait)(void *ctx, void *req);
     void (*abort)(void *ctx, int code);   /* end every rank now */
     void (*close)(void *ctx);
 } kd_comm_impl;

@@ -86,6 +86,31 @@ static kd_status nccl_allreduce_f32(void *ctx, float *buf, size_t n, kd_comm_op 
                                  kd_cuda_stream()), "ncclAllReduce");
 }
 
+/* A sum queued on kd's stream without waiting for it. The stream orders it after the kernels that wrote
+ * the gradients; the kernels queued after it (the rest of the backward) wait for it on this one stream. */
+static kd_status nccl_iallreduce_f32(void *ctx, float *buf, size_t n, void **req)
+{
+    nccl_ctx *c = ctx;
+    nccl_result r = api.all_reduce(buf, buf, n, NCCL_FLOAT32, NCCL_SUM, c->comm, kd_cuda_stream());
+    if (r != 0) return nccl_fail(r, "ncclAllReduce");
+    *req = c;   /* the stream is the request */
+    return KD_OK;
+}
+
+/* Whether the stream got past it is not asked (no events here): done only once waited for. */
+static kd_status nccl_test(void *ctx, void *req, int *done)
+{
+    (void)ctx, (void)req;
+    *done = 0;
+    return KD_OK;
+}
+
+static kd_status nccl_wait(void *ctx, void *req)
+{
+    (void)ctx, (void)req;
+    return (kd_status)kd_cuda_sync();
+}
+
 static kd_status scratch(nccl_ctx *c, size_t bytes)
 {
     if (bytes <= c->scratch_bytes) return KD_OK;
@@ -150,7 +175,8 @@ static void nccl_close(void *ctx)
 
 static const kd_comm_impl nccl_impl = { .name = "nccl", .allreduce_f32 = nccl_allreduce_f32,
                                         .allreduce_f64 = nccl_allreduce_f64, .broadcast = nccl_broadcast,
-                                        .barrier = nccl_barrier, .abort = nccl_abort, .close = nccl_close };
+                                        .barrier = nccl_barrier, .iallreduce_f32 = nccl_iallreduce_f32,
+                                        .test = nccl_test, .wait = nccl_wait, .abort = nccl_abort, .close = nccl_close };
 
 /* --- the unique id through a file: DIR/kd_nccl_id (KD_RUN_ID, when set, is appended to the name). */
 

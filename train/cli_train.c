@@ -65,6 +65,10 @@ typedef struct train_flags {
       "nccl on cuda when libnccl.so.2 loads); each rank trains 1/N of every --batch-size batch" },                   \
     { "--rendezvous", KD_OPT_STR, &f.rendezvous, 0, 0, 0, "a directory",                                            \
       "DIR: nccl without mpirun (ranks from KD_RANK, KD_WORLD_SIZE): where rank 0 leaves NCCL's id; empty per run" }, \
+    { "--bucket-mb", KD_OPT_DOUBLE, &f.c.bucket_mb, 0, 1e6, 0,                                                   \
+      "a number of MB from 0 to 1e6 (0: one flat all-reduce)",                                                     \
+      "MB: data-parallel gradients summed in buckets of about MB (2^20 bytes), each started while the backward "  \
+      "still runs; 0 = one flat all-reduce after the backward (25)" },                                             \
     { "--comm-timeout", KD_OPT_DOUBLE, &f.comm_timeout, 0, 1e7, 1, "a number of seconds > 0",                       \
       "S: a rank waiting longer than S for the others stops the job with a message (KD_COMM_TIMEOUT, 1800)" },     \
     KD_RUN_OPTS(f.run)
@@ -85,9 +89,9 @@ static void print_result(const char *what, const kd_train_result *r, const char 
 {
     if (kd_comm_rank(comm) != 0) return;
     if (kd_comm_size(comm) > 1)
-        printf("%s: %d ranks (%s): %.0f tokens/s, gradients' all-reduce %.4f s per step (after %.4f s waiting for "
-               "the slowest rank)\n", what, kd_comm_size(comm), kd_comm_name(comm), r->tokens_per_s,
-               r->allreduce_s_per_step, r->allreduce_wait_s_per_step);
+        printf("%s: %d ranks (%s): %.0f tokens/s, gradients' all-reduce %.4f s per step, %.4f s of it exposed (%s)\n",
+               what, kd_comm_size(comm), kd_comm_name(comm), r->tokens_per_s, r->allreduce_s_per_step,
+               r->allreduce_wait_s_per_step, kd_comm_grad_mode(comm));
     else printf("%s: %.0f tokens/s\n", what, r->tokens_per_s);
     if (!r->finished) {
         printf("%s: stopped at step %lld; run again with --resume to continue\n", what, (long long)r->steps);

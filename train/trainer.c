@@ -32,7 +32,7 @@ kd_train_config kd_train_config_default(void)
     kd_train_config c = { .epochs = 3, .batch_size = 16, .eval_batch_size = 64, .grad_accum = 1, .max_len = 128,
                           .lr = 5e-5, .warmup_ratio = 0.1, .max_grad_norm = 1.0, .warmup_steps = -1,
                           .alpha = 0.5, .temperature = 2.0, .adamw = kd_adamw_defaults(), .seed = 42,
-                          .progress_tty = -1, .log_every = 10, .dropout = -1.0 };
+                          .progress_tty = -1, .log_every = 10, .dropout = -1.0, .bucket_mb = 25.0 };
     return c;
 }
 
@@ -97,6 +97,8 @@ static kd_status check_config(const kd_train_config *c, const kd_train_data *d, 
     if (c->batch_size < 1 || c->eval_batch_size < 1)
         return kd_fail(KD_ERR_ARG, "train: batch size %d, expected >= 1", c->batch_size);
     if (c->grad_accum < 1) return kd_fail(KD_ERR_ARG, "train: gradient accumulation %d, expected >= 1", c->grad_accum);
+    if (!(c->bucket_mb >= 0.0) || !isfinite(c->bucket_mb))
+        return kd_fail(KD_ERR_ARG, "train: gradient bucket size %g MB, expected >= 0 (0: one flat all-reduce)", c->bucket_mb);
     if (!(c->lr >= 0.0) || !isfinite(c->lr)) return kd_fail(KD_ERR_ARG, "train: learning rate %g, expected >= 0", c->lr);
     if (!(c->alpha >= 0.0 && c->alpha <= 1.0)) return kd_fail(KD_ERR_ARG, "train: alpha %g, expected a value in [0, 1]", c->alpha);
     if (!(c->temperature > 0.0) || !isfinite(c->temperature))
@@ -154,6 +156,7 @@ static void write_train_line(run *r, int epoch, double loss, const double *part,
         kd_jw_field_int(&w, "world_size", r->world);
         kd_jw_field_number(&w, "allreduce_s", r->comm_win_n ? r->comm_win / (double)r->comm_win_n : 0.0);
         kd_jw_field_number(&w, "allreduce_wait_s", r->comm_win_n ? r->wait_win / (double)r->comm_win_n : 0.0);
+        kd_jw_field_int(&w, "allreduce_buckets", (int64_t)kd_comm_grad_bucket_count(r->c->comm));
     }
     line_end(&w, r);
 }
@@ -562,7 +565,13 @@ static kd_status micro_step(run *r, int64_t b, int64_t gs)
     if (r->im.on && (st = kd_intermediate_add(&r->im, &r->sbatch, &r->tbatch, &lp)) != KD_OK) return st;
     double w[NSTAT] = { 1, 1, 1, 1, 1 };
     if (r->world > 1 && (st = shard_loss(r, g, m, &lp, w)) != KD_OK) return st;
-    if ((st = kd_backward(kd_scale(lp.total, 1.0 / (double)gs), NULL)) != KD_OK) return st;
+    /* The last micro-batch's backward hands each final gradient to the communicator, which starts a
+     * bucket's all-reduce as soon as the bucket is full (engine/comm.h); earlier ones only accumulate. */
+    int last = (b + 1) % c->grad_accum == 0 || b + 1 == r->nb;
+    kd_tensor *root = kd_scale(lp.total, 1.0 / (double)gs);
+    if (r->world > 1 && last && kd_comm_grad_bucketed(c->comm)) st = kd_backward_hooked(root, NULL, kd_comm_grad_final, c->comm);
+    else st = kd_backward(root, NULL);
+    if (st != KD_OK) return st;
     if ((st = stash_loss(r, r->mb++, &lp, w)) != KD_OK) return st;
     kd_arena_reset();
     return KD_OK;
@@ -576,7 +585,8 @@ static kd_status optimizer_step(run *r, int epoch, int64_t b, int64_t gs, double
     kd_tensor *nt = NULL;
     kd_status st = KD_OK;
     if (r->world > 1) {
-        /* the shards' gradients summed: the global batch's, before clipping sees their norm */
+        /* the shards' gradients summed: the global batch's, before clipping sees their norm (in buckets:
+         * waits for the sums the backward started) */
         double t = kd_comm_grad_seconds(r->c->comm), wt = kd_comm_wait_seconds(r->c->comm);
         st = kd_comm_allreduce_grads(r->c->comm, r->params, r->np);
         t = kd_comm_grad_seconds(r->c->comm) - t;
@@ -850,10 +860,11 @@ static kd_status train_loop(run *r, kd_train_result *res)
             (st = kd_checkpoint_save(r->dir_init, r->student, r->ptok, NULL, NULL)) != KD_OK)
             return st;
     }
+    if (r->world > 1 && (st = kd_comm_grad_buckets(c->comm, r->params, r->np, c->bucket_mb)) != KD_OK) return st;
     if (r->world > 1 && !c->quiet)
-        fprintf(stderr, "data-parallel: %d ranks (%s), global batch %d, %d rows per rank; gradients summed in one "
-                        "flat all-reduce per step\n", r->world, kd_comm_name(c->comm), c->batch_size,
-                (c->batch_size + r->world - 1) / r->world);
+        fprintf(stderr, "data-parallel: %d ranks (%s), global batch %d, %d rows per rank; gradients summed in %s\n",
+                r->world, kd_comm_name(c->comm), c->batch_size, (c->batch_size + r->world - 1) / r->world,
+                kd_comm_grad_bucketed(c->comm) ? kd_comm_grad_mode(c->comm) : "one flat all-reduce after the backward");
     if ((st = evaluate_teacher(r)) != KD_OK) return st;
     if (r->world > 1 && (st = kd_comm_barrier(c->comm)) != KD_OK) return st;   /* rank 0's evaluation */
 
@@ -888,10 +899,13 @@ static kd_status train_loop(run *r, kd_train_result *res)
     res->tokens_per_s = run_s > 0 ? (double)r->tokens / run_s : 0.0;
     res->allreduce_s_per_step = r->comm_steps ? r->comm_total / (double)r->comm_steps : 0.0;
     res->allreduce_wait_s_per_step = r->comm_steps ? r->wait_total / (double)r->comm_steps : 0.0;
+    res->allreduce_buckets = kd_comm_grad_bucket_count(c->comm);
     if (r->world > 1 && !c->quiet)
-        fprintf(stderr, "data-parallel: gradients' all-reduce %.4f s per step (%.1f%% of the run's wall time), "
-                        "%.4f s waiting for the slowest rank before it\n", res->allreduce_s_per_step,
-                run_s > 0 ? 100.0 * r->comm_total / run_s : 0.0, res->allreduce_wait_s_per_step);
+        fprintf(stderr, "data-parallel (%s): gradients' all-reduce %.4f s per step from the first gradient handed "
+                        "over to the last summed, of which %.4f s exposed (the step waited: %.1f%% of the run's wall "
+                        "time)\n", kd_comm_grad_bucketed(c->comm) ? kd_comm_grad_mode(c->comm) : "flat",
+                res->allreduce_s_per_step, res->allreduce_wait_s_per_step,
+                run_s > 0 ? 100.0 * r->wait_total / run_s : 0.0);
     if (!stopped && r->rank == 0) {
         if ((st = ship_best(r)) != KD_OK) return st;
         r->state.train_seconds = res->train_seconds;

@@ -25,8 +25,9 @@
  * batches of batch_size rows and trains rows [B r / N, B (r + 1) / N) of each (its shard, padded as the
  * global batch). Each rank's loss is its shard's share of the global batch's: the soft term is weighted by
  * n_r / B, the hard term by m_r / M (labelled rows), the intermediate losses by the shard's share of the
- * tokens, so the gradients summed over the ranks (one flat all-reduce after the last micro-batch's
- * backward, before clipping) are the one-process gradient up to the order of the sums; clipping then sees
+ * tokens, so the gradients summed over the ranks (in buckets of bucket_mb started during the last
+ * micro-batch's backward, or one flat all-reduce after it; all done before clipping) are the one-process
+ * gradient up to the order of the sums; clipping then sees
  * the global norm and every rank takes the same AdamW step. Dropout draws per rank from a stream keyed by
  * (seed, rank, micro-batch). Rank 0 alone evaluates, prints, writes metrics, checkpoints, the chart and the
  * report, while the others wait in a barrier; --cache-teacher has rank 0 compute (or read) the teacher's
@@ -66,6 +67,8 @@ typedef struct kd_train_config {
     int write_init;                /* the student before step 1 into out_dir/init */
     const kd_run_info *info;       /* the command line and flags OUT/report.html shows; NULL: none */
     kd_comm *comm;                 /* data-parallel ranks (above); NULL: one process */
+    double bucket_mb;              /* data-parallel: the gradients summed in buckets of this many MB (2^20 B),
+                                    * each started while the backward runs; 0: one flat all-reduce after it */
     const char *out_dir;
     const char *student_vocab;     /* copied beside every checkpoint */
     /* Intermediate-layer distillation (train/loss.h), added to the loss above: student layer
@@ -102,8 +105,10 @@ typedef struct kd_train_result {
     int best_epoch;
     double train_seconds;          /* wall time of training and evaluation, resumed pieces included */
     double tokens_per_s;           /* non-padding tokens of the global batches trained per second (this run) */
-    double allreduce_s_per_step;   /* mean wall time of the gradients' all-reduce per step (0: one process) */
-    double allreduce_wait_s_per_step;   /* mean wait for the slowest rank before it */
+    double allreduce_s_per_step;   /* mean wall time of the gradients' all-reduce per step, from the first gradient
+                                    * handed over to the last summed (0: one process) */
+    double allreduce_wait_s_per_step;   /* of it, the part the step waited for (exposed): all of it when flat */
+    size_t allreduce_buckets;      /* 0: flat */
 } kd_train_result;
 
 kd_status kd_train(kd_bert *student, const kd_train_data *data, const kd_train_config *cfg, kd_train_result *res);

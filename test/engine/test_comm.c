@@ -1,7 +1,8 @@
 /* test/engine/test_comm.c — the communicator (engine/comm.h) at whatever size it is started with (alone:
  * one process, `none`; under `mpirun -np N`: MPI): rank and size, all-reduce sum and average of f32 on the
  * host and staged from the simulated device, of f64, broadcast from the last rank, barrier, the flat
- * all-reduce of gradients (one parameter without a gradient on rank 0) and the broadcast of parameters.
+ * all-reduce of gradients (one parameter without a gradient on rank 0), the same in buckets overlapped with
+ * the backward (on the host and staged from the simulated device), and the broadcast of parameters.
  * Values are small integers times powers of two, so every sum is exact and compared bit for bit.
  * `test_comm hang`: the last rank never joins a barrier; the others' watchdog must end the job (run with
  * KD_COMM_TIMEOUT=2 by test/engine/test_parallel_comm.sh). */
@@ -13,6 +14,7 @@
 #include "engine/autograd.h"
 #include "engine/comm.h"
 #include "engine/device.h"
+#include "engine/ops.h"
 #include "test/testutil.h"
 
 static int rank, size;
@@ -95,6 +97,71 @@ static void check_grads_params(kd_comm *c)
     for (int k = 0; k < 3; k++) kd_tensor_free(p[k]);
 }
 
+/* Gradients in buckets overlapped with the backward (kd_comm_grad_buckets): five parameters on dev, each
+ * read by mul-and-sum nodes against constants, so that its gradient is a sum of small integers; p1 is read
+ * twice, and p4 only on ranks other than 0 (no gradient on rank 0: its backward reports it never, the
+ * others do, and every rank must still start the buckets in the same order). Two steps: the first in the
+ * parameters' order reversed, the second in the order the first showed (rank 0's). Each element must be
+ * the exact sum over the ranks. */
+static void check_buckets(kd_comm *c, kd_device dev)
+{
+    enum { NP = 5 };
+    int64_t len[NP] = { 300, 40, 1000, 7, 64 };
+    kd_tensor *p[NP];
+    for (int k = 0; k < NP; k++) {
+        char name[8];
+        snprintf(name, sizeof name, "p%d", k);
+        p[k] = kd_param_on(dev, KD_F32, 1, &len[k], name);
+    }
+    /* 0.001 MB = 1048 bytes a bucket: in the first layout (p4, p3, p2, p1, p0) p4 + p3 + p2, then p1 + p0 */
+    kd_status st = kd_comm_grad_buckets(c, p, NP, 0.001);
+    CHECK(st == KD_OK, "buckets on %s: %s", kd_device_name(dev), st == KD_OK ? "" : kd_last_error());
+    size_t nb = kd_comm_grad_bucket_count(c);
+    CHECK(size == 1 ? nb == 0 : nb >= 2, "buckets on %s: %zu buckets (%s)", kd_device_name(dev), nb, kd_comm_grad_mode(c));
+    int64_t bad = 0;
+    for (int step = 0; step < 2 && st == KD_OK; step++) {
+        kd_zero_grad(p, NP);
+        kd_tensor *loss = NULL;
+        for (int k = 0; k < NP; k++) {
+            if (k == 4 && rank == 0) continue;
+            float *cv = malloc((size_t)len[k] * sizeof *cv);
+            for (int64_t j = 0; j < len[k]; j++) cv[j] = val(rank, j + k + step);
+            kd_tensor *term = kd_sum(kd_mul(p[k], kd_from_buffer_on(dev, KD_F32, 1, &len[k], cv)), 0, NULL, 0);
+            if (k == 1) term = kd_add(term, kd_sum(kd_mul(kd_from_buffer_on(dev, KD_F32, 1, &len[k], cv), p[k]), 0, NULL, 0));
+            loss = loss ? kd_add(loss, term) : term;
+            free(cv);
+        }
+        double g0 = kd_comm_grad_seconds(c), w0 = kd_comm_wait_seconds(c);
+        st = kd_backward_hooked(loss, NULL, kd_comm_grad_final, c);
+        if (st == KD_OK) st = kd_comm_allreduce_grads(c, p, NP);
+        CHECK(st == KD_OK, "buckets on %s, step %d: %s", kd_device_name(dev), step + 1, st == KD_OK ? "" : kd_last_error());
+        double dg = kd_comm_grad_seconds(c) - g0, dw = kd_comm_wait_seconds(c) - w0;
+        CHECK(dw >= 0 && dw <= dg, "buckets: exposed %g s within the total %g s", dw, dg);
+        for (int k = 0; k < NP && st == KD_OK; k++) {
+            float *h = malloc((size_t)len[k] * sizeof *h);
+            if (!p[k]->grad) {
+                bad += size > 1 || rank != 0 || k != 4;   /* alone, rank 0's missing gradient stays missing */
+                free(h);
+                continue;
+            }
+            st = kd_to_host(p[k]->grad, h);
+            for (int64_t j = 0; j < len[k] && st == KD_OK; j++) {
+                double want = (k == 1 ? 2.0 : 1.0) * (k == 4 ? sum_coef() - 1 : sum_coef()) * (double)((j + k + step) % 97);
+                bad += !((double)h[j] == want);
+            }
+            free(h);
+        }
+        kd_arena_reset();
+    }
+    CHECK(st == KD_OK && bad == 0, "buckets on %s: %lld gradient elements wrong", kd_device_name(dev), (long long)bad);
+    printf("rank %d: gradients of %d parameters in %s, 2 steps on %s: %s\n", rank, NP, kd_comm_grad_mode(c),
+           kd_device_name(dev), bad || st != KD_OK ? "WRONG" : "exact");
+    CHECK(kd_comm_grad_buckets(c, p, NP, 0) == KD_OK && !kd_comm_grad_bucketed(c), "bucket size 0: back to flat");
+    CHECK(kd_comm_grad_buckets(c, p, NP, -1) == KD_ERR_ARG, "bucket size -1 refused: %s", kd_last_error());
+    kd_clear_error();
+    for (int k = 0; k < NP; k++) kd_tensor_free(p[k]);
+}
+
 int main(int argc, char **argv)
 {
     int hang = argc > 1 && !strcmp(argv[1], "hang");
@@ -121,6 +188,8 @@ int main(int argc, char **argv)
     check_allreduce(c, KD_SIM, KD_COMM_SUM, 777);
     check_f64_broadcast_barrier(c);
     check_grads_params(c);
+    check_buckets(c, KD_CPU);
+    check_buckets(c, KD_SIM);
     printf("rank %d: %.4f s in collectives\n", rank, kd_comm_seconds(c));
     kd_comm_close(c, kd_test_failed != 0);
     char name[32];

@@ -1,6 +1,8 @@
 /* test/engine/test_graph.c — graph behaviour (a tensor used twice, gradients accumulating over two
- * backward calls, no-grad mode, detach, zero_grad, a deep chain walked without recursion) and bad input
+ * backward calls, no-grad mode, detach, zero_grad, a deep chain walked without recursion, the hook told
+ * when a leaf's gradient is final) and bad input
  * (each a clear status and a message naming the op and the shapes). */
+#include <math.h>
 #include <string.h>
 
 #include "engine/backend.h"
@@ -154,12 +156,94 @@ static void test_arena_keep(void)
     kd_arena_reset();
 }
 
+/* kd_backward_hooked: each leaf that requires a gradient is reported once, after its last contribution:
+ * the gradient it holds at that moment is, bit for bit, the one it holds when backward returns. */
+enum { NLEAF = 4, NEL = 3 };
+typedef struct final_log {
+    kd_tensor *leaf[NLEAF];
+    int count[NLEAF], order[NLEAF], n;
+    double seen[NLEAF][NEL];
+    int fail_at;   /* > 0: the hook fails at that report */
+} final_log;
+
+static kd_status on_final(kd_tensor *t, void *ctx)
+{
+    final_log *l = ctx;
+    if (l->fail_at && l->n + 1 == l->fail_at) return kd_fail(KD_ERR_STATE, "hook refused");
+    for (int i = 0; i < NLEAF; i++)
+        if (l->leaf[i] == t) {
+            l->count[i]++;
+            l->order[l->n] = i;
+            for (int k = 0; k < NEL; k++) l->seen[i][k] = t->grad ? g(t, k) : NAN;
+        }
+    l->n++;
+    return KD_OK;
+}
+
+/* a used three times, far apart; c twice; b once; d requires no gradient.
+ *   y = sum((tanh(a * b + a) * c + a * c) * d) */
+static kd_tensor *final_graph(kd_tensor **v)
+{
+    kd_tensor *a = v[0], *b = v[1], *c = v[2], *d = v[3];
+    kd_tensor *u = kd_tanh(kd_add(kd_mul(a, b), a));
+    return kd_sum(kd_mul(kd_add(kd_mul(u, c), kd_mul(a, c)), d), 0, NULL, 0);
+}
+
+static void test_grad_final(void)
+{
+    static const char *const names[NLEAF] = { "a (used 3 times)", "b (once)", "c (twice)", "d (no gradient)" };
+    kd_tensor *v[NLEAF];
+    for (int i = 0; i < NLEAF; i++) v[i] = param(1, S(NEL), (const double[]){ 0.3 + i, -0.7 * i, 1.1 - 0.4 * i });
+    v[3]->requires_grad = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 1 adds to the gradients of pass 0 (no zero_grad): final means this call's sum included */
+        final_log l = { .leaf = { v[0], v[1], v[2], v[3] } };
+        CHECK(kd_backward_hooked(final_graph(v), NULL, on_final, &l) == KD_OK, "hook: backward: %s", kd_last_error());
+        CHECK(l.n == 3, "hook pass %d: %d reports, expected 3 (the leaves that require a gradient)", pass, l.n);
+        for (int i = 0; i < NLEAF; i++) {
+            int want = i < 3;
+            CHECK(l.count[i] == want, "hook pass %d: %s reported %d times, expected %d", pass, names[i], l.count[i], want);
+            if (!want || !v[i]->grad) continue;
+            int same = 1;
+            for (int k = 0; k < NEL; k++) same &= l.seen[i][k] == g(v[i], k);   /* NaN: not the same */
+            CHECK(same, "hook pass %d: %s: gradient when reported (%g %g %g) = final (%g %g %g)", pass, names[i],
+                  l.seen[i][0], l.seen[i][1], l.seen[i][2], g(v[i], 0), g(v[i], 1), g(v[i], 2));
+        }
+        /* The walk runs the forward backwards: a's and b's last consumer is the forward's first node (a * b),
+         * c's is u * c, which the walk reaches earlier: c is reported first, then a and b (after one node). */
+        CHECK(l.n == 3 && l.order[0] == 2 && l.order[1] + l.order[2] == 1,
+              "hook pass %d: reported in the order c, then a and b (the order the walk finishes them)", pass);
+        kd_arena_reset();
+    }
+    /* The sums the reports saw, against the formula: dy/da = (1 - u^2)(b + 1) c d + c d, at pass 1 doubled. */
+    for (int k = 0; k < NEL; k++) {
+        double a = ((double *)kd_data(v[0]))[k], b = ((double *)kd_data(v[1]))[k], c = ((double *)kd_data(v[2]))[k],
+               d = ((double *)kd_data(v[3]))[k], u = tanh(a * b + a);
+        CHECK_CLOSE(g(v[0], k), 2.0 * ((1 - u * u) * (b + 1) * c * d + c * d), 1e-12, 1e-12, "hook: dy/da after two calls");
+        CHECK_CLOSE(g(v[2], k), 2.0 * (u + a) * d, 1e-12, 1e-12, "hook: dy/dc after two calls");
+    }
+    /* A hook's error stops the walk and comes back from backward. */
+    final_log l = { .leaf = { v[0], v[1], v[2], v[3] }, .fail_at = 2 };
+    kd_status st = kd_backward_hooked(final_graph(v), NULL, on_final, &l);
+    CHECK(st == KD_ERR_STATE && l.n == 1 && strstr(kd_last_error(), "hook refused"),
+          "hook: an error from the hook stops backward (status %d after %d reports: %s)", (int)st, l.n, kd_last_error());
+    kd_clear_error();
+    /* A leaf root is reported after its gradient is set. */
+    final_log lr = { .leaf = { v[1] } };
+    kd_zero_grad(&v[1], 1);
+    CHECK(kd_backward_hooked(v[1], kd_ones(KD_F64, 1, S(NEL)), on_final, &lr) == KD_OK && lr.count[0] == 1 &&
+          lr.seen[0][2] == 1.0, "hook: a leaf root is reported once, with its gradient (%d reports)", lr.n);
+    for (int i = 0; i < NLEAF; i++) kd_tensor_free(v[i]);
+    kd_arena_reset();
+}
+
 int main(void)
 {
     test_arena_keep();
     test_used_twice();
     test_no_grad_detach();
     test_upstream_and_deep_chain();
+    test_grad_final();
     test_bad_input();
     kd_shutdown();
     return kd_test_finish("test_graph");

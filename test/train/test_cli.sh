@@ -140,6 +140,8 @@ expect 2 "--threads: got '0'" -- predict --model "$tmp/teacher" --threads 0
 expect 2 "unknown command" -- frobnicate
 expect 2 "--model: got nothing" -- finetune --data "$tmp" --out "$tmp/x"
 expect 2 "--comm: got 'bogus', expected auto, none, mpi or nccl" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/x" --comm bogus
+expect 2 "--bucket-mb: got '-1', expected a number of MB from 0 to 1e6 (0: one flat all-reduce)" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/x" --bucket-mb -1
+expect 2 "--bucket-mb: got '25MB', expected a number of MB from 0 to 1e6" -- distill "${t[@]}" --data "$tmp" --bucket-mb 25MB
 expect 1 "kd finetune: --comm: communicator: " -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/x" --comm nccl
 expect 1 "--resume: no checkpoint" -- finetune --model bert-tiny --vocab "$tmp/vocab.txt" --data "$tmp" --out "$tmp/fresh" --resume --quiet
 # An output directory that holds a run is not written over: refused naming what is there, the model left

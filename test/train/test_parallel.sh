@@ -9,6 +9,8 @@
 #   - a 2-rank run stopped at step 10 and resumed equals the uninterrupted 2-rank run bit for bit (with
 #     dropout 0.1: each rank's dropout stream is keyed by the micro-batch); --resume on 1 process of that
 #     2-rank checkpoint is refused naming both counts;
+#   - the gradients in buckets overlapped with the backward against the flat all-reduce (below), with and
+#     without --grad-accum;
 #   - a rank killed (SIGKILL) in the middle of a run: the job ends within 30 s, non-zero, with a message.
 # The tolerance. Two ranks sum their shards' gradients (each a sum over its rows x padded length) where one
 # process sums all the rows at once: the gradients differ by rounding (relative ~1e-7; the logged losses and
@@ -76,6 +78,32 @@ if run1 "${ft[@]}" --dropout 0 --out "$tmp/one" && run2 "${ft[@]}" --dropout 0 -
     ok "the weight comparison tells another batch apart (batch 8 vs 16 fails the tolerance)"
   else bad "the weight comparison passed a run on another batch"; fi
 fi
+
+# --- gradients in buckets overlapped with the backward (--bucket-mb 0.25: about 8 buckets of bert-tiny's
+# 1.9 MB) against the flat all-reduce (--bucket-mb 0), 2 ranks: the same weights bit for bit (each element
+# of a 2-rank sum is a + b, which IEEE addition gives exactly alike in any order or grouping, and packing
+# is a copy), and within the tolerance above of one process. The same with --grad-accum 2 (only the last
+# micro-batch's backward hands its gradients over).
+bucket_pair() {   # bucket_pair WHAT FLAGS...: flat and bucketed on 2 ranks, and one process
+  local what=$1; shift
+  run2 "${ft[@]}" --dropout 0 "$@" --bucket-mb 0 --out "$tmp/flat" || return
+  grep -q "exposed (flat)" "$tmp/run.log" || bad "$what: the flat run does not say flat: $(tail -2 "$tmp/run.log")"
+  run2 "${ft[@]}" --dropout 0 "$@" --bucket-mb 0.25 --out "$tmp/buck" || return
+  nb=$(sed -n 's/.*exposed (\([0-9]*\) buckets of 0.25 MB.*/\1/p' "$tmp/run.log")
+  if [ -n "$nb" ] && [ "$nb" -ge 4 ]; then ok "$what: $(grep -o "all-reduce.*" "$tmp/run.log")"
+  else bad "$what: expected 4 or more buckets of 0.25 MB, got: $(tail -2 "$tmp/run.log")"; fi
+  if m=$("$cmp" "$tmp/flat/last/model.safetensors" "$tmp/buck/last/model.safetensors" 0 0); then
+    ok "$what: weights after 20 steps, $nb buckets = flat, bit for bit: $(tail -1 <<<"$m")"
+  else bad "$what: weights of $nb buckets differ from flat: $m"; fi
+  run1 "${ft[@]}" --dropout 0 "$@" --out "$tmp/one_b" || return
+  if m=$(same_steps "$tmp/one_b/metrics.jsonl" "$tmp/buck/metrics.jsonl") &&
+     m2=$("$cmp" "$tmp/one_b/last/model.safetensors" "$tmp/buck/last/model.safetensors" "${tol[@]}"); then
+    ok "$what: $nb buckets on 2 ranks = 1 process (steps rel 1e-5; weights: $(tail -1 <<<"$m2"))"
+  else bad "$what: $nb buckets on 2 ranks differ from 1 process: $m ${m2:-}"; fi
+  rm -rf "$tmp/flat" "$tmp/buck" "$tmp/one_b"
+}
+bucket_pair "finetune in buckets"
+bucket_pair "finetune in buckets, --grad-accum 2" --batch-size 8 --grad-accum 2
 
 # --- uneven shards: 3 ranks, global batch 15, 22 steps (5 rows each; the last batch of 5: 1, 2 and 2)
 if run1 "${ft[@]}" --dropout 0 --batch-size 15 --max-steps 22 --out "$tmp/one15" &&

@@ -34,6 +34,11 @@ bf16 KD step >= 1.3x PyTorch 2.x's bf16 autocast in wall and CPU seconds, with n
   /usr/bin/python3 bench/bench_kd_pytorch.py --kd build/bench/bench_bert --case kd-step --precision both \
       --torch-python /work/venv-torch2/bin/python
 
+--gemm-probe [ROWS] prints this interpreter's PyTorch f32 and bf16 GEMM rates at a BERT linear's three
+products (forward, input gradient, weight gradient; x ROWS x 768, W 3072 x 768): on a CPU without AVX-512
+some of its bf16 products run far slower than f32, and this shows which.
+  /work/venv-torch2/bin/python bench/bench_kd_pytorch.py --gemm-probe 512 --threads 2
+
 --inference runs the inference table instead: bert-base and the SST-2 student (MiniLM-L6's shape, 3
 layers) at batch 1 x 128 and 32 x 128, each in kd f32, kd bf16 and kd int8 (bench_bert --int8: the model as
 `kd quantize` makes it, activations quantized per token; given by --kd), PyTorch f32
@@ -335,6 +340,33 @@ def run_peer(a):
     return 0
 
 
+def gemm_probe(a):
+    """PyTorch's f32 and bf16 GEMM rates at a BERT linear's three products (forward x W^T, the input's
+    gradient g W, the weight's gradient g^T x; x [M, 768], W [3072, 768]), each the median of 3 calls after
+    one: what its bf16 autocast step is made of on this CPU."""
+    import torch
+    torch.set_num_threads(a.threads)
+    M, K, N = a.gemm_probe, 768, 3072
+    print(f"PyTorch {torch.__version__}, {a.threads} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"x [{M}, {K}], W [{N}, {K}]")
+    g = torch.Generator().manual_seed(1)
+    x, w, gy = torch.randn(M, K, generator=g), torch.randn(N, K, generator=g), torch.randn(M, N, generator=g)
+    for name, f in (("forward x W^T", lambda x, w, gy: x @ w.t()), ("input grad g W", lambda x, w, gy: gy @ w),
+                    ("weight grad g^T x", lambda x, w, gy: gy.t() @ x)):
+        row = []
+        for dt in (torch.float32, torch.bfloat16):
+            xx, ww, gg = x.to(dt), w.to(dt), gy.to(dt)
+            f(xx, ww, gg)
+            t = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                f(xx, ww, gg)
+                t.append(time.perf_counter() - t0)
+            row.append(2.0 * M * N * K / statistics.median(t) * 1e-9)
+        print(f"  {name:<18} f32 {row[0]:7.1f} GFLOP/s   bf16 {row[1]:7.2f} GFLOP/s   (bf16 / f32 {row[1] / row[0]:.3f})")
+    return 0
+
+
 def inference_table(a):
     """kd f32, kd bf16, kd int8, PyTorch f32, ORT f32, ORT int8 on each model and shape; then the table."""
     have = {}
@@ -419,6 +451,9 @@ def main():
     ap.add_argument("--inference", action="store_true", help="the inference table: kd f32/bf16, PyTorch f32, ONNX "
                     "Runtime f32 and dynamic int8 on bert-base and the SST-2 student at 1 x 128 and 32 x 128")
     ap.add_argument("--big-reps", type=int, default=2, help="timed forwards at 32 x 128 (--inference)")
+    ap.add_argument("--gemm-probe", type=int, nargs="?", const=512, metavar="ROWS", help="PyTorch's f32 and bf16 GEMM "
+                    "rates at a BERT linear's forward, input-gradient and weight-gradient products (x: ROWS x 768, "
+                    "512 rows without a number)")
     ap.add_argument("--peer", choices=["torch-f32", "ort-f32", "ort-int8"], help=argparse.SUPPRESS)
     ap.add_argument("--model", default="bert-base", choices=sorted(PRESETS), help=argparse.SUPPRESS)
     ap.add_argument("--layers", type=int, default=None, help=argparse.SUPPRESS)
@@ -427,6 +462,11 @@ def main():
     a = ap.parse_args()
     if a.peer:
         return run_peer(a)
+    if a.gemm_probe is not None:
+        if a.gemm_probe < 1:
+            print("bench_kd_pytorch: --gemm-probe ROWS must be >= 1", file=sys.stderr)
+            return 2
+        return gemm_probe(a)
     if a.inference:
         return inference_table(a)
     if a.reps < 1 or a.large_reps < 1:

@@ -5,8 +5,10 @@ KD loss, backward, AdamW), the bert-base training step (forward, cross-entropy, 
 as bench_bert's), the bert-large forward at 16 x 128, and bert-base inference at batch 1 x 128. Same
 random-weight models, same synthetic batch (bench_bert's generator: row lengths between T/2 and T), same
 FLOP count. Each case runs in its own process, so its peak memory (maximum resident set, from
-resource.getrusage) is its own; outputs are checked finite before timing; the median of the timed repeats
-is reported with tokens/s and GFLOP/s.
+resource.getrusage: the interpreter and torch's libraries included, as bench_bert's child counts its own)
+is its own; outputs are checked finite before timing; the median of the timed repeats is reported with
+tokens/s and GFLOP/s, and the CPU seconds per timed step (the process's user + system time across the timed
+steps over their number, as bench_bert counts them).
 
 The model is test/models/torch_bert.py's plain functional BERT (no `transformers`), with Hugging Face's
 dropouts in training (bench/kd_recipe_pytorch.py's train_logits). Runs with Debian's /usr/bin/python3 +
@@ -17,13 +19,25 @@ measured on the development machine.
 
   /usr/bin/python3 bench/bench_kd_pytorch.py [--case kd-step|base-train|large-forward|base-latency|all]
                                              [--reps 3] [--large-reps 1] [--threads 2] [--kd build/bench/bench_bert]
-                                             [--precision f32|bf16]
+                                             [--precision f32|bf16|both] [--torch-python PYTHON]
 
 --precision bf16 runs PyTorch's forwards (and losses) under torch.autocast("cpu", dtype=torch.bfloat16),
-its mixed precision, and kd's bench_bert with --precision bf16 (bf16 activations, f32 master weights).
+its mixed precision, and kd's bench_bert with --precision bf16 (bf16 activations, f32 master weights);
+both runs every case in f32 and then in bf16.
 
 With --kd, each case runs in kd's bench_bert first and then here, and a side-by-side table with the
-ratios closes the run.
+ratios closes the run. --torch-python names a second Python whose PyTorch 2.x runs each case too, as one
+more column (PyPI's torch in a venv: python3 -m venv /work/venv-torch2 && /work/venv-torch2/bin/pip install
+torch numpy); one without torch, or with a 1.x, is skipped with a message, as is this interpreter's torch
+when it has none. With a 2.x peer and the bf16 KD step measured, the run ends with the goal's verdict: kd's
+bf16 KD step >= 1.3x PyTorch 2.x's bf16 autocast in wall and CPU seconds, with no more peak memory.
+  /usr/bin/python3 bench/bench_kd_pytorch.py --kd build/bench/bench_bert --case kd-step --precision both \
+      --torch-python /work/venv-torch2/bin/python
+
+--gemm-probe [ROWS] prints this interpreter's PyTorch f32 and bf16 GEMM rates at a BERT linear's three
+products (forward, input gradient, weight gradient; x ROWS x 768, W 3072 x 768): on a CPU without AVX-512
+some of its bf16 products run far slower than f32, and this shows which.
+  /work/venv-torch2/bin/python bench/bench_kd_pytorch.py --gemm-probe 512 --threads 2
 
 --inference runs the inference table instead: bert-base and the SST-2 student (MiniLM-L6's shape, 3
 layers) at batch 1 x 128 and 32 x 128, each in kd f32, kd bf16 and kd int8 (bench_bert --int8: the model as
@@ -143,15 +157,21 @@ def max_rss_gib():
 
 
 def timed(step, reps, warmup):
-    t, cpu = [], []
-    for _ in range(reps + warmup):
-        t0, c0 = time.perf_counter(), time.process_time()
+    """The median wall time of `reps` steps after `warmup` untimed ones. CPU seconds per timed step are the
+    process's CPU time (user + system, all threads) across the timed steps divided by `reps`, as bench_bert
+    counts them: on a shared machine the wall time depends on the load, the CPU time much less."""
+    t = []
+    for r in range(reps + warmup):
+        if r == warmup:
+            c0 = time.process_time()
+        t0 = time.perf_counter()
         step()
         t.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    # CPU seconds (all threads) per timed step: on a shared machine the wall time depends on the load.
-    print(f"  per timed step: {statistics.median(cpu[warmup:]):.3f} CPU s; load average "
-          + " ".join(f"{x:.2f}" for x in os.getloadavg()))
+        # progress on stderr (the figures go to stdout): a bf16 step without native bf16 GEMMs takes minutes
+        print(f"  {'warm-up' if r < warmup else 'timed'} step {r + 1}/{reps + warmup}: {t[-1]:.3f} s", file=sys.stderr,
+              flush=True)
+    cpu = (time.process_time() - c0) / reps
+    print(f"  per timed step: {cpu:.3f} CPU s; load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     return statistics.median(t[warmup:])
 
 
@@ -164,10 +184,12 @@ def run_case(name, a):
 
     amp = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.precision == "bf16" else contextlib.nullcontext
 
+    rss_import = max_rss_gib()   # the interpreter and torch's libraries, before any tensor
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     print(f"[{name}] PyTorch {torch.__version__}, {torch.get_num_threads()} threads, {a.precision}, "
           + ", ".join(f"{k}={os.environ.get(k, '')}" for k in ENV_DEFAULTS), flush=True)
+    print(f"  memory (import)       {rss_import:.2f} GiB resident after importing torch", flush=True)
     B, T = (1, 128) if name == "base-latency" else (16, 128)
     if name in ("large-forward", "base-latency"):
         preset = "bert-large" if name == "large-forward" else "bert-base"
@@ -232,7 +254,7 @@ def run_case(name, a):
         opt.step()
         if not (torch.isfinite(loss) and torch.isfinite(gn)):
             raise RuntimeError("KD step: loss or gradient not finite")
-    med = timed(step, a.reps, 1)
+    med = timed(step, a.reps, 1)   # AdamW's state is made in the warm-up step
     fl = forward_flops(ct, B, T) + 3.0 * forward_flops(c, B, T)
     print(f"  KD step {B} x {T} (bert-large teacher forward + bert-base student step, AdamW): median {med:.3f} s "
           f"over {a.reps} (after 1 warm-up), {B * T / med:.0f} tokens/s, ~{fl / med * 1e-9:.1f} GFLOP/s "
@@ -318,6 +340,33 @@ def run_peer(a):
     return 0
 
 
+def gemm_probe(a):
+    """PyTorch's f32 and bf16 GEMM rates at a BERT linear's three products (forward x W^T, the input's
+    gradient g W, the weight's gradient g^T x; x [M, 768], W [3072, 768]), each the median of 3 calls after
+    one: what its bf16 autocast step is made of on this CPU."""
+    import torch
+    torch.set_num_threads(a.threads)
+    M, K, N = a.gemm_probe, 768, 3072
+    print(f"PyTorch {torch.__version__}, {a.threads} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
+          f"x [{M}, {K}], W [{N}, {K}]")
+    g = torch.Generator().manual_seed(1)
+    x, w, gy = torch.randn(M, K, generator=g), torch.randn(N, K, generator=g), torch.randn(M, N, generator=g)
+    for name, f in (("forward x W^T", lambda x, w, gy: x @ w.t()), ("input grad g W", lambda x, w, gy: gy @ w),
+                    ("weight grad g^T x", lambda x, w, gy: gy.t() @ x)):
+        row = []
+        for dt in (torch.float32, torch.bfloat16):
+            xx, ww, gg = x.to(dt), w.to(dt), gy.to(dt)
+            f(xx, ww, gg)
+            t = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                f(xx, ww, gg)
+                t.append(time.perf_counter() - t0)
+            row.append(2.0 * M * N * K / statistics.median(t) * 1e-9)
+        print(f"  {name:<18} f32 {row[0]:7.1f} GFLOP/s   bf16 {row[1]:7.2f} GFLOP/s   (bf16 / f32 {row[1] / row[0]:.3f})")
+    return 0
+
+
 def inference_table(a):
     """kd f32, kd bf16, kd int8, PyTorch f32, ORT f32, ORT int8 on each model and shape; then the table."""
     have = {}
@@ -393,12 +442,18 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--large-reps", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--precision", default="f32", choices=["f32", "bf16"])
+    ap.add_argument("--precision", default="f32", choices=["f32", "bf16", "both"],
+                    help="both: every case in f32 and then in bf16 (kd --precision bf16, PyTorch's bf16 autocast)")
     ap.add_argument("--kd", metavar="BENCH_BERT", help="kd's build/bench/bench_bert: run each case in kd first, "
                     "then in PyTorch, and print both side by side with the ratios")
+    ap.add_argument("--torch-python", metavar="PYTHON", help="a Python with PyTorch 2.x (e.g. /work/venv-torch2/bin/python): "
+                    "each case also runs there, as one more column of the table; skipped when it has no torch 2.x")
     ap.add_argument("--inference", action="store_true", help="the inference table: kd f32/bf16, PyTorch f32, ONNX "
                     "Runtime f32 and dynamic int8 on bert-base and the SST-2 student at 1 x 128 and 32 x 128")
     ap.add_argument("--big-reps", type=int, default=2, help="timed forwards at 32 x 128 (--inference)")
+    ap.add_argument("--gemm-probe", type=int, nargs="?", const=512, metavar="ROWS", help="PyTorch's f32 and bf16 GEMM "
+                    "rates at a BERT linear's forward, input-gradient and weight-gradient products (x: ROWS x 768, "
+                    "512 rows without a number)")
     ap.add_argument("--peer", choices=["torch-f32", "ort-f32", "ort-int8"], help=argparse.SUPPRESS)
     ap.add_argument("--model", default="bert-base", choices=sorted(PRESETS), help=argparse.SUPPRESS)
     ap.add_argument("--layers", type=int, default=None, help=argparse.SUPPRESS)
@@ -407,46 +462,103 @@ def main():
     a = ap.parse_args()
     if a.peer:
         return run_peer(a)
+    if a.gemm_probe is not None:
+        if a.gemm_probe < 1:
+            print("bench_kd_pytorch: --gemm-probe ROWS must be >= 1", file=sys.stderr)
+            return 2
+        return gemm_probe(a)
     if a.inference:
         return inference_table(a)
     if a.reps < 1 or a.large_reps < 1:
         print("bench_kd_pytorch: --reps and --large-reps must be >= 1", file=sys.stderr)
         return 2
-    if a.case != "all":
+    if a.case != "all" and not a.kd and not a.torch_python and a.precision != "both":
+        # One case of this interpreter's PyTorch, in this process (the driver below runs each case so).
         try:
             import torch  # noqa: F401
         except ImportError as e:
             print(f"bench_kd_pytorch: skipped: {e} (needs python3-torch)")
             return 0
         return run_case(a.case, a)
+    return compare(a)
+
+
+def torch_version(python):
+    """The version of `python`'s torch, or None (with the reason printed) where it cannot import torch."""
+    try:
+        r = subprocess.run([python, "-c", "import torch; print(torch.__version__)"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"bench_kd_pytorch: {python}: {e}")
+        return None
+    if r.returncode != 0:
+        last = (r.stderr.strip().splitlines() or ["no message"])[-1]
+        print(f"bench_kd_pytorch: {python} cannot import torch ({last})")
+        return None
+    return r.stdout.strip()
+
+
+def peers(a):
+    """[(label, python)] of the PyTorch builds that run the cases: this interpreter's (Debian's 1.13 when run
+    with /usr/bin/python3) and --torch-python's, which must be a 2.x; those missing are skipped, said once."""
+    out = []
+    v = torch_version(sys.executable)
+    if v:
+        out.append((f"PyTorch {'.'.join(v.split('.')[:2])}", sys.executable))
+    else:
+        print(f"bench_kd_pytorch: PyTorch of {sys.executable} skipped")
+    if a.torch_python:
+        v = torch_version(a.torch_python)
+        if v and v.split(".")[0].isdigit() and int(v.split(".")[0]) >= 2:
+            out.append((f"PyTorch {'.'.join(v.split('.')[:2])}", a.torch_python))
+            print(f"bench_kd_pytorch: PyTorch 2.x peer: {a.torch_python} (torch {v})")
+        else:
+            print(f"bench_kd_pytorch: PyTorch 2.x peer skipped: {a.torch_python} has "
+                  + (f"torch {v}" if v else "no torch"))
+    if len({label for label, _ in out}) < len(out):   # the same version twice: name them by interpreter
+        out = [(f"{label} ({py})", py) for label, py in out]
+    return out
+
+
+def compare(a):
+    """Each case (--case, or all four) at each precision, in its own process: kd's bench_bert (--kd) first,
+    then every PyTorch of peers(); a side-by-side table of wall, CPU seconds and peak memory with ratios ends
+    the run."""
     env = dict(os.environ)
     for k, v in ENV_DEFAULTS.items():
         env.setdefault(k, v)
     print("bench_kd_pytorch: each case in its own process, with "
           + " ".join(f"{k}={env[k]}" for k in ENV_DEFAULTS)
-          + " (the fastest PyTorch configuration measured on this machine)", flush=True)
+          + f", {a.threads} threads each", flush=True)
+    cols = peers(a)
+    cases = ("base-latency", "base-train", "large-forward", "kd-step") if a.case == "all" else (a.case,)
+    precisions = ("f32", "bf16") if a.precision == "both" else (a.precision,)
     failed = 0
     rows = []
-    for case in ("base-latency", "base-train", "large-forward", "kd-step"):
-        kd_out = None
-        if a.kd:
-            r = subprocess.run([a.kd, "--case", case, "--reps", str(a.reps), "--large-reps", str(a.large_reps),
-                                "--threads", str(a.threads), "--precision", a.precision], stdout=subprocess.PIPE, text=True)
-            print(r.stdout, end="", flush=True)
-            if r.returncode != 0:
-                print(f"bench_kd_pytorch: kd's case {case} failed", file=sys.stderr)
-                failed = 1
-            kd_out = r.stdout
-        r = subprocess.run([sys.executable, os.path.abspath(__file__), "--case", case, "--reps", str(a.reps),
-                            "--large-reps", str(a.large_reps), "--threads", str(a.threads), "--precision", a.precision], env=env,
-                           stdout=subprocess.PIPE, text=True)
-        print(r.stdout, end="", flush=True)
-        if r.returncode != 0:
-            print(f"bench_kd_pytorch: case {case} failed", file=sys.stderr)
-            failed = 1
-        rows.append((case, figures(kd_out), figures(r.stdout)))
+    for case in cases:
+        for prec in precisions:
+            res = {}
+            if a.kd:
+                r = subprocess.run([a.kd, "--case", case, "--reps", str(a.reps), "--large-reps", str(a.large_reps),
+                                    "--threads", str(a.threads), "--precision", prec], stdout=subprocess.PIPE, text=True)
+                print(r.stdout, end="", flush=True)
+                if r.returncode != 0:
+                    print(f"bench_kd_pytorch: kd's case {case} ({prec}) failed", file=sys.stderr)
+                    failed = 1
+                res["kd"] = figures(r.stdout if r.returncode == 0 else None)
+            for label, py in cols:
+                r = subprocess.run([py, os.path.abspath(__file__), "--case", case, "--reps", str(a.reps),
+                                    "--large-reps", str(a.large_reps), "--threads", str(a.threads), "--precision", prec],
+                                   env=env, stdout=subprocess.PIPE, text=True)
+                print(r.stdout, end="", flush=True)
+                if r.returncode != 0:
+                    print(f"bench_kd_pytorch: {label}'s case {case} ({prec}) failed", file=sys.stderr)
+                    failed = 1
+                res[label] = figures(r.stdout if r.returncode == 0 else None)
+            rows.append((f"{case} {prec}", res))
     if a.kd:
-        side_by_side(rows)
+        side_by_side(rows, [label for label, _ in cols], a.threads)
+        goal(rows, [label for label, _ in cols])
     return failed
 
 
@@ -459,16 +571,38 @@ def figures(text):
     return (grab(r"median ([0-9.]+) s"), grab(r"([0-9.]+) CPU s"), grab(r"max RSS ([0-9.]+) GiB"))
 
 
-def side_by_side(rows):
-    fmt = lambda v, u: f"{v:.3f} {u}" if v is not None else "-"
-    ratio = lambda p, k: f"{p / k:.2f}x" if p and k else "-"
-    print("\nside by side (ratio = PyTorch / kd: above 1 means kd is faster or smaller)")
-    print(f"{'case':<15} {'kd wall':>10} {'PyTorch':>10} {'ratio':>6}   {'kd CPU':>10} {'PyTorch':>10} {'ratio':>6}"
-          f"   {'kd RSS':>9} {'PyTorch':>9}")
-    for case, k, p in rows:
-        print(f"{case:<15} {fmt(k[0], 's'):>10} {fmt(p[0], 's'):>10} {ratio(p[0], k[0]):>6}   "
-              f"{fmt(k[1], 's'):>10} {fmt(p[1], 's'):>10} {ratio(p[1], k[1]):>6}   "
-              f"{fmt(k[2], 'GiB'):>9} {fmt(p[2], 'GiB'):>9}")
+def side_by_side(rows, peers, threads):
+    """rows: [(name, {column: figures()})]; kd's figures under "kd", each peer's under its label. One block per
+    figure: wall, CPU seconds, peak memory, each with the ratio peer / kd."""
+    cols = ["kd"] + peers
+    heads = [p.split(" (")[0] + " / kd" for p in peers]
+    w = max(len(c) for c in cols + heads) + 2
+    print(f"\nside by side, {threads} threads each (ratio = PyTorch / kd: above 1 means kd is faster or smaller)")
+    for what, i, fmt in (("median wall seconds per step", 0, "{:.3f}"),
+                         ("CPU seconds per timed step (all threads)", 1, "{:.3f}"),
+                         ("peak memory: max RSS of the case's process, GiB", 2, "{:.2f}")):
+        print(f"\n{what}")
+        print(f"{'case':<20}" + "".join(f"{c:>{w}}" for c in cols + heads))
+        for name, res in rows:
+            v = lambda c: res[c][i] if c in res else None
+            cell = lambda c: fmt.format(v(c)) if v(c) is not None else "-"
+            ratio = lambda p: f"{v(p) / v('kd'):.2f}x" if v(p) and v("kd") else "-"
+            print(f"{name:<20}" + "".join(f"{cell(c):>{w}}" for c in cols) + "".join(f"{ratio(p):>{w}}" for p in peers))
+
+
+def goal(rows, peers):
+    """The mixed-precision goal, from the figures above: kd's bf16 KD step >= 1.3x PyTorch 2.x's bf16 autocast
+    step in wall and CPU seconds, with no more peak memory."""
+    res = dict(rows).get("kd-step bf16")
+    two = [p for p in peers if p.startswith("PyTorch 2") or p.startswith("PyTorch 3")]
+    if not res or not two or None in res.get("kd", (None,)) or None in res.get(two[0], (None,)):
+        return
+    k, p = res["kd"], res[two[0]]
+    wall, cpu = p[0] / k[0], p[1] / k[1]
+    met = wall >= 1.3 and cpu >= 1.3 and k[2] <= p[2]
+    print(f"\ngoal: KD step 16 x 128 in bf16 >= 1.3x {two[0]}'s bf16 autocast (wall and CPU seconds), no more peak "
+          f"memory: {'met' if met else 'missed'} (wall {wall:.2f}x, CPU {cpu:.2f}x, max RSS {k[2]:.2f} against "
+          f"{p[2]:.2f} GiB)")
 
 
 if __name__ == "__main__":

@@ -27,17 +27,17 @@ both runs every case in f32 and then in bf16.
 
 With --kd, each case runs in kd's bench_bert first and then here, and a side-by-side table with the
 ratios closes the run. --torch-python names a second Python whose PyTorch 2.x runs each case too, as one
-more column (PyPI's torch in a venv: python3 -m venv /work/venv-torch2 && /work/venv-torch2/bin/pip install
+more column (PyPI's torch in a venv: python3 -m venv ~/venv-torch2 && ~/venv-torch2/bin/pip install
 torch numpy); one without torch, or with a 1.x, is skipped with a message, as is this interpreter's torch
 when it has none. With a 2.x peer and the bf16 KD step measured, the run ends with the goal's verdict: kd's
 bf16 KD step >= 1.3x PyTorch 2.x's bf16 autocast in wall and CPU seconds, with no more peak memory.
   /usr/bin/python3 bench/bench_kd_pytorch.py --kd build/bench/bench_bert --case kd-step --precision both \
-      --torch-python /work/venv-torch2/bin/python
+      --torch-python ~/venv-torch2/bin/python
 
 --gemm-probe [ROWS] prints this interpreter's PyTorch f32 and bf16 GEMM rates at a BERT linear's three
 products (forward, input gradient, weight gradient; x ROWS x 768, W 3072 x 768): on a CPU without AVX-512
 some of its bf16 products run far slower than f32, and this shows which.
-  /work/venv-torch2/bin/python bench/bench_kd_pytorch.py --gemm-probe 512 --threads 2
+  ~/venv-torch2/bin/python bench/bench_kd_pytorch.py --gemm-probe 512 --threads 2
 
 --inference runs the inference table instead: bert-base and the SST-2 student (MiniLM-L6's shape, 3
 layers) at batch 1 x 128 and 32 x 128, each in kd f32, kd bf16 and kd int8 (bench_bert --int8: the model as
@@ -446,7 +446,7 @@ def main():
                     help="both: every case in f32 and then in bf16 (kd --precision bf16, PyTorch's bf16 autocast)")
     ap.add_argument("--kd", metavar="BENCH_BERT", help="kd's build/bench/bench_bert: run each case in kd first, "
                     "then in PyTorch, and print both side by side with the ratios")
-    ap.add_argument("--torch-python", metavar="PYTHON", help="a Python with PyTorch 2.x (e.g. /work/venv-torch2/bin/python): "
+    ap.add_argument("--torch-python", metavar="PYTHON", help="a Python with PyTorch 2.x (e.g. ~/venv-torch2/bin/python): "
                     "each case also runs there, as one more column of the table; skipped when it has no torch 2.x")
     ap.add_argument("--inference", action="store_true", help="the inference table: kd f32/bf16, PyTorch f32, ONNX "
                     "Runtime f32 and dynamic int8 on bert-base and the SST-2 student at 1 x 128 and 32 x 128")

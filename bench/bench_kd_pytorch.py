@@ -93,6 +93,14 @@ def config(preset, layers=None):
             "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "num_labels": 2}
 
 
+def report_forward(name, c, B, T, med, reps, warmup):
+    """The forward cases' two result lines (the side-by-side driver reads them)."""
+    print(f"  {name} forward {B} x {T}: median {med:.3f} s over {reps} (after {warmup} warm-up), "
+          f"{B * T / med:.0f} tokens/s, {forward_flops(c, B, T) / med * 1e-9:.1f} GFLOP/s")
+    print(f"  memory (forward)      max RSS {max_rss_gib():.2f} GiB")
+    return 0
+
+
 def forward_flops(c, B, T):
     """bench_bert.c's count: 2 * (matmul parameters) per token plus attention's two batched products
     (4 * T * hidden per token per layer), plus pooler and classifier. A training step is ~3x this."""
@@ -203,10 +211,7 @@ def run_case(name, a):
             if not torch.isfinite(z).all():
                 raise RuntimeError("forward: logits not finite")
         med = timed(step, reps, warmup)
-        print(f"  {preset} forward {B} x {T}: median {med:.3f} s over {reps} (after {warmup} warm-up), "
-              f"{B * T / med:.0f} tokens/s, {forward_flops(c, B, T) / med * 1e-9:.1f} GFLOP/s")
-        print(f"  memory (forward)      max RSS {max_rss_gib():.2f} GiB")
-        return 0
+        return report_forward(preset, c, B, T, med, reps, warmup)
 
     P, c = make_model(torch, "bert-base", 1)
     for t in P.values():
@@ -334,10 +339,7 @@ def run_peer(a):
             if not np.isfinite(z).all():
                 raise RuntimeError("forward: logits not finite")
     med = timed(step, reps, warmup)
-    print(f"  {a.model} forward {B} x {T}: median {med:.3f} s over {reps} (after {warmup} warm-up), "
-          f"{B * T / med:.0f} tokens/s, {forward_flops(c, B, T) / med * 1e-9:.1f} GFLOP/s")
-    print(f"  memory (forward)      max RSS {max_rss_gib():.2f} GiB")
-    return 0
+    return report_forward(a.model, c, B, T, med, reps, warmup)
 
 
 def gemm_probe(a):
